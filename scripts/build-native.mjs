@@ -1,0 +1,1 @@
+// placeholder; replaced when the peer-credential addon lands

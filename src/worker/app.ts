@@ -1,0 +1,22 @@
+/**
+ * The issuer's HTTP surface: public endpoints (OIDC discovery, JWKS, SPIFFE bundle, health), the agent API
+ * and the admin API. `createApp(deps)` wires route groups; handlers live in routes/.
+ * @module
+ */
+import { Hono } from 'hono';
+import { WispError } from '../shared/errors.js';
+import type { AppDeps } from './deps.js';
+import { errorHandler } from './middleware/error-handler.js';
+import { publicRoutes } from './routes/public.js';
+
+export type AppEnv = { Bindings: Env };
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.onError(errorHandler);
+  app.notFound(() => {
+    throw new WispError('ERR_NOT_FOUND', 'no such endpoint');
+  });
+  app.route('/', publicRoutes(deps));
+  return app;
+}

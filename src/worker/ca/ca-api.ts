@@ -1,0 +1,65 @@
+/**
+ * The contract of the TrustDomainCa Durable Object's RPC surface: plain data in, `Result` out (error classes
+ * do not survive DO RPC). The Worker verifies CSRs and authorization before calling; the DO only signs.
+ * @module
+ */
+import type { Result } from '../../shared/result.js';
+
+export interface SignX509SvidRequest {
+  spiffeId: string;
+  /** DER SubjectPublicKeyInfo, base64 (standard). Already proven by the CSR signature in the Worker. */
+  publicKeySpki: string;
+  dnsNames: string[];
+  /** requested lifetime; the DO caps it at the signing CA's notAfter */
+  ttlSeconds: number;
+}
+
+export interface SignedX509Svid {
+  spiffeId: string;
+  /** leaf first, then intermediates up to (not including) the bundle's root; base64 DER each */
+  certChain: string[];
+  /** seconds since the epoch */
+  expiresAt: number;
+  serialNumber: string;
+}
+
+export interface SignJwtSvidRequest {
+  spiffeId: string;
+  audience: string[];
+  ttlSeconds: number;
+}
+
+export interface SignedJwtSvid {
+  spiffeId: string;
+  token: string;
+  /** seconds since the epoch */
+  expiresAt: number;
+}
+
+/** A JWT authority as published: a public JWK with kid, alg and use. */
+export interface PublishedJwk {
+  kty: string;
+  kid: string;
+  alg: string;
+  use: 'sig';
+  [member: string]: unknown;
+}
+
+/** The keys the trust domain publishes right now (prepared, active and not-yet-expired old). */
+export interface PublishedKeys {
+  /** X.509 authorities (roots of trust for X509-SVIDs), base64 DER, one per key */
+  x509Authorities: string[];
+  jwtAuthorities: PublishedJwk[];
+  /** increases on every change of the published set */
+  sequence: number;
+  /** seconds; how often relying parties should re-fetch */
+  refreshHintSeconds: number;
+}
+
+export interface TrustDomainCaApi {
+  signX509Svids(requests: SignX509SvidRequest[]): Promise<Result<SignedX509Svid>[]>;
+  signJwtSvid(request: SignJwtSvidRequest): Promise<Result<SignedJwtSvid>>;
+  getPublishedKeys(): Promise<PublishedKeys>;
+  /** ready = an active X.509 CA and an active JWT key exist */
+  status(): Promise<{ ready: boolean }>;
+}

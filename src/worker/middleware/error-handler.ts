@@ -1,0 +1,19 @@
+/**
+ * The only place errors become HTTP responses (STYLE G5): a WispError maps through ERROR_STATUS; anything
+ * else is a 500 with a fixed message, its cause logged, never echoed.
+ * @module
+ */
+import type { Context } from 'hono';
+import { WispError } from '../../shared/errors.js';
+import { httpStatusOf } from '../../shared/error-status.js';
+import { logEvent } from '../log.js';
+
+export function errorResponse(c: Context, error: WispError): Response {
+  return c.json({ error: error.toData() }, httpStatusOf(error.code) as 400);
+}
+
+export function errorHandler(error: unknown, c: Context): Response {
+  if (error instanceof WispError) return errorResponse(c, error);
+  logEvent('error', 'unhandled error', { path: c.req.path, cause: error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error) });
+  return errorResponse(c, new WispError('ERR_INTERNAL', 'internal error'));
+}

@@ -1,0 +1,38 @@
+/**
+ * Test projects, one per runtime (STYLE G17):
+ * - shared-node / shared-workerd: the runtime-agnostic core, run on both runtimes (proves it needs neither)
+ * - worker: the issuer inside workerd with real D1 (migrations applied) and Durable Objects
+ * - agent: the Node agent
+ * - e2e: black-box runs of the real issuer (wrangler dev) and real agent processes
+ */
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
+import { defineConfig } from 'vitest/config';
+
+const TEST_SECRETS = {
+  ADMIN_TOKEN: 'test-admin-token-0123456789abcdef0123456789',
+  KEY_ENCRYPTION_SECRET: 'test-key-encryption-secret-0123456789abcdef',
+};
+
+const workerdProject = (name: string, include: string[]) => ({
+  plugins: [
+    cloudflareTest(async () => ({
+      wrangler: { configPath: './wrangler.toml' },
+      miniflare: {
+        bindings: { ...TEST_SECRETS, TEST_MIGRATIONS: await readD1Migrations('./migrations') },
+      },
+    })),
+  ],
+  test: { name, include, setupFiles: ['./test/worker/setup.ts'] },
+});
+
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'shared-node', include: ['test/shared/**/*.test.ts', 'test/architecture.test.ts'], environment: 'node' } },
+      workerdProject('shared-workerd', ['test/shared/**/*.test.ts']),
+      workerdProject('worker', ['test/worker/**/*.test.ts']),
+      { test: { name: 'agent', include: ['test/agent/**/*.test.ts'], environment: 'node', testTimeout: 30_000 } },
+      { test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 180_000, hookTimeout: 180_000, fileParallelism: false } },
+    ],
+  },
+});
