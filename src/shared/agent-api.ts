@@ -1,0 +1,95 @@
+/**
+ * Wire types of the agent API (issuer ⇄ wisp-agent), JSON over HTTPS. Binary values are base64 (standard
+ * alphabet) DER. Times are seconds since the epoch. Every call but `attest` carries an agent proof
+ * (see agent-proof.ts). Documented in README "Agent API".
+ * @module
+ */
+import type { Entry } from './registry/entry.js';
+
+export const AGENT_API_PREFIX = '/agent/v1';
+
+export interface X509SvidWire {
+  spiffeId: string;
+  /** leaf first, then intermediates; base64 DER */
+  certChain: string[];
+  expiresAt: number;
+}
+
+/** A SPIFFE bundle document (SPIFFE_Trust_Domain_and_Bundle.md §4), as served on GET /bundle. */
+export interface SpiffeBundleJson {
+  keys: Array<Record<string, unknown>>;
+  spiffe_sequence?: number;
+  spiffe_refresh_hint?: number;
+}
+
+/** POST /agent/v1/attest: unauthenticated; the attestation payload is the credential. */
+export interface AttestRequest {
+  /** node attestor, e.g. `join_token` (cloud attestors later: aws_iid, gcp_iit, azure_msi) */
+  attestationType: string;
+  /** attestor-specific, e.g. `{ token }` for join_token */
+  payload: Record<string, unknown>;
+  /** base64 DER PKCS#10 CSR for the agent's own key */
+  csr: string;
+}
+
+export interface AttestResponse {
+  svid: X509SvidWire;
+  bundle: SpiffeBundleJson;
+}
+
+/** POST /agent/v1/renew */
+export interface RenewRequest {
+  csr: string;
+}
+export interface RenewResponse {
+  svid: X509SvidWire;
+}
+
+/** POST /agent/v1/sync: the agent's authorized entries, and the bundle, only when they changed. */
+export interface SyncRequest {
+  /** the `revision` of the last sync, if any */
+  revision?: string;
+  /** the `spiffe_sequence` of the bundle the agent holds, if any */
+  bundleSequence?: number;
+}
+export interface SyncResponse {
+  revision: string;
+  /** present only when the revision differs from the request's */
+  entries?: Entry[];
+  /** present only when the bundle sequence differs from the request's */
+  bundle?: SpiffeBundleJson;
+  /** federated bundles for the trust domains the agent's entries federate with, keyed by trust domain name */
+  federatedBundles?: Record<string, SpiffeBundleJson>;
+}
+
+/** POST /agent/v1/x509-svids: batch-sign workload CSRs; every entry must be authorized for the agent. */
+export interface X509SvidsRequest {
+  requests: Array<{ entryId: string; csr: string }>;
+}
+export interface X509SvidsResponse {
+  svids: Array<{ entryId: string; svid: X509SvidWire }>;
+}
+
+/** POST /agent/v1/jwt-svids: mint JWT-SVIDs for authorized entries. */
+export interface JwtSvidsRequest {
+  requests: Array<{ entryId: string; audience: string[] }>;
+}
+export interface JwtSvidsResponse {
+  svids: Array<{ entryId: string; spiffeId: string; token: string; expiresAt: number }>;
+}
+
+/** GET /agent/v1/bundle */
+export interface BundleResponse {
+  bundle: SpiffeBundleJson;
+  federatedBundles?: Record<string, SpiffeBundleJson>;
+}
+
+/** Limits the issuer enforces on agent requests. */
+export const AGENT_API_LIMITS = {
+  MAX_CSR_BYTES: 8 * 1024,
+  MAX_BATCH_CSRS: 500,
+  MAX_BATCH_JWTS: 500,
+  MAX_AUDIENCES: 16,
+  MAX_AUDIENCE_BYTES: 512,
+  MAX_BODY_BYTES: 4 * 1024 * 1024,
+} as const;

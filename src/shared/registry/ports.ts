@@ -1,0 +1,86 @@
+/**
+ * Storage ports of the registry (STYLE G10): the Worker implements them over D1 (src/worker/db), tests may
+ * implement them in memory with the same limits (uniqueness, single use). Times are seconds since the epoch.
+ * @module
+ */
+import type { SpiffeId } from '../spiffe/id.js';
+import type { BatchResult, Entry, NewEntry } from './entry.js';
+import type { Selector, SelectorMatch } from './selectors.js';
+
+export interface EntryFilter {
+  spiffeId?: SpiffeId;
+  parentId?: SpiffeId;
+  selectors?: { selectors: Selector[]; match: SelectorMatch };
+}
+
+export interface EntryPage {
+  entries: Entry[];
+  /** opaque; absent on the last page */
+  nextPageToken?: string;
+}
+
+export interface EntryStore {
+  createBatch(entries: NewEntry[], now: number): Promise<BatchResult<Entry>[]>;
+  /** Replaces the given entries (matched by id) wholesale; revisionNumber is bumped. */
+  updateBatch(entries: Entry[], now: number): Promise<BatchResult<Entry>[]>;
+  deleteBatch(ids: string[]): Promise<BatchResult<{ id: string }>[]>;
+  getById(id: string): Promise<Entry | undefined>;
+  list(filter: EntryFilter, page: { pageSize: number; pageToken?: string }): Promise<EntryPage>;
+  count(filter: EntryFilter): Promise<number>;
+  /**
+   * SPIRE's authorized-entries algorithm for one agent: entries parented by the agent ID, entries parented by
+   * node-alias entries (parent = the server ID) whose selectors are a subset of the agent's node selectors,
+   * then descendants of all of those, recursively. Expired entries excluded.
+   */
+  listAuthorized(agentId: SpiffeId, nodeSelectors: Selector[], now: number): Promise<Entry[]>;
+  /** Changes on every entry write: an unchanged value means an unchanged registry (cheap sync). */
+  revision(): Promise<string>;
+}
+
+export interface AttestedAgent {
+  spiffeId: SpiffeId;
+  attestationType: string;
+  /** serial of the agent's current X509-SVID (hex) */
+  serialNumber: string;
+  /** serial of the SVID it had before its last renewal, accepted until the new one is first used */
+  previousSerialNumber?: string;
+  /** expiry of the current agent SVID, seconds */
+  expiresAt: number;
+  banned: boolean;
+  nodeSelectors: Selector[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface AgentStore {
+  get(spiffeId: SpiffeId): Promise<AttestedAgent | undefined>;
+  /** First attestation, or re-attestation (after eviction, or where the attestor allows it). */
+  upsertAttested(agent: Omit<AttestedAgent, 'banned' | 'createdAt' | 'updatedAt' | 'previousSerialNumber'>, now: number): Promise<AttestedAgent>;
+  /** Renewal: previous := current, current := serial. */
+  renew(spiffeId: SpiffeId, serialNumber: string, expiresAt: number, now: number): Promise<void>;
+  /** The new serial was used: forget the previous one. */
+  forgetPreviousSerial(spiffeId: SpiffeId): Promise<void>;
+  list(page: { pageSize: number; pageToken?: string }): Promise<{ agents: AttestedAgent[]; nextPageToken?: string }>;
+  count(): Promise<number>;
+  ban(spiffeId: SpiffeId, now: number): Promise<boolean>;
+  /** Deletes the attestation (the agent must re-attest). A banned agent stays banned. */
+  evict(spiffeId: SpiffeId): Promise<boolean>;
+}
+
+export interface JoinToken {
+  /** the agent ID it will produce; default spiffe://<td>/spire/agent/join_token/<token> */
+  spiffeId?: SpiffeId;
+  expiresAt: number;
+}
+
+export interface JoinTokenStore {
+  /** Stores SHA-256(token) only. */
+  create(token: string, data: JoinToken, now: number): Promise<void>;
+  /** Atomically consumes an unexpired, unused token (one statement); undefined when unknown/expired/used. */
+  consume(token: string, now: number): Promise<JoinToken | undefined>;
+}
+
+/** Replay protection for signed agent requests: true the first time a jti is seen, false afterwards. */
+export interface NonceStore {
+  remember(jti: string, expiresAt: number, now: number): Promise<boolean>;
+}
