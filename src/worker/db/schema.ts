@@ -1,0 +1,97 @@
+/**
+ * The D1 schema of the registry: the single source of truth for migrations/ (drizzle-kit generate reads it;
+ * test/worker/db-schema.test.ts checks the applied migrations match it). Times are seconds since the epoch.
+ * JSON columns hold arrays as text. See docs/storage.md for example rows and what is hashed.
+ * @module
+ */
+import { sql } from 'drizzle-orm';
+import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+/**
+ * Registration entries. `selectors` is the canonical (sorted) JSON list `[{type,value}]`; `selectors_key` the
+ * canonical set key (`selectorSetKey`), so UNIQUE(spiffe_id, parent_id, selectors_key) rejects exact
+ * duplicates. That unique index also serves lookups by spiffe_id (its leftmost column), so spiffe_id has no
+ * separate index.
+ */
+export const entries = sqliteTable(
+  'entries',
+  {
+    id: text('id').primaryKey(),
+    spiffeId: text('spiffe_id').notNull(),
+    parentId: text('parent_id').notNull(),
+    selectors: text('selectors').notNull(),
+    selectorsKey: text('selectors_key').notNull(),
+    x509SvidTtl: integer('x509_svid_ttl').notNull().default(0),
+    jwtSvidTtl: integer('jwt_svid_ttl').notNull().default(0),
+    dnsNames: text('dns_names').notNull().default('[]'),
+    federatesWith: text('federates_with').notNull().default('[]'),
+    admin: integer('admin', { mode: 'boolean' }).notNull().default(false),
+    downstream: integer('downstream', { mode: 'boolean' }).notNull().default(false),
+    hint: text('hint').notNull().default(''),
+    expiresAt: integer('expires_at').notNull().default(0),
+    revisionNumber: integer('revision_number').notNull().default(0),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('entries_spiffe_id_parent_id_selectors_key_unique').on(t.spiffeId, t.parentId, t.selectorsKey),
+    index('entries_parent_id_idx').on(t.parentId),
+  ],
+);
+
+/** One row per selector of an entry: the (type, value) index finds entries by selector without a scan. */
+export const entrySelectors = sqliteTable(
+  'entry_selectors',
+  {
+    entryId: text('entry_id')
+      .notNull()
+      .references(() => entries.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    value: text('value').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.entryId, t.type, t.value] }), index('entry_selectors_type_value_idx').on(t.type, t.value)],
+);
+
+/** Attested agents (SPIRE's attested_node_entries). */
+export const agents = sqliteTable('agents', {
+  spiffeId: text('spiffe_id').primaryKey(),
+  attestationType: text('attestation_type').notNull(),
+  serial: text('serial').notNull(),
+  previousSerial: text('previous_serial'),
+  expiresAt: integer('expires_at').notNull(),
+  banned: integer('banned', { mode: 'boolean' }).notNull().default(false),
+  nodeSelectors: text('node_selectors').notNull().default('[]'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** Join tokens, stored as SHA-256 (lowercase hex) of the token only; a row is deleted when consumed. */
+export const joinTokens = sqliteTable(
+  'join_tokens',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    spiffeId: text('spiffe_id'),
+    expiresAt: integer('expires_at').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('join_tokens_expires_at_idx').on(t.expiresAt)],
+);
+
+/** A single row whose counter is bumped in the same D1 batch as every entry write. */
+export const registryRevision = sqliteTable(
+  'registry_revision',
+  {
+    id: integer('id').primaryKey(),
+    revision: integer('revision').notNull(),
+  },
+  (t) => [check('registry_revision_single_row', sql`${t.id} = 1`)],
+);
+
+/** jti values of signed agent requests seen and not yet expired: a second insert of a jti is a replay. */
+export const agentRequestNonces = sqliteTable(
+  'agent_request_nonces',
+  {
+    jti: text('jti').primaryKey(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('agent_request_nonces_expires_at_idx').on(t.expiresAt)],
+);
