@@ -1,0 +1,108 @@
+/**
+ * AgentStore over D1 (drizzle): attested agents, their current and previous SVID serials, bans.
+ * @module
+ */
+import { asc, count as countRows, eq, gt } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/d1';
+import type { AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
+import type { Selector } from '../../shared/registry/selectors.js';
+import { isSpiffeId, type SpiffeId } from '../../shared/spiffe/id.js';
+import { decodePageToken, encodePageToken } from './entries.js';
+import { agents } from './schema.js';
+
+type AgentRow = typeof agents.$inferSelect;
+
+function rowToAgent(row: AgentRow): AttestedAgent {
+  return {
+    spiffeId: row.spiffeId as SpiffeId,
+    attestationType: row.attestationType,
+    serialNumber: row.serial,
+    ...(row.previousSerial === null ? {} : { previousSerialNumber: row.previousSerial }),
+    expiresAt: row.expiresAt,
+    banned: row.banned,
+    nodeSelectors: JSON.parse(row.nodeSelectors) as Selector[],
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+/**
+ * Creates the D1-backed agent store.
+ * @example const agentStore = createAgentStore(env.DB); await agentStore.get(agentId)
+ */
+export function createAgentStore(d1: D1Database): AgentStore {
+  const db = drizzle(d1);
+  return {
+    async get(spiffeId) {
+      const row = await db.select().from(agents).where(eq(agents.spiffeId, spiffeId)).get();
+      return row ? rowToAgent(row) : undefined;
+    },
+
+    async upsertAttested(agent, now) {
+      const values = {
+        attestationType: agent.attestationType,
+        serial: agent.serialNumber,
+        previousSerial: null,
+        expiresAt: agent.expiresAt,
+        nodeSelectors: JSON.stringify(agent.nodeSelectors.map(({ type, value }) => ({ type, value }))),
+        updatedAt: now,
+      };
+      // `banned` is never reset here: a banned agent stays banned through re-attestation.
+      const row = await db
+        .insert(agents)
+        .values({ spiffeId: agent.spiffeId, ...values, banned: false, createdAt: now })
+        .onConflictDoUpdate({ target: agents.spiffeId, set: values })
+        .returning()
+        .get();
+      return rowToAgent(row);
+    },
+
+    async renew(spiffeId, serialNumber, expiresAt, now) {
+      // SQLite evaluates the SET right-hand sides against the old row, so previous_serial gets the old serial
+      await d1
+        .prepare('UPDATE agents SET previous_serial = serial, serial = ?, expires_at = ?, updated_at = ? WHERE spiffe_id = ?')
+        .bind(serialNumber, expiresAt, now, spiffeId)
+        .run();
+    },
+
+    async forgetPreviousSerial(spiffeId) {
+      await db.update(agents).set({ previousSerial: null }).where(eq(agents.spiffeId, spiffeId)).run();
+    },
+
+    async list(page) {
+      const after = page.pageToken === undefined ? undefined : decodePageToken(page.pageToken, isSpiffeId);
+      const rows = await db
+        .select()
+        .from(agents)
+        .where(after === undefined ? undefined : gt(agents.spiffeId, after))
+        .orderBy(asc(agents.spiffeId))
+        .limit(page.pageSize + 1)
+        .all();
+      const list = rows.slice(0, page.pageSize).map(rowToAgent);
+      if (rows.length <= page.pageSize) return { agents: list };
+      return { agents: list, nextPageToken: encodePageToken(list[list.length - 1]!.spiffeId) };
+    },
+
+    async count() {
+      const row = await db.select({ n: countRows() }).from(agents).get();
+      return row?.n ?? 0;
+    },
+
+    async ban(spiffeId, now) {
+      const rows = await db.update(agents).set({ banned: true, updatedAt: now }).where(eq(agents.spiffeId, spiffeId)).returning({ id: agents.spiffeId }).all();
+      return rows.length > 0;
+    },
+
+    async evict(spiffeId) {
+      // A banned agent's row is kept (it stays banned); evicting it only forgets its SVID serials.
+      const agent = await this.get(spiffeId);
+      if (!agent) return false;
+      if (agent.banned) {
+        await db.update(agents).set({ serial: '', previousSerial: null }).where(eq(agents.spiffeId, spiffeId)).run();
+        return true;
+      }
+      const rows = await db.delete(agents).where(eq(agents.spiffeId, spiffeId)).returning({ id: agents.spiffeId }).all();
+      return rows.length > 0;
+    },
+  };
+}
