@@ -1,0 +1,161 @@
+/**
+ * The agent's own identity: attest once (join token on first start), reuse the stored key and SVID on
+ * restart while the SVID is valid, renew at half-life (new key each time, as SPIRE agents do), and attest
+ * again only when it must: the issuer no longer knows the agent (401) or the SVID expired while offline.
+ * A join token is single-use, so a forced re-attestation without a fresh token is fatal with a clear
+ * message; the process exits and the operator provides a new token (systemd-style restart policy).
+ * @module
+ */
+import type { AttestResponse, SpiffeBundleJson, X509SvidWire } from '../shared/agent-api.js';
+import type { Clock } from '../shared/clock.js';
+import { WispError } from '../shared/errors.js';
+import type { NodeAttestor } from './attestor/node-attestor.js';
+import type { DataDir } from './data-dir.js';
+import type { AgentCredentials, IssuerClient } from './issuer-client.js';
+import {
+  certificateInfo,
+  certificateMatchesKey,
+  createCsr,
+  exportPkcs8,
+  fromBase64,
+  generateKeyPair,
+  importPkcs8,
+  toBase64,
+  type CryptoKey,
+} from './keys.js';
+import { LOG_FIELDS, type Logger } from './log.js';
+import { shouldRotate } from './rotation-policy.js';
+
+/** The agent's current X509-SVID and its key. */
+export interface AgentSvid extends AgentCredentials {
+  privateKey: CryptoKey;
+  certChain: Uint8Array[];
+  spiffeId: string;
+  /** ms since the epoch */
+  notBefore: number;
+  notAfter: number;
+}
+
+export interface AgentIdentityDeps {
+  client: Pick<IssuerClient, 'attest' | 'renew'>;
+  dataDir: DataDir;
+  /** undefined when the config enables none (then the agent can only run from a stored, valid SVID) */
+  attestor: NodeAttestor | undefined;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface AgentIdentity {
+  /** the SVID to sign requests with; undefined before `start()` */
+  current(): AgentSvid | undefined;
+  /**
+   * Loads the stored identity if it is still valid, or attests. Returns the bundle the agent starts
+   * with (from the attestation, or the stored one).
+   */
+  start(): Promise<{ svid: AgentSvid; bundle: SpiffeBundleJson | undefined }>;
+  /** renews at half-life (true if it did); re-attests instead if the SVID has expired */
+  renewIfDue(): Promise<boolean>;
+  /** attests again (the issuer rejected the SVID); fatal WispError if no attestor can */
+  reattest(reason: string): Promise<SpiffeBundleJson>;
+}
+
+/** Attestation failures no retry can fix. */
+const FATAL_ATTESTATION_CODES = new Set(['ERR_JOIN_TOKEN_INVALID', 'ERR_ATTESTATION_FAILED', 'ERR_AGENT_BANNED', 'ERR_AGENT_ALREADY_ATTESTED', 'ERR_BAD_REQUEST', 'ERR_CSR_INVALID']);
+
+export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
+  const { client, dataDir, attestor, clock, log } = deps;
+  let svid: AgentSvid | undefined;
+  let attestorUsed = false;
+
+  async function fromWire(wire: X509SvidWire, privateKey: CryptoKey): Promise<AgentSvid> {
+    const certChain = wire.certChain.map(fromBase64);
+    const leaf = certChain[0];
+    if (!leaf) throw new WispError('ERR_INTERNAL', 'issuer returned an empty agent SVID chain');
+    if (!(await certificateMatchesKey(leaf, privateKey))) throw new WispError('ERR_INTERNAL', 'issuer returned an agent SVID for another key');
+    const info = certificateInfo(leaf);
+    return { privateKey, certChain, spiffeId: info.spiffeId ?? wire.spiffeId, notBefore: info.notBefore, notAfter: info.notAfter };
+  }
+
+  async function loadStored(): Promise<{ svid?: AgentSvid; bundle?: SpiffeBundleJson }> {
+    const stored = await dataDir.load();
+    const leaf = stored.agentSvidChain?.[0];
+    if (!stored.agentKey || !stored.agentSvidChain || !leaf) return stored.bundle ? { bundle: stored.bundle } : {};
+    const privateKey = await importPkcs8(stored.agentKey);
+    if (!(await certificateMatchesKey(leaf, privateKey))) {
+      log.warn('stored agent key does not match the stored SVID (interrupted renewal?); attesting again');
+      return stored.bundle ? { bundle: stored.bundle } : {};
+    }
+    const info = certificateInfo(leaf);
+    const loaded: AgentSvid = { privateKey, certChain: stored.agentSvidChain, spiffeId: info.spiffeId ?? '', notBefore: info.notBefore, notAfter: info.notAfter };
+    return { svid: loaded, ...(stored.bundle ? { bundle: stored.bundle } : {}) };
+  }
+
+  async function attest(reason: string): Promise<AttestResponse & { agent: AgentSvid }> {
+    if (!attestor) {
+      throw new WispError('ERR_CONFIG_INVALID', `agent must attest (${reason}) but no node attestor is configured: set joinToken (--joinToken or WISP_JOIN_TOKEN) to a fresh join token`);
+    }
+    if (attestor.singleUse && attestorUsed) {
+      throw new WispError('ERR_JOIN_TOKEN_INVALID', `agent must attest again (${reason}) but its ${attestor.type} was already used by this process; create a new join token and restart with --joinToken`);
+    }
+    log.info({ ...attestor.describe(), reason }, 'attesting node');
+    const keys = await generateKeyPair();
+    let res: AttestResponse;
+    try {
+      res = await client.attest({ attestationType: attestor.type, payload: await attestor.payload(), csr: toBase64(await createCsr(keys)) });
+    } catch (e) {
+      if (e instanceof WispError && FATAL_ATTESTATION_CODES.has(e.code)) {
+        const hint = attestor.type === 'join_token' ? ': the join token is unknown, expired or already used; create a new one and restart with --joinToken' : '';
+        throw new WispError(e.code, `node attestation (${attestor.type}) refused (${e.code})${hint}`, { cause: e });
+      }
+      throw e;
+    }
+    if (attestor.singleUse) attestorUsed = true;
+    const agent = await fromWire(res.svid, keys.privateKey);
+    await dataDir.saveAgentKey(await exportPkcs8(keys.privateKey));
+    await dataDir.saveAgentSvid(agent.certChain);
+    await dataDir.saveBundle(res.bundle);
+    svid = agent;
+    log.info({ [LOG_FIELDS.AGENT_ID]: agent.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(agent.notAfter).toISOString() }, 'node attested');
+    return { ...res, agent };
+  }
+
+  return {
+    current: () => svid,
+
+    async start() {
+      const stored = await loadStored();
+      if (stored.svid && clock() < stored.svid.notAfter) {
+        svid = stored.svid;
+        log.info({ [LOG_FIELDS.AGENT_ID]: svid.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(svid.notAfter).toISOString() }, 'reusing stored agent SVID');
+        return { svid, bundle: stored.bundle };
+      }
+      const reason = stored.svid ? 'stored agent SVID expired' : 'first start';
+      const res = await attest(reason);
+      return { svid: res.agent, bundle: res.bundle };
+    },
+
+    async renewIfDue() {
+      const cur = svid;
+      if (!cur) throw new TypeError('renewIfDue() before start()');
+      const now = clock();
+      if (now >= cur.notAfter) {
+        await attest('agent SVID expired while the issuer was unreachable');
+        return true;
+      }
+      if (!shouldRotate(cur.notBefore, cur.notAfter, now)) return false;
+      const keys = await generateKeyPair();
+      const res = await client.renew({ csr: toBase64(await createCsr(keys, cur.spiffeId)) });
+      const next = await fromWire(res.svid, keys.privateKey);
+      await dataDir.saveAgentKey(await exportPkcs8(keys.privateKey));
+      await dataDir.saveAgentSvid(next.certChain);
+      svid = next;
+      log.info({ [LOG_FIELDS.AGENT_ID]: next.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(next.notAfter).toISOString() }, 'agent SVID renewed');
+      return true;
+    },
+
+    async reattest(reason) {
+      const res = await attest(reason);
+      return res.bundle;
+    },
+  };
+}
