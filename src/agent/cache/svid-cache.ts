@@ -1,0 +1,298 @@
+/**
+ * The agent's cache: authorized entries, the X509-SVIDs issued for them (keys generated on this node),
+ * the trust bundle and federated bundles, and a small JWT-SVID cache. It implements `IdentitySource` for
+ * the Workload API; the sync loop (sync.ts, rotator.ts) pushes into it. It notifies subscribers after
+ * every change. Keys and SVIDs live only in memory.
+ * @module
+ */
+import { decodeJwt } from 'jose';
+import type { SpiffeBundleJson, SyncResponse, X509SvidWire } from '../../shared/agent-api.js';
+import type { Clock } from '../../shared/clock.js';
+import { WispError } from '../../shared/errors.js';
+import type { Entry } from '../../shared/registry/entry.js';
+import { selectorsMatch, type Selector } from '../../shared/registry/selectors.js';
+import { serverId, type TrustDomain } from '../../shared/spiffe/id.js';
+import type { IssuerClient } from '../issuer-client.js';
+import { LOG_FIELDS, type Logger } from '../log.js';
+import { isJwtSvidFresh, shouldRotate } from '../rotation-policy.js';
+import { bundleFromJson, bundleSequenceOf } from './bundle-view.js';
+import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from './identity-source.js';
+
+/** Most JWT-SVIDs kept (entry × audience set); beyond it, stale then oldest ones are dropped. */
+export const JWT_CACHE_MAX_ENTRIES = 1024;
+
+/** An X509-SVID held for an entry, with what rotation needs. */
+interface HeldSvid {
+  svid: WorkloadX509Svid;
+  /** ms */
+  notBefore: number;
+  notAfter: number;
+  /** ∈ [0, 1): fixed per SVID, pulls its renewal a little earlier (rotation-policy.ts) */
+  jitter: number;
+  /** the entry revision it was issued for; an update of the entry re-issues it */
+  entryRevision: number;
+}
+
+interface HeldJwt {
+  svid: MintedJwtSvid;
+  /** ms */
+  issuedAt: number;
+}
+
+/** A freshly issued SVID for `putSvids`. */
+export interface IssuedSvid {
+  entryId: string;
+  wire: X509SvidWire;
+  certChain: Uint8Array[];
+  privateKey: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+}
+
+export interface SvidCacheOptions {
+  trustDomain: TrustDomain;
+  clock: Clock;
+  jwt: Pick<IssuerClient, 'mintJwtSvids'>;
+  log: Logger;
+  /** per-SVID rotation jitter source, [0, 1) */
+  random?: () => number;
+}
+
+export class SvidCache implements IdentitySource {
+  readonly #opts: SvidCacheOptions;
+  readonly #random: () => number;
+  #ready = false;
+  #revision: string | undefined;
+  #entries = new Map<string, Entry>();
+  #svids = new Map<string, HeldSvid>();
+  #bundleJson: SpiffeBundleJson | undefined;
+  #bundle: TrustDomainBundle;
+  #federated = new Map<string, TrustDomainBundle>();
+  #listeners = new Set<() => void>();
+  #jwts = new Map<string, HeldJwt>();
+  #jwtInflight = new Map<string, Promise<MintedJwtSvid>>();
+
+  constructor(options: SvidCacheOptions) {
+    this.#opts = options;
+    this.#random = options.random ?? Math.random;
+    this.#bundle = bundleFromJson(options.trustDomain, undefined);
+  }
+
+  // ---- IdentitySource (the Workload API's view) ----
+
+  isReady(): boolean {
+    return this.#ready;
+  }
+
+  x509SvidsFor(selectors: Selector[]): WorkloadX509Svid[] {
+    const now = this.#opts.clock();
+    const out: WorkloadX509Svid[] = [];
+    for (const entry of this.#workloadEntries(selectors)) {
+      const held = this.#svids.get(entry.id);
+      if (held && now < held.notAfter) out.push(held.svid);
+    }
+    return out;
+  }
+
+  identitiesFor(selectors: Selector[]): Array<{ entryId: string; spiffeId: string; hint: string; federatesWith: string[] }> {
+    return this.#workloadEntries(selectors).map((e) => ({ entryId: e.id, spiffeId: e.spiffeId, hint: e.hint, federatesWith: [...e.federatesWith] }));
+  }
+
+  bundles(): BundleSet {
+    return { own: this.#bundle, federated: new Map(this.#federated) };
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async fetchJwtSvid(entryId: string, audience: string[]): Promise<MintedJwtSvid> {
+    const entry = this.#entries.get(entryId);
+    if (!entry || !this.#isLive(entry, this.#opts.clock())) throw new WispError('ERR_NO_IDENTITY', 'no identity issued');
+    const aud = [...new Set(audience)].sort();
+    const key = `${entryId}\n${JSON.stringify(aud)}`;
+    const held = this.#jwts.get(key);
+    if (held && isJwtSvidFresh(held.issuedAt, held.svid.expiresAt * 1000, this.#opts.clock())) return held.svid;
+    const pending = this.#jwtInflight.get(key);
+    if (pending) return pending;
+    const p = this.#mintJwt(entry, aud, key).finally(() => this.#jwtInflight.delete(key));
+    this.#jwtInflight.set(key, p);
+    return p;
+  }
+
+  // ---- the sync loop's side ----
+
+  /** what the next /sync request sends */
+  syncState(): { revision?: string; bundleSequence?: number } {
+    const seq = bundleSequenceOf(this.#bundleJson);
+    return { ...(this.#revision !== undefined ? { revision: this.#revision } : {}), ...(seq !== undefined ? { bundleSequence: seq } : {}) };
+  }
+
+  /** forgets the entry revision so the next sync fetches every entry (after re-attestation) */
+  resetRevision(): void {
+    this.#revision = undefined;
+  }
+
+  /** the bundle JSON held, for persistence */
+  bundleJson(): SpiffeBundleJson | undefined {
+    return this.#bundleJson;
+  }
+
+  /** replaces the own-trust-domain bundle; true if it changed */
+  setBundle(json: SpiffeBundleJson): boolean {
+    if (this.#bundleJson && JSON.stringify(this.#bundleJson) === JSON.stringify(json)) return false;
+    this.#bundleJson = json;
+    this.#bundle = bundleFromJson(this.#opts.trustDomain, json);
+    this.#opts.log.info({ [LOG_FIELDS.BUNDLE_SEQUENCE]: bundleSequenceOf(json), [LOG_FIELDS.COUNT]: this.#bundle.x509Authorities.length }, 'trust bundle updated');
+    return true;
+  }
+
+  /** applies a /sync response; returns what changed (the caller notifies once per tick) */
+  applySync(res: SyncResponse): { entries: boolean; bundle: boolean } {
+    let entriesChanged = false;
+    if (res.entries) {
+      const next = new Map(res.entries.map((e) => [e.id, e]));
+      for (const [id, old] of this.#entries) {
+        const now = next.get(id);
+        if (!now) {
+          this.#dropEntry(id, old, 'entry deleted');
+          entriesChanged = true;
+        } else if (now.revisionNumber !== old.revisionNumber) {
+          entriesChanged = true;
+          if (now.spiffeId !== old.spiffeId) this.#dropEntry(id, old, 'entry SPIFFE ID changed');
+        }
+      }
+      for (const id of next.keys()) if (!this.#entries.has(id)) entriesChanged = true;
+      this.#entries = next;
+    }
+    if (typeof res.revision === 'string') this.#revision = res.revision;
+    const bundleChanged = res.bundle ? this.setBundle(res.bundle) : false;
+    let federatedChanged = false;
+    if (res.federatedBundles) {
+      const next = new Map(Object.entries(res.federatedBundles).map(([td, json]) => [td, bundleFromJson(td, json)]));
+      federatedChanged = JSON.stringify([...next.entries()]) !== JSON.stringify([...this.#federated.entries()]);
+      this.#federated = next;
+    }
+    return { entries: entriesChanged, bundle: bundleChanged || federatedChanged };
+  }
+
+  /** entries that need an X509-SVID now: none held, entry updated, or rotation due */
+  entriesToSign(now: number): Entry[] {
+    const due: Entry[] = [];
+    for (const entry of this.#entries.values()) {
+      if (!this.#isLive(entry, now) || this.#isNodeEntry(entry)) continue;
+      const held = this.#svids.get(entry.id);
+      if (!held || held.entryRevision !== entry.revisionNumber || shouldRotate(held.notBefore, held.notAfter, now, held.jitter)) due.push(entry);
+    }
+    return due;
+  }
+
+  /** stores freshly issued SVIDs of entries still present; returns how many were stored */
+  putSvids(issued: readonly IssuedSvid[]): number {
+    let stored = 0;
+    for (const s of issued) {
+      const entry = this.#entries.get(s.entryId);
+      if (!entry) continue;
+      this.#svids.set(entry.id, {
+        svid: {
+          entryId: entry.id,
+          spiffeId: s.wire.spiffeId,
+          certChain: s.certChain,
+          privateKey: s.privateKey,
+          expiresAt: Math.floor(s.notAfter / 1000),
+          hint: entry.hint,
+          federatesWith: [...entry.federatesWith],
+        },
+        notBefore: s.notBefore,
+        notAfter: s.notAfter,
+        jitter: this.#random(),
+        entryRevision: entry.revisionNumber,
+      });
+      stored++;
+    }
+    return stored;
+  }
+
+  /** drops SVIDs past notAfter and entries past expiresAt; true if any was dropped */
+  dropExpired(now: number): boolean {
+    let dropped = false;
+    for (const [id, held] of this.#svids) {
+      if (now >= held.notAfter) {
+        this.#svids.delete(id);
+        this.#opts.log.warn({ [LOG_FIELDS.ENTRY_ID]: id, [LOG_FIELDS.SPIFFE_ID]: held.svid.spiffeId }, 'X509-SVID expired before it could be renewed; no longer served');
+        dropped = true;
+      }
+    }
+    for (const [key, held] of this.#jwts) if (now >= held.svid.expiresAt * 1000) this.#jwts.delete(key);
+    return dropped;
+  }
+
+  markReady(): void {
+    this.#ready = true;
+  }
+
+  /** calls every subscriber; a throwing subscriber does not stop the others */
+  notify(): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener();
+      } catch (e) {
+        this.#opts.log.error({ err: e }, 'cache subscriber failed');
+      }
+    }
+  }
+
+  // ---- internals ----
+
+  #isLive(entry: Entry, now: number): boolean {
+    return entry.expiresAt === 0 || now < entry.expiresAt * 1000;
+  }
+
+  /** node (alias) entries describe agents, not workloads: no X509-SVID is minted for them here */
+  #isNodeEntry(entry: Entry): boolean {
+    return entry.parentId === serverId(this.#opts.trustDomain);
+  }
+
+  #workloadEntries(selectors: Selector[]): Entry[] {
+    const now = this.#opts.clock();
+    return [...this.#entries.values()]
+      .filter((e) => this.#isLive(e, now) && !this.#isNodeEntry(e) && selectorsMatch(e.selectors, selectors, 'subset'))
+      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  #dropEntry(id: string, entry: Entry, why: string): void {
+    if (this.#svids.delete(id)) this.#opts.log.info({ [LOG_FIELDS.ENTRY_ID]: id, [LOG_FIELDS.SPIFFE_ID]: entry.spiffeId }, `X509-SVID dropped: ${why}`);
+    for (const key of this.#jwts.keys()) if (key.startsWith(`${id}\n`)) this.#jwts.delete(key);
+  }
+
+  async #mintJwt(entry: Entry, audience: string[], key: string): Promise<MintedJwtSvid> {
+    const res = await this.#opts.jwt.mintJwtSvids({ requests: [{ entryId: entry.id, audience }] });
+    const got = res.svids?.find((s) => s.entryId === entry.id);
+    if (!got || typeof got.token !== 'string') throw new WispError('ERR_UNAVAILABLE', 'issuer returned no JWT-SVID');
+    const now = this.#opts.clock();
+    let issuedAt = now;
+    try {
+      const iat = decodeJwt(got.token).iat;
+      if (typeof iat === 'number') issuedAt = iat * 1000;
+    } catch {
+      // not decodable: treat as issued now
+    }
+    const svid: MintedJwtSvid = { spiffeId: got.spiffeId, token: got.token, expiresAt: got.expiresAt, hint: entry.hint };
+    if (this.#entries.get(entry.id)?.revisionNumber === entry.revisionNumber) {
+      this.#jwts.delete(key);
+      this.#jwts.set(key, { svid, issuedAt });
+      this.#trimJwtCache(now);
+    }
+    return svid;
+  }
+
+  #trimJwtCache(now: number): void {
+    if (this.#jwts.size <= JWT_CACHE_MAX_ENTRIES) return;
+    for (const [k, held] of this.#jwts) if (!isJwtSvidFresh(held.issuedAt, held.svid.expiresAt * 1000, now)) this.#jwts.delete(k);
+    for (const k of this.#jwts.keys()) {
+      if (this.#jwts.size <= JWT_CACHE_MAX_ENTRIES) break;
+      this.#jwts.delete(k);
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * One sync round: `/sync` with the last revision and bundle sequence (the issuer answers with only the
+ * revision when nothing changed), then a fresh key and CSR for every entry that needs an X509-SVID, signed
+ * in batches through `/x509-svids`. Subscribers are notified once per round if anything changed.
+ * @module
+ */
+import { AGENT_API_LIMITS } from '../../shared/agent-api.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Entry } from '../../shared/registry/entry.js';
+import type { IssuerClient } from '../issuer-client.js';
+import { certificateInfo, certificateMatchesKey, createCsr, exportPkcs8, fromBase64, generateKeyPair, toBase64, type CryptoKeyPair } from '../keys.js';
+import { LOG_FIELDS, type Logger } from '../log.js';
+import type { IssuedSvid, SvidCache } from './svid-cache.js';
+
+export interface SyncDeps {
+  client: Pick<IssuerClient, 'sync' | 'signX509Svids'>;
+  cache: SvidCache;
+  clock: Clock;
+  log: Logger;
+  /** called with the new bundle JSON when it changed (persist it) */
+  onBundleChanged?: (bundle: NonNullable<ReturnType<SvidCache['bundleJson']>>) => Promise<void>;
+}
+
+export interface SyncOutcome {
+  entriesChanged: boolean;
+  bundleChanged: boolean;
+  issued: number;
+}
+
+export async function syncOnce(deps: SyncDeps): Promise<SyncOutcome> {
+  const { client, cache, clock, log } = deps;
+  const res = await client.sync(cache.syncState());
+  const changed = cache.applySync(res);
+  if (changed.entries) log.info({ [LOG_FIELDS.REVISION]: res.revision, [LOG_FIELDS.COUNT]: res.entries?.length ?? 0 }, 'authorized entries updated');
+  const bundle = cache.bundleJson();
+  if (changed.bundle && bundle && deps.onBundleChanged) await deps.onBundleChanged(bundle);
+
+  let issued = 0;
+  let failure: unknown;
+  const due = cache.entriesToSign(clock());
+  for (let i = 0; i < due.length; i += AGENT_API_LIMITS.MAX_BATCH_CSRS) {
+    try {
+      issued += await signBatch(deps, due.slice(i, i + AGENT_API_LIMITS.MAX_BATCH_CSRS));
+    } catch (e) {
+      failure = e;
+      break;
+    }
+  }
+  const expired = cache.dropExpired(clock());
+  cache.markReady();
+  if (changed.entries || changed.bundle || issued > 0 || expired) cache.notify();
+  if (failure) throw failure;
+  return { entriesChanged: changed.entries, bundleChanged: changed.bundle, issued };
+}
+
+async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
+  const keys = new Map<string, CryptoKeyPair>();
+  const requests: Array<{ entryId: string; csr: string }> = [];
+  for (const entry of entries) {
+    const pair = await generateKeyPair();
+    keys.set(entry.id, pair);
+    requests.push({ entryId: entry.id, csr: toBase64(await createCsr(pair, entry.spiffeId)) });
+  }
+  const res = await deps.client.signX509Svids({ requests });
+  const issued: IssuedSvid[] = [];
+  for (const { entryId, svid } of res.svids ?? []) {
+    const pair = keys.get(entryId);
+    const certChain = (svid?.certChain ?? []).map(fromBase64);
+    const leaf = certChain[0];
+    if (!pair || !leaf || !(await certificateMatchesKey(leaf, pair.privateKey))) {
+      deps.log.error({ [LOG_FIELDS.ENTRY_ID]: entryId }, 'issuer returned an X509-SVID that does not match the request; ignored');
+      continue;
+    }
+    const info = certificateInfo(leaf);
+    issued.push({ entryId, wire: svid, certChain, privateKey: await exportPkcs8(pair.privateKey), notBefore: info.notBefore, notAfter: info.notAfter });
+    deps.log.info({ [LOG_FIELDS.ENTRY_ID]: entryId, [LOG_FIELDS.SPIFFE_ID]: svid.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(info.notAfter).toISOString() }, 'X509-SVID issued');
+  }
+  const missing = entries.length - issued.length;
+  if (missing > 0) deps.log.warn({ [LOG_FIELDS.COUNT]: missing }, 'issuer did not sign every requested X509-SVID (entries removed meanwhile?)');
+  return deps.cache.putSvids(issued);
+}
