@@ -36,25 +36,9 @@ export interface SignedJwtSvid {
   expiresAt: number;
 }
 
-/** A JWT authority as published: a public JWK with kid, alg and use. */
-export interface PublishedJwk {
-  kty: string;
-  kid: string;
-  alg: string;
-  use: 'sig';
-  [member: string]: unknown;
-}
-
-/** The keys the trust domain publishes right now (prepared, active and not-yet-expired old). */
-export interface PublishedKeys {
-  /** X.509 authorities (roots of trust for X509-SVIDs), base64 DER, one per key */
-  x509Authorities: string[];
-  jwtAuthorities: PublishedJwk[];
-  /** increases on every change of the published set */
-  sequence: number;
-  /** seconds; how often relying parties should re-fetch */
-  refreshHintSeconds: number;
-}
+// The published view is shared with the bundle/JWKS builders in src/shared (one definition).
+export type { PublishedJwk, PublishedKeys } from '../../shared/spiffe/bundle.js';
+import type { PublishedKeys } from '../../shared/spiffe/bundle.js';
 
 export interface TrustDomainCaApi {
   signX509Svids(requests: SignX509SvidRequest[]): Promise<Result<SignedX509Svid>[]>;

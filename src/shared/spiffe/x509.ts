@@ -1,0 +1,110 @@
+/**
+ * Small X.509 helpers shared by the SVID, CSR, CA and bundle modules: base64 / PEM conversion, parsing a
+ * DER certificate without throwing anything but WispError, and the key algorithms Wisp accepts.
+ * @module
+ */
+import 'reflect-metadata';
+import { PemConverter, PublicKey, X509Certificate } from '@peculiar/x509';
+import { WispError, type WispErrorCode } from '../errors.js';
+
+/** Standard base64 (with padding) of bytes. */
+export function toBase64(bytes: Uint8Array | ArrayBuffer): string {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let binary = '';
+  for (let i = 0; i < view.length; i += 0x8000) binary += String.fromCharCode(...view.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+/** Decodes standard base64; throws WispError `code` on anything else. */
+export function fromBase64(input: string, code: WispErrorCode = 'ERR_BAD_REQUEST', what = 'value'): Uint8Array {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(input) || input.length % 4 !== 0) throw new WispError(code, `${what} is not base64`);
+  const binary = atob(input);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
+/** The DER blocks of a PEM document of CERTIFICATE blocks, in order. Throws WispError ERR_CONFIG_INVALID. */
+export function certificatesFromPem(pem: string, what = 'certificate chain'): Uint8Array[] {
+  const blocks = PemConverter.decodeWithHeaders(pem);
+  if (blocks.length === 0) throw new WispError('ERR_CONFIG_INVALID', `${what}: no PEM CERTIFICATE block`);
+  return blocks.map((b) => {
+    if (b.type !== 'CERTIFICATE') throw new WispError('ERR_CONFIG_INVALID', `${what}: unexpected PEM block ${b.type}`);
+    return new Uint8Array(b.rawData);
+  });
+}
+
+/** The DER of a single PEM block of the given type (e.g. `PRIVATE KEY`). Throws WispError ERR_CONFIG_INVALID. */
+export function derFromPem(pem: string, type: string, what: string): Uint8Array {
+  const blocks = PemConverter.decodeWithHeaders(pem).filter((b) => b.type === type);
+  if (blocks.length !== 1) throw new WispError('ERR_CONFIG_INVALID', `${what}: expected exactly one PEM ${type} block`);
+  return new Uint8Array(blocks[0]!.rawData);
+}
+
+/** Parses a DER certificate; garbage becomes WispError `code`. */
+export function parseCertificate(der: Uint8Array, code: WispErrorCode, what = 'certificate'): X509Certificate {
+  try {
+    return new X509Certificate(der);
+  } catch (e) {
+    throw new WispError(code, `${what} is not a DER X.509 certificate`, { cause: e });
+  }
+}
+
+/** A key algorithm as WebCrypto / @peculiar/x509 describe it (the DOM `Algorithm` type is not in our libs). */
+export interface KeyAlgorithmInfo {
+  name: string;
+  namedCurve?: string;
+  modulusLength?: number;
+}
+
+/** WebCrypto import parameters for the keys Wisp uses. */
+export type ImportAlgorithm = { name: 'ECDSA'; namedCurve: 'P-256' | 'P-384' } | { name: 'RSASSA-PKCS1-v1_5'; hash: 'SHA-256' };
+/** WebCrypto signature parameters for the keys Wisp uses. */
+export type SignAlgorithm = { name: 'ECDSA'; hash: 'SHA-256' | 'SHA-384' } | { name: 'RSASSA-PKCS1-v1_5'; hash: 'SHA-256' };
+
+/** The public key algorithms Wisp issues for and signs with. */
+export type KeyAlgorithmName = 'EC P-256' | 'EC P-384' | 'RSA';
+
+/** Smallest RSA modulus accepted anywhere (subject keys and upstream keys). */
+export const MIN_RSA_MODULUS_BITS = 2048;
+
+/**
+ * Classifies a WebCrypto algorithm of a public key (as @peculiar/x509's `PublicKey.algorithm` reports it):
+ * EC P-256 / P-384 or RSA PKCS#1 v1.5 with a modulus of at least 2048 bits; a reason string otherwise.
+ */
+export function classifyKeyAlgorithm(algorithm: KeyAlgorithmInfo): KeyAlgorithmName | string {
+  const a = algorithm;
+  if (a.name === 'ECDSA' || a.name === 'ECDH') {
+    if (a.namedCurve === 'P-256') return 'EC P-256';
+    if (a.namedCurve === 'P-384') return 'EC P-384';
+    return `unsupported EC curve ${a.namedCurve ?? '(unknown)'}; use P-256 or P-384`;
+  }
+  if (a.name === 'RSASSA-PKCS1-v1_5' || a.name === 'RSA-OAEP') {
+    if ((a.modulusLength ?? 0) < MIN_RSA_MODULUS_BITS) return `RSA key of ${a.modulusLength ?? 0} bits is too small; at least ${MIN_RSA_MODULUS_BITS} bits required`;
+    return 'RSA';
+  }
+  return `unsupported public key algorithm ${a.name}; use EC P-256, EC P-384 or RSA ≥ ${MIN_RSA_MODULUS_BITS} bits`;
+}
+
+/** WebCrypto parameters to import or sign with a key of the given kind (SHA-256 for P-256/RSA, SHA-384 for P-384). */
+export function signingParams(kind: KeyAlgorithmName): { importAlg: ImportAlgorithm; signAlg: SignAlgorithm } {
+  switch (kind) {
+    case 'EC P-256':
+      return { importAlg: { name: 'ECDSA', namedCurve: 'P-256' }, signAlg: { name: 'ECDSA', hash: 'SHA-256' } };
+    case 'EC P-384':
+      return { importAlg: { name: 'ECDSA', namedCurve: 'P-384' }, signAlg: { name: 'ECDSA', hash: 'SHA-384' } };
+    case 'RSA':
+      return { importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, signAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } };
+  }
+}
+
+/** The public JWK members (kty, crv, x, y or kty, n, e) of a DER SubjectPublicKeyInfo. */
+export async function publicJwkFromSpki(spki: Uint8Array): Promise<{ kty: string; [member: string]: string }> {
+  const kind = classifyKeyAlgorithm(new PublicKey(spki.slice()).algorithm as KeyAlgorithmInfo);
+  if (kind !== 'EC P-256' && kind !== 'EC P-384' && kind !== 'RSA') throw new TypeError(kind);
+  const key = await crypto.subtle.importKey('spki', spki.slice(), signingParams(kind).importAlg, true, ['verify']);
+  const jwk = (await crypto.subtle.exportKey('jwk', key)) as { kty?: string; crv?: string; x?: string; y?: string; n?: string; e?: string };
+  return jwk.kty === 'EC'
+    ? { kty: 'EC', crv: jwk.crv!, x: jwk.x!, y: jwk.y! }
+    : { kty: 'RSA', n: jwk.n!, e: jwk.e! };
+}
