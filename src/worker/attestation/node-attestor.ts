@@ -1,0 +1,43 @@
+/**
+ * Node attestation: how a machine proves what it is before it gets an agent SVID (SPIRE's server-side node
+ * attestor plugins, without the plugin catalog: a plain table, STYLE 7.10). Each attestor turns an
+ * attestor-specific payload into an agent ID and node selectors, or throws a WispError. Cloud attestors
+ * (aws_iid, gcp_iit, azure_msi) slot into `createNodeAttestors`, each in its own module.
+ * @module
+ */
+import type { JoinTokenStore } from '../../shared/registry/ports.js';
+import type { Selector } from '../../shared/registry/selectors.js';
+import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
+import { createJoinTokenAttestor } from './join-token.js';
+
+export interface NodeAttestationContext {
+  trustDomain: TrustDomain;
+  /** seconds since the epoch */
+  now: number;
+}
+
+export interface NodeAttestationResult {
+  /** `spiffe://<td>/spire/agent/...` */
+  agentId: SpiffeId;
+  /** node selectors: matched against node-alias entries (SPIRE) */
+  selectors: Selector[];
+  /** whether an agent already attested under this ID may attest again (SPIRE: TOFU attestors say no) */
+  allowReattestation: boolean;
+}
+
+export interface NodeAttestor {
+  /** the `attestationType` of AttestRequest, e.g. `join_token` */
+  readonly type: string;
+  /** Verifies the payload; throws WispError (one code, one message per failure kind) when it does not. */
+  attest(payload: Record<string, unknown>, ctx: NodeAttestationContext): Promise<NodeAttestationResult>;
+}
+
+export interface NodeAttestorDeps {
+  joinTokens: JoinTokenStore;
+}
+
+/** The node attestors the issuer accepts, by type. */
+export function createNodeAttestors(deps: NodeAttestorDeps): Record<string, NodeAttestor> {
+  const attestors: NodeAttestor[] = [createJoinTokenAttestor(deps.joinTokens)];
+  return Object.fromEntries(attestors.map((a) => [a.type, a]));
+}
