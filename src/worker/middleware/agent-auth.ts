@@ -1,0 +1,120 @@
+/**
+ * Authenticates agent-API requests signed with an agent proof (shared/agent-proof.ts): the proof must
+ * verify against the trust domain's published X.509 authorities, its jti must be new (NonceStore), and the
+ * agent must be attested, not banned, and presenting its current SVID, or the previous one until the
+ * current one is first used (then the previous is forgotten: a renewed-away SVID stops working).
+ *
+ * The body is read once here (the proof covers its exact bytes) and kept for the handler, which parses it
+ * with `signedJsonBody`. Every authentication failure gets one generic message on the wire; the reason
+ * goes to the log.
+ * @module
+ */
+import type { Context } from 'hono';
+import { createMiddleware } from 'hono/factory';
+import { AGENT_PROOF_SCHEME, normalizeSerialNumber, verifyAgentProof } from '../../shared/agent-proof.js';
+import { WispError } from '../../shared/errors.js';
+import type { AgentStore, AttestedAgent, NonceStore } from '../../shared/registry/ports.js';
+import type { Clock } from '../../shared/clock.js';
+import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
+import type { TrustDomainCaApi } from '../ca/ca-api.js';
+import { parseJsonBytes, readBodyBytes } from '../http-json.js';
+import { logEvent } from '../log.js';
+
+/** The one message every agent authentication failure carries on the wire. */
+export const AGENT_AUTH_FAILED_MESSAGE = 'agent authentication failed';
+
+export interface AuthenticatedAgent {
+  agentId: SpiffeId;
+  /** serial of the SVID that signed this request (normalized) */
+  serialNumber: string;
+  /** the agent's registration record as read for this request */
+  record: AttestedAgent;
+}
+
+export type AgentAuthVariables = {
+  agent: AuthenticatedAgent;
+  /** the raw request body, as covered by the proof */
+  agentRequestBody: Uint8Array;
+};
+
+export type AgentAuthEnv = { Bindings: Env; Variables: AgentAuthVariables };
+
+export interface AgentAuthDeps {
+  trustDomain: TrustDomain;
+  maxSkewSeconds: number;
+  ca: () => Pick<TrustDomainCaApi, 'getPublishedKeys'>;
+  agents: AgentStore;
+  nonces: NonceStore;
+  clock: Clock;
+}
+
+export interface AgentAuthOptions {
+  /** body limit of this route, bytes */
+  maxBodyBytes: number;
+}
+
+function authFailed(reason: string, fields: Record<string, unknown> = {}): WispError {
+  logEvent('warn', 'agent authentication failed', { reason, ...fields });
+  return new WispError('ERR_AGENT_AUTH_FAILED', AGENT_AUTH_FAILED_MESSAGE);
+}
+
+/**
+ * The agent-auth middleware for one route.
+ * @example app.post('/sync', agentAuth(deps, { maxBodyBytes: 64 * 1024 }), async (c) => { c.var.agent.agentId })
+ */
+export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
+  if (!Number.isSafeInteger(options.maxBodyBytes) || options.maxBodyBytes < 0) throw new Error('agentAuth: maxBodyBytes must be a non-negative integer');
+  if (!(deps.maxSkewSeconds > 0)) throw new Error('agentAuth: maxSkewSeconds must be positive');
+  return createMiddleware<AgentAuthEnv>(async (c, next) => {
+    const url = new URL(c.req.url);
+    const authorization = c.req.header('authorization');
+    // refuse unsigned requests before reading their body
+    if (!authorization?.toLowerCase().startsWith(`${AGENT_PROOF_SCHEME.toLowerCase()} `)) {
+      throw authFailed('no agent proof', { path: url.pathname });
+    }
+    const body = await readBodyBytes(c.req.raw, options.maxBodyBytes);
+    const now = deps.clock() / 1000;
+    const keys = await deps.ca().getPublishedKeys();
+    const verified = await verifyAgentProof({
+      authorization,
+      method: c.req.method,
+      pathAndQuery: url.pathname + url.search,
+      body,
+      x509Authorities: keys.x509Authorities.map(base64ToBytes),
+      trustDomain: deps.trustDomain,
+      now,
+      maxSkewSeconds: deps.maxSkewSeconds,
+    });
+    if (!verified.ok) throw authFailed(verified.error.message, { path: url.pathname });
+    const { agentId, serialNumber, jti, expiresAt } = verified.value;
+    const fields = { agent_id: agentId, serial: serialNumber, path: url.pathname };
+
+    if (!(await deps.nonces.remember(jti, expiresAt, Math.floor(now)))) throw authFailed('replayed jti', fields);
+
+    const record = await deps.agents.get(agentId);
+    if (!record) throw authFailed('agent is not attested (never, or evicted)', fields);
+    if (record.banned) {
+      logEvent('warn', 'banned agent refused', fields);
+      throw new WispError('ERR_AGENT_BANNED', 'agent is banned');
+    }
+    const current = record.serialNumber ? normalizeSerialNumber(record.serialNumber) : undefined;
+    const previous = record.previousSerialNumber ? normalizeSerialNumber(record.previousSerialNumber) : undefined;
+    if (serialNumber === current) {
+      if (previous !== undefined) await deps.agents.forgetPreviousSerial(agentId);
+    } else if (serialNumber !== previous) {
+      throw authFailed('SVID is not the agent\'s current one (renewed away or replaced)', fields);
+    }
+    c.set('agent', { agentId, serialNumber, record });
+    c.set('agentRequestBody', body);
+    await next();
+  });
+}
+
+/** Parses the authenticated request's body (read by `agentAuth`) as JSON, after the content-type check. */
+export function signedJsonBody(c: Context<AgentAuthEnv>): unknown {
+  return parseJsonBytes(c.req.header('content-type') ?? null, c.var.agentRequestBody);
+}
+
+function base64ToBytes(b64: string): Uint8Array {
+  return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+}
