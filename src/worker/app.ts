@@ -8,6 +8,13 @@ import { WispError } from '../shared/errors.js';
 import type { AppDeps } from './deps.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { publicRoutes } from './routes/public.js';
+import { adminRoutes } from './routes/admin.js';
+import { AGENT_API_PREFIX } from '../shared/agent-api.js';
+import { createAgentStore } from './db/agents.js';
+import { createEntryStore } from './db/entries.js';
+import { createJoinTokenStore } from './db/join-tokens.js';
+import { createNonceStore } from './db/nonces.js';
+import { agentRoutes } from './routes/agent.js';
 
 export type AppEnv = { Bindings: Env };
 
@@ -18,5 +25,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     throw new WispError('ERR_NOT_FOUND', 'no such endpoint');
   });
   app.route('/', publicRoutes(deps));
+  app.route('/admin/v1', adminRoutes(deps));
+  app.route(
+    AGENT_API_PREFIX,
+    agentRoutes({
+      ...deps,
+      entries: createEntryStore(deps.db),
+      agents: createAgentStore(deps.db),
+      joinTokens: createJoinTokenStore(deps.db),
+      nonces: createNonceStore(deps.db),
+    }),
+  );
   return app;
 }

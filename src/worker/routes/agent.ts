@@ -1,0 +1,246 @@
+/**
+ * The agent API (issuer side), mounted at /agent/v1: node attestation, agent SVID renewal, registry sync,
+ * and batch issuance of workload X509-SVIDs and JWT-SVIDs. Wire types in shared/agent-api.ts; documented
+ * in docs/agent-api.md. Every call but /attest is authenticated by `agentAuth`.
+ *
+ * Authorization follows SPIRE: an agent may only get SVIDs for entries in its authorized set
+ * (EntryStore.listAuthorized), and the SPIFFE ID, DNS names and TTL of every SVID come from the entry,
+ * never from the request. A batch with one unauthorized entry is refused whole: nothing is signed.
+ * @module
+ */
+import { Hono, type Context } from 'hono';
+import { normalizeSerialNumber } from '../../shared/agent-proof.js';
+import {
+  AGENT_API_LIMITS,
+  type AttestResponse,
+  type BundleResponse,
+  type JwtSvidsResponse,
+  type RenewResponse,
+  type SyncResponse,
+  type X509SvidsResponse,
+  type X509SvidWire,
+} from '../../shared/agent-api.js';
+import type { Clock } from '../../shared/clock.js';
+import { WispError } from '../../shared/errors.js';
+import type { Entry } from '../../shared/registry/entry.js';
+import type { AgentStore, EntryStore, JoinTokenStore, NonceStore } from '../../shared/registry/ports.js';
+import { unwrap } from '../../shared/result.js';
+import { buildBundleJson } from '../../shared/spiffe/bundle.js';
+import { parseCsr } from '../../shared/spiffe/csr.js';
+import type { SpiffeId } from '../../shared/spiffe/id.js';
+import { fromBase64, toBase64 } from '../../shared/spiffe/x509.js';
+import type { SignedX509Svid, SignX509SvidRequest, TrustDomainCaApi } from '../ca/ca-api.js';
+import type { WorkerConfig } from '../config.js';
+import { asObject, readJsonBody } from '../http-json.js';
+import { logEvent } from '../log.js';
+import { agentAuth, signedJsonBody, type AgentAuthEnv } from '../middleware/agent-auth.js';
+import { createNodeAttestors, type NodeAttestor } from '../attestation/node-attestor.js';
+
+/** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
+export const AGENT_SMALL_BODY_MAX_BYTES = 64 * 1024;
+/** Longest registry revision string accepted from an agent. */
+const MAX_REVISION_CHARS = 128;
+/** Longest entry ID accepted. */
+const MAX_ENTRY_ID_CHARS = 255;
+
+export interface AgentApiDeps {
+  config: WorkerConfig;
+  ca: () => TrustDomainCaApi;
+  clock: Clock;
+  entries: EntryStore;
+  agents: AgentStore;
+  joinTokens: JoinTokenStore;
+  nonces: NonceStore;
+  /** defaults to createNodeAttestors({ joinTokens }) */
+  nodeAttestors?: Record<string, NodeAttestor>;
+}
+
+function badRequest(message: string): WispError {
+  return new WispError('ERR_BAD_REQUEST', message);
+}
+
+function decodeCsr(value: unknown, what: string): Uint8Array {
+  if (typeof value !== 'string' || value.length === 0) throw badRequest(`${what} must be a base64 string`);
+  if (value.length > Math.ceil(AGENT_API_LIMITS.MAX_CSR_BYTES / 3) * 4) {
+    throw new WispError('ERR_CSR_INVALID', `${what} is larger than ${AGENT_API_LIMITS.MAX_CSR_BYTES} bytes`);
+  }
+  return fromBase64(value, 'ERR_CSR_INVALID', what);
+}
+
+function parseEntryId(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ENTRY_ID_CHARS) throw badRequest(`${what} must be a non-empty string`);
+  return value;
+}
+
+function batchOf(body: unknown, max: number): Record<string, unknown>[] {
+  const requests = asObject(body).requests;
+  if (!Array.isArray(requests) || requests.length === 0) throw badRequest('requests must be a non-empty array');
+  if (requests.length > max) throw new WispError('ERR_REQUEST_TOO_LARGE', `at most ${max} requests per call`);
+  return requests.map((r, i) => asObject(r, `requests[${i}]`));
+}
+
+function svidWire(signed: SignedX509Svid): X509SvidWire {
+  return { spiffeId: signed.spiffeId, certChain: signed.certChain, expiresAt: signed.expiresAt };
+}
+
+export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
+  const { config } = deps;
+  const attestors = deps.nodeAttestors ?? createNodeAttestors({ joinTokens: deps.joinTokens });
+  const nowSeconds = () => Math.floor(deps.clock() / 1000);
+  const authDeps = {
+    trustDomain: config.trustDomain,
+    maxSkewSeconds: config.agentRequestMaxSkewSeconds,
+    ca: deps.ca,
+    agents: deps.agents,
+    nonces: deps.nonces,
+    clock: deps.clock,
+  };
+  const small = agentAuth(authDeps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
+  const large = agentAuth(authDeps, { maxBodyBytes: AGENT_API_LIMITS.MAX_BODY_BYTES });
+
+  /** Signs a batch in one DO call; any failed item fails the whole call. */
+  async function signX509(requests: SignX509SvidRequest[]): Promise<SignedX509Svid[]> {
+    const results = await deps.ca().signX509Svids(requests);
+    if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
+    return results.map(unwrap);
+  }
+
+  async function agentSvid(agentId: SpiffeId, csrDer: Uint8Array): Promise<SignedX509Svid> {
+    const { publicKeySpki } = await parseCsr(csrDer);
+    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki: toBase64(publicKeySpki), dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
+    return signed!;
+  }
+
+  async function authorizedEntries(c: Context<AgentAuthEnv>): Promise<Map<string, Entry>> {
+    const { agentId, record } = c.var.agent;
+    const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, nowSeconds());
+    return new Map(entries.map((e) => [e.id, e]));
+  }
+
+  /** Every requested entry must be authorized, or nothing happens (SPIRE: "no identity issued"). */
+  function requireAuthorized(authorized: Map<string, Entry>, entryIds: string[], agentId: SpiffeId): Entry[] {
+    return entryIds.map((id) => {
+      const entry = authorized.get(id);
+      if (!entry) {
+        logEvent('warn', 'agent asked for an unauthorized entry', { agent_id: agentId, entry_id: id });
+        throw new WispError('ERR_NO_IDENTITY', `no identity issued: entry "${id}" is not authorized for this agent`);
+      }
+      return entry;
+    });
+  }
+
+  const app = new Hono<AgentAuthEnv>();
+
+  app.post('/attest', async (c) => {
+    const body = asObject(await readJsonBody(c, AGENT_SMALL_BODY_MAX_BYTES));
+    const { attestationType, payload } = body;
+    if (typeof attestationType !== 'string' || attestationType.length === 0) throw badRequest('attestationType must be a non-empty string');
+    const attestor = Object.hasOwn(attestors, attestationType) ? attestors[attestationType] : undefined;
+    if (!attestor) throw badRequest(`unsupported attestationType "${attestationType.slice(0, 64)}"`);
+    const attestPayload = asObject(payload, 'payload');
+    // the CSR is checked before the attestor runs, so a bad CSR never spends a single-use credential
+    const csr = await parseCsr(decodeCsr(body.csr, 'csr'));
+
+    const now = nowSeconds();
+    let result;
+    try {
+      result = await attestor.attest(attestPayload, { trustDomain: config.trustDomain, now });
+    } catch (e) {
+      logEvent('warn', 'node attestation failed', { attestation_type: attestor.type, code: e instanceof WispError ? e.code : 'internal' });
+      throw e;
+    }
+    const { agentId, selectors, allowReattestation } = result;
+    const existing = await deps.agents.get(agentId);
+    if (existing?.banned) {
+      logEvent('warn', 'banned agent tried to attest', { agent_id: agentId, attestation_type: attestor.type });
+      throw new WispError('ERR_AGENT_BANNED', 'agent is banned');
+    }
+    if (existing && existing.serialNumber !== '' && !allowReattestation) {
+      logEvent('warn', 'agent attested twice', { agent_id: agentId, attestation_type: attestor.type });
+      throw new WispError('ERR_AGENT_ALREADY_ATTESTED', 'agent is already attested; evict it first');
+    }
+    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki: toBase64(csr.publicKeySpki), dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
+    await deps.agents.upsertAttested(
+      { spiffeId: agentId, attestationType: attestor.type, serialNumber: normalizeSerialNumber(signed!.serialNumber), expiresAt: signed!.expiresAt, nodeSelectors: selectors },
+      now,
+    );
+    logEvent('info', 'agent attested', { agent_id: agentId, attestation_type: attestor.type, serial: normalizeSerialNumber(signed!.serialNumber) });
+    const response: AttestResponse = { svid: svidWire(signed!), bundle: await buildBundleJson(await deps.ca().getPublishedKeys()) };
+    return c.json(response);
+  });
+
+  app.post('/renew', small, async (c) => {
+    const body = asObject(signedJsonBody(c));
+    const { agentId } = c.var.agent;
+    const signed = await agentSvid(agentId, decodeCsr(body.csr, 'csr'));
+    await deps.agents.renew(agentId, normalizeSerialNumber(signed.serialNumber), signed.expiresAt, nowSeconds());
+    logEvent('info', 'agent renewed', { agent_id: agentId, serial: normalizeSerialNumber(signed.serialNumber) });
+    const response: RenewResponse = { svid: svidWire(signed) };
+    return c.json(response);
+  });
+
+  app.post('/sync', small, async (c) => {
+    const body = asObject(signedJsonBody(c));
+    const { revision: known, bundleSequence } = body;
+    if (known !== undefined && (typeof known !== 'string' || known.length > MAX_REVISION_CHARS)) throw badRequest('revision must be a string');
+    if (bundleSequence !== undefined && !Number.isSafeInteger(bundleSequence)) throw badRequest('bundleSequence must be an integer');
+    const { agentId, record } = c.var.agent;
+    // revision first: entries read after it are at least as new, so a concurrent write only causes a refetch
+    const revision = await deps.entries.revision();
+    const response: SyncResponse = { revision };
+    if (revision !== known) response.entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, nowSeconds());
+    const keys = await deps.ca().getPublishedKeys();
+    if (keys.sequence !== bundleSequence) response.bundle = await buildBundleJson(keys);
+    return c.json(response);
+  });
+
+  app.post('/x509-svids', large, async (c) => {
+    const items = batchOf(signedJsonBody(c), AGENT_API_LIMITS.MAX_BATCH_CSRS);
+    const parsed = items.map((r, i) => ({ entryId: parseEntryId(r.entryId, `requests[${i}].entryId`), csr: decodeCsr(r.csr, `requests[${i}].csr`) }));
+    const entries = requireAuthorized(await authorizedEntries(c), parsed.map((p) => p.entryId), c.var.agent.agentId);
+    const keys = await Promise.all(parsed.map((p) => parseCsr(p.csr)));
+    const signed = await signX509(
+      entries.map((entry, i) => ({
+        spiffeId: entry.spiffeId,
+        publicKeySpki: toBase64(keys[i]!.publicKeySpki),
+        dnsNames: entry.dnsNames,
+        ttlSeconds: entry.x509SvidTtl || config.x509SvidTtlSeconds,
+      })),
+    );
+    const response: X509SvidsResponse = { svids: signed.map((s, i) => ({ entryId: entries[i]!.id, svid: svidWire(s) })) };
+    return c.json(response);
+  });
+
+  app.post('/jwt-svids', large, async (c) => {
+    const items = batchOf(signedJsonBody(c), AGENT_API_LIMITS.MAX_BATCH_JWTS);
+    const parsed = items.map((r, i) => ({ entryId: parseEntryId(r.entryId, `requests[${i}].entryId`), audience: parseAudience(r.audience, `requests[${i}].audience`) }));
+    const entries = requireAuthorized(await authorizedEntries(c), parsed.map((p) => p.entryId), c.var.agent.agentId);
+    const ca = deps.ca();
+    const results = await Promise.all(
+      entries.map((entry, i) => ca.signJwtSvid({ spiffeId: entry.spiffeId, audience: parsed[i]!.audience, ttlSeconds: entry.jwtSvidTtl || config.jwtSvidTtlSeconds })),
+    );
+    const response: JwtSvidsResponse = {
+      svids: results.map(unwrap).map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })),
+    };
+    return c.json(response);
+  });
+
+  app.get('/bundle', small, async (c) => {
+    const response: BundleResponse = { bundle: await buildBundleJson(await deps.ca().getPublishedKeys()) };
+    return c.json(response);
+  });
+
+  return app;
+}
+
+/** JWT-SVID §3: `aud` is required; here a non-empty, bounded array of non-empty strings. */
+function parseAudience(value: unknown, what: string): string[] {
+  if (!Array.isArray(value) || value.length === 0) throw badRequest(`${what} must be a non-empty array`);
+  if (value.length > AGENT_API_LIMITS.MAX_AUDIENCES) throw badRequest(`${what} has more than ${AGENT_API_LIMITS.MAX_AUDIENCES} entries`);
+  const encoder = new TextEncoder();
+  for (const a of value) {
+    if (typeof a !== 'string' || a.length === 0) throw badRequest(`${what} entries must be non-empty strings`);
+    if (encoder.encode(a).length > AGENT_API_LIMITS.MAX_AUDIENCE_BYTES) throw badRequest(`${what} entries must be at most ${AGENT_API_LIMITS.MAX_AUDIENCE_BYTES} bytes`);
+  }
+  return value as string[];
+}
