@@ -39,7 +39,8 @@ export async function runRotator(deps: RotatorDeps, signal: AbortSignal): Promis
       await tick(deps);
       if (failures > 0) log.info({ attempts: failures }, 'issuer reachable again');
       failures = 0;
-    } catch (e) {
+    } catch (caught) {
+      let e = caught;
       if (isAgentUnknownError(e)) {
         log.warn({ [LOG_FIELDS.AGENT_ID]: identity.current()?.spiffeId, [LOG_FIELDS.ERROR_CODE]: (e as WispError).code }, 'issuer no longer accepts this agent SVID; re-attesting');
         try {

@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NodeAttestor } from '../../src/agent/attestor/node-attestor.js';
+import { selectNodeAttestor } from '../../src/agent/attestor/node-attestor.js';
+import { syncOnce } from '../../src/agent/cache/sync.js';
+import { DATA_FILES } from '../../src/agent/data-dir.js';
+import { silentLogger } from '../../src/agent/log.js';
+import { runRotator } from '../../src/agent/rotator.js';
+import { createHarness, type Harness } from './helpers/agent-harness.js';
+
+const log = silentLogger();
+let h: Harness;
+afterEach(() => h?.close());
+
+/** An attestor that presents a different (fresh) join token each time: stands in for a reusable cloud attestor. */
+function tokenSequenceAttestor(tokens: string[]): NodeAttestor {
+  return { type: 'join_token', singleUse: false, payload: async () => ({ token: tokens.shift() }), describe: () => ({ attestor: 'test' }) };
+}
+
+describe('node attestation', () => {
+  it('attests with the join token on first start and persists key, SVID and bundle (0600)', async () => {
+    h = await createHarness();
+    const { svid, bundle } = await h.identity.start();
+    expect(svid.spiffeId).toBe('spiffe://example.org/spire/agent/join_token/token-1');
+    expect(bundle?.spiffe_sequence).toBe(1);
+    expect(h.issuer.callsTo('/attest').length).toBe(1);
+    for (const f of Object.values(DATA_FILES)) expect(statSync(join(h.dataDirPath, f)).mode & 0o777).toBe(0o600);
+  });
+
+  it('a restart reuses the stored identity without a token and without re-attesting', async () => {
+    h = await createHarness();
+    const first = await h.identity.start();
+    const again = await h.restart(undefined);
+    const { svid } = await again.identity.start();
+    expect(svid.certChain).toEqual(first.svid.certChain);
+    expect(h.issuer.callsTo('/attest').length).toBe(1);
+    // and the restored key signs requests the issuer accepts
+    await expect(again.client.sync({})).resolves.toMatchObject({ revision: h.issuer.revision });
+  });
+
+  it('renews its own SVID at half-life with a new key, signed with the old one', async () => {
+    h = await createHarness();
+    const { svid } = await h.identity.start();
+    h.clock.advance((h.issuer.agentSvidTtlSeconds * 1000) / 2 - 1000);
+    expect(await h.identity.renewIfDue()).toBe(false);
+    h.clock.advance(1000);
+    expect(await h.identity.renewIfDue()).toBe(true);
+    const renewed = h.identity.current()!;
+    expect(renewed.certChain[0]).not.toEqual(svid.certChain[0]);
+    expect(h.issuer.callsTo('/renew')[0]!.agentId).toBe(svid.spiffeId);
+    const restarted = await (await h.restart(undefined)).identity.start();
+    expect(restarted.svid.certChain).toEqual(renewed.certChain);
+  });
+
+  it('when the stored SVID expired while offline and no attestor is configured: a clear fatal error', async () => {
+    h = await createHarness();
+    await h.identity.start();
+    h.clock.advance(h.issuer.agentSvidTtlSeconds * 1000);
+    const again = await h.restart(undefined);
+    await expect(again.identity.start()).rejects.toThrow(/must attest \(stored agent SVID expired\) but no node attestor is configured: set joinToken/);
+  });
+
+  it('a used join token is refused with a message that says what to do', async () => {
+    h = await createHarness();
+    await h.identity.start();
+    h.clock.advance(h.issuer.agentSvidTtlSeconds * 1000);
+    const again = await h.restart(selectNodeAttestor({ joinToken: 'token-1' }));
+    await expect(again.identity.start()).rejects.toMatchObject({
+      code: 'ERR_JOIN_TOKEN_INVALID',
+      message: expect.stringMatching(/unknown, expired or already used; create a new one and restart with --joinToken/),
+    });
+  });
+
+  it('evicted by the issuer (401): re-attests with an attestor that can, then syncs from scratch', async () => {
+    h = await createHarness({ attestor: tokenSequenceAttestor(['t-a', 't-b']), joinToken: 't-a' });
+    h.issuer.joinTokens.add('t-b');
+    h.issuer.addEntry('e1', '/w', [{ type: 'unix', value: 'uid:1' }]);
+    await h.identity.start();
+    await syncOnce({ client: h.client, cache: h.cache, clock: h.clock.fn, log });
+    h.issuer.evicted.add(h.identity.current()!.spiffeId);
+    const controller = new AbortController();
+    await runRotator(
+      { identity: h.identity, cache: h.cache, client: h.client, dataDir: h.dataDir, clock: h.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => controller.abort() },
+      controller.signal,
+    );
+    expect(h.identity.current()!.spiffeId).toBe('spiffe://example.org/spire/agent/join_token/t-b');
+    expect(h.issuer.callsTo('/sync').at(-1)!.body).toEqual({ bundleSequence: 1 }); // revision reset: full entry list
+  });
+
+  it('evicted with only a single-use join token already spent: the loop stops with a clear error', async () => {
+    h = await createHarness();
+    await h.identity.start();
+    h.issuer.evicted.add(h.identity.current()!.spiffeId);
+    const controller = new AbortController();
+    await expect(
+      runRotator(
+        { identity: h.identity, cache: h.cache, client: h.client, dataDir: h.dataDir, clock: h.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => undefined },
+        controller.signal,
+      ),
+    ).rejects.toThrow(/already used by this process; create a new join token and restart with --joinToken/);
+  });
+});

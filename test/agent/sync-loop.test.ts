@@ -1,0 +1,186 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { syncOnce } from '../../src/agent/cache/sync.js';
+import { certificateMatchesKey, importPkcs8 } from '../../src/agent/keys.js';
+import { silentLogger } from '../../src/agent/log.js';
+import { runRotator } from '../../src/agent/rotator.js';
+import { WispError } from '../../src/shared/errors.js';
+import { createHarness, type Harness } from './helpers/agent-harness.js';
+
+const UID = { type: 'unix', value: 'uid:1000' };
+const GID = { type: 'unix', value: 'gid:50' };
+const log = silentLogger();
+
+let h: Harness;
+let notified: number;
+const sync = () => syncOnce({ client: h.client, cache: h.cache, clock: h.clock.fn, log, onBundleChanged: (b) => h.dataDir.saveBundle(b) });
+
+beforeEach(async () => {
+  h = await createHarness();
+  h.issuer.addEntry('e-web', '/web', [UID]);
+  h.issuer.addEntry('e-db', '/db', [UID, GID]);
+  await h.identity.start();
+  notified = 0;
+  h.cache.subscribe(() => notified++);
+});
+afterEach(() => h.close());
+
+describe('sync loop against a fake issuer', () => {
+  it('first sync issues SVIDs with keys generated locally, and serves them by selectors', async () => {
+    expect(h.cache.isReady()).toBe(false);
+    const out = await sync();
+    expect(out).toEqual({ entriesChanged: true, bundleChanged: true, issued: 2 });
+    expect(h.cache.isReady()).toBe(true);
+    expect(notified).toBe(1);
+
+    expect(h.cache.x509SvidsFor([UID]).map((s) => s.spiffeId)).toEqual(['spiffe://example.org/web']);
+    const both = h.cache.x509SvidsFor([UID, GID, { type: 'unix', value: 'pid:7' }]);
+    expect(both.map((s) => s.spiffeId).sort()).toEqual(['spiffe://example.org/db', 'spiffe://example.org/web']);
+    expect(h.cache.x509SvidsFor([GID])).toEqual([]);
+    for (const s of both) expect(await certificateMatchesKey(s.certChain[0]!, await importPkcs8(s.privateKey))).toBe(true);
+
+    // the CSRs carried public keys only; every signed call passed the issuer's agent-proof check
+    const csrCall = h.issuer.callsTo('/x509-svids')[0]!;
+    expect(JSON.stringify(csrCall.body)).not.toMatch(/PRIVATE/);
+    expect(csrCall.agentId).toBe('spiffe://example.org/spire/agent/join_token/token-1');
+    expect(h.cache.bundles().own.x509Authorities).toEqual([h.issuer.caDer]);
+    expect(h.cache.bundles().own.jwtAuthorities.map((k) => k.kid)).toEqual(['jwt-1']);
+  });
+
+  it('an unchanged sync sends the last revision and bundle sequence, gets nothing new, signs nothing', async () => {
+    await sync();
+    const before = h.issuer.callsTo('/x509-svids').length;
+    notified = 0;
+    const out = await sync();
+    expect(out).toEqual({ entriesChanged: false, bundleChanged: false, issued: 0 });
+    expect(h.issuer.callsTo('/sync').at(-1)!.body).toEqual({ revision: h.issuer.revision, bundleSequence: 1 });
+    expect(h.issuer.callsTo('/x509-svids').length).toBe(before);
+    expect(notified).toBe(0);
+  });
+
+  it('drops the SVID of a deleted entry and notifies subscribers', async () => {
+    await sync();
+    h.issuer.deleteEntry('e-web');
+    notified = 0;
+    const out = await sync();
+    expect(out.entriesChanged).toBe(true);
+    expect(notified).toBe(1);
+    expect(h.cache.x509SvidsFor([UID, GID]).map((s) => s.entryId)).toEqual(['e-db']);
+    expect(h.cache.identitiesFor([UID]).length).toBe(0);
+  });
+
+  it('renews each SVID at half of its lifetime, not before', async () => {
+    await sync();
+    const first = h.cache.x509SvidsFor([UID])[0]!;
+    const ttlMs = h.issuer.x509SvidTtlSeconds * 1000;
+    h.clock.advance(ttlMs / 2 - 1000);
+    expect((await sync()).issued).toBe(0);
+    h.clock.advance(1000);
+    notified = 0;
+    expect((await sync()).issued).toBe(2);
+    expect(notified).toBe(1);
+    const renewed = h.cache.x509SvidsFor([UID])[0]!;
+    expect(renewed.certChain[0]).not.toEqual(first.certChain[0]);
+    expect(renewed.privateKey).not.toEqual(first.privateKey);
+    expect(renewed.expiresAt - first.expiresAt).toBe(ttlMs / 2 / 1000);
+  });
+
+  it('re-issues an SVID when its entry is updated', async () => {
+    await sync();
+    h.issuer.addEntry('e-web', '/web', [UID], { revisionNumber: 2, hint: 'external' });
+    expect((await sync()).issued).toBe(1);
+    expect(h.cache.x509SvidsFor([UID])[0]!.hint).toBe('external');
+  });
+
+  it('follows bundle changes (persisting them) and federated bundles', async () => {
+    await sync();
+    await h.issuer.addAuthority();
+    notified = 0;
+    const out = await sync();
+    expect(out.bundleChanged).toBe(true);
+    expect(notified).toBe(1);
+    expect(h.cache.bundles().own.x509Authorities.length).toBe(2);
+    expect((await h.dataDir.load()).bundle?.spiffe_sequence).toBe(2);
+
+    h.issuer.federatedBundles = { 'partner.example': await h.issuer.bundle() };
+    expect((await sync()).bundleChanged).toBe(true);
+    expect([...h.cache.bundles().federated.keys()]).toEqual(['partner.example']);
+    expect((await sync()).bundleChanged).toBe(false);
+  });
+
+  it('while the issuer is down: serves cached SVIDs until they expire, backoff grows, then recovers', async () => {
+    const controller = new AbortController();
+    const delays: number[] = [];
+    let served = 0;
+    const run = runRotator(
+      {
+        identity: h.identity,
+        cache: h.cache,
+        client: h.client,
+        dataDir: h.dataDir,
+        clock: h.clock.fn,
+        random: () => 0.99,
+        intervalMs: 5_000,
+        log,
+        sleep: async (ms) => {
+          delays.push(ms);
+          h.clock.advance(ms);
+          if (delays.length === 1) h.issuer.down = true; // after the first good round
+          if (h.issuer.down) served = h.cache.x509SvidsFor([UID]).length;
+          if (delays.length === 7) h.issuer.down = false;
+          if (delays.length === 9) controller.abort();
+        },
+      },
+      controller.signal,
+    );
+    await run;
+    expect(delays[0]).toBe(5_000);
+    const backoff = delays.slice(1, 7);
+    for (let i = 1; i < backoff.length; i++) expect(backoff[i]!).toBeGreaterThan(backoff[i - 1]!);
+    expect(served).toBe(1);
+    expect(delays.slice(7)).toEqual([5_000, 5_000]); // back to the normal interval after recovery
+  });
+
+  it('stops serving an SVID once it expires while the issuer is unreachable, and says so to subscribers', async () => {
+    await sync();
+    h.issuer.down = true;
+    h.clock.advance(h.issuer.x509SvidTtlSeconds * 1000);
+    expect(h.cache.x509SvidsFor([UID])).toEqual([]);
+    const controller = new AbortController();
+    notified = 0;
+    await runRotator(
+      { identity: h.identity, cache: h.cache, client: h.client, dataDir: h.dataDir, clock: h.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => controller.abort() },
+      controller.signal,
+    );
+    expect(notified).toBe(1);
+  });
+
+  it('reports an unreachable issuer as ERR_UNAVAILABLE', async () => {
+    h.issuer.down = true;
+    await expect(sync()).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
+    expect(h.cache.isReady()).toBe(false);
+  });
+});
+
+describe('JWT-SVIDs', () => {
+  it('reuses a JWT-SVID while more than half its lifetime remains and coalesces identical requests', async () => {
+    await sync();
+    const [a, b] = await Promise.all([h.cache.fetchJwtSvid('e-web', ['aud-1']), h.cache.fetchJwtSvid('e-web', ['aud-1'])]);
+    expect(a.token).toBe(b.token);
+    expect(h.issuer.callsTo('/jwt-svids').length).toBe(1);
+    expect(a.spiffeId).toBe('spiffe://example.org/web');
+
+    h.clock.advance((h.issuer.jwtSvidTtlSeconds * 1000) / 2 - 1000);
+    expect((await h.cache.fetchJwtSvid('e-web', ['aud-1'])).token).toBe(a.token);
+    await h.cache.fetchJwtSvid('e-web', ['aud-2']);
+    expect(h.issuer.callsTo('/jwt-svids').length).toBe(2);
+    h.clock.advance(1000);
+    expect((await h.cache.fetchJwtSvid('e-web', ['aud-1'])).token).not.toBe(a.token);
+  });
+
+  it('refuses entries the agent does not hold', async () => {
+    await sync();
+    await expect(h.cache.fetchJwtSvid('nope', ['a'])).rejects.toBeInstanceOf(WispError);
+    await expect(h.cache.fetchJwtSvid('nope', ['a'])).rejects.toMatchObject({ code: 'ERR_NO_IDENTITY' });
+  });
+});
+
