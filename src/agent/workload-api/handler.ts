@@ -1,0 +1,294 @@
+/**
+ * The SPIFFE Workload API methods (SPIRE's workload/handler.go), free of gRPC: each method takes the
+ * decoded request and a call context (the caller's kernel credentials and an AbortSignal) and returns a
+ * response, or an async iterable of complete responses for the streaming methods (Workload API §4.3).
+ * Failures are `WispError`s; server.ts maps them to gRPC codes through shared/error-status.ts.
+ *
+ * Error rules (Workload Endpoint §6, Workload API §5.2/§6.2, SPIRE):
+ * - agent not ready, or attestation failed → Unavailable
+ * - caller holds no identity → PermissionDenied "no identity issued"
+ * - missing audience / svid, bad spiffe_id → InvalidArgument
+ * - WIT-SVID profile → Unimplemented (Workload API §7)
+ * @module
+ */
+import { create, equals, type DescMessage, type JsonObject, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import type { Logger } from 'pino';
+import type { BundleSet, IdentitySource, TrustDomainBundle, WorkloadX509Svid } from '../cache/identity-source.js';
+import { systemClock, type Clock } from '../../shared/clock.js';
+import { WispError, isWispError } from '../../shared/errors.js';
+import type { Selector } from '../../shared/registry/selectors.js';
+import { parseSpiffeId } from '../../shared/spiffe/id.js';
+import {
+  JWTBundlesResponseSchema,
+  X509BundlesResponseSchema,
+  X509SVIDResponseSchema,
+  type SpiffeWorkloadAPI,
+} from './gen/workload_pb.js';
+import { validateWorkloadJwt, type JwtSvidValidator } from './jwt-validate.js';
+import type { PeerInfo, WorkloadAttestor } from './unix-attestor.js';
+
+/** How long a change is coalesced before the streams see it; every change is delivered within this. */
+export const DEFAULT_UPDATE_DELAY_MS = 100;
+
+/** What one call knows about its caller. */
+export interface CallContext {
+  peer: PeerInfo;
+  /** aborted when the client cancels or the server shuts down */
+  signal: AbortSignal;
+}
+
+type Methods = (typeof SpiffeWorkloadAPI)['method'];
+
+/** The service as plain functions, one per RPC of SpiffeWorkloadAPI, typed from the generated descriptor. */
+export type WorkloadApiImpl = {
+  [K in keyof Methods]: Methods[K] extends { methodKind: 'unary'; input: infer I extends DescMessage; output: infer O extends DescMessage }
+    ? (request: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>
+    : Methods[K] extends { methodKind: 'server_streaming'; input: infer I extends DescMessage; output: infer O extends DescMessage }
+      ? (request: MessageShape<I>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
+      : never;
+};
+
+/** Narrow dependencies (STYLE G16). */
+export interface WorkloadApiDeps {
+  /** unix workload attestor (SO_PEERCRED + /proc): `createUnixAttestor()` */
+  attest: WorkloadAttestor;
+  /** the agent cache */
+  source: IdentitySource;
+  /** JWT-SVID validation; default: ./jwt-validate.ts */
+  validateJwt?: JwtSvidValidator;
+  clock?: Clock;
+  log?: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+  /** coalescing window for stream updates; default DEFAULT_UPDATE_DELAY_MS (must stay well under 1 s) */
+  updateDelayMs?: number;
+  /** SPIRE `allow_unauthenticated_verifiers`: callers with no identity still get bundles and validation */
+  allowUnauthenticatedVerifiers?: boolean;
+}
+
+const noIdentity = () => new WispError('ERR_NO_IDENTITY', 'no identity issued');
+const notReady = () => new WispError('ERR_UNAVAILABLE', 'agent is not ready');
+
+/** The SPIFFE ID of a trust domain, the key of every bundle map (Workload API §4.6). */
+export function trustDomainKey(td: string): string {
+  return `spiffe://${td}`;
+}
+
+function concatDer(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Public members of a JWK only: a private parameter in a bundle must never reach a workload. */
+const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
+
+/** JWT-SVID §5: a bundle's JWT authorities as a JWK Set document. */
+export function jwksJson(bundle: TrustDomainBundle): Uint8Array {
+  const keys = bundle.jwtAuthorities.map((k) => Object.fromEntries(Object.entries(k).filter(([name]) => !PRIVATE_JWK_MEMBERS.has(name))));
+  return new TextEncoder().encode(JSON.stringify({ keys }));
+}
+
+/** Own bundle plus the federated ones named in `federatesWith` that the agent has, sorted by trust domain. */
+function bundlesFor(bundles: BundleSet, federatesWith: Iterable<string>): TrustDomainBundle[] {
+  const federated = [...new Set(federatesWith)]
+    .filter((td) => td !== bundles.own.trustDomain)
+    .sort()
+    .map((td) => bundles.federated.get(td))
+    .filter((b): b is TrustDomainBundle => b !== undefined);
+  return [bundles.own, ...federated];
+}
+
+/** Keeps the first SVID of each non-empty hint (Workload API §5.2.1: hints are unique per response). */
+function uniqueHints<T extends { hint: string }>(items: readonly T[], onDrop: (item: T) => void): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => {
+    if (!item.hint) return true;
+    if (seen.has(item.hint)) {
+      onDrop(item);
+      return false;
+    }
+    seen.add(item.hint);
+    return true;
+  });
+}
+
+/**
+ * Signals that the IdentitySource changed, coalesced: the first change after a wait schedules one wake-up
+ * `delayMs` later; further changes in that window ride along. Unsubscribes on `close()`.
+ */
+function changeFeed(source: IdentitySource, signal: AbortSignal, delayMs: number) {
+  let pending = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let wake: (() => void) | undefined;
+  const unsubscribe = source.subscribe(() => {
+    if (pending || timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      pending = true;
+      wake?.();
+    }, delayMs);
+  });
+  const onAbort = () => wake?.();
+  signal.addEventListener('abort', onAbort);
+  return {
+    /** resolves true on the next change, false once the call is aborted */
+    async next(): Promise<boolean> {
+      while (!pending && !signal.aborted) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      pending = false;
+      return !signal.aborted;
+    },
+    close() {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+/**
+ * Creates the Workload API implementation.
+ * @example
+ * const impl = createWorkloadApi({ attest: createUnixAttestor(), source: cache, log });
+ * const server = await startWorkloadApiServer({ socketPath, impl, log });
+ */
+export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
+  const { source } = deps;
+  const clock = deps.clock ?? systemClock;
+  const validateJwt = deps.validateJwt ?? validateWorkloadJwt;
+  const delayMs = deps.updateDelayMs ?? DEFAULT_UPDATE_DELAY_MS;
+  const log = deps.log;
+
+  async function attest(ctx: CallContext): Promise<Selector[]> {
+    if (!source.isReady()) throw notReady();
+    try {
+      return await deps.attest(ctx.peer);
+    } catch (err) {
+      log?.warn({ pid: ctx.peer.pid, uid: ctx.peer.uid, err }, 'workload attestation failed');
+      if (isWispError(err)) throw err;
+      throw new WispError('ERR_UNAVAILABLE', 'workload attestation failed', { cause: err });
+    }
+  }
+
+  /**
+   * Streams complete responses: the first at once, then one per (coalesced) change that alters the
+   * response. `build` returns undefined to wait for the next change, or throws to end the stream.
+   */
+  async function* watch<S extends DescMessage>(schema: S, ctx: CallContext, build: () => MessageInitShape<S> | undefined) {
+    const feed = changeFeed(source, ctx.signal, delayMs);
+    try {
+      let last: MessageShape<S> | undefined;
+      do {
+        if (!source.isReady()) throw notReady();
+        const init = build();
+        if (init === undefined) continue;
+        const message = create(schema, init);
+        if (last && equals(schema, last, message)) continue;
+        last = message;
+        yield init;
+      } while (await feed.next());
+    } finally {
+      feed.close();
+    }
+  }
+
+  /** Selectors of a caller who must hold an identity unless verifiers may be unauthenticated. */
+  function verifierIdentities(selectors: Selector[]) {
+    const identities = source.identitiesFor(selectors);
+    if (identities.length === 0 && !deps.allowUnauthenticatedVerifiers) throw noIdentity();
+    return identities;
+  }
+
+  function x509SvidResponse(selectors: Selector[], pid: number): MessageInitShape<typeof X509SVIDResponseSchema> | undefined {
+    const svids: WorkloadX509Svid[] = uniqueHints(source.x509SvidsFor(selectors), (s) =>
+      log?.warn({ spiffe_id: s.spiffeId, entry_id: s.entryId, hint: s.hint, pid }, 'ignoring X509-SVID with duplicated hint'),
+    );
+    if (svids.length === 0) {
+      // entitled but not minted yet: wait for the cache (SPIRE waits the same way); otherwise denied
+      if (source.identitiesFor(selectors).length > 0) return undefined;
+      throw noIdentity();
+    }
+    const bundles = source.bundles();
+    const ownBundle = concatDer(bundles.own.x509Authorities);
+    const federated = bundlesFor(bundles, svids.flatMap((s) => s.federatesWith)).slice(1);
+    return {
+      svids: svids.map((s) => ({
+        spiffeId: s.spiffeId,
+        x509Svid: concatDer(s.certChain),
+        x509SvidKey: s.privateKey,
+        bundle: ownBundle,
+        hint: s.hint,
+      })),
+      federatedBundles: Object.fromEntries(federated.map((b) => [trustDomainKey(b.trustDomain), concatDer(b.x509Authorities)])),
+    };
+  }
+
+  return {
+    async *fetchX509SVID(_request, ctx) {
+      const selectors = await attest(ctx);
+      log?.debug({ pid: ctx.peer.pid }, 'FetchX509SVID stream opened');
+      yield* watch(X509SVIDResponseSchema, ctx, () => x509SvidResponse(selectors, ctx.peer.pid));
+    },
+
+    async *fetchX509Bundles(_request, ctx) {
+      const selectors = await attest(ctx);
+      yield* watch(X509BundlesResponseSchema, ctx, () => {
+        const identities = verifierIdentities(selectors);
+        const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
+        return { bundles: Object.fromEntries(bundles.map((b) => [trustDomainKey(b.trustDomain), concatDer(b.x509Authorities)])) };
+      });
+    },
+
+    async *fetchJWTBundles(_request, ctx) {
+      const selectors = await attest(ctx);
+      yield* watch(JWTBundlesResponseSchema, ctx, () => {
+        const identities = verifierIdentities(selectors);
+        const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
+        return { bundles: Object.fromEntries(bundles.map((b) => [trustDomainKey(b.trustDomain), jwksJson(b)])) };
+      });
+    },
+
+    async fetchJWTSVID(request, ctx) {
+      const audience = request.audience.filter((a) => a.length > 0);
+      if (audience.length === 0 || audience.length !== request.audience.length) {
+        throw new WispError('ERR_BAD_REQUEST', 'audience must be specified');
+      }
+      const wanted = request.spiffeId ? parseSpiffeId(request.spiffeId) : undefined;
+      const selectors = await attest(ctx);
+      const identities = source.identitiesFor(selectors);
+      if (identities.length === 0) throw noIdentity();
+      const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
+      if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
+      const svids = await Promise.all(chosen.map((i) => source.fetchJwtSvid(i.entryId, audience)));
+      const unique = uniqueHints(svids, (s) => log?.warn({ spiffe_id: s.spiffeId, hint: s.hint }, 'ignoring JWT-SVID with duplicated hint'));
+      return { svids: unique.map((s) => ({ spiffeId: s.spiffeId, svid: s.token, hint: s.hint })) };
+    },
+
+    async validateJWTSVID(request, ctx) {
+      if (!request.audience) throw new WispError('ERR_BAD_REQUEST', 'audience must be specified');
+      if (!request.svid) throw new WispError('ERR_BAD_REQUEST', 'svid must be specified');
+      const selectors = await attest(ctx);
+      verifierIdentities(selectors);
+      try {
+        const { spiffeId, claims } = await validateJwt(request.svid, request.audience, source.bundles(), clock());
+        return { spiffeId, claims: claims as JsonObject };
+      } catch (err) {
+        if (isWispError(err)) log?.info({ pid: ctx.peer.pid, reason: err.cause, error_code: err.code }, 'JWT-SVID validation failed');
+        throw err;
+      }
+    },
+
+    // eslint-disable-next-line require-yield
+    async *fetchWITSVID() {
+      throw new WispError('ERR_UNIMPLEMENTED', 'the WIT-SVID profile is not supported');
+    },
+
+    // eslint-disable-next-line require-yield
+    async *fetchWITBundles() {
+      throw new WispError('ERR_UNIMPLEMENTED', 'the WIT-SVID profile is not supported');
+    },
+  };
+}

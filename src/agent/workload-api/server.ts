@@ -1,0 +1,264 @@
+/**
+ * The SPIFFE Workload Endpoint: gRPC over a Unix socket (Workload Endpoint §3), with each caller's kernel
+ * credentials attached to its connection. This is the only module that knows gRPC on the server side
+ * (STYLE G16); the methods themselves live in handler.ts.
+ *
+ * Our own `net.Server` accepts connections, reads SO_PEERCRED once per connection (plus the process start
+ * time, against pid reuse), stamps a private key on the socket as its `remoteAddress`, and hands the socket
+ * to a grpc-js Server through `createConnectionInjector` (TOOLCHAIN.md: ~0.26 ms CPU per unary call). A call
+ * finds its caller again through `call.getPeer()`.
+ *
+ * Every call must carry the metadata `workload.spiffe.io: true` (Workload Endpoint §3, §6: InvalidArgument
+ * otherwise); this is checked in one place, before any handler runs, as SPIRE's middleware does.
+ * @module
+ */
+import { create, type DescMessage, type Message, type MessageInitShape } from '@bufbuild/protobuf';
+import {
+  Server,
+  ServerCredentials,
+  status as GrpcStatus,
+  type Metadata,
+  type ServerErrorResponse,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import { lstatSync, mkdirSync, chmodSync, unlinkSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { grpcCodeOf, type GrpcCodeName } from '../../shared/error-status.js';
+import { WispError, isWispError } from '../../shared/errors.js';
+import { SpiffeWorkloadAPI } from './gen/workload_pb.js';
+import type { CallContext, WorkloadApiImpl } from './handler.js';
+import { peerCredentials } from './peer.js';
+import { SECURITY_HEADER, SECURITY_HEADER_VALUE, workloadApiServiceDefinition } from './service.js';
+import { processStartTime, type PeerInfo } from './unix-attestor.js';
+
+/** Any local user may connect; the caller's identity comes from the kernel, not from file permissions. */
+export const SOCKET_MODE = 0o777;
+/** The socket's directory, when the agent creates it. */
+export const SOCKET_DIR_MODE = 0o755;
+/** How long close() lets calls finish before cutting connections. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 2_000;
+
+const GRPC_CODES: Record<GrpcCodeName, GrpcStatus> = {
+  InvalidArgument: GrpcStatus.INVALID_ARGUMENT,
+  PermissionDenied: GrpcStatus.PERMISSION_DENIED,
+  NotFound: GrpcStatus.NOT_FOUND,
+  AlreadyExists: GrpcStatus.ALREADY_EXISTS,
+  Unavailable: GrpcStatus.UNAVAILABLE,
+  Unauthenticated: GrpcStatus.UNAUTHENTICATED,
+  ResourceExhausted: GrpcStatus.RESOURCE_EXHAUSTED,
+  Unimplemented: GrpcStatus.UNIMPLEMENTED,
+  Internal: GrpcStatus.INTERNAL,
+};
+
+type AnyLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+
+/** A WispError → a gRPC status error; anything else is Internal with a fixed message (never echo it). */
+export function toGrpcError(err: unknown): Partial<ServerErrorResponse> {
+  if (isWispError(err)) return { code: GRPC_CODES[grpcCodeOf(err.code)], details: err.message };
+  return { code: GrpcStatus.INTERNAL, details: 'internal error' };
+}
+
+function checkSecurityHeader(metadata: Metadata): void {
+  const values = metadata.get(SECURITY_HEADER);
+  if (values.length !== 1 || values[0] !== SECURITY_HEADER_VALUE) {
+    throw new WispError('ERR_BAD_REQUEST', `security header "${SECURITY_HEADER}: ${SECURITY_HEADER_VALUE}" is missing`);
+  }
+}
+
+export interface WorkloadApiServerOptions {
+  /** absolute path of the Unix socket */
+  socketPath: string;
+  /** `createWorkloadApi(deps)` */
+  impl: WorkloadApiImpl;
+  log?: AnyLog;
+  /** `/proc`, for tests */
+  procRoot?: string;
+}
+
+export interface WorkloadApiServer {
+  readonly socketPath: string;
+  /** open Unix connections (for diagnostics and tests) */
+  connectionCount(): number;
+  /** stops accepting, ends open calls (streams are cancelled), closes connections, removes the socket */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Prepares the socket path: the directory (created 0755 if missing) and no stale socket. */
+function prepareSocketPath(socketPath: string): void {
+  const dir = dirname(socketPath);
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: SOCKET_DIR_MODE });
+    chmodSync(dir, SOCKET_DIR_MODE); // mkdir's mode is filtered by the umask
+  }
+  let st;
+  try {
+    st = lstatSync(socketPath);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new WispError('ERR_CONFIG_INVALID', `${socketPath} exists and is not a socket; refusing to remove it`);
+  unlinkSync(socketPath); // stale socket from an earlier run
+}
+
+/**
+ * Starts the Workload Endpoint on a Unix socket.
+ * @example
+ * const impl = createWorkloadApi({ attest: createUnixAttestor(), source: cache, log });
+ * const server = await startWorkloadApiServer({ socketPath: '/run/wisp/agent.sock', impl, log });
+ * signal.addEventListener('abort', () => void server.close());
+ */
+export async function startWorkloadApiServer(options: WorkloadApiServerOptions): Promise<WorkloadApiServer> {
+  const { socketPath, impl, log, procRoot } = options;
+  const grpcServer = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+  const peers = new Map<string, PeerInfo>();
+  const sockets = new Set<net.Socket>();
+  const calls = new Set<AbortController>();
+  let nextConnection = 0;
+  let shuttingDown = false;
+
+  function callContext(getPeer: () => string, controller: AbortController): CallContext {
+    const peer = peers.get(getPeer());
+    if (!peer) throw new WispError('ERR_UNAVAILABLE', 'caller credentials are unavailable');
+    return { peer, signal: controller.signal };
+  }
+
+  const implementation: UntypedServiceImplementation = {};
+  for (const method of SpiffeWorkloadAPI.methods) {
+    const name = method.localName as keyof WorkloadApiImpl;
+    const output: DescMessage = method.output;
+    if (method.methodKind === 'unary') {
+      implementation[name] = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
+        const controller = new AbortController();
+        calls.add(controller);
+        call.on('cancelled', () => controller.abort());
+        const run = async () => {
+          checkSecurityHeader(call.metadata);
+          const ctx = callContext(() => call.getPeer(), controller);
+          const fn = impl[name] as (req: unknown, ctx: CallContext) => Promise<MessageInitShape<DescMessage>>;
+          return create(output, await fn(call.request, ctx));
+        };
+        run().then(
+          (response) => callback(null, response),
+          (err: unknown) => {
+            if (!isWispError(err)) log?.error({ err, method: method.name }, 'Workload API call failed');
+            callback(toGrpcError(err));
+          },
+        ).finally(() => calls.delete(controller));
+      };
+    } else if (method.methodKind === 'server_streaming') {
+      implementation[name] = (call: ServerWritableStream<Message, Message>) => {
+        const controller = new AbortController();
+        calls.add(controller);
+        call.on('cancelled', () => controller.abort());
+        const run = async () => {
+          checkSecurityHeader(call.metadata);
+          const ctx = callContext(() => call.getPeer(), controller);
+          const fn = impl[name] as (req: unknown, ctx: CallContext) => AsyncIterable<MessageInitShape<DescMessage>>;
+          for await (const init of fn(call.request, ctx)) {
+            if (controller.signal.aborted) break;
+            if (!call.write(create(output, init))) {
+              await new Promise<void>((resolve) => {
+                const done = () => {
+                  call.off('drain', done);
+                  controller.signal.removeEventListener('abort', done);
+                  resolve();
+                };
+                call.on('drain', done);
+                controller.signal.addEventListener('abort', done);
+              });
+            }
+          }
+        };
+        run().then(
+          () => {
+            if (call.cancelled) return;
+            // a stream only ends early when the server stops: tell the client to come back (Unavailable)
+            if (shuttingDown) call.emit('error', toGrpcError(new WispError('ERR_UNAVAILABLE', 'agent is shutting down')));
+            else call.end();
+          },
+          (err: unknown) => {
+            if (!isWispError(err)) log?.error({ err, method: method.name }, 'Workload API stream failed');
+            if (!call.cancelled) call.emit('error', toGrpcError(err));
+          },
+        ).finally(() => calls.delete(controller));
+      };
+    }
+  }
+  grpcServer.addService(workloadApiServiceDefinition(), implementation);
+  const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+
+  const netServer = net.createServer((socket) => {
+    let peer: PeerInfo;
+    try {
+      const creds = peerCredentials(socket);
+      peer = { ...creds, startTime: processStartTime(creds.pid, procRoot) };
+    } catch (err) {
+      log?.warn({ err }, 'cannot read peer credentials; closing connection');
+      socket.destroy();
+      return;
+    }
+    const key = `wisp-uds-${++nextConnection}`;
+    peers.set(key, peer);
+    sockets.add(socket);
+    // grpc-js reports `remoteAddress` (no port on a Unix socket) as the call's peer: our key
+    Object.defineProperty(socket, 'remoteAddress', { value: key, configurable: true });
+    socket.once('close', () => {
+      peers.delete(key);
+      sockets.delete(socket);
+    });
+    log?.debug({ pid: peer.pid, uid: peer.uid, gid: peer.gid }, 'Workload API connection');
+    injector.injectConnection(socket);
+  });
+
+  prepareSocketPath(socketPath);
+  await new Promise<void>((resolve, reject) => {
+    netServer.once('error', reject);
+    netServer.listen(socketPath, () => {
+      netServer.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(socketPath, SOCKET_MODE);
+  netServer.on('error', (err) => log?.error({ err }, 'Workload API listener error'));
+  log?.info({ socket_path: socketPath }, 'Workload API listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    socketPath,
+    connectionCount: () => sockets.size,
+    close(graceMs = DEFAULT_SHUTDOWN_GRACE_MS) {
+      closing ??= (async () => {
+        shuttingDown = true;
+        const listenerClosed = new Promise<void>((resolve) => netServer.close(() => resolve()));
+        for (const controller of calls) controller.abort();
+        injector.drain(graceMs);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            grpcServer.forceShutdown();
+            resolve();
+          }, graceMs);
+          timer.unref();
+          grpcServer.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        injector.destroy();
+        for (const socket of sockets) socket.destroy();
+        await listenerClosed;
+        try {
+          unlinkSync(socketPath);
+        } catch {
+          // already gone (net.Server.close removes it on most platforms)
+        }
+        log?.info({ socket_path: socketPath }, 'Workload API stopped');
+      })();
+      return closing;
+    },
+  };
+}
