@@ -25,7 +25,8 @@ beforeAll(async () => {
   const csr = await makeCsr();
   goodCsr = toBase64(csr.der);
   const tampered = csr.der.slice();
-  tampered[tampered.length - 2] ^= 0x01;
+  const last = tampered.length - 2;
+  tampered[last] = tampered[last]! ^ 0x01;
   const rsaKeys = (await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, false, ['sign', 'verify'])) as never;
   const weak = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'O=SPIRE', keys: rsaKeys, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' } });
   Object.assign(badCsrs, {
