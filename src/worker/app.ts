@@ -9,6 +9,12 @@ import type { AppDeps } from './deps.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { publicRoutes } from './routes/public.js';
 import { adminRoutes } from './routes/admin.js';
+import { AGENT_API_PREFIX } from '../shared/agent-api.js';
+import { createAgentStore } from './db/agents.js';
+import { createEntryStore } from './db/entries.js';
+import { createJoinTokenStore } from './db/join-tokens.js';
+import { createNonceStore } from './db/nonces.js';
+import { agentRoutes } from './routes/agent.js';
 
 export type AppEnv = { Bindings: Env };
 
@@ -20,5 +26,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
   app.route('/', publicRoutes(deps));
   app.route('/admin/v1', adminRoutes(deps));
+  app.route(
+    AGENT_API_PREFIX,
+    agentRoutes({
+      ...deps,
+      entries: createEntryStore(deps.db),
+      agents: createAgentStore(deps.db),
+      joinTokens: createJoinTokenStore(deps.db),
+      nonces: createNonceStore(deps.db),
+    }),
+  );
   return app;
 }
