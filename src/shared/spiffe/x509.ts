@@ -4,7 +4,17 @@
  * @module
  */
 import 'reflect-metadata';
-import { PemConverter, PublicKey, X509Certificate } from '@peculiar/x509';
+import {
+  AuthorityKeyIdentifierExtension,
+  type Extension,
+  type Name,
+  PemConverter,
+  PublicKey,
+  SubjectKeyIdentifierExtension,
+  X509Certificate,
+  X509CertificateGenerator,
+} from '@peculiar/x509';
+import type { CryptoKey } from 'jose';
 import { WispError, type WispErrorCode } from '../errors.js';
 
 /** Standard base64 (with padding) of bytes. */
@@ -108,3 +118,57 @@ export async function publicJwkFromSpki(spki: Uint8Array): Promise<{ kty: string
     ? { kty: 'EC', crv: jwk.crv!, x: jwk.x!, y: jwk.y! }
     : { kty: 'RSA', n: jwk.n!, e: jwk.e! };
 }
+
+/** The signing side of an issuance: the CA certificate and its private key (kept inside the CA object). */
+export interface SigningCa {
+  cert: X509Certificate;
+  privateKey: CryptoKey;
+  signAlgorithm: SignAlgorithm;
+}
+
+/** Everything a certificate is made of, before the signature. */
+export interface CertificateTemplate {
+  serialNumberHex: string;
+  subject: Name;
+  issuer: Name;
+  notBefore: Date;
+  notAfter: Date;
+  publicKeySpki: Uint8Array;
+  extensions: Extension[];
+}
+
+/** Serial numbers are 16 random bytes, positive (RFC 5280 §4.1.2.2 allows up to 20 octets). */
+export const SERIAL_NUMBER_BYTES = 16;
+
+/** A positive serial of SERIAL_NUMBER_BYTES bytes (high bit clear, first byte non-zero, so DER keeps 16 octets). */
+export function randomSerialNumber(): Uint8Array {
+  const b = crypto.getRandomValues(new Uint8Array(SERIAL_NUMBER_BYTES));
+  b[0] = b[0]! & 0x7f || 0x01;
+  return b;
+}
+
+/** Lowercase hex of bytes. */
+export const toHex = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+
+/** AKID of certificates issued by `issuer`: its SKID when present, else computed from its public key. */
+export async function authorityKeyIdentifierOf(issuer: X509Certificate): Promise<AuthorityKeyIdentifierExtension> {
+  const skid = issuer.getExtension(SubjectKeyIdentifierExtension);
+  return skid ? new AuthorityKeyIdentifierExtension(skid.keyId, false) : AuthorityKeyIdentifierExtension.create(issuer.publicKey, false);
+}
+
+/** Signs a template; returns the DER certificate. */
+export async function signCertificate(t: CertificateTemplate, privateKey: CryptoKey, signAlgorithm: SignAlgorithm): Promise<Uint8Array> {
+  const cert = await X509CertificateGenerator.create({
+    serialNumber: t.serialNumberHex,
+    subject: t.subject,
+    issuer: t.issuer,
+    notBefore: t.notBefore,
+    notAfter: t.notAfter,
+    publicKey: t.publicKeySpki.slice(),
+    signingKey: privateKey,
+    signingAlgorithm: signAlgorithm,
+    extensions: t.extensions,
+  });
+  return new Uint8Array(cert.rawData);
+}
+
