@@ -1,0 +1,97 @@
+/**
+ * Runs the agent daemon from a parsed `AgentConfig`: data dir, issuer client, node attestation, cache,
+ * the sync/rotation loop and the Workload API server on the Unix socket, all under one AbortController
+ * (runTasks): the first failure stops the rest, and aborting `signal` (SIGINT/SIGTERM) shuts down cleanly,
+ * closing the server and removing the socket.
+ * @module
+ */
+import type { SpiffeBundleJson } from '../shared/agent-api.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { selectNodeAttestor } from './attestor/node-attestor.js';
+import { SvidCache } from './cache/svid-cache.js';
+import type { AgentConfig } from './config.js';
+import { openDataDir } from './data-dir.js';
+import { createIssuerClient, isTransientIssuerError } from './issuer-client.js';
+import { LOG_FIELDS, type Logger } from './log.js';
+import { createAgentIdentity, type AgentIdentity } from './node-attestation.js';
+import { backoffDelayMs } from './rotation-policy.js';
+import { runRotator } from './rotator.js';
+import { abortableSleep, runTasks } from './run-tasks.js';
+import { createWorkloadApi } from './workload-api/handler.js';
+import { startWorkloadApiServer } from './workload-api/server.js';
+import { createUnixAttestor } from './workload-api/unix-attestor.js';
+
+export interface RunAgentOptions {
+  log: Logger;
+  /** abort to shut down */
+  signal: AbortSignal;
+  clock?: Clock;
+  random?: () => number;
+  fetch?: typeof fetch;
+}
+
+/** Resolves after a clean shutdown; rejects with the failure that stopped the agent. */
+export async function runAgent(config: AgentConfig, options: RunAgentOptions): Promise<void> {
+  const { log, signal } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const dataDir = await openDataDir(config.dataDir);
+  const holder: { identity?: AgentIdentity } = {};
+  const client = createIssuerClient({
+    serverUrl: config.serverUrl,
+    timeoutMs: config.requestTimeoutSeconds * 1000,
+    clock,
+    credentials: () => holder.identity?.current(),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  const identity = createAgentIdentity({ client, dataDir, attestor: selectNodeAttestor(config), clock, log });
+  holder.identity = identity;
+  const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, log, random });
+
+  const server = await startWorkloadApiServer({
+    socketPath: config.socketPath,
+    impl: createWorkloadApi({ attest: createUnixAttestor(), source: cache, clock, log }),
+    log,
+  });
+  log.info({ socket_path: config.socketPath, server_url: config.serverUrl, trust_domain: config.trustDomain }, 'Workload API listening');
+
+  await runTasks(
+    {
+      workloadApi: async (taskSignal) => {
+        await new Promise<void>((resolve) => (taskSignal.aborted ? resolve() : taskSignal.addEventListener('abort', () => resolve(), { once: true })));
+        await server.close();
+        log.info('Workload API closed, socket removed');
+      },
+      agent: async (taskSignal) => {
+        const bundle = await startIdentity(identity, { log, random, signal: taskSignal });
+        if (taskSignal.aborted) return;
+        if (bundle) cache.setBundle(bundle);
+        await runRotator(
+          { identity, cache, client, dataDir, clock, random, sleep: abortableSleep, intervalMs: config.syncIntervalSeconds * 1000, log },
+          taskSignal,
+        );
+      },
+    },
+    signal,
+  );
+}
+
+/** Attests (or loads the stored identity), retrying while the issuer is unreachable. */
+async function startIdentity(
+  identity: AgentIdentity,
+  o: { log: Logger; random: () => number; signal: AbortSignal },
+): Promise<SpiffeBundleJson | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { svid, bundle } = await identity.start();
+      o.log.info({ [LOG_FIELDS.AGENT_ID]: svid.spiffeId }, 'agent identity ready');
+      return bundle;
+    } catch (e) {
+      if (!isTransientIssuerError(e)) throw e;
+      const delay = backoffDelayMs(attempt, o.random());
+      o.log.warn({ [LOG_FIELDS.RETRY_IN_MS]: delay, attempts: attempt }, `cannot reach the issuer to attest: ${(e as Error).message}`);
+      await abortableSleep(delay, o.signal);
+      if (o.signal.aborted) return undefined;
+    }
+  }
+}

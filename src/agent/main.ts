@@ -1,0 +1,151 @@
+/**
+ * The `wisp-agent` command line (commander): `run` starts the daemon; `healthcheck` and `api …` talk to a
+ * running agent over its Workload API socket like any workload. Errors are one line on stderr, exit 1.
+ * This is the edge: the only module that reads `process.env`, `process.argv` and installs signal handlers.
+ * @module
+ */
+import { Command, Option } from 'commander';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { runAgent } from './agent.js';
+import { fetchJwt, fetchJwtBundles, fetchX509, healthcheck, validateJwt, watchX509, type ApiCommandOptions, type OutputFormat } from './cli/api.js';
+import { AGENT_CONFIG_DEFAULTS, parseAgentConfig, readAgentConfigFile, type AgentConfigInput } from './config.js';
+import { createLogger } from './log.js';
+import { isGrpcError } from './workload-api/client.js';
+
+const API_TIMEOUT_MS = 10_000;
+
+class CliError extends Error {}
+
+function fail(message: string): never {
+  throw new CliError(message);
+}
+
+/** The socket for api/healthcheck: the flag, else SPIFFE_ENDPOINT_SOCKET, else WISP_SOCKET_PATH, else the default. */
+function endpointOf(flag: string | undefined): string {
+  return flag ?? process.env['SPIFFE_ENDPOINT_SOCKET'] ?? process.env['WISP_SOCKET_PATH'] ?? AGENT_CONFIG_DEFAULTS.socketPath;
+}
+
+function apiOptions(opts: { socketPath?: string; output?: OutputFormat; timeout?: string }): ApiCommandOptions {
+  const timeoutSeconds = opts.timeout === undefined ? API_TIMEOUT_MS / 1000 : Number(opts.timeout);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) fail(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
+  return { address: endpointOf(opts.socketPath), output: opts.output ?? 'pretty', timeoutMs: timeoutSeconds * 1000, print: (line) => process.stdout.write(`${line}\n`) };
+}
+
+/** Adds the options every api subcommand shares. */
+function withApiOptions(cmd: Command): Command {
+  return cmd
+    .option('--socketPath <path>', 'Workload API socket (or unix:// address); default $SPIFFE_ENDPOINT_SOCKET')
+    .addOption(new Option('--output <format>', 'output format').choices(['pretty', 'json']).default('pretty'))
+    .option('--timeout <seconds>', 'give up after this long', String(API_TIMEOUT_MS / 1000));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('wisp-agent').description('Wisp agent: serves the SPIFFE Workload API on this node').showHelpAfterError().exitOverride();
+
+  program
+    .command('run')
+    .description('run the agent daemon')
+    .option('--config <file>', 'JSON config file (see docs/agent-config.md)')
+    .option('--serverURL <url>', 'issuer URL (https; http only for loopback)')
+    .option('--trustDomain <name>', 'trust domain')
+    .option('--dataDir <dir>', 'directory for the agent key, SVID and bundle')
+    .option('--socketPath <path>', 'Workload API socket path')
+    .option('--joinToken <token>', 'single-use join token for the first attestation')
+    .option('--logLevel <level>', 'trace|debug|info|warn|error')
+    .action(async (opts: { config?: string; serverURL?: string; trustDomain?: string; dataDir?: string; socketPath?: string; joinToken?: string; logLevel?: string }) => {
+      const flags: AgentConfigInput = {};
+      if (opts.serverURL !== undefined) flags.serverUrl = opts.serverURL;
+      if (opts.trustDomain !== undefined) flags.trustDomain = opts.trustDomain;
+      if (opts.dataDir !== undefined) flags.dataDir = opts.dataDir;
+      if (opts.socketPath !== undefined) flags.socketPath = opts.socketPath;
+      if (opts.joinToken !== undefined) flags.joinToken = opts.joinToken;
+      if (opts.logLevel !== undefined) flags.logLevel = opts.logLevel;
+      const config = parseAgentConfig(opts.config ? readAgentConfigFile(opts.config) : undefined, process.env, flags);
+      const log = createLogger(config.logLevel);
+      const controller = new AbortController();
+      const stop = (sig: string) => {
+        if (controller.signal.aborted) return;
+        log.info({ signal: sig }, 'shutting down');
+        controller.abort();
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      try {
+        await runAgent(config, { log, signal: controller.signal });
+      } catch (e) {
+        log.fatal({ err: e instanceof CliError ? undefined : e }, `agent stopped: ${(e as Error).message}`);
+        await new Promise<void>((resolve) => log.flush(() => resolve()));
+        throw new CliError((e as Error).message);
+      }
+    });
+
+  program
+    .command('healthcheck')
+    .description('exit 0 if the agent answers on its socket and is ready, 1 otherwise')
+    .option('--socketPath <path>', 'Workload API socket; default $SPIFFE_ENDPOINT_SOCKET')
+    .option('--shallow', 'only check that the socket accepts a call (same as default; kept for SPIRE compatibility)')
+    .option('--verbose', 'print the result')
+    .action(async (opts: { socketPath?: string; verbose?: boolean }) => {
+      const result = await healthcheck({ address: endpointOf(opts.socketPath), timeoutMs: 5_000 });
+      if (opts.verbose || !result.healthy) process.stderr.write(`${result.healthy ? 'healthy' : 'unhealthy'}: ${result.detail}\n`);
+      if (!result.healthy) process.exitCode = 1;
+    });
+
+  const api = program.command('api').description('call the Workload API like a workload');
+  const fetch = api.command('fetch').description('fetch SVIDs or bundles');
+  withApiOptions(fetch.command('x509').description('fetch X509-SVIDs (and write them with --write)'))
+    .option('--write <dir>', 'write svid.N.pem, svid.N.key, bundle.N.pem into this directory')
+    .action(async (opts) => fetchX509({ ...apiOptions(opts), ...(opts.write ? { writeDir: opts.write as string } : {}) }));
+  withApiOptions(fetch.command('jwt').description('fetch a JWT-SVID'))
+    .requiredOption('--audience <aud...>', 'audience(s)')
+    .option('--spiffeID <id>', 'the SPIFFE ID to fetch a token for (default: all the caller holds)')
+    .action(async (opts) => fetchJwt({ ...apiOptions(opts), audience: opts.audience as string[], ...(opts.spiffeID ? { spiffeId: opts.spiffeID as string } : {}) }));
+  withApiOptions(fetch.command('jwtbundles').description('fetch JWT bundles (JWKS per trust domain)')).action(async (opts) => fetchJwtBundles(apiOptions(opts)));
+  withApiOptions(api.command('validate').command('jwt').description('validate a JWT-SVID'))
+    .requiredOption('--audience <aud>', 'expected audience')
+    .requiredOption('--svid <token>', 'the JWT-SVID')
+    .action(async (opts) => validateJwt({ ...apiOptions(opts), audience: opts.audience as string, svid: opts.svid as string }));
+  withApiOptions(api.command('watch').description('print X509-SVID updates until interrupted')).action(async (opts) => {
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    process.once('SIGTERM', () => controller.abort());
+    await watchX509(apiOptions(opts), controller.signal);
+  });
+  return program;
+}
+
+/** One line for any failure: commander's own, WispError, gRPC status, or anything else. */
+function oneLine(e: unknown): string {
+  if (isGrpcError(e)) return `Workload API: ${e.details || e.message}`;
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? 'error';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
+    if (typeof code === 'string' && code.startsWith('commander.')) return 1; // commander already printed it
+    process.stderr.write(`wisp-agent: ${oneLine(e)}\n`);
+    return 1;
+  }
+}
+
+/** True when this file is the process entry (`tsx src/agent/main.ts …`), not imported (bin/wisp-agent.js, tests). */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv).then((code) => process.exit(code));
+}

@@ -1,0 +1,77 @@
+// The whole daemon (runAgent) against the fake issuer, with the real Workload API server on a Unix socket
+// in a tmpdir, driven through the same functions the `wisp-agent api` and `healthcheck` commands use.
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runAgent } from '../../src/agent/agent.js';
+import { fetchJwt, fetchX509, healthcheck, validateJwt, type ApiCommandOptions } from '../../src/agent/cli/api.js';
+import { parseAgentConfig } from '../../src/agent/config.js';
+import { silentLogger } from '../../src/agent/log.js';
+import { FakeIssuer } from './helpers/fake-issuer.js';
+
+const stops: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+});
+
+async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('wisp-agent run', () => {
+  it('attests, serves X509 and JWT SVIDs on its socket, shuts down cleanly, and restarts without a token', async () => {
+    const issuer = await new FakeIssuer({ trustDomain: 'example.org', clock: Date.now }).start();
+    stops.push(() => issuer.stop());
+    issuer.joinTokens.add('tok-run');
+    issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }]);
+    const dir = mkdtempSync(join(tmpdir(), 'wisp-run-'));
+    const socketPath = join(dir, 'api.sock');
+    const config = parseAgentConfig(
+      { path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1 } },
+      {},
+      { joinToken: 'tok-run' },
+    );
+    const start = () => {
+      const controller = new AbortController();
+      const done = runAgent(config, { log: silentLogger(), signal: controller.signal });
+      return { controller, done };
+    };
+    const api: ApiCommandOptions = { address: socketPath, output: 'json', timeoutMs: 5_000, print: (l) => lines.push(l) };
+    const lines: string[] = [];
+
+    const first = start();
+    await until(async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy);
+
+    const out = join(dir, 'out');
+    await fetchX509({ ...api, writeDir: out });
+    const x509 = JSON.parse(lines.pop()!) as { svids: Array<{ spiffeId: string; expiresAt: string }> };
+    expect(x509.svids.map((s) => s.spiffeId)).toEqual(['spiffe://example.org/me']);
+    expect(readFileSync(join(out, 'svid.0.pem'), 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(readFileSync(join(out, 'svid.0.key'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(statSync(join(out, 'svid.0.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(out, 'bundle.0.pem'), 'utf8')).toMatch(/BEGIN CERTIFICATE/);
+
+    await fetchJwt({ ...api, audience: ['aud-x'] });
+    const jwt = JSON.parse(lines.pop()!) as { svids: Array<{ spiffeId: string; svid: string }> };
+    expect(jwt.svids[0]!.spiffeId).toBe('spiffe://example.org/me');
+    await validateJwt({ ...api, audience: 'aud-x', svid: jwt.svids[0]!.svid });
+    expect(JSON.parse(lines.pop()!)).toMatchObject({ spiffeId: 'spiffe://example.org/me' });
+
+    first.controller.abort();
+    await first.done;
+    expect(existsSync(socketPath)).toBe(false);
+    expect((await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy).toBe(false);
+
+    // restart: the token is spent, yet the stored identity is reused without attesting again
+    const second = start();
+    await until(async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy);
+    expect(issuer.callsTo('/attest').length).toBe(1);
+    second.controller.abort();
+    await second.done;
+  });
+});
