@@ -48,12 +48,12 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   holder.identity = identity;
   const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, log, random });
 
+  log.info({ server_url: config.serverUrl, trust_domain: config.trustDomain, data_dir: config.dataDir }, 'agent starting');
   const server = await startWorkloadApiServer({
     socketPath: config.socketPath,
     impl: createWorkloadApi({ attest: createUnixAttestor(), source: cache, clock, log }),
     log,
   });
-  log.info({ socket_path: config.socketPath, server_url: config.serverUrl, trust_domain: config.trustDomain }, 'Workload API listening');
 
   await runTasks(
     {
