@@ -1,6 +1,6 @@
 /**
  * The admin API, mounted at `/admin/v1`: every route behind `adminAuth` (admin token or admin JWT-SVID).
- * Route groups live in routes/admin/.
+ * Route groups live in routes/admin/: entries, agents, join tokens, SVID minting and the bundle.
  * @module
  */
 import { Hono } from 'hono';
@@ -12,6 +12,7 @@ import { adminAuth } from '../middleware/admin-auth.js';
 import { agentRoutes } from './admin/agents.js';
 import { entryRoutes } from './admin/entries.js';
 import { joinTokenRoutes } from './admin/join-tokens.js';
+import { svidRoutes } from './admin/svids.js';
 
 export function adminRoutes(deps: AppDeps): Hono {
   const entries = createEntryStore(deps.db);
@@ -20,5 +21,6 @@ export function adminRoutes(deps: AppDeps): Hono {
   app.route('/entries', entryRoutes(deps, entries));
   app.route('/agents', agentRoutes(deps, createAgentStore(deps.db)));
   app.route('/join-tokens', joinTokenRoutes(deps, createJoinTokenStore(deps.db)));
+  app.route('/', svidRoutes(deps));
   return app;
 }
