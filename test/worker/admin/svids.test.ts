@@ -1,0 +1,104 @@
+// Admin SVID minting and the bundle, against a CA stand-in with the real RPC contract (test/worker/fixtures/
+// fake-ca.ts for X.509, plus a JWT authority of our own that it publishes). TODO(CA): repeat against the
+// TrustDomainCa Durable Object once it signs.
+import { X509Certificate } from '@peculiar/x509';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { ok } from '../../../src/shared/result.js';
+import type { PublishedJwk, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { toBase64 } from '../../../src/shared/spiffe/x509.js';
+import { makeCsr } from '../../shared/fixtures.js';
+import { createFakeCa, type FakeCa } from '../fixtures/fake-ca.js';
+import { config, errorCode, makeAdmin, NOW_MS, sid, unique } from './helpers.js';
+
+let ca: FakeCa;
+let admin: ReturnType<typeof makeAdmin>;
+let csr: string;
+let signedJwt = 0;
+
+beforeAll(async () => {
+  ca = await createFakeCa(config.trustDomain, () => NOW_MS);
+  const jwtKey = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(jwtKey.publicKey)), kid: 'admin-test', alg: 'ES256', use: 'sig' } as PublishedJwk;
+  const withJwt: TrustDomainCaApi = {
+    signX509Svids: (r) => ca.signX509Svids(r),
+    status: () => ca.status(),
+    getPublishedKeys: async () => ({ ...(await ca.getPublishedKeys()), jwtAuthorities: [jwk] }),
+    signJwtSvid: async (r) => {
+      signedJwt++;
+      const iat = NOW_MS / 1000;
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'admin-test', typ: 'JWT' }).setSubject(r.spiffeId).setAudience(r.audience).setIssuedAt(iat).setExpirationTime(iat + r.ttlSeconds).sign(jwtKey.privateKey);
+      return ok({ spiffeId: r.spiffeId, token, expiresAt: iat + r.ttlSeconds });
+    },
+  };
+  admin = makeAdmin(withJwt);
+  csr = toBase64(await makeCsr('P-256'));
+});
+
+describe('POST /x509-svids/mint', () => {
+  it('mints an X509-SVID for a SPIFFE ID of the trust domain, with DNS names, and returns the bundle', async () => {
+    const spiffeId = sid(`/minted/${unique()}`);
+    const res = await admin.call('POST', '/x509-svids/mint', { spiffeId, csr, ttlSeconds: 120, dnsNames: ['svc.example.org'] });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { svid: { spiffeId: string; certChain: string[]; expiresAt: number }; bundle: { keys: unknown[] } };
+    expect(body.svid.spiffeId).toBe(spiffeId);
+    expect(body.svid.expiresAt).toBe(NOW_MS / 1000 + 120);
+    const leaf = new X509Certificate(body.svid.certChain[0]!);
+    expect(leaf.toString('pem')).toContain('BEGIN CERTIFICATE');
+    expect(body.bundle.keys.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [{ spiffeId: 'spiffe://other.test/x' }, 'ERR_TRUST_DOMAIN_MISMATCH'],
+    [{ spiffeId: 'spiffe://example.org/a//b' }, 'ERR_SPIFFE_ID_INVALID'],
+    [{ csr: 'not base64!' }, 'ERR_CSR_INVALID'],
+    [{ csr: btoa('garbage') }, 'ERR_CSR_INVALID'],
+    [{ ttlSeconds: -5 }, 'ERR_BAD_REQUEST'],
+    [{ dnsNames: ['*'] }, 'ERR_BAD_REQUEST'],
+    [{ extra: 1 }, 'ERR_BAD_REQUEST'],
+  ])('rejects %j without signing', async (override, code) => {
+    const before = ca.signedX509;
+    const res = await admin.call('POST', '/x509-svids/mint', { spiffeId: sid('/minted/x'), csr, ...override });
+    expect(await errorCode(res)).toBe(code);
+    expect(ca.signedX509).toBe(before);
+  });
+});
+
+describe('POST /jwt-svids/mint', () => {
+  it('mints a JWT-SVID with the default TTL', async () => {
+    const res = await admin.call('POST', '/jwt-svids/mint', { spiffeId: sid('/minted/jwt'), audience: ['spiffe://example.org/db'] });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { token: string; expiresAt: number };
+    expect(body.token.split('.')).toHaveLength(3);
+    expect(body.expiresAt).toBeGreaterThan(NOW_MS / 1000);
+  });
+
+  it.each([[{ audience: [] }], [{ audience: 'db' }], [{ audience: [''] }], [{ ttlSeconds: 86401 }]])('rejects %j without signing', async (override) => {
+    const before = signedJwt;
+    const res = await admin.call('POST', '/jwt-svids/mint', { spiffeId: sid('/minted/jwt'), audience: ['db'], ...override });
+    expect(await errorCode(res)).toBe('ERR_BAD_REQUEST');
+    expect(signedJwt).toBe(before);
+  });
+
+  it('a minted JWT-SVID of an admin entry, for the issuer audience, authenticates admin requests', async () => {
+    const u = unique();
+    const spiffeId = sid(`/ops/${u}`);
+    expect((await admin.call('POST', '/entries', { spiffeId, parentId: sid(`/spire/agent/${u}`), selectors: [{ type: 'unix', value: 'uid:0' }], admin: true })).status).toBe(201);
+    const minted = (await (await admin.call('POST', '/jwt-svids/mint', { spiffeId, audience: [config.jwtIssuer] })).json()) as { token: string };
+    const res = await admin.fetch('/entries/count', { headers: { authorization: `Bearer ${minted.token}` } });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('GET /bundle', () => {
+  it('serves the SPIFFE bundle of the published keys', async () => {
+    const res = await admin.call('GET', '/bundle');
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as { keys: { use: string }[]; spiffe_sequence?: number };
+    expect(bundle.keys.map((k) => k.use).sort()).toEqual(['jwt-svid', 'x509-svid']);
+  });
+
+  it('needs admin credentials', async () => {
+    expect((await admin.fetch('/bundle')).status).toBe(401);
+  });
+});
