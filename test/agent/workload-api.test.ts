@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/agent/workload-api/client.js';
-import { createWorkloadApi } from '../../src/agent/workload-api/handler.js';
+import { createWorkloadApi, type WorkloadApiDeps } from '../../src/agent/workload-api/handler.js';
+import { WispError } from '../../src/shared/errors.js';
 import { startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/workload-api/server.js';
 import { createUnixAttestor } from '../../src/agent/workload-api/unix-attestor.js';
 import { createTrustDomain, issueX509Svid, signJwtSvid, type TestTrustDomain } from './helpers/identity-fixtures.js';
@@ -66,9 +67,9 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function start() {
+async function start(overrides: Partial<WorkloadApiDeps> = {}) {
   source = new MemoryIdentitySource(own, [partner]);
-  const impl = createWorkloadApi({ attest: createUnixAttestor(), source, updateDelayMs: 50 });
+  const impl = createWorkloadApi({ attest: createUnixAttestor(), source, updateDelayMs: 50, ...overrides });
   server = await startWorkloadApiServer({ socketPath, impl });
   client = createWorkloadApiClient(`unix://${socketPath}`);
 }
@@ -256,6 +257,48 @@ describe('Workload API server', () => {
     source.ready = false;
     await expectGrpcError(first(client.fetchX509SVID()), status.UNAVAILABLE);
     await expectGrpcError(client.fetchJWTSVID({ audience: ['a'] }), status.UNAVAILABLE);
+  });
+
+  it('answers Unavailable when workload attestation fails', async () => {
+    await start({
+      attest: async () => {
+        throw new WispError('ERR_UNAVAILABLE', 'workload attestation failed: pid 1 was reused');
+      },
+    });
+    await webEntry();
+    await expectGrpcError(first(client.fetchX509SVID()), status.UNAVAILABLE);
+    client.close();
+    await server.close(200);
+    await start({ attest: async () => Promise.reject(new Error('EACCES /proc')) });
+    await webEntry();
+    await expectGrpcError(client.fetchJWTSVID({ audience: ['a'] }), status.UNAVAILABLE);
+  });
+
+  it('keeps the first SVID of a duplicated hint, in the X509 and JWT responses', async () => {
+    await start();
+    const selectors = [{ type: 'unix', value: `uid:${UID}` }];
+    for (const [entryId, path, hint] of [['e1', 'a', 'internal'], ['e2', 'b', 'internal'], ['e3', 'c', 'external'], ['e4', 'd', '']] as const) {
+      const spiffeId = `spiffe://${OWN}/${path}`;
+      source.put({ entryId, spiffeId, selectors, hint, federatesWith: [], svid: await issueX509Svid(own, { entryId, spiffeId, hint }) });
+    }
+    const x509 = await first(client.fetchX509SVID());
+    expect(x509.svids.map((s) => [s.spiffeId, s.hint])).toEqual([
+      [`spiffe://${OWN}/a`, 'internal'],
+      [`spiffe://${OWN}/c`, 'external'],
+      [`spiffe://${OWN}/d`, ''],
+    ]);
+    const jwt = await client.fetchJWTSVID({ audience: ['a'] });
+    expect(jwt.svids.map((s) => s.spiffeId)).toEqual([`spiffe://${OWN}/a`, `spiffe://${OWN}/c`, `spiffe://${OWN}/d`]);
+  });
+
+  it('serves bundles and validation to callers without identity when unauthenticated verifiers are allowed', async () => {
+    await start({ allowUnauthenticatedVerifiers: true });
+    const bundles = await first(client.fetchX509Bundles());
+    expect(Object.keys(bundles.bundles)).toEqual([`spiffe://${OWN}`]);
+    const token = await signJwtSvid(own, WEB, ['me']);
+    expect((await client.validateJWTSVID({ audience: 'me', svid: token })).spiffeId).toBe(WEB);
+    await expectGrpcError(first(client.fetchX509SVID()), status.PERMISSION_DENIED);
+    await expectGrpcError(client.fetchJWTSVID({ audience: ['me'] }), status.PERMISSION_DENIED);
   });
 
   it('answers Unimplemented for the WIT-SVID profile', async () => {

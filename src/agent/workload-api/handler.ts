@@ -12,7 +12,7 @@
  * @module
  */
 import { create, equals, type DescMessage, type JsonObject, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import type { Logger } from 'pino';
+import { LOG_FIELDS, type Logger } from '../log.js';
 import type { BundleSet, IdentitySource, TrustDomainBundle, WorkloadX509Svid } from '../cache/identity-source.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { WispError, isWispError } from '../../shared/errors.js';
@@ -204,7 +204,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
 
   function x509SvidResponse(selectors: Selector[], pid: number): MessageInitShape<typeof X509SVIDResponseSchema> | undefined {
     const svids: WorkloadX509Svid[] = uniqueHints(source.x509SvidsFor(selectors), (s) =>
-      log?.warn({ spiffe_id: s.spiffeId, entry_id: s.entryId, hint: s.hint, pid }, 'ignoring X509-SVID with duplicated hint'),
+      log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, [LOG_FIELDS.ENTRY_ID]: s.entryId, hint: s.hint, pid }, 'ignoring X509-SVID with duplicated hint'),
     );
     if (svids.length === 0) {
       // entitled but not minted yet: wait for the cache (SPIRE waits the same way); otherwise denied
@@ -263,7 +263,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
       if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
       const svids = await Promise.all(chosen.map((i) => source.fetchJwtSvid(i.entryId, audience)));
-      const unique = uniqueHints(svids, (s) => log?.warn({ spiffe_id: s.spiffeId, hint: s.hint }, 'ignoring JWT-SVID with duplicated hint'));
+      const unique = uniqueHints(svids, (s) => log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, hint: s.hint }, 'ignoring JWT-SVID with duplicated hint'));
       return { svids: unique.map((s) => ({ spiffeId: s.spiffeId, svid: s.token, hint: s.hint })) };
     },
 
@@ -276,7 +276,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
         const { spiffeId, claims } = await validateJwt(request.svid, request.audience, source.bundles(), clock());
         return { spiffeId, claims: claims as JsonObject };
       } catch (err) {
-        if (isWispError(err)) log?.info({ pid: ctx.peer.pid, reason: err.cause, error_code: err.code }, 'JWT-SVID validation failed');
+        if (isWispError(err)) log?.info({ pid: ctx.peer.pid, reason: err.cause, [LOG_FIELDS.ERROR_CODE]: err.code }, 'JWT-SVID validation failed');
         throw err;
       }
     },

@@ -27,7 +27,7 @@ import {
 import { lstatSync, mkdirSync, chmodSync, unlinkSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import { grpcCodeOf, type GrpcCodeName } from '../../shared/error-status.js';
 import { WispError, isWispError } from '../../shared/errors.js';
 import { SpiffeWorkloadAPI } from './gen/workload_pb.js';
