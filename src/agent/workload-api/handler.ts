@@ -17,7 +17,7 @@ import type { BundleSet, IdentitySource, TrustDomainBundle, WorkloadX509Svid } f
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { WispError, isWispError } from '../../shared/errors.js';
 import type { Selector } from '../../shared/registry/selectors.js';
-import { parseSpiffeId } from '../../shared/spiffe/id.js';
+import { parseSpiffeId, parseTrustDomain, trustDomainId } from '../../shared/spiffe/id.js';
 import {
   JWTBundlesResponseSchema,
   X509BundlesResponseSchema,
@@ -67,10 +67,8 @@ export interface WorkloadApiDeps {
 const noIdentity = () => new WispError('ERR_NO_IDENTITY', 'no identity issued');
 const notReady = () => new WispError('ERR_UNAVAILABLE', 'agent is not ready');
 
-/** The SPIFFE ID of a trust domain, the key of every bundle map (Workload API §4.6). */
-export function trustDomainKey(td: string): string {
-  return `spiffe://${td}`;
-}
+/** The key of every bundle map: the SPIFFE ID of the trust domain (Workload API §4.6). */
+const bundleKey = (b: TrustDomainBundle): string => trustDomainId(parseTrustDomain(b.trustDomain));
 
 function concatDer(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -222,7 +220,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
         bundle: ownBundle,
         hint: s.hint,
       })),
-      federatedBundles: Object.fromEntries(federated.map((b) => [trustDomainKey(b.trustDomain), concatDer(b.x509Authorities)])),
+      federatedBundles: Object.fromEntries(federated.map((b) => [bundleKey(b), concatDer(b.x509Authorities)])),
     };
   }
 
@@ -238,7 +236,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       yield* watch(X509BundlesResponseSchema, ctx, () => {
         const identities = verifierIdentities(selectors);
         const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
-        return { bundles: Object.fromEntries(bundles.map((b) => [trustDomainKey(b.trustDomain), concatDer(b.x509Authorities)])) };
+        return { bundles: Object.fromEntries(bundles.map((b) => [bundleKey(b), concatDer(b.x509Authorities)])) };
       });
     },
 
@@ -247,7 +245,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       yield* watch(JWTBundlesResponseSchema, ctx, () => {
         const identities = verifierIdentities(selectors);
         const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
-        return { bundles: Object.fromEntries(bundles.map((b) => [trustDomainKey(b.trustDomain), jwksJson(b)])) };
+        return { bundles: Object.fromEntries(bundles.map((b) => [bundleKey(b), jwksJson(b)])) };
       });
     },
 

@@ -121,10 +121,22 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   let nextConnection = 0;
   let shuttingDown = false;
 
-  function callContext(getPeer: () => string, controller: AbortController): CallContext {
-    const peer = peers.get(getPeer());
-    if (!peer) throw new WispError('ERR_UNAVAILABLE', 'caller credentials are unavailable');
-    return { peer, signal: controller.signal };
+  /** One call: the security header, the caller's credentials, cancellation; tracked so close() can end it. */
+  function runCall<T>(call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>, body: (ctx: CallContext) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    calls.add(controller);
+    call.on('cancelled', () => controller.abort());
+    return (async () => {
+      checkSecurityHeader(call.metadata);
+      const peer = peers.get(call.getPeer());
+      if (!peer) throw new WispError('ERR_UNAVAILABLE', 'caller credentials are unavailable');
+      return body({ peer, signal: controller.signal });
+    })().finally(() => calls.delete(controller));
+  }
+
+  function statusOf(err: unknown, method: string): Partial<ServerErrorResponse> {
+    if (!isWispError(err)) log?.error({ err, method }, 'Workload API call failed');
+    return toGrpcError(err);
   }
 
   const implementation: UntypedServiceImplementation = {};
@@ -132,49 +144,32 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     const name = method.localName as keyof WorkloadApiImpl;
     const output: DescMessage = method.output;
     if (method.methodKind === 'unary') {
+      const fn = impl[name] as (req: Message, ctx: CallContext) => Promise<MessageInitShape<DescMessage>>;
       implementation[name] = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
-        const controller = new AbortController();
-        calls.add(controller);
-        call.on('cancelled', () => controller.abort());
-        const run = async () => {
-          checkSecurityHeader(call.metadata);
-          const ctx = callContext(() => call.getPeer(), controller);
-          const fn = impl[name] as (req: unknown, ctx: CallContext) => Promise<MessageInitShape<DescMessage>>;
-          return create(output, await fn(call.request, ctx));
-        };
-        run().then(
+        runCall(call, async (ctx) => create(output, await fn(call.request, ctx))).then(
           (response) => callback(null, response),
-          (err: unknown) => {
-            if (!isWispError(err)) log?.error({ err, method: method.name }, 'Workload API call failed');
-            callback(toGrpcError(err));
-          },
-        ).finally(() => calls.delete(controller));
+          (err: unknown) => callback(statusOf(err, method.name)),
+        );
       };
     } else if (method.methodKind === 'server_streaming') {
+      const fn = impl[name] as (req: Message, ctx: CallContext) => AsyncIterable<MessageInitShape<DescMessage>>;
       implementation[name] = (call: ServerWritableStream<Message, Message>) => {
-        const controller = new AbortController();
-        calls.add(controller);
-        call.on('cancelled', () => controller.abort());
-        const run = async () => {
-          checkSecurityHeader(call.metadata);
-          const ctx = callContext(() => call.getPeer(), controller);
-          const fn = impl[name] as (req: unknown, ctx: CallContext) => AsyncIterable<MessageInitShape<DescMessage>>;
-          for await (const init of fn(call.request, ctx)) {
-            if (controller.signal.aborted) break;
+        runCall(call, async ({ peer, signal }) => {
+          for await (const init of fn(call.request, { peer, signal })) {
+            if (signal.aborted) break;
             if (!call.write(create(output, init))) {
               await new Promise<void>((resolve) => {
                 const done = () => {
                   call.off('drain', done);
-                  controller.signal.removeEventListener('abort', done);
+                  signal.removeEventListener('abort', done);
                   resolve();
                 };
                 call.on('drain', done);
-                controller.signal.addEventListener('abort', done);
+                signal.addEventListener('abort', done);
               });
             }
           }
-        };
-        run().then(
+        }).then(
           () => {
             if (call.cancelled) return;
             // a stream only ends early when the server stops: tell the client to come back (Unavailable)
@@ -182,10 +177,10 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
             else call.end();
           },
           (err: unknown) => {
-            if (!isWispError(err)) log?.error({ err, method: method.name }, 'Workload API stream failed');
-            if (!call.cancelled) call.emit('error', toGrpcError(err));
+            const status = statusOf(err, method.name);
+            if (!call.cancelled) call.emit('error', status);
           },
-        ).finally(() => calls.delete(controller));
+        );
       };
     }
   }
