@@ -65,7 +65,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
       agent: async (taskSignal) => {
         const bundle = await startIdentity(identity, { log, random, signal: taskSignal });
         if (taskSignal.aborted) return;
-        if (bundle) cache.setBundle(bundle);
+        if (bundle) await cache.setBundle(bundle);
         await runRotator(
           { identity, cache, client, dataDir, clock, random, sleep: abortableSleep, intervalMs: config.syncIntervalSeconds * 1000, log },
           taskSignal,

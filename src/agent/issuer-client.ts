@@ -5,6 +5,7 @@
  * `{"error":{"code","message"}}` keeps its code; a network failure or timeout is `ERR_UNAVAILABLE`.
  * @module
  */
+import 'reflect-metadata'; // before agent-proof.ts loads @peculiar/x509 (tsyringe)
 import {
   AGENT_API_PREFIX,
   type AttestRequest,

@@ -44,7 +44,7 @@ export async function runRotator(deps: RotatorDeps, signal: AbortSignal): Promis
       if (isAgentUnknownError(e)) {
         log.warn({ [LOG_FIELDS.AGENT_ID]: identity.current()?.spiffeId, [LOG_FIELDS.ERROR_CODE]: (e as WispError).code }, 'issuer no longer accepts this agent SVID; re-attesting');
         try {
-          cache.setBundle(await identity.reattest('issuer rejected the agent SVID'));
+          await cache.setBundle(await identity.reattest('issuer rejected the agent SVID'));
           cache.resetRevision();
           continue;
         } catch (again) {

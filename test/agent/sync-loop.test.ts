@@ -107,6 +107,15 @@ describe('sync loop against a fake issuer', () => {
     expect((await sync()).bundleChanged).toBe(false);
   });
 
+  it('keeps the previous bundle when the issuer sends a malformed one', async () => {
+    await sync();
+    const before = h.cache.bundles().own;
+    const changed = await h.cache.applySync({ revision: h.issuer.revision, bundle: { keys: [{ kty: 'EC', use: 'x509-svid', x5c: ['bm90IGEgY2VydA=='] }], spiffe_sequence: 9 } });
+    expect(changed.bundle).toBe(false);
+    expect(h.cache.bundles().own).toBe(before);
+    expect(h.cache.syncState().bundleSequence).toBe(1);
+  });
+
   it('while the issuer is down: serves cached SVIDs until they expire, backoff grows, then recovers', async () => {
     const controller = new AbortController();
     const delays: number[] = [];

@@ -1,28 +1,21 @@
 /**
- * SPIFFE bundle JSON (SPIFFE_Trust_Domain_and_Bundle.md §4) → the `TrustDomainBundle` the Workload API
- * serves: X.509 authorities are the `x5c[0]` of keys with `use: x509-svid`, JWT authorities the keys with
- * `use: jwt-svid` (§4.2.1). Lenient by design: a malformed key is skipped, not fatal, as §4.2 asks of
- * consumers. (Agent-local until src/shared/spiffe/bundle.ts lands; then this delegates to parseBundleJson.)
+ * SPIFFE bundle JSON from the issuer → the `TrustDomainBundle` the Workload API serves, through the shared
+ * strict parser (src/shared/spiffe/bundle.ts, go-spiffe's rules). A bundle that does not parse is
+ * reported to the caller, which keeps serving the previous one.
  * @module
  */
-import type { JWK } from 'jose';
 import type { SpiffeBundleJson } from '../../shared/agent-api.js';
+import { parseBundleJson } from '../../shared/spiffe/bundle.js';
 import type { TrustDomainBundle } from './identity-source.js';
-import { fromBase64 } from '../keys.js';
 
-export function bundleFromJson(trustDomain: string, json: SpiffeBundleJson | undefined): TrustDomainBundle {
-  const x509Authorities: Uint8Array[] = [];
-  const jwtAuthorities: JWK[] = [];
-  for (const key of json?.keys ?? []) {
-    if (typeof key !== 'object' || key === null) continue;
-    if (key['use'] === 'x509-svid') {
-      const x5c = key['x5c'];
-      if (Array.isArray(x5c) && x5c.length === 1 && typeof x5c[0] === 'string') x509Authorities.push(fromBase64(x5c[0]));
-    } else if (key['use'] === 'jwt-svid') {
-      if (typeof key['kid'] === 'string' && key['kid'] !== '') jwtAuthorities.push({ ...(key as JWK) });
-    }
-  }
-  return { trustDomain, x509Authorities, jwtAuthorities };
+export function emptyBundle(trustDomain: string): TrustDomainBundle {
+  return { trustDomain, x509Authorities: [], jwtAuthorities: [] };
+}
+
+/** Parses a bundle document; throws WispError (ERR_BAD_REQUEST) when it is malformed. */
+export async function bundleFromJson(trustDomain: string, json: SpiffeBundleJson): Promise<TrustDomainBundle> {
+  const parsed = await parseBundleJson(json, trustDomain);
+  return { trustDomain, x509Authorities: parsed.x509Authorities, jwtAuthorities: parsed.jwtAuthorities };
 }
 
 /** The `spiffe_sequence` of a bundle, if it has a valid one. */

@@ -15,7 +15,7 @@ import { serverId, type TrustDomain } from '../../shared/spiffe/id.js';
 import type { IssuerClient } from '../issuer-client.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import { isJwtSvidFresh, shouldRotate } from '../rotation-policy.js';
-import { bundleFromJson, bundleSequenceOf } from './bundle-view.js';
+import { bundleFromJson, bundleSequenceOf, emptyBundle } from './bundle-view.js';
 import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from './identity-source.js';
 
 /** Most JWT-SVIDs kept (entry × audience set); beyond it, stale then oldest ones are dropped. */
@@ -75,7 +75,7 @@ export class SvidCache implements IdentitySource {
   constructor(options: SvidCacheOptions) {
     this.#opts = options;
     this.#random = options.random ?? Math.random;
-    this.#bundle = bundleFromJson(options.trustDomain, undefined);
+    this.#bundle = emptyBundle(options.trustDomain);
   }
 
   // ---- IdentitySource (the Workload API's view) ----
@@ -139,17 +139,24 @@ export class SvidCache implements IdentitySource {
     return this.#bundleJson;
   }
 
-  /** replaces the own-trust-domain bundle; true if it changed */
-  setBundle(json: SpiffeBundleJson): boolean {
+  /** replaces the own-trust-domain bundle; true if it changed. A malformed bundle is logged and ignored. */
+  async setBundle(json: SpiffeBundleJson): Promise<boolean> {
     if (this.#bundleJson && JSON.stringify(this.#bundleJson) === JSON.stringify(json)) return false;
+    let bundle: TrustDomainBundle;
+    try {
+      bundle = await bundleFromJson(this.#opts.trustDomain, json);
+    } catch (e) {
+      this.#opts.log.error({ [LOG_FIELDS.BUNDLE_SEQUENCE]: bundleSequenceOf(json) }, `ignored a malformed trust bundle from the issuer: ${(e as Error).message}`);
+      return false;
+    }
     this.#bundleJson = json;
-    this.#bundle = bundleFromJson(this.#opts.trustDomain, json);
+    this.#bundle = bundle;
     this.#opts.log.info({ [LOG_FIELDS.BUNDLE_SEQUENCE]: bundleSequenceOf(json), [LOG_FIELDS.COUNT]: this.#bundle.x509Authorities.length }, 'trust bundle updated');
     return true;
   }
 
   /** applies a /sync response; returns what changed (the caller notifies once per tick) */
-  applySync(res: SyncResponse): { entries: boolean; bundle: boolean } {
+  async applySync(res: SyncResponse): Promise<{ entries: boolean; bundle: boolean }> {
     let entriesChanged = false;
     if (res.entries) {
       const next = new Map(res.entries.map((e) => [e.id, e]));
@@ -167,10 +174,19 @@ export class SvidCache implements IdentitySource {
       this.#entries = next;
     }
     if (typeof res.revision === 'string') this.#revision = res.revision;
-    const bundleChanged = res.bundle ? this.setBundle(res.bundle) : false;
+    const bundleChanged = res.bundle ? await this.setBundle(res.bundle) : false;
     let federatedChanged = false;
     if (res.federatedBundles) {
-      const next = new Map(Object.entries(res.federatedBundles).map(([td, json]) => [td, bundleFromJson(td, json)]));
+      const next = new Map<string, TrustDomainBundle>();
+      for (const [td, json] of Object.entries(res.federatedBundles)) {
+        try {
+          next.set(td, await bundleFromJson(td, json));
+        } catch (e) {
+          const old = this.#federated.get(td);
+          if (old) next.set(td, old);
+          this.#opts.log.error({ trust_domain: td }, `ignored a malformed federated bundle: ${(e as Error).message}`);
+        }
+      }
       federatedChanged = JSON.stringify([...next.entries()]) !== JSON.stringify([...this.#federated.entries()]);
       this.#federated = next;
     }

@@ -30,7 +30,7 @@ export interface SyncOutcome {
 export async function syncOnce(deps: SyncDeps): Promise<SyncOutcome> {
   const { client, cache, clock, log } = deps;
   const res = await client.sync(cache.syncState());
-  const changed = cache.applySync(res);
+  const changed = await cache.applySync(res);
   if (changed.entries) log.info({ [LOG_FIELDS.REVISION]: res.revision, [LOG_FIELDS.COUNT]: res.entries?.length ?? 0 }, 'authorized entries updated');
   const bundle = cache.bundleJson();
   if (changed.bundle && bundle && deps.onBundleChanged) await deps.onBundleChanged(bundle);
