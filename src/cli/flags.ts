@@ -1,0 +1,71 @@
+/**
+ * Flag parsing shared by the commands: SPIRE's single-dash spelling (`-spiffeID`), repeatable flags, and
+ * local validation of SPIFFE IDs, selectors and TTLs, so a bad value fails before anything is sent.
+ * @module
+ */
+import { parseDurationSeconds } from '../shared/duration.js';
+import { WispError } from '../shared/errors.js';
+import { parseSelectorString, type Selector, type SelectorMatch } from '../shared/registry/selectors.js';
+import { parseSpiffeId, type SpiffeId } from '../shared/spiffe/id.js';
+import { CliUsageError } from './context.js';
+
+export const SELECTOR_MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
+
+/**
+ * Go's flag package takes `-name` and `--name` alike, so `spire-server entry create -spiffeID …` is how
+ * SPIRE users type. Rewrites `-word` (two or more letters) to `--word` before commander sees it; single
+ * letters (`-h`), `-` (stdin) and everything after `--` are left alone.
+ * @example normalizeSpireArgs(['entry', 'show', '-spiffeID', 'spiffe://example.org/web']) // [..., '--spiffeID', ...]
+ */
+export function normalizeSpireArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  let rest = false;
+  for (const arg of args) {
+    if (rest || arg === '--') {
+      rest = true;
+      out.push(arg);
+    } else {
+      out.push(/^-[A-Za-z][A-Za-z0-9]+(=.*)?$/s.test(arg) ? `-${arg}` : arg);
+    }
+  }
+  return out;
+}
+
+/** Commander reducer for repeatable flags. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** A SPIFFE ID flag, validated locally; the message names the flag. */
+export function parseSpiffeIdFlag(flag: string, value: string): SpiffeId {
+  try {
+    return parseSpiffeId(value);
+  } catch (e) {
+    if (e instanceof WispError) throw new WispError(e.code, `${flag} "${value}": ${e.message}`);
+    throw e;
+  }
+}
+
+export function parseSelectorFlags(values: readonly string[] | undefined): Selector[] {
+  return (values ?? []).map((v) => parseSelectorString(v));
+}
+
+/** A TTL flag: whole seconds (SPIRE) or a duration such as `1h`. */
+export function parseTtlFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = parseDurationSeconds(value);
+  if (seconds === undefined) throw new CliUsageError(`${flag} "${value}": must be whole seconds or a duration such as 90s, 5m, 1h`);
+  return seconds;
+}
+
+/** A non-negative whole number (e.g. --entryExpiry, seconds since the epoch). */
+export function parseIntegerFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(value)) throw new CliUsageError(`${flag} "${value}": must be a whole number`);
+  return Number(value);
+}
+
+export function requireFlag<T>(flag: string, value: T | undefined): T {
+  if (value === undefined || value === '' || (Array.isArray(value) && value.length === 0)) throw new CliUsageError(`${flag} is required`);
+  return value;
+}
