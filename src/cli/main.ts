@@ -1,0 +1,112 @@
+/**
+ * `wisp`, the admin CLI: SPIRE-server nouns and flags over the issuer's admin API. Builds the commander
+ * program, runs it, and turns every failure into one line on stderr and exit code 1.
+ * @module
+ */
+import { Command, CommanderError } from 'commander';
+import { registerAgentCommands } from './agent.js';
+import { registerBundleCommands } from './bundle.js';
+import { createLeafBuilder } from './command.js';
+import { CliUsageError, formatErrorLine, type CliIo, type WorkloadApiTokenSource } from './context.js';
+import { registerEntryCommands } from './entry.js';
+import { normalizeSpireArgs } from './flags.js';
+import { registerHealthcheckCommand } from './healthcheck.js';
+import { registerJwtCommands } from './jwt.js';
+import { registerTokenCommands } from './token.js';
+import { registerX509Commands } from './x509.js';
+import { WispError } from '../shared/errors.js';
+
+export interface CliDeps {
+  io: CliIo;
+  /** fetches an admin JWT-SVID for --useWorkloadAPI */
+  workloadApiToken: WorkloadApiTokenSource;
+}
+
+export function buildProgram(deps: CliDeps): Command {
+  const program = new Command('wisp')
+    .description('Admin CLI for a Wisp trust domain: registration entries, join tokens, agents, bundles and SVIDs (spire-server style).')
+    .option('--serverURL <url>', 'issuer base URL (env WISP_SERVER_URL)')
+    .option('--adminToken <token>', 'admin bearer token (env WISP_ADMIN_TOKEN)')
+    .option('--useWorkloadAPI', 'authenticate with an admin JWT-SVID from the local Workload API')
+    .option('--socketPath <path>', 'Workload API socket for --useWorkloadAPI (env SPIFFE_ENDPOINT_SOCKET)')
+    .option('--adminAudience <aud>', 'audience of the admin JWT-SVID (default: the server URL; env WISP_ADMIN_AUDIENCE)')
+    .option('--timeout <seconds>', 'timeout of each request to the issuer (default 30; env WISP_TIMEOUT_SECONDS)')
+    .option('--config <file>', 'JSON config file with any of the keys above (env WISP_CONFIG)')
+    .addHelpText('after', '\nExample:\n  $ WISP_SERVER_URL=https://wisp.example.org WISP_ADMIN_TOKEN=... wisp entry show --spiffeID spiffe://example.org/web\n')
+    .configureHelp({ showGlobalOptions: true })
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => deps.io.stdout(s),
+      // commander's own error text is replaced by our one line (see runCli)
+      writeErr: () => undefined,
+      outputError: () => undefined,
+    });
+  program.action(() => {
+    throw new CliUsageError('missing command: wisp entry|token|agent|bundle|jwt|x509|healthcheck (see wisp --help)');
+  });
+  const leaf = createLeafBuilder(deps.io, deps.workloadApiToken);
+  registerEntryCommands(program, leaf);
+  registerTokenCommands(program, leaf);
+  registerAgentCommands(program, leaf);
+  registerBundleCommands(program, leaf);
+  registerJwtCommands(program, leaf);
+  registerX509Commands(program, leaf);
+  registerHealthcheckCommand(program, leaf);
+  return program;
+}
+
+/**
+ * Runs `wisp` with `args` (without node and script) and returns the exit code; never throws.
+ * @example process.exitCode = await runCli(process.argv.slice(2), deps)
+ */
+export async function runCli(args: readonly string[], deps: CliDeps): Promise<number> {
+  const program = buildProgram(deps);
+  try {
+    await program.parseAsync(normalizeSpireArgs(args), { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0; // --help, --version
+      const message = e.message.replace(/^error:\s*/i, '');
+      deps.io.stderr(`${formatErrorLine(new CliUsageError(message))}\n`);
+      return 1;
+    }
+    deps.io.stderr(`${formatErrorLine(e)}\n`);
+    return 1;
+  }
+}
+
+/** Fetches an admin JWT-SVID (audience: the issuer URL unless --adminAudience) from the local Workload API. */
+const workloadApiToken: WorkloadApiTokenSource = async (config, env) => {
+  // the one import outside src/shared: the agent's Workload API client (grpc-js), loaded only when asked for
+  const { createWorkloadApiClient, resolveEndpointAddress, isGrpcError } = await import('../agent/workload-api/client.js');
+  const client = createWorkloadApiClient(resolveEndpointAddress(config.socketPath, env));
+  try {
+    const res = await client.fetchJWTSVID({ audience: [config.adminAudience ?? config.serverUrl] }, { timeoutMs: config.timeoutSeconds * 1000 });
+    const svid = res.svids[0];
+    if (!svid) throw new WispError('ERR_NO_IDENTITY', 'the Workload API returned no JWT-SVID');
+    return svid.svid;
+  } catch (e) {
+    if (isGrpcError(e)) throw new WispError('ERR_UNAUTHENTICATED', `cannot fetch an admin JWT-SVID from the Workload API: ${e.details || e.message}`);
+    throw e;
+  } finally {
+    client.close();
+  }
+};
+
+/** Runs `wisp` in this process: real stdio and environment. Used by bin/wisp.js. */
+export async function main(args: readonly string[] = process.argv.slice(2)): Promise<number> {
+  const io: CliIo = {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    stderrIsTty: process.stderr.isTTY === true,
+    env: process.env,
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    },
+  };
+  return runCli(args, { io, workloadApiToken });
+}

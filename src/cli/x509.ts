@@ -1,0 +1,76 @@
+/**
+ * `wisp x509 mint`: an X509-SVID for something that has no agent (bootstrapping). The key pair is made
+ * here and never leaves this machine; the issuer signs a CSR. SPIRE's `spire-server x509 mint`, with
+ * `--write DIR` writing svid.pem, key.pem (0600) and bundle.pem.
+ * @module
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { addGroup, type LeafBuilder } from './command.js';
+import { bundleToPem, derBase64ToPem, type SpiffeBundle } from './bundle.js';
+import { collect, parseSpiffeIdFlag, parseTtlFlag, requireFlag } from './flags.js';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
+interface MintResponse {
+  svid: { spiffeId: string; certChain: string[]; expiresAt: number };
+  bundle: SpiffeBundle;
+}
+
+/** A P-256 key and a CSR for `spiffeId` (URI SAN; the issuer decides the certificate's contents). */
+export async function buildKeyAndCsr(spiffeId: string, dnsNames: readonly string[]): Promise<{ csrDer: Uint8Array; keyPem: string }> {
+  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    keys,
+    signingAlgorithm: SIGNING,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }, ...dnsNames.map((d) => ({ type: 'dns' as const, value: d }))])],
+  });
+  const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  return { csrDer: new Uint8Array(csr.rawData), keyPem: derBase64ToPem(Buffer.from(pkcs8).toString('base64'), 'PRIVATE KEY') };
+}
+
+export function registerX509Commands(program: Command, leaf: LeafBuilder): void {
+  const group = addGroup(program, 'x509', 'Mint X509-SVIDs', 'wisp x509 mint --spiffeID spiffe://example.org/bootstrap --write ./svid');
+  const mint = leaf(group, 'mint', 'Mints an X509-SVID (key generated locally)', [
+    'wisp x509 mint --spiffeID spiffe://example.org/db --dns db.internal --ttl 1h --write /etc/db/svid',
+  ]);
+  mint.command
+    .option('--spiffeID <id>', 'SPIFFE ID of the X509-SVID')
+    .option('--ttl <seconds>', "TTL of the X509-SVID (default: the issuer's)")
+    .option('--dns <name>', 'DNS name to include; repeatable', collect)
+    .option('--write <dir>', 'directory to write svid.pem, key.pem and bundle.pem to (default: print them)');
+  mint.action(async (ctx, opts) => {
+    const spiffeId = parseSpiffeIdFlag('--spiffeID', requireFlag('--spiffeID', opts['spiffeID'] as string | undefined));
+    const ttlSeconds = parseTtlFlag('--ttl', opts['ttl'] as string | undefined);
+    const dnsNames = (opts['dns'] as string[] | undefined) ?? [];
+    const client = ctx.client();
+    const { csrDer, keyPem } = await buildKeyAndCsr(spiffeId, dnsNames);
+    const res = await client.request<MintResponse>('POST', '/admin/v1/x509-svids/mint', {
+      body: { spiffeId, csr: Buffer.from(csrDer).toString('base64'), ttlSeconds, ...(dnsNames.length ? { dnsNames } : {}) },
+    });
+    const svidPem = res.svid.certChain.map((c) => derBase64ToPem(c)).join('');
+    const bundlePem = bundleToPem(res.bundle);
+    const dir = opts['write'] as string | undefined;
+    if (dir) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'svid.pem'), svidPem, { mode: 0o644 });
+      writeFileSync(join(dir, 'key.pem'), keyPem, { mode: 0o600 });
+      writeFileSync(join(dir, 'bundle.pem'), bundlePem, { mode: 0o644 });
+    }
+    if (ctx.output === 'json') {
+      return ctx.printJson({ svid: res.svid, ...(dir ? { written: ['svid.pem', 'key.pem', 'bundle.pem'].map((f) => join(dir, f)) } : { privateKey: keyPem }), bundle: res.bundle });
+    }
+    if (dir) {
+      ctx.print(`X509-SVID written to ${join(dir, 'svid.pem')}`, `Private key written to ${join(dir, 'key.pem')}`, `Root CAs written to ${join(dir, 'bundle.pem')}`);
+    } else {
+      ctx.io.stdout(`X509-SVID:\n${svidPem}\nPrivate key:\n${keyPem}\nRoot CAs:\n${bundlePem}`);
+    }
+  });
+}
