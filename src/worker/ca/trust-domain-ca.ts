@@ -170,11 +170,9 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   /** Applies due rotations (creating keys on first use); ok when both kinds have an active key. */
   async #ensureCurrent(now: number, rescheduleAlarm = false): Promise<Result<true>> {
     try {
-      if (this.#needsRotation(now)) {
-        await this.ctx.blockConcurrencyWhile(() => this.#rotate(now));
-      } else if (rescheduleAlarm) {
-        await this.#scheduleAlarm(now);
-      }
+      if (this.#needsRotation(now)) await this.ctx.blockConcurrencyWhile(() => this.#rotate(now));
+      // Inside alarm() always set the next one: the runtime clears the alarm that is running.
+      if (rescheduleAlarm) await this.#scheduleAlarm(now, true);
       return ok(true);
     } catch (e) {
       logEvent('error', 'CA not ready', { cause: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
@@ -194,11 +192,11 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     await this.#scheduleAlarm(now);
   }
 
-  async #scheduleAlarm(now: number): Promise<void> {
+  async #scheduleAlarm(now: number, force = false): Promise<void> {
     const times = (['x509', 'jwt'] as const).map((k) => nextRotationCheck(this.#slotsOf(k), now)).filter((t): t is number => t !== undefined);
     const next = times.length > 0 ? Math.min(...times) : now;
     const current = await this.ctx.storage.getAlarm();
-    if (current !== next) await this.ctx.storage.setAlarm(next);
+    if (force || current !== next) await this.ctx.storage.setAlarm(next);
   }
 
   async #apply(kind: KeyKind, action: RotationAction, now: number): Promise<void> {
