@@ -170,7 +170,18 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   /** Applies due rotations (creating keys on first use); ok when both kinds have an active key. */
   async #ensureCurrent(now: number, rescheduleAlarm = false): Promise<Result<true>> {
     try {
-      if (this.#needsRotation(now)) await this.ctx.blockConcurrencyWhile(() => this.#rotate(now));
+      if (this.#needsRotation(now)) {
+        // A throw inside blockConcurrencyWhile would reset the object: carry the failure out instead.
+        const failure = await this.ctx.blockConcurrencyWhile(async () => {
+          try {
+            await this.#rotate(now);
+            return undefined;
+          } catch (e) {
+            return { e };
+          }
+        });
+        if (failure) throw failure.e;
+      }
       // Inside alarm() always set the next one: the runtime clears the alarm that is running.
       if (rescheduleAlarm) await this.#scheduleAlarm(now, true);
       return ok(true);
