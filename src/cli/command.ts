@@ -36,8 +36,10 @@ export function createLeafBuilder(io: CliIo, workloadApiToken: WorkloadApiTokenS
 /** A group command (`wisp entry`): `--help` lists its subcommands; without one it is a usage error. */
 export function addGroup(program: Command, name: string, description: string, example: string): Command {
   const group = program.command(name).description(description).addHelpText('after', `\nExample:\n  $ ${example}\n`);
-  group.action(() => {
-    throw new CliUsageError(`missing subcommand: wisp ${name} ${group.commands.map((c) => c.name()).join('|')} (see wisp ${name} --help)`);
+  group.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
+    const sub = cmd.args[0];
+    const names = group.commands.map((c) => c.name()).join('|');
+    throw new CliUsageError(`${sub === undefined ? 'missing' : `unknown command '${sub}':`} subcommand: wisp ${name} ${names} (see wisp ${name} --help)`);
   });
   return group;
 }

@@ -97,6 +97,13 @@ const workloadApiToken: WorkloadApiTokenSource = async (config, env) => {
 
 /** Runs `wisp` in this process: real stdio and environment. Used by bin/wisp.js. */
 export async function main(args: readonly string[] = process.argv.slice(2)): Promise<number> {
+  // a closed pipe (`wisp entry show | head`) ends the output quietly, as other CLIs do
+  const onPipeError = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  };
+  process.stdout.on('error', onPipeError);
+  process.stderr.on('error', onPipeError);
   const io: CliIo = {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
