@@ -3,7 +3,7 @@
 // and the CSRs from `openssl req`, so parseCsr is exercised on a foreign encoder too.
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
-import { X509Certificate as NodeX509 } from 'node:crypto';
+import { X509Certificate as NodeX509, webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +40,7 @@ function opensslCsr(keyArgs: string[]): Uint8Array {
 }
 
 async function newCa(now: number, upstream?: SigningCa): Promise<SigningCa & { der: Uint8Array }> {
-  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const spki = new Uint8Array(await crypto.subtle.exportKey('spki', keys.publicKey));
   const params = { trustDomain: TD, subject: upstream ? 'O=Wisp,CN=Wisp Intermediate' : 'O=Wisp,CN=Wisp CA', publicKeySpki: spki, now, notAfter: now + 86400_000 };
   const der = await createCaCertificate(params, upstream ? { upstream } : { selfKey: keys.privateKey, signAlgorithm: ES256 });
