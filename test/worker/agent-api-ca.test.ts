@@ -7,21 +7,11 @@ import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createAgentProof, randomJti } from '../../src/shared/agent-proof.js';
 import type { AttestResponse, JwtSvidsResponse, RenewResponse, SyncResponse, X509SvidsResponse } from '../../src/shared/agent-api.js';
-import { fromBase64, makeCsr, toBase64, type KeyPair } from '../shared/fixtures/agent-svid.js';
+import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
+import { fromBase64, makeCsr, makeRootCa, makeSvid, toBase64, type KeyPair } from '../shared/fixtures/agent-svid.js';
 
 const BASE = 'http://issuer.test';
 const ADMIN = { authorization: `Bearer ${(env as unknown as { ADMIN_TOKEN: string }).ADMIN_TOKEN}`, 'content-type': 'application/json' };
-
-/** The CA Durable Object skeleton throws "not implemented"; these tests run once the real one is in. */
-const caImplemented = await (async () => {
-  try {
-    const stub = env.CA.get(env.CA.idFromName(env.TRUST_DOMAIN));
-    await stub.getPublishedKeys();
-    return true;
-  } catch (e) {
-    return !(e instanceof Error && /not implemented/.test(e.message));
-  }
-})();
 
 interface Agent {
   agentId: string;
@@ -43,7 +33,7 @@ async function call(agent: Agent, method: string, path: string, body?: unknown):
   return fetchWorker(path, { method, headers: { authorization, ...(raw ? { 'content-type': 'application/json' } : {}) }, body: raw || undefined });
 }
 
-describe.skipIf(!caImplemented)('agent API with the real CA', () => {
+describe('agent API with the real CA', () => {
   it('attests, syncs, issues X509 and JWT SVIDs, renews, and refuses the renewed-away SVID', async () => {
     const { token } = (await admin('/join-tokens', {})) as { token: string };
     const csr = await makeCsr();
@@ -53,6 +43,9 @@ describe.skipIf(!caImplemented)('agent API with the real CA', () => {
     expect(attested.svid.spiffeId).toBe(`spiffe://${env.TRUST_DOMAIN}/spire/agent/join_token/${token}`);
     expect(attested.bundle.keys.some((k) => k.use === 'x509-svid')).toBe(true);
     const agent: Agent = { agentId: attested.svid.spiffeId, chain: attested.svid.certChain.map(fromBase64), keys: csr.keys };
+    const roots = attested.bundle.keys.filter((k) => k.use === 'x509-svid').map((k) => fromBase64((k.x5c as string[])[0]!));
+    const checked = await validateX509Svid(agent.chain, { now: Date.now(), expectedId: agent.agentId, roots });
+    expect(checked.ok, JSON.stringify(checked)).toBe(true);
 
     const { entry } = (await admin('/entries', {
       spiffeId: `spiffe://${env.TRUST_DOMAIN}/ns/test/sa/web-${crypto.randomUUID()}`,
@@ -75,6 +68,7 @@ describe.skipIf(!caImplemented)('agent API with the real CA', () => {
     expect(names).toContain(`url:${entry.spiffeId}`);
     expect(names).toContain('dns:web.test');
     expect(svids[0]!.svid.expiresAt - Date.now() / 1000).toBeLessThanOrEqual(900);
+    expect((await validateX509Svid(svids[0]!.svid.certChain.map(fromBase64), { now: Date.now(), expectedId: entry.spiffeId, roots })).ok).toBe(true);
 
     const j = await call(agent, 'POST', '/agent/v1/jwt-svids', { requests: [{ entryId: entry.id, audience: ['svc'] }] });
     expect(j.status, await j.clone().text()).toBe(200);
@@ -91,5 +85,28 @@ describe.skipIf(!caImplemented)('agent API with the real CA', () => {
     const old = await call(agent, 'POST', '/agent/v1/sync', {});
     expect(old.status).toBe(401);
     expect(await old.json()).toEqual({ error: { code: 'ERR_AGENT_AUTH_FAILED', message: 'agent authentication failed' } });
+  });
+
+  it('refuses an agent SVID from another CA, and a batch naming an entry of another agent', async () => {
+    const impostor = await makeRootCa(env.TRUST_DOMAIN, Date.now() / 1000);
+    const forged = await makeSvid(impostor, `spiffe://${env.TRUST_DOMAIN}/spire/agent/join_token/forged`, Date.now() / 1000);
+    const res = await call({ agentId: 'forged', chain: [forged.der], keys: forged.keys }, 'POST', '/agent/v1/sync', {});
+    expect(await res.json()).toEqual({ error: { code: 'ERR_AGENT_AUTH_FAILED', message: 'agent authentication failed' } });
+
+    const attest = async (): Promise<Agent> => {
+      const { token } = (await admin('/join-tokens', {})) as { token: string };
+      const csr = await makeCsr();
+      const r = await fetchWorker('/agent/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ attestationType: 'join_token', payload: { token }, csr: toBase64(csr.der) }) });
+      const { svid } = (await r.json()) as AttestResponse;
+      return { agentId: svid.spiffeId, chain: svid.certChain.map(fromBase64), keys: csr.keys };
+    };
+    const [mine, theirs] = [await attest(), await attest()];
+    const entry = async (parentId: string) =>
+      ((await admin('/entries', { spiffeId: `spiffe://${env.TRUST_DOMAIN}/w/${crypto.randomUUID()}`, parentId, selectors: [{ type: 'unix', value: 'uid:1' }] })) as { entry: { id: string } }).entry.id;
+    const [own, foreign] = [await entry(mine.agentId), await entry(theirs.agentId)];
+    const csr = toBase64((await makeCsr()).der);
+    const batch = await call(mine, 'POST', '/agent/v1/x509-svids', { requests: [{ entryId: own, csr }, { entryId: foreign, csr }] });
+    expect(batch.status).toBe(403);
+    expect(((await batch.json()) as { error: { code: string } }).error.code).toBe('ERR_NO_IDENTITY');
   });
 });
