@@ -1,10 +1,13 @@
 /**
- * The agent's data directory: its private key (PKCS#8 PEM), its X509-SVID chain (PEM) and the last trust
- * bundle (SPIFFE bundle JSON), so a restart reuses them without a join token and without re-attesting.
+ * The agent's data directory: its identity (private key and X509-SVID chain, one PEM file), the last trust
+ * bundle (SPIFFE bundle JSON) and the workload SVID cache (cache/cache-file.ts: workload private keys
+ * too), so a restart reuses them without a join token, without re-attesting and without the issuer.
  * The directory is 0700 and every file 0600, written atomically (temp file, fsync, rename, fsync dir), so a
- * crash leaves either the old or the new file, never a torn one. Key and SVID are separate files: a crash
- * between the two writes leaves a key that does not match the certificate, which `loadAgentState`'s caller
- * detects (`certificateMatchesKey`) and treats as "no identity".
+ * crash leaves either the old or the new file, never a torn one. Key and SVID share one file, so they are
+ * replaced together: no crash can leave a key that does not match the certificate.
+ *
+ * Older agents kept key and SVID in two files (`LEGACY_DATA_FILES`); `load()` still reads them, and when
+ * they match rewrites them as the one identity file, then removes them.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -12,15 +15,23 @@ import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/prom
 import { join } from 'node:path';
 import type { SpiffeBundleJson } from '../shared/agent-api.js';
 import { WispError } from '../shared/errors.js';
-import { fromPem, toPem } from './keys.js';
+import { certificateMatchesKey, fromPem, importPkcs8, toPem } from './keys.js';
 
 export const DATA_DIR_MODE = 0o700;
 export const DATA_FILE_MODE = 0o600;
 
 export const DATA_FILES = {
+  /** PKCS#8 private key block, then the SVID chain (leaf first) */
+  AGENT_IDENTITY: 'agent-identity.pem',
+  BUNDLE: 'bundle.json',
+  /** workload SVIDs and their private keys, entries, revision, bundles (cache/cache-file.ts) */
+  SVID_CACHE: 'svid-cache.json',
+} as const;
+
+/** The two-file identity layout of earlier agents, read and migrated by `load()`. */
+export const LEGACY_DATA_FILES = {
   AGENT_KEY: 'agent-key.pem',
   AGENT_SVID: 'agent-svid.pem',
-  BUNDLE: 'bundle.json',
 } as const;
 
 /** What a previous run left; any part may be missing. */
@@ -35,11 +46,14 @@ export interface StoredAgentState {
 export interface DataDir {
   readonly path: string;
   load(): Promise<StoredAgentState>;
-  saveAgentKey(pkcs8: Uint8Array): Promise<void>;
-  saveAgentSvid(chain: readonly Uint8Array[]): Promise<void>;
+  /** key and SVID chain together, in one atomic write */
+  saveAgentIdentity(pkcs8: Uint8Array, chain: readonly Uint8Array[]): Promise<void>;
   saveBundle(bundle: SpiffeBundleJson): Promise<void>;
   /** forgets the agent's identity (before re-attesting); the bundle stays */
   clearAgentIdentity(): Promise<void>;
+  /** the workload SVID cache file's text, if any */
+  readSvidCache(): Promise<string | undefined>;
+  writeSvidCache(text: string): Promise<void>;
 }
 
 /** Writes `data` to `file` atomically with mode 0600. */
@@ -92,16 +106,42 @@ export async function openDataDir(path: string): Promise<DataDir> {
   }
   const file = (name: string) => join(path, name);
 
+  const removeLegacy = async () => {
+    for (const name of Object.values(LEGACY_DATA_FILES)) await unlinkOptional(file(name));
+  };
+  const saveAgentIdentity = async (pkcs8: Uint8Array, chain: readonly Uint8Array[]) => {
+    await writeFileAtomic(file(DATA_FILES.AGENT_IDENTITY), toPem('PRIVATE KEY', pkcs8) + chain.map((c) => toPem('CERTIFICATE', c)).join(''));
+    await removeLegacy();
+  };
+
+  /** the legacy pair, rewritten as one file when key and leaf match (else left for the caller to reject) */
+  async function migrateLegacy(): Promise<Pick<StoredAgentState, 'agentKey' | 'agentSvidChain'>> {
+    const keyPem = await readOptional(file(LEGACY_DATA_FILES.AGENT_KEY));
+    const svidPem = await readOptional(file(LEGACY_DATA_FILES.AGENT_SVID));
+    const key = keyPem ? fromPem('PRIVATE KEY', keyPem)[0] : undefined;
+    const chain = svidPem ? fromPem('CERTIFICATE', svidPem) : [];
+    const out: Pick<StoredAgentState, 'agentKey' | 'agentSvidChain'> = {};
+    if (key) out.agentKey = key;
+    if (chain.length > 0) out.agentSvidChain = chain;
+    const leaf = chain[0];
+    if (key && leaf && (await importPkcs8(key).then((k) => certificateMatchesKey(leaf, k), () => false))) await saveAgentIdentity(key, chain);
+    return out;
+  }
+
   return {
     path,
     async load() {
       const state: StoredAgentState = {};
-      const keyPem = await readOptional(file(DATA_FILES.AGENT_KEY));
-      const key = keyPem ? fromPem('PRIVATE KEY', keyPem)[0] : undefined;
-      if (key) state.agentKey = key;
-      const svidPem = await readOptional(file(DATA_FILES.AGENT_SVID));
-      const chain = svidPem ? fromPem('CERTIFICATE', svidPem) : [];
-      if (chain.length > 0) state.agentSvidChain = chain;
+      const identityPem = await readOptional(file(DATA_FILES.AGENT_IDENTITY));
+      if (identityPem !== undefined) {
+        const key = fromPem('PRIVATE KEY', identityPem)[0];
+        const chain = fromPem('CERTIFICATE', identityPem);
+        if (key) state.agentKey = key;
+        if (chain.length > 0) state.agentSvidChain = chain;
+        await removeLegacy(); // a crash after a migration's write, before its unlinks
+      } else {
+        Object.assign(state, await migrateLegacy());
+      }
       const bundleText = await readOptional(file(DATA_FILES.BUNDLE));
       if (bundleText) {
         try {
@@ -113,15 +153,19 @@ export async function openDataDir(path: string): Promise<DataDir> {
       }
       return state;
     },
-    saveAgentKey: (pkcs8) => writeFileAtomic(file(DATA_FILES.AGENT_KEY), toPem('PRIVATE KEY', pkcs8)),
-    saveAgentSvid: (chain) => writeFileAtomic(file(DATA_FILES.AGENT_SVID), chain.map((c) => toPem('CERTIFICATE', c)).join('')),
+    saveAgentIdentity,
     saveBundle: (bundle) => writeFileAtomic(file(DATA_FILES.BUNDLE), `${JSON.stringify(bundle)}\n`),
     async clearAgentIdentity() {
-      for (const name of [DATA_FILES.AGENT_SVID, DATA_FILES.AGENT_KEY]) {
-        await unlink(file(name)).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'ENOENT') throw e;
-        });
-      }
+      await unlinkOptional(file(DATA_FILES.AGENT_IDENTITY));
+      await removeLegacy();
     },
+    readSvidCache: () => readOptional(file(DATA_FILES.SVID_CACHE)),
+    writeSvidCache: (text) => writeFileAtomic(file(DATA_FILES.SVID_CACHE), text),
   };
+}
+
+async function unlinkOptional(path: string): Promise<void> {
+  await unlink(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
 }

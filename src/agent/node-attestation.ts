@@ -82,7 +82,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     if (!stored.agentKey || !stored.agentSvidChain || !leaf) return stored.bundle ? { bundle: stored.bundle } : {};
     const privateKey = await importPkcs8(stored.agentKey);
     if (!(await certificateMatchesKey(leaf, privateKey))) {
-      log.warn('stored agent key does not match the stored SVID (interrupted renewal?); attesting again');
+      log.warn('stored agent key does not match the stored SVID (left by an older agent\'s interrupted renewal?); attesting again');
       return stored.bundle ? { bundle: stored.bundle } : {};
     }
     const info = certificateInfo(leaf);
@@ -111,8 +111,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     }
     if (attestor.singleUse) attestorUsed = true;
     const agent = await fromWire(res.svid, keys.privateKey);
-    await dataDir.saveAgentKey(await exportPkcs8(keys.privateKey));
-    await dataDir.saveAgentSvid(agent.certChain);
+    await dataDir.saveAgentIdentity(await exportPkcs8(keys.privateKey), agent.certChain);
     await dataDir.saveBundle(res.bundle);
     svid = agent;
     log.info({ [LOG_FIELDS.AGENT_ID]: agent.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(agent.notAfter).toISOString() }, 'node attested');
@@ -146,8 +145,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
       const keys = await generateKeyPair();
       const res = await client.renew({ csr: toBase64(await createCsr(keys, cur.spiffeId)) });
       const next = await fromWire(res.svid, keys.privateKey);
-      await dataDir.saveAgentKey(await exportPkcs8(keys.privateKey));
-      await dataDir.saveAgentSvid(next.certChain);
+      await dataDir.saveAgentIdentity(await exportPkcs8(keys.privateKey), next.certChain);
       svid = next;
       log.info({ [LOG_FIELDS.AGENT_ID]: next.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(next.notAfter).toISOString() }, 'agent SVID renewed');
       return true;

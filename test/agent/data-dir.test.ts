@@ -1,12 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DATA_FILES, openDataDir, writeFileAtomic } from '../../src/agent/data-dir.js';
-import { exportPkcs8, generateKeyPair } from '../../src/agent/keys.js';
+import { DATA_FILES, LEGACY_DATA_FILES, openDataDir, writeFileAtomic } from '../../src/agent/data-dir.js';
+import { createJoinTokenAttestor } from '../../src/agent/attestor/join-token.js';
+import { exportPkcs8, generateKeyPair, toPem } from '../../src/agent/keys.js';
+import { createHarness } from './helpers/agent-harness.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
+
+async function attestedHarnessDir() {
+  const h = await createHarness();
+  await h.identity.start();
+  return { h, dd: h.dataDir, dir: h.dataDirPath };
+}
 
 describe('data dir', () => {
   it('creates the directory 0700 and tightens an existing wider one', async () => {
@@ -26,10 +34,11 @@ describe('data dir', () => {
     const key = await exportPkcs8((await generateKeyPair()).privateKey);
     const chain = [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])];
     const bundle = { keys: [{ kty: 'EC', use: 'x509-svid' }], spiffe_sequence: 3 };
-    await dd.saveAgentKey(key);
-    await dd.saveAgentSvid(chain);
+    await dd.saveAgentIdentity(key, chain);
     await dd.saveBundle(bundle);
+    await dd.writeSvidCache('{}');
     for (const f of Object.values(DATA_FILES)) expect(mode(join(dir, f))).toBe(0o600);
+    expect(readdirSync(dir).sort()).toEqual(Object.values(DATA_FILES).sort()); // key and SVID: one file
     const again = await (await openDataDir(dir)).load();
     expect(again.agentKey).toEqual(key);
     expect(again.agentSvidChain).toEqual(chain);
@@ -37,6 +46,42 @@ describe('data dir', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     await dd.clearAgentIdentity();
     expect(await dd.load()).toEqual({ bundle });
+  });
+
+  it('reads the old two-file identity layout and rewrites it as the one identity file', async () => {
+    const { h, dd, dir } = await attestedHarnessDir();
+    // what an older agent left: key and SVID in two files, no identity file
+    const { agentKey, agentSvidChain } = await dd.load();
+    const identityFile = join(dir, DATA_FILES.AGENT_IDENTITY);
+    const before = readFileSync(identityFile, 'utf8');
+    rmSync(identityFile);
+    writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_KEY), toPem('PRIVATE KEY', agentKey!), { mode: 0o600 });
+    writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_SVID), agentSvidChain!.map((c) => toPem('CERTIFICATE', c)).join(''), { mode: 0o600 });
+
+    const again = await h.restart(undefined);
+    const { svid } = await again.identity.start();
+    expect(svid.certChain).toEqual(agentSvidChain);
+    expect(h.issuer.callsTo('/attest').length).toBe(1); // no re-attestation
+    await expect(again.client.sync({})).resolves.toMatchObject({ revision: h.issuer.revision });
+    expect(readFileSync(identityFile, 'utf8')).toBe(before);
+    expect(mode(identityFile)).toBe(0o600);
+    for (const f of Object.values(LEGACY_DATA_FILES)) expect(existsSync(join(dir, f))).toBe(false);
+    await h.close();
+  });
+
+  it('a legacy pair left mismatched by an interrupted renewal is not migrated: the agent attests again', async () => {
+    const { h, dd, dir } = await attestedHarnessDir();
+    const { agentSvidChain } = await dd.load();
+    rmSync(join(dir, DATA_FILES.AGENT_IDENTITY));
+    // the old renewal order: the new key was written, then the process died before the new SVID was
+    writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_KEY), toPem('PRIVATE KEY', await exportPkcs8((await generateKeyPair()).privateKey)));
+    writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_SVID), agentSvidChain!.map((c) => toPem('CERTIFICATE', c)).join(''));
+    h.issuer.joinTokens.add('token-2');
+    const again = await h.restart(createJoinTokenAttestor('token-2'));
+    const { svid } = await again.identity.start();
+    expect(svid.spiffeId).toBe('spiffe://example.org/spire/agent/join_token/token-2');
+    expect(readdirSync(dir).sort()).toEqual([DATA_FILES.AGENT_IDENTITY, DATA_FILES.BUNDLE].sort());
+    await h.close();
   });
 
   it('replaces files atomically: the old content until rename, no temp files left', async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAttestor } from '../../src/agent/attestor/node-attestor.js';
 import { selectNodeAttestor } from '../../src/agent/attestor/node-attestor.js';
@@ -25,7 +25,7 @@ describe('node attestation', () => {
     expect(svid.spiffeId).toBe('spiffe://example.org/spire/agent/join_token/token-1');
     expect(bundle?.spiffe_sequence).toBe(1);
     expect(h.issuer.callsTo('/attest').length).toBe(1);
-    for (const f of Object.values(DATA_FILES)) expect(statSync(join(h.dataDirPath, f)).mode & 0o777).toBe(0o600);
+    for (const f of [DATA_FILES.AGENT_IDENTITY, DATA_FILES.BUNDLE]) expect(statSync(join(h.dataDirPath, f)).mode & 0o777).toBe(0o600);
   });
 
   it('a restart reuses the stored identity without a token and without re-attesting', async () => {
@@ -51,6 +51,28 @@ describe('node attestation', () => {
     expect(h.issuer.callsTo('/renew')[0]!.agentId).toBe(svid.spiffeId);
     const restarted = await (await h.restart(undefined)).identity.start();
     expect(restarted.svid.certChain).toEqual(renewed.certChain);
+  });
+
+  it('renewal replaces key and SVID in one atomic write: a crash at any point leaves a matching pair', async () => {
+    h = await createHarness();
+    const { svid } = await h.identity.start();
+    const file = join(h.dataDirPath, DATA_FILES.AGENT_IDENTITY);
+    const before = readFileSync(file, 'utf8');
+    h.clock.advance((h.issuer.agentSvidTtlSeconds * 1000) / 2);
+    expect(await h.identity.renewIfDue()).toBe(true);
+    const renewed = h.identity.current()!;
+    const after = readFileSync(file, 'utf8');
+    expect(readdirSync(h.dataDirPath).sort()).toEqual([DATA_FILES.AGENT_IDENTITY, DATA_FILES.BUNDLE].sort());
+    // A crash can only leave the state before the rename (the old file, maybe a stray temp file holding the
+    // new one) or after it. Either way the restarted agent holds a key matching its SVID and needs no token.
+    for (const [content, chain] of [[before, svid.certChain], [after, renewed.certChain]] as const) {
+      writeFileSync(file, content);
+      writeFileSync(`${file}.0123456789ab.tmp`, after);
+      const again = await h.restart(undefined);
+      expect((await again.identity.start()).svid.certChain).toEqual(chain);
+      await expect(again.client.sync({})).resolves.toMatchObject({ revision: h.issuer.revision });
+    }
+    expect(h.issuer.callsTo('/attest').length).toBe(1);
   });
 
   it('when the stored SVID expired while offline and no attestor is configured: a clear fatal error', async () => {
