@@ -84,4 +84,17 @@ describe('TrustDomainCa', () => {
     const jwt = await api.signJwtSvid({ spiffeId: ID, audience: ['a'], ttlSeconds: 60 });
     expect(jwt.ok && (await validateJwtSvid(jwt.value.token, before.jwtAuthorities, { audience: 'a', now: Date.now() })).ok).toBe(true);
   });
+
+  it('signs with RS256 when JWT_KEY_TYPE=RS256', async () => {
+    const { stub, api } = freshCa();
+    await runInDurableObject(stub, (instance: TrustDomainCa) => {
+      (instance as unknown as { env: Record<string, unknown> }).env = { ...env, JWT_KEY_TYPE: 'RS256' };
+    });
+    const keys = await api.getPublishedKeys();
+    expect(keys.jwtAuthorities).toEqual([{ kty: 'RSA', n: expect.any(String), e: 'AQAB', kid: expect.any(String), alg: 'RS256', use: 'sig' }]);
+    const r = await api.signJwtSvid({ spiffeId: ID, audience: ['reports'], ttlSeconds: 300 });
+    if (!r.ok) throw new Error(JSON.stringify(r));
+    expect(JSON.parse(atob(r.value.token.split('.')[0]!.replace(/-/g, '+').replace(/_/g, '/')))).toMatchObject({ alg: 'RS256', kid: keys.jwtAuthorities[0]!.kid });
+    expect((await validateJwtSvid(r.value.token, keys.jwtAuthorities, { audience: 'reports', now: Date.now() })).ok).toBe(true);
+  });
 });
