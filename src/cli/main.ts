@@ -42,8 +42,10 @@ export function buildProgram(deps: CliDeps): Command {
       writeErr: () => undefined,
       outputError: () => undefined,
     });
-  program.action(() => {
-    throw new CliUsageError('missing command: wisp entry|token|agent|bundle|jwt|x509|healthcheck (see wisp --help)');
+  program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
+    const names = 'entry|token|agent|bundle|jwt|x509|healthcheck';
+    const sub = cmd.args[0];
+    throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
   const leaf = createLeafBuilder(deps.io, deps.workloadApiToken);
   registerEntryCommands(program, leaf);
