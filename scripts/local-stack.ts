@@ -126,7 +126,7 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
     }, 90_000);
   } catch (e) {
     await stop();
-    throw new Error(`${(e as Error).message}\n--- wrangler output ---\n${output.slice(-5000)}`);
+    throw new Error(`${(e as Error).message}\n--- wrangler output ---\n${output.slice(-5000)}`, { cause: e });
   }
   return { url, port, adminToken, trustDomain, process: child, stop };
 }
@@ -201,7 +201,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }, 60_000);
   } catch (e) {
     await stopProcess(child);
-    throw new Error(`${(e as Error).message}\n--- agent output ---\n${output.slice(-5000)}`);
+    throw new Error(`${(e as Error).message}\n--- agent output ---\n${output.slice(-5000)}`, { cause: e });
   }
   return { process: child, socketPath: opts.socketPath, output: () => output, stop: () => stopProcess(child) };
 }
