@@ -115,8 +115,8 @@ export interface ValidateX509SvidOptions {
   now: number;
   /** when set, the SVID's SPIFFE ID must equal it */
   expectedId?: string;
-  /** DER trust anchors (a bundle's X.509 authorities); when set, the chain must end at one of them */
-  roots?: readonly Uint8Array[];
+  /** trust anchors (a bundle's X.509 authorities, DER or parsed); when set, the chain must end at one of them */
+  roots?: readonly (Uint8Array | X509Certificate)[];
 }
 
 export interface ValidatedX509Svid {
@@ -190,16 +190,16 @@ export async function validateX509Svid(chainDer: readonly Uint8Array[], options:
   if (options.roots) {
     const top = chain[chain.length - 1]!;
     let anchored = false;
-    for (const der of options.roots) {
+    for (const anchor of options.roots) {
       let root: X509Certificate;
       try {
-        root = new X509Certificate(der.slice());
+        root = anchor instanceof X509Certificate ? anchor : new X509Certificate(anchor.slice());
       } catch {
         continue;
       }
       if (options.now < root.notBefore.getTime() || options.now > root.notAfter.getTime()) continue;
       if (validateSigningCert(root)) continue;
-      if (sameBytes(new Uint8Array(top.rawData), der) || (await issuedBy(top, root))) {
+      if (sameBytes(new Uint8Array(top.rawData), new Uint8Array(root.rawData)) || (await issuedBy(top, root))) {
         anchored = true;
         break;
       }

@@ -6,7 +6,7 @@
  * @module
  */
 import 'reflect-metadata';
-import { X509Certificate } from '@peculiar/x509';
+import { PublicKey, X509Certificate } from '@peculiar/x509';
 import { calculateJwkThumbprint, type CryptoKey } from 'jose';
 import { DurableObject } from 'cloudflare:workers';
 import { systemClock, type Clock } from '../../shared/clock.js';
@@ -20,7 +20,6 @@ import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from '../../share
 import { mintJwtSvid, type JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
 import { dnsNameProblem, issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
 import { classifyKeyAlgorithm, fromBase64, signingParams, toBase64, type KeyAlgorithmInfo, type KeyAlgorithmName } from '../../shared/spiffe/x509.js';
-import { PublicKey } from '@peculiar/x509';
 import { parseWorkerConfig, type WorkerConfig } from '../config.js';
 import { logEvent } from '../log.js';
 import type { PublishedKeys, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
@@ -79,7 +78,8 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     const key = await this.#loadKey(active);
     const upstream = await this.#upstreamCa();
     const intermediates = upstream ? [active.certDer!, ...upstream.intermediates] : [];
-    const roots = upstream ? [upstream.root] : publishedSlots(this.#slotsOf('x509'), now).map((s) => s.certDer!);
+    // Parsed once per call, not per SVID (ASN.1 decoding is what costs, see TOOLCHAIN.md).
+    const roots = (upstream ? [upstream.root] : publishedSlots(this.#slotsOf('x509'), now).map((s) => s.certDer!)).map((d) => new X509Certificate(d.slice()));
     const signing = { cert: key.cert!, privateKey: key.privateKey, signAlgorithm: signingParams('EC P-256').signAlg };
     const results: Result<SignedX509Svid>[] = [];
     for (const [i, req] of requests.entries()) {
@@ -93,10 +93,16 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
         continue;
       }
       const { spiffeId, spki } = checked.value;
-      const leaf = await issueX509Svid({ spiffeId, publicKeySpki: spki, dnsNames: req.dnsNames, ttlSeconds: req.ttlSeconds, now }, signing);
-      const chain = [leaf, ...intermediates];
-      // STYLE G9: refuse to return an SVID the validator (the same one relying parties use) rejects.
-      const valid = await validateX509Svid(chain, { now, expectedId: spiffeId, roots });
+      let chain: Uint8Array[];
+      let valid: Result<{ notAfter: number; serialNumber: string }>;
+      try {
+        chain = [await issueX509Svid({ spiffeId, publicKeySpki: spki, dnsNames: req.dnsNames, ttlSeconds: req.ttlSeconds, now }, signing), ...intermediates];
+        // STYLE G9: refuse to return an SVID the validator (the same one relying parties use) rejects.
+        valid = await validateX509Svid(chain, { now, expectedId: spiffeId, roots });
+      } catch (e) {
+        valid = err({ code: 'ERR_INTERNAL', message: e instanceof Error ? e.message : String(e) });
+        chain = [];
+      }
       if (!valid.ok) {
         logEvent('error', 'refused to issue a non-conforming X509-SVID', { spiffe_id: spiffeId, reason: valid.error.message });
         results.push(err({ code: 'ERR_INTERNAL', message: 'refused to issue a non-conforming X509-SVID' }));
