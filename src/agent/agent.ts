@@ -2,12 +2,15 @@
  * Runs the agent daemon from a parsed `AgentConfig`: data dir, issuer client, node attestation, cache,
  * the sync/rotation loop and the Workload API server on the Unix socket, all under one AbortController
  * (runTasks): the first failure stops the rest, and aborting `signal` (SIGINT/SIGTERM) shuts down cleanly,
- * closing the server and removing the socket.
+ * closing the server and removing the socket. The workload SVID cache is loaded from the data dir right
+ * after the agent identity, before the first sync (so cached SVIDs are served while the issuer is down),
+ * written back after changes, and flushed on shutdown.
  * @module
  */
 import type { SpiffeBundleJson } from '../shared/agent-api.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { selectNodeAttestor } from './attestor/node-attestor.js';
+import { createCachePersister, encodeCacheFile, loadSvidCacheFile } from './cache/cache-file.js';
 import { SvidCache } from './cache/svid-cache.js';
 import type { AgentConfig } from './config.js';
 import { openDataDir } from './data-dir.js';
@@ -66,10 +69,26 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
         const bundle = await startIdentity(identity, { log, random, signal: taskSignal });
         if (taskSignal.aborted) return;
         if (bundle) await cache.setBundle(bundle);
-        await runRotator(
-          { identity, cache, client, dataDir, clock, random, sleep: abortableSleep, intervalMs: config.syncIntervalSeconds * 1000, log },
-          taskSignal,
-        );
+        const agentId = identity.current()?.spiffeId ?? '';
+        const persister = createCachePersister({
+          write: (text) => dataDir.writeSvidCache(text),
+          encode: () => {
+            const owner = identity.current()?.spiffeId;
+            return owner ? encodeCacheFile(cache.snapshot(), { trustDomain: config.trustDomain, agentId: owner }, clock()) : undefined;
+          },
+          log,
+        });
+        const unwatch = cache.onStateChange(() => persister.schedule());
+        try {
+          await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId, log });
+          await runRotator(
+            { identity, cache, client, dataDir, clock, random, sleep: abortableSleep, intervalMs: config.syncIntervalSeconds * 1000, log },
+            taskSignal,
+          );
+        } finally {
+          unwatch();
+          await persister.flush();
+        }
       },
     },
     signal,

@@ -49,7 +49,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'JSON config file (see docs/agent-config.md)')
     .option('--serverURL <url>', 'issuer URL (https; http only for loopback)')
     .option('--trustDomain <name>', 'trust domain')
-    .option('--dataDir <dir>', 'directory for the agent key, SVID and bundle')
+    .option('--dataDir <dir>', 'directory for the agent identity, bundle and workload SVID cache (holds private keys)')
     .option('--socketPath <path>', 'Workload API socket path')
     .option('--joinToken <token>', 'single-use join token for the first attestation')
     .option('--logLevel <level>', 'trace|debug|info|warn|error')

@@ -46,7 +46,7 @@ export interface MintedJwtSvid {
 }
 
 export interface IdentitySource {
-  /** false until the agent has attested and completed its first sync (Workload API answers Unavailable) */
+  /** false until the agent has its identity and either completed its first sync or loaded its cached SVIDs (else Workload API answers Unavailable) */
   isReady(): boolean;
   /** X509-SVIDs of entries whose selectors are all among `selectors` (SPIRE: entry selectors ⊆ workload's) */
   x509SvidsFor(selectors: Selector[]): WorkloadX509Svid[];

@@ -2,7 +2,9 @@
  * The agent's cache: authorized entries, the X509-SVIDs issued for them (keys generated on this node),
  * the trust bundle and federated bundles, and a small JWT-SVID cache. It implements `IdentitySource` for
  * the Workload API; the sync loop (sync.ts, rotator.ts) pushes into it. It notifies subscribers after
- * every change. Keys and SVIDs live only in memory.
+ * every change. `snapshot()` and `restore()` let cache-file.ts persist it in the data dir (workload keys
+ * included) so a restarted agent serves unexpired SVIDs before it reaches the issuer; `onStateChange`
+ * tells the persister when there is something new to write.
  * @module
  */
 import { decodeJwt } from 'jose';
@@ -39,6 +41,27 @@ interface HeldJwt {
   issuedAt: number;
 }
 
+/** What `snapshot()` gives and `restore()` takes (cache-file.ts turns it into JSON and back). */
+export interface CacheSnapshot {
+  revision?: string;
+  bundle?: SpiffeBundleJson;
+  federatedBundles: Record<string, SpiffeBundleJson>;
+  /** every authorized entry, with or without an SVID: the revision stands for all of them */
+  entries: Entry[];
+  svids: Array<{
+    entryId: string;
+    spiffeId: string;
+    entryRevision: number;
+    /** leaf first, DER */
+    certChain: Uint8Array[];
+    /** PKCS#8 DER */
+    privateKey: Uint8Array;
+    /** ms */
+    notBefore: number;
+    notAfter: number;
+  }>;
+}
+
 /** A freshly issued SVID for `putSvids`. */
 export interface IssuedSvid {
   entryId: string;
@@ -68,6 +91,9 @@ export class SvidCache implements IdentitySource {
   #bundleJson: SpiffeBundleJson | undefined;
   #bundle: TrustDomainBundle;
   #federated = new Map<string, TrustDomainBundle>();
+  /** the documents behind #federated, for persistence */
+  #federatedJson = new Map<string, SpiffeBundleJson>();
+  #stateListeners = new Set<() => void>();
   #listeners = new Set<() => void>();
   #jwts = new Map<string, HeldJwt>();
   #jwtInflight = new Map<string, Promise<MintedJwtSvid>>();
@@ -132,6 +158,7 @@ export class SvidCache implements IdentitySource {
   /** forgets the entry revision so the next sync fetches every entry (after re-attestation) */
   resetRevision(): void {
     this.#revision = undefined;
+    this.#stateChanged();
   }
 
   /** the bundle JSON held, for persistence */
@@ -151,6 +178,7 @@ export class SvidCache implements IdentitySource {
     }
     this.#bundleJson = json;
     this.#bundle = bundle;
+    this.#stateChanged();
     this.#opts.log.info({ [LOG_FIELDS.BUNDLE_SEQUENCE]: bundleSequenceOf(json), [LOG_FIELDS.COUNT]: this.#bundle.x509Authorities.length }, 'trust bundle updated');
     return true;
   }
@@ -173,23 +201,30 @@ export class SvidCache implements IdentitySource {
       for (const id of next.keys()) if (!this.#entries.has(id)) entriesChanged = true;
       this.#entries = next;
     }
+    const revisionChanged = typeof res.revision === 'string' && res.revision !== this.#revision;
     if (typeof res.revision === 'string') this.#revision = res.revision;
     const bundleChanged = res.bundle ? await this.setBundle(res.bundle) : false;
     let federatedChanged = false;
     if (res.federatedBundles) {
       const next = new Map<string, TrustDomainBundle>();
+      const nextJson = new Map<string, SpiffeBundleJson>();
       for (const [td, json] of Object.entries(res.federatedBundles)) {
         try {
           next.set(td, await bundleFromJson(td, json));
+          nextJson.set(td, json);
         } catch (e) {
           const old = this.#federated.get(td);
+          const oldJson = this.#federatedJson.get(td);
           if (old) next.set(td, old);
+          if (oldJson) nextJson.set(td, oldJson);
           this.#opts.log.error({ trust_domain: td }, `ignored a malformed federated bundle: ${(e as Error).message}`);
         }
       }
       federatedChanged = JSON.stringify([...next.entries()]) !== JSON.stringify([...this.#federated.entries()]);
       this.#federated = next;
+      this.#federatedJson = nextJson;
     }
+    if (entriesChanged || revisionChanged || federatedChanged) this.#stateChanged();
     return { entries: entriesChanged, bundle: bundleChanged || federatedChanged };
   }
 
@@ -227,6 +262,7 @@ export class SvidCache implements IdentitySource {
       });
       stored++;
     }
+    if (stored > 0) this.#stateChanged();
     return stored;
   }
 
@@ -241,7 +277,78 @@ export class SvidCache implements IdentitySource {
       }
     }
     for (const [key, held] of this.#jwts) if (now >= held.svid.expiresAt * 1000) this.#jwts.delete(key);
+    if (dropped) this.#stateChanged();
     return dropped;
+  }
+
+  /** what to persist: everything but the JWT-SVIDs (short-lived, minted on demand) */
+  snapshot(): CacheSnapshot {
+    return {
+      ...(this.#revision !== undefined ? { revision: this.#revision } : {}),
+      ...(this.#bundleJson ? { bundle: this.#bundleJson } : {}),
+      federatedBundles: Object.fromEntries(this.#federatedJson),
+      entries: [...this.#entries.values()],
+      svids: [...this.#svids.values()].map((h) => ({
+        entryId: h.svid.entryId,
+        spiffeId: h.svid.spiffeId,
+        entryRevision: h.entryRevision,
+        certChain: h.svid.certChain,
+        privateKey: h.svid.privateKey,
+        notBefore: h.notBefore,
+        notAfter: h.notAfter,
+      })),
+    };
+  }
+
+  /**
+   * Loads a persisted snapshot before the first sync (the cache must be empty but for a bundle): entries,
+   * revision, federated bundles, and the SVIDs not yet expired. The snapshot's bundle is taken unless the
+   * one already set has a later sequence. SVIDs whose entry is missing or now names another SPIFFE ID are
+   * dropped too. The caller decides readiness.
+   */
+  async restore(snap: CacheSnapshot): Promise<{ served: number; expired: number }> {
+    if (this.#entries.size > 0 || this.#svids.size > 0) throw new TypeError('restore() into a cache that already holds entries');
+    const now = this.#opts.clock();
+    if (snap.bundle) {
+      const mine = bundleSequenceOf(this.#bundleJson);
+      const theirs = bundleSequenceOf(snap.bundle);
+      if (!this.#bundleJson || (theirs !== undefined && (mine === undefined || theirs > mine))) await this.setBundle(snap.bundle);
+    }
+    for (const [td, json] of Object.entries(snap.federatedBundles)) {
+      try {
+        this.#federated.set(td, await bundleFromJson(td, json));
+        this.#federatedJson.set(td, json);
+      } catch (e) {
+        this.#opts.log.warn({ trust_domain: td }, `ignored a malformed federated bundle in the SVID cache file: ${(e as Error).message}`);
+      }
+    }
+    this.#entries = new Map(snap.entries.map((e) => [e.id, e]));
+    if (snap.revision !== undefined) this.#revision = snap.revision;
+    let served = 0;
+    let expired = 0;
+    for (const s of snap.svids) {
+      const entry = this.#entries.get(s.entryId);
+      if (!entry || entry.spiffeId !== s.spiffeId || now >= s.notAfter) {
+        expired++;
+        continue;
+      }
+      this.#svids.set(entry.id, {
+        svid: { entryId: entry.id, spiffeId: s.spiffeId, certChain: s.certChain, privateKey: s.privateKey, expiresAt: Math.floor(s.notAfter / 1000), hint: entry.hint, federatesWith: [...entry.federatesWith] },
+        notBefore: s.notBefore,
+        notAfter: s.notAfter,
+        jitter: this.#random(),
+        entryRevision: s.entryRevision,
+      });
+      served++;
+    }
+    if (expired > 0) this.#stateChanged();
+    return { served, expired };
+  }
+
+  /** calls `listener` (synchronously) after any change worth persisting; returns unsubscribe */
+  onStateChange(listener: () => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
   }
 
   markReady(): void {
@@ -260,6 +367,16 @@ export class SvidCache implements IdentitySource {
   }
 
   // ---- internals ----
+
+  #stateChanged(): void {
+    for (const listener of [...this.#stateListeners]) {
+      try {
+        listener();
+      } catch (e) {
+        this.#opts.log.error({ err: e }, 'cache state listener failed');
+      }
+    }
+  }
 
   #isLive(entry: Entry, now: number): boolean {
     return entry.expiresAt === 0 || now < entry.expiresAt * 1000;

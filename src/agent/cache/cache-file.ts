@@ -1,0 +1,264 @@
+/**
+ * The workload SVID cache on disk (`svid-cache.json` in the data dir, 0600, written atomically): every
+ * authorized entry with its X509-SVID chain, PKCS#8 private key and expiry, plus the last sync revision,
+ * the trust bundle and the federated bundles. It lets a restarted agent serve unexpired SVIDs before it
+ * reaches the issuer. It holds workload private keys, so it is as sensitive as the agent's own key.
+ *
+ * Writes follow the cache's changes, coalesced: the first change arms a timer, changes until it fires
+ * ride along, and one write at a time is in flight; `flush()` writes at once (shutdown). A crash can lose
+ * at most the changes of the last `delayMs`; what is on disk is always a whole, earlier snapshot.
+ *
+ * Loading is strict about the file's shape: anything unexpected (not JSON, another version or trust
+ * domain, a malformed entry) discards the whole file with a warning and the agent starts from its first
+ * sync as if there were none. An SVID whose certificate does not parse or does not match its key is
+ * dropped alone (its entry gets a fresh SVID on the first sync).
+ * @module
+ */
+import type { SpiffeBundleJson } from '../../shared/agent-api.js';
+import type { Entry } from '../../shared/registry/entry.js';
+import type { DataDir } from '../data-dir.js';
+import { certificateInfo, certificateMatchesKey, fromBase64, importPkcs8, toBase64 } from '../keys.js';
+import { LOG_FIELDS, type Logger } from '../log.js';
+import type { CacheSnapshot, SvidCache } from './svid-cache.js';
+
+export const CACHE_FILE_VERSION = 1;
+/** default coalescing window of the persister */
+export const CACHE_WRITE_DELAY_MS = 250;
+
+interface FileSvid {
+  /** base64 DER, leaf first */
+  certChain: string[];
+  /** base64 PKCS#8 DER */
+  privateKey: string;
+  /** ms since the epoch */
+  notBefore: number;
+  notAfter: number;
+  entryRevision: number;
+}
+
+interface CacheFile {
+  version: typeof CACHE_FILE_VERSION;
+  trustDomain: string;
+  /** the agent the entries were authorized for */
+  agentId: string;
+  writtenAt: string;
+  revision?: string;
+  bundle?: SpiffeBundleJson;
+  federatedBundles: Record<string, SpiffeBundleJson>;
+  entries: Array<{ entry: Entry; svid?: FileSvid }>;
+}
+
+export interface CacheFileOwner {
+  trustDomain: string;
+  agentId: string;
+}
+
+export function encodeCacheFile(snap: CacheSnapshot, owner: CacheFileOwner, now: number): string {
+  const svids = new Map(snap.svids.map((s) => [s.entryId, s]));
+  const file: CacheFile = {
+    version: CACHE_FILE_VERSION,
+    trustDomain: owner.trustDomain,
+    agentId: owner.agentId,
+    writtenAt: new Date(now).toISOString(),
+    ...(snap.revision !== undefined ? { revision: snap.revision } : {}),
+    ...(snap.bundle ? { bundle: snap.bundle } : {}),
+    federatedBundles: snap.federatedBundles,
+    entries: snap.entries.map((entry) => {
+      const s = svids.get(entry.id);
+      return {
+        entry,
+        ...(s && s.spiffeId === entry.spiffeId
+          ? { svid: { certChain: s.certChain.map(toBase64), privateKey: toBase64(s.privateKey), notBefore: s.notBefore, notAfter: s.notAfter, entryRevision: s.entryRevision } }
+          : {}),
+      };
+    }),
+  };
+  return `${JSON.stringify(file)}\n`;
+}
+
+/** Parses a cache file; throws Error (saying what is wrong) when it cannot be used at all. */
+export async function decodeCacheFile(text: string, expected: { trustDomain: string }, log: Logger): Promise<{ snapshot: CacheSnapshot; agentId: string }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new Error('not JSON');
+  }
+  if (!isObject(raw)) throw new Error('not a JSON object');
+  if (raw.version !== CACHE_FILE_VERSION) throw new Error(`unsupported version ${JSON.stringify(raw.version)}`);
+  if (raw.trustDomain !== expected.trustDomain) throw new Error(`written for trust domain ${JSON.stringify(raw.trustDomain)}`);
+  if (typeof raw.agentId !== 'string') throw new Error('agentId missing');
+  if (raw.revision !== undefined && typeof raw.revision !== 'string') throw new Error('revision is not a string');
+  if (raw.bundle !== undefined && !isBundle(raw.bundle)) throw new Error('bundle is malformed');
+  if (!isObject(raw.federatedBundles) || !Object.values(raw.federatedBundles).every(isBundle)) throw new Error('federatedBundles is malformed');
+  if (!Array.isArray(raw.entries)) throw new Error('entries is not an array');
+
+  const snapshot: CacheSnapshot = {
+    ...(raw.revision !== undefined ? { revision: raw.revision } : {}),
+    ...(raw.bundle !== undefined ? { bundle: raw.bundle as SpiffeBundleJson } : {}),
+    federatedBundles: raw.federatedBundles as Record<string, SpiffeBundleJson>,
+    entries: [],
+    svids: [],
+  };
+  for (const [i, item] of raw.entries.entries()) {
+    if (!isObject(item) || !isEntry(item.entry)) throw new Error(`entries[${i}] is malformed`);
+    const entry = item.entry;
+    snapshot.entries.push(entry);
+    if (item.svid === undefined) continue;
+    if (!isFileSvid(item.svid)) throw new Error(`entries[${i}].svid is malformed`);
+    const svid = await checkedSvid(item.svid);
+    if (!svid) {
+      log.warn({ [LOG_FIELDS.ENTRY_ID]: entry.id, [LOG_FIELDS.SPIFFE_ID]: entry.spiffeId }, 'SVID cache file: certificate unreadable or not matching its key; dropped, a new one is issued at the next sync');
+      continue;
+    }
+    snapshot.svids.push({ entryId: entry.id, spiffeId: svid.spiffeId ?? entry.spiffeId, entryRevision: item.svid.entryRevision, ...svid.held });
+  }
+  return { snapshot, agentId: raw.agentId };
+}
+
+/** The SVID with validity taken from the certificate itself, or undefined if it is unusable. */
+async function checkedSvid(s: FileSvid): Promise<{ spiffeId: string | undefined; held: Pick<CacheSnapshot['svids'][number], 'certChain' | 'privateKey' | 'notBefore' | 'notAfter'> } | undefined> {
+  try {
+    const certChain = s.certChain.map(fromBase64);
+    const privateKey = fromBase64(s.privateKey);
+    const leaf = certChain[0];
+    if (!leaf || !(await certificateMatchesKey(leaf, await importPkcs8(privateKey)))) return undefined;
+    const info = certificateInfo(leaf);
+    return { spiffeId: info.spiffeId, held: { certChain, privateKey, notBefore: info.notBefore, notAfter: info.notAfter } };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads the cache file into `cache` (before the first sync). Returns undefined, after logging why, when
+ * there is none or it cannot be used; then the agent behaves as without one. When a snapshot was loaded
+ * and a trust bundle is held, the cache is marked ready: the Workload API serves at once.
+ */
+export async function loadSvidCacheFile(deps: {
+  dataDir: Pick<DataDir, 'readSvidCache'>;
+  cache: SvidCache;
+  trustDomain: string;
+  agentId: string;
+  log: Logger;
+}): Promise<{ served: number; expired: number } | undefined> {
+  const { log } = deps;
+  let text: string | undefined;
+  try {
+    text = await deps.dataDir.readSvidCache();
+  } catch (e) {
+    log.warn({ err: e }, 'cannot read the SVID cache file; ignored, starting from the first sync');
+    return undefined;
+  }
+  if (text === undefined) return undefined;
+  let decoded: Awaited<ReturnType<typeof decodeCacheFile>>;
+  try {
+    decoded = await decodeCacheFile(text, { trustDomain: deps.trustDomain }, log);
+  } catch (e) {
+    log.warn(`ignored a corrupt SVID cache file (${(e as Error).message}); starting from the first sync`);
+    return undefined;
+  }
+  if (decoded.agentId !== deps.agentId) {
+    log.info({ [LOG_FIELDS.AGENT_ID]: deps.agentId, previous_agent_id: decoded.agentId }, 'SVID cache file belongs to another agent identity; ignored');
+    return undefined;
+  }
+  const res = await deps.cache.restore(decoded.snapshot);
+  if (deps.cache.bundleJson()) {
+    deps.cache.markReady();
+    deps.cache.notify();
+  }
+  log.info({ [LOG_FIELDS.COUNT]: res.served, expired: res.expired, [LOG_FIELDS.REVISION]: decoded.snapshot.revision }, 'loaded cached X509-SVIDs');
+  return res;
+}
+
+export interface CachePersister {
+  /** notes a change; the write follows within `delayMs`, once for all changes until then */
+  schedule(): void;
+  /** writes now if anything is pending (waits for a write in flight first) */
+  flush(): Promise<void>;
+}
+
+export function createCachePersister(o: { write: (text: string) => Promise<void>; encode: () => string | undefined; log: Logger; delayMs?: number }): CachePersister {
+  const delayMs = o.delayMs ?? CACHE_WRITE_DELAY_MS;
+  let dirty = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let writing: Promise<void> | undefined;
+
+  async function writeNow(): Promise<void> {
+    while (writing) await writing;
+    if (!dirty) return;
+    dirty = false;
+    const p = (async () => {
+      const text = o.encode();
+      if (text === undefined) return;
+      try {
+        await o.write(text);
+      } catch (e) {
+        dirty = true; // retried with the next change or flush
+        o.log.error({ err: e }, 'cannot write the SVID cache file');
+      }
+    })();
+    writing = p;
+    try {
+      await p;
+    } finally {
+      writing = undefined;
+    }
+  }
+
+  return {
+    schedule() {
+      dirty = true;
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        void writeNow();
+      }, delayMs);
+      timer.unref?.();
+    },
+    async flush() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await writeNow();
+    },
+  };
+}
+
+// ---- shape checks ----
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function isBundle(x: unknown): boolean {
+  return isObject(x) && Array.isArray(x.keys);
+}
+
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const isStr = (x: unknown): x is string => typeof x === 'string';
+const isStrArray = (x: unknown): x is string[] => Array.isArray(x) && x.every(isStr);
+
+function isEntry(x: unknown): x is Entry {
+  return (
+    isObject(x) &&
+    isStr(x.id) &&
+    isStr(x.spiffeId) &&
+    isStr(x.parentId) &&
+    Array.isArray(x.selectors) &&
+    x.selectors.every((s) => isObject(s) && isStr(s.type) && isStr(s.value)) &&
+    isNum(x.x509SvidTtl) &&
+    isNum(x.jwtSvidTtl) &&
+    isStrArray(x.dnsNames) &&
+    isStrArray(x.federatesWith) &&
+    typeof x.admin === 'boolean' &&
+    typeof x.downstream === 'boolean' &&
+    isStr(x.hint) &&
+    isNum(x.expiresAt) &&
+    isNum(x.revisionNumber) &&
+    isNum(x.createdAt)
+  );
+}
+
+function isFileSvid(x: unknown): x is FileSvid {
+  return isObject(x) && isStrArray(x.certChain) && isStr(x.privateKey) && isNum(x.notBefore) && isNum(x.notAfter) && isNum(x.entryRevision);
+}

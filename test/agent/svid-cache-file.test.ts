@@ -1,0 +1,223 @@
+// The workload SVID cache on disk: a restarted agent serves cached SVIDs before (and without) reaching
+// the issuer; expired ones are not served; a corrupt file is ignored with a warning; writes are coalesced.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { runAgent } from '../../src/agent/agent.js';
+import { createCachePersister, encodeCacheFile, loadSvidCacheFile } from '../../src/agent/cache/cache-file.js';
+import { SvidCache } from '../../src/agent/cache/svid-cache.js';
+import { syncOnce } from '../../src/agent/cache/sync.js';
+import { fetchX509, healthcheck, type ApiCommandOptions } from '../../src/agent/cli/api.js';
+import { parseAgentConfig } from '../../src/agent/config.js';
+import { DATA_FILES } from '../../src/agent/data-dir.js';
+import { exportPkcs8, generateKeyPair, toBase64 } from '../../src/agent/keys.js';
+import { silentLogger, type Logger } from '../../src/agent/log.js';
+import { createHarness, TRUST_DOMAIN, type Harness } from './helpers/agent-harness.js';
+import { FakeIssuer } from './helpers/fake-issuer.js';
+
+const UID = { type: 'unix', value: 'uid:1000' };
+const GID = { type: 'unix', value: 'gid:50' };
+
+const stops: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+});
+
+function capturingLogger(): { log: Logger; lines: Array<{ level: number; msg: string }> } {
+  const lines: Array<{ level: number; msg: string }> = [];
+  return { lines, log: pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) }) };
+}
+
+/** The agent's wiring of cache + persister (agent.ts), over the harness; `writes` counts file writes. */
+function wireCache(h: Harness, client: Harness['client'], agentId: () => string, log: Logger = silentLogger()) {
+  const cache = new SvidCache({ trustDomain: TRUST_DOMAIN, clock: h.clock.fn, jwt: client, log, random: () => 0 });
+  const counter = { writes: 0 };
+  const persister = createCachePersister({
+    write: async (text) => {
+      counter.writes++;
+      await h.dataDir.writeSvidCache(text);
+    },
+    encode: () => encodeCacheFile(cache.snapshot(), { trustDomain: TRUST_DOMAIN, agentId: agentId() }, h.clock.now),
+    log,
+    delayMs: 60_000, // only flush() writes in these tests, so counts are exact
+  });
+  cache.onStateChange(() => persister.schedule());
+  return { cache, persister, counter };
+}
+
+/** First run: attest, sync two entries, persist. Returns the harness and what was served. */
+async function firstRun() {
+  const h = await createHarness();
+  stops.push(() => h.close());
+  h.issuer.addEntry('e-web', '/web', [UID]);
+  h.issuer.addEntry('e-db', '/db', [UID, GID]);
+  await h.identity.start();
+  const first = wireCache(h, h.client, () => h.identity.current()!.spiffeId);
+  await syncOnce({ client: h.client, cache: first.cache, clock: h.clock.fn, log: silentLogger() });
+  await first.persister.flush();
+  return { h, first };
+}
+
+/** A restarted agent: identity from the data dir, a fresh cache loaded from the cache file. */
+async function restart(h: Harness, log: Logger = silentLogger()) {
+  const { identity, client } = await h.restart(undefined);
+  const { svid, bundle } = await identity.start();
+  const wired = wireCache(h, client, () => identity.current()!.spiffeId, log);
+  if (bundle) await wired.cache.setBundle(bundle);
+  const loaded = await loadSvidCacheFile({ dataDir: h.dataDir, cache: wired.cache, trustDomain: TRUST_DOMAIN, agentId: svid.spiffeId, log });
+  return { ...wired, client, loaded };
+}
+
+describe('workload SVID cache file', () => {
+  it('holds entries, chains, PKCS#8 keys, expiry, revision and bundle in one 0600 file; a burst of changes is one write', async () => {
+    const { h, first } = await firstRun();
+    expect(first.counter.writes).toBe(1); // entries, bundle, revision and two SVIDs changed in that sync
+    const path = join(h.dataDirPath, DATA_FILES.SVID_CACHE);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const file = JSON.parse(readFileSync(path, 'utf8')) as { revision: string; bundle: { spiffe_sequence: number }; entries: Array<{ entry: { id: string }; svid: { privateKey: string; notAfter: number } }> };
+    expect(file.revision).toBe(h.issuer.revision);
+    expect(file.bundle.spiffe_sequence).toBe(1);
+    expect(file.entries.map((e) => e.entry.id).sort()).toEqual(['e-db', 'e-web']);
+    const web = first.cache.x509SvidsFor([UID])[0]!;
+    expect(file.entries.find((e) => e.entry.id === 'e-web')!.svid.privateKey).toBe(toBase64(web.privateKey));
+    expect(file.entries[0]!.svid.notAfter).toBe(h.clock.now + h.issuer.x509SvidTtlSeconds * 1000);
+
+    for (let i = 0; i < 100; i++) first.persister.schedule();
+    await Promise.all([first.persister.flush(), first.persister.flush()]);
+    expect(first.counter.writes).toBe(2);
+    await first.persister.flush(); // nothing pending
+    expect(first.counter.writes).toBe(2);
+  });
+
+  it('restart with the issuer down: ready at once, serving the cached SVIDs (same certificates and keys)', async () => {
+    const { h, first } = await firstRun();
+    const before = first.cache.x509SvidsFor([UID, GID]);
+    h.issuer.down = true;
+    h.clock.advance(60_000);
+    const again = await restart(h);
+    expect(again.loaded).toEqual({ served: 2, expired: 0 });
+    expect(again.cache.isReady()).toBe(true);
+    const served = again.cache.x509SvidsFor([UID, GID]);
+    expect(served.map((s) => [s.entryId, s.certChain, s.privateKey])).toEqual(before.map((s) => [s.entryId, s.certChain, s.privateKey]));
+    expect(again.cache.bundles().own.x509Authorities).toEqual([h.issuer.caDer]);
+    // the first sync fails; the cache keeps serving
+    await expect(syncOnce({ client: again.client, cache: again.cache, clock: h.clock.fn, log: silentLogger() })).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
+    expect(again.cache.x509SvidsFor([UID]).length).toBe(1);
+    expect(h.issuer.callsTo('/attest').length).toBe(1);
+  });
+
+  it('does not serve SVIDs that expired while the agent was down, and issues new ones at the first sync', async () => {
+    const { h } = await firstRun();
+    h.clock.advance(h.issuer.x509SvidTtlSeconds * 1000);
+    const again = await restart(h);
+    expect(again.loaded).toEqual({ served: 0, expired: 2 });
+    expect(again.cache.x509SvidsFor([UID, GID])).toEqual([]);
+    const out = await syncOnce({ client: again.client, cache: again.cache, clock: h.clock.fn, log: silentLogger() });
+    expect(out).toEqual({ entriesChanged: false, bundleChanged: false, issued: 2 }); // the restored revision was current
+    expect(again.cache.x509SvidsFor([UID, GID]).length).toBe(2);
+  });
+
+  it('a changed registry replaces what was loaded at the first sync', async () => {
+    const { h } = await firstRun();
+    h.issuer.deleteEntry('e-db');
+    h.issuer.addEntry('e-new', '/new', [GID]);
+    const again = await restart(h);
+    expect(again.cache.x509SvidsFor([UID, GID]).map((s) => s.entryId).sort()).toEqual(['e-db', 'e-web']);
+    const out = await syncOnce({ client: again.client, cache: again.cache, clock: h.clock.fn, log: silentLogger() });
+    expect(out).toMatchObject({ entriesChanged: true, issued: 1 });
+    expect(again.cache.x509SvidsFor([UID, GID]).map((s) => s.entryId).sort()).toEqual(['e-new', 'e-web']);
+  });
+
+  it('a corrupt cache file is ignored with a warning; the agent starts, syncs and rewrites it', async () => {
+    const { h } = await firstRun();
+    const path = join(h.dataDirPath, DATA_FILES.SVID_CACHE);
+    writeFileSync(path, '{"version":1,"trustDomain":"example.org","agentId":"x","entr');
+    const { log, lines } = capturingLogger();
+    const again = await restart(h, log);
+    expect(again.loaded).toBeUndefined();
+    expect(again.cache.isReady()).toBe(false);
+    expect(lines.find((l) => l.level === 40 && /ignored a corrupt SVID cache file \(not JSON\)/.test(l.msg))).toBeDefined();
+    await syncOnce({ client: again.client, cache: again.cache, clock: h.clock.fn, log });
+    expect(again.cache.isReady()).toBe(true);
+    expect(again.cache.x509SvidsFor([UID, GID]).length).toBe(2);
+    await again.persister.flush();
+    expect((JSON.parse(readFileSync(path, 'utf8')) as { entries: unknown[] }).entries.length).toBe(2);
+  });
+
+  it('a cached SVID whose key does not match its certificate is dropped alone, with a warning', async () => {
+    const { h } = await firstRun();
+    const path = join(h.dataDirPath, DATA_FILES.SVID_CACHE);
+    const file = JSON.parse(readFileSync(path, 'utf8')) as { entries: Array<{ entry: { id: string }; svid: { privateKey: string } }> };
+    file.entries.find((e) => e.entry.id === 'e-db')!.svid.privateKey = toBase64(await exportPkcs8((await generateKeyPair()).privateKey));
+    writeFileSync(path, JSON.stringify(file));
+    const { log, lines } = capturingLogger();
+    const again = await restart(h, log);
+    expect(again.loaded).toEqual({ served: 1, expired: 0 });
+    expect(again.cache.x509SvidsFor([UID, GID]).map((s) => s.entryId)).toEqual(['e-web']);
+    expect(lines.some((l) => l.level === 40 && /not matching its key; dropped/.test(l.msg))).toBe(true);
+  });
+
+  it('a cache file written for another trust domain or agent identity is not loaded', async () => {
+    const { h, first } = await firstRun();
+    const path = join(h.dataDirPath, DATA_FILES.SVID_CACHE);
+    writeFileSync(path, encodeCacheFile(first.cache.snapshot(), { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/spire/agent/join_token/other' }, h.clock.now));
+    expect((await restart(h)).loaded).toBeUndefined();
+    writeFileSync(path, encodeCacheFile(first.cache.snapshot(), { trustDomain: 'other.org', agentId: h.identity.current()!.spiffeId }, h.clock.now));
+    expect((await restart(h)).loaded).toBeUndefined();
+  });
+});
+
+async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('wisp-agent run, restarted while the issuer is down', () => {
+  it('serves the SVIDs it cached before the restart, straight away', async () => {
+    const issuer = await new FakeIssuer({ trustDomain: 'example.org', clock: Date.now }).start();
+    stops.push(() => issuer.stop());
+    issuer.joinTokens.add('tok-cache');
+    issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }]);
+    const dir = mkdtempSync(join(tmpdir(), 'wisp-cache-run-'));
+    const socketPath = join(dir, 'api.sock');
+    const config = parseAgentConfig(
+      { path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1 } },
+      {},
+      { joinToken: 'tok-cache' },
+    );
+    const start = () => {
+      const controller = new AbortController();
+      const done = runAgent(config, { log: silentLogger(), signal: controller.signal });
+      return { controller, done };
+    };
+    const lines: string[] = [];
+    const api: ApiCommandOptions = { address: socketPath, output: 'json', timeoutMs: 5_000, print: (l) => lines.push(l) };
+    const healthy = async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy;
+
+    const first = start();
+    await until(healthy);
+    await fetchX509({ ...api, writeDir: join(dir, 'out-1') });
+    first.controller.abort();
+    await first.done; // flushes the cache file
+    expect(statSync(join(dir, 'data', DATA_FILES.SVID_CACHE)).mode & 0o777).toBe(0o600);
+
+    issuer.down = true;
+    const t0 = Date.now();
+    const second = start();
+    await until(healthy, 5_000);
+    const readyAfterMs = Date.now() - t0;
+    await fetchX509({ ...api, writeDir: join(dir, 'out-2') });
+    const served = JSON.parse(lines.pop()!) as { svids: Array<{ spiffeId: string }> };
+    expect(served.svids.map((s) => s.spiffeId)).toEqual(['spiffe://example.org/me']);
+    for (const f of ['svid.0.pem', 'svid.0.key']) expect(readFileSync(join(dir, 'out-2', f), 'utf8')).toBe(readFileSync(join(dir, 'out-1', f), 'utf8'));
+    expect(readyAfterMs).toBeLessThan(3_000); // not after an issuer timeout or backoff
+    expect(issuer.callsTo('/attest').length).toBe(1);
+    second.controller.abort();
+    await second.done;
+  });
+});
