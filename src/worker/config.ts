@@ -6,6 +6,7 @@
 import { WispError } from '../shared/errors.js';
 import { parseDurationSeconds } from '../shared/duration.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
+import { parseCloudAttestorsConfig, type CloudAttestorsConfig, type CloudAttestorsEnv } from './attestation/cloud-config.js';
 
 export type JwtKeyType = 'ES256' | 'RS256';
 
@@ -28,10 +29,12 @@ export interface WorkerConfig {
   upstreamCa?: { certChainPem: string; keyPem: string };
   /** How long a signed agent request stays fresh (±), seconds. */
   agentRequestMaxSkewSeconds: number;
+  /** Cloud node attestors (AWS_IID, GCP_IIT, AZURE_MSI JSON vars); absent ones are disabled. */
+  nodeAttestors: CloudAttestorsConfig;
 }
 
 /** The raw bindings config is parsed from (vars and secrets are all strings). */
-export interface WorkerConfigEnv {
+export interface WorkerConfigEnv extends CloudAttestorsEnv {
   TRUST_DOMAIN?: string;
   CA_SUBJECT?: string;
   CA_TTL?: string;
@@ -137,5 +140,6 @@ export function parseWorkerConfig(env: WorkerConfigEnv): WorkerConfig {
     adminToken: secret(env, 'ADMIN_TOKEN'),
     upstreamCa: hasChain ? { certChainPem: env.UPSTREAM_CA_CERT_CHAIN!, keyPem: env.UPSTREAM_CA_KEY! } : undefined,
     agentRequestMaxSkewSeconds: duration(env, 'AGENT_REQUEST_MAX_SKEW'),
+    nodeAttestors: parseCloudAttestorsConfig(env),
   };
 }

@@ -1,13 +1,17 @@
 /**
  * Node attestation: how a machine proves what it is before it gets an agent SVID (SPIRE's server-side node
  * attestor plugins, without the plugin catalog: a plain table, STYLE 7.10). Each attestor turns an
- * attestor-specific payload into an agent ID and node selectors, or throws a WispError. Cloud attestors
- * (aws_iid, gcp_iit, azure_msi) slot into `createNodeAttestors`, each in its own module.
+ * attestor-specific payload into an agent ID and node selectors, or throws a WispError. The cloud
+ * attestors (aws_iid, gcp_iit, azure_msi), each in its own module, are enabled by their config.
  * @module
  */
 import type { JoinTokenStore } from '../../shared/registry/ports.js';
 import type { Selector } from '../../shared/registry/selectors.js';
 import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
+import { createAwsIidAttestor } from './aws-iid.js';
+import { createAzureMsiAttestor } from './azure-msi.js';
+import type { CloudAttestorsConfig } from './cloud-config.js';
+import { createGcpIitAttestor } from './gcp-iit.js';
 import { createJoinTokenAttestor } from './join-token.js';
 
 export interface NodeAttestationContext {
@@ -34,10 +38,20 @@ export interface NodeAttestor {
 
 export interface NodeAttestorDeps {
   joinTokens: JoinTokenStore;
+  /** enabled cloud attestors (WorkerConfig.nodeAttestors) */
+  cloud?: CloudAttestorsConfig;
+  /** fetch for signing keys (tests); defaults to the global fetch with an isolate-wide key cache */
+  fetch?: typeof fetch;
 }
 
 /** The node attestors the issuer accepts, by type. */
 export function createNodeAttestors(deps: NodeAttestorDeps): Record<string, NodeAttestor> {
-  const attestors: NodeAttestor[] = [createJoinTokenAttestor(deps.joinTokens)];
+  const { cloud = {} } = deps;
+  const attestors: NodeAttestor[] = [
+    createJoinTokenAttestor(deps.joinTokens),
+    ...(cloud.awsIid ? [createAwsIidAttestor(cloud.awsIid)] : []),
+    ...(cloud.gcpIit ? [createGcpIitAttestor(cloud.gcpIit, deps.fetch)] : []),
+    ...(cloud.azureMsi ? [createAzureMsiAttestor(cloud.azureMsi, deps.fetch)] : []),
+  ];
   return Object.fromEntries(attestors.map((a) => [a.type, a]));
 }

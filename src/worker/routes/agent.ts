@@ -51,7 +51,7 @@ export interface AgentApiDeps {
   agents: AgentStore;
   joinTokens: JoinTokenStore;
   nonces: NonceStore;
-  /** defaults to createNodeAttestors({ joinTokens }) */
+  /** defaults to createNodeAttestors({ joinTokens, cloud: config.nodeAttestors }) */
   nodeAttestors?: Record<string, NodeAttestor>;
 }
 
@@ -85,7 +85,7 @@ function svidWire(signed: SignedX509Svid): X509SvidWire {
 
 export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   const { config } = deps;
-  const attestors = deps.nodeAttestors ?? createNodeAttestors({ joinTokens: deps.joinTokens });
+  const attestors = deps.nodeAttestors ?? createNodeAttestors({ joinTokens: deps.joinTokens, cloud: config.nodeAttestors });
   const nowSeconds = () => Math.floor(deps.clock() / 1000);
   const authDeps = {
     trustDomain: config.trustDomain,
