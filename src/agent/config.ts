@@ -22,11 +22,43 @@ export interface AgentConfig {
   socketPath: string;
   /** single-use; needed only for the first attestation (or when the agent must re-attest) */
   joinToken?: string;
+  /** cloud node attestors: at most one node attestor (these or joinToken) may be configured */
+  awsIid?: AwsIidAgentConfig;
+  gcpIit?: GcpIitAgentConfig;
+  azureMsi?: AzureMsiAgentConfig;
   logLevel: LogLevel;
   syncIntervalSeconds: number;
   /** timeout of every request to the issuer */
   requestTimeoutSeconds: number;
 }
+
+/** aws_iid: the EC2 instance metadata service (IMDSv2; IMDSv1 only with imdsV1Fallback). */
+export interface AwsIidAgentConfig {
+  metadataUrl: string;
+  imdsV1Fallback: boolean;
+  timeoutSeconds: number;
+}
+
+/** gcp_iit: the GCP metadata server. */
+export interface GcpIitAgentConfig {
+  metadataUrl: string;
+  audience: string;
+  serviceAccount: string;
+  timeoutSeconds: number;
+}
+
+/** azure_msi: the Azure instance metadata service. */
+export interface AzureMsiAgentConfig {
+  metadataUrl: string;
+  resource: string;
+  timeoutSeconds: number;
+}
+
+export const CLOUD_ATTESTOR_DEFAULTS = {
+  awsIid: { metadataUrl: 'http://169.254.169.254', imdsV1Fallback: false, timeoutSeconds: 5 },
+  gcpIit: { metadataUrl: 'http://metadata.google.internal', audience: 'spire-gcp-node-attestor', serviceAccount: 'default', timeoutSeconds: 5 },
+  azureMsi: { metadataUrl: 'http://169.254.169.254', resource: 'https://management.azure.com/', timeoutSeconds: 5 },
+} as const;
 
 /** Keys of the JSON config file; anything else is an error. */
 export type AgentConfigKey = keyof AgentConfig;
@@ -47,6 +79,9 @@ export const AGENT_CONFIG_ENV: Record<AgentConfigKey, string> = {
   dataDir: 'WISP_DATA_DIR',
   socketPath: 'WISP_SOCKET_PATH',
   joinToken: 'WISP_JOIN_TOKEN',
+  awsIid: 'WISP_AWS_IID',
+  gcpIit: 'WISP_GCP_IIT',
+  azureMsi: 'WISP_AZURE_MSI',
   logLevel: 'WISP_LOG_LEVEL',
   syncIntervalSeconds: 'WISP_SYNC_INTERVAL_SECONDS',
   requestTimeoutSeconds: 'WISP_REQUEST_TIMEOUT_SECONDS',
@@ -130,6 +165,81 @@ function parseInteger(key: AgentConfigKey, s: Sourced, min: number, max: number)
   if (typeof n !== 'number' || !Number.isInteger(n)) throw bad(key, s, `must be a whole number of seconds (got ${JSON.stringify(s.value)})`);
   if (n < min || n > max) throw bad(key, s, `must be between ${min} and ${max}`);
   return n;
+}
+
+/** A cloud attestor's object: from the file as JSON, from the environment as a JSON string. */
+function cloudObject(key: AgentConfigKey, s: Sourced, known: readonly string[]): Record<string, unknown> {
+  let value = s.value;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      throw bad(key, s, 'must be a JSON object');
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(key, s, 'must be an object (e.g. {} for the defaults)');
+  for (const k of Object.keys(value)) {
+    if (!known.includes(k)) throw bad(`${key}.${k}`, s, `unknown key; known keys: ${known.join(', ')}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function metadataUrl(key: string, s: Sourced, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string') throw bad(key, s, 'must be a URL string');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw bad(key, s, `"${value}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad(key, s, 'must be http or https');
+  if (url.search || url.hash || url.username) throw bad(key, s, 'must be a base URL without credentials, query or fragment');
+  return value.replace(/\/+$/, '');
+}
+
+function cloudString(key: string, s: Sourced, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || value.trim() === '') throw bad(key, s, 'must be a non-empty string');
+  return value;
+}
+
+function cloudTimeout(key: string, s: Sourced, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 60) throw bad(key, s, 'must be a whole number of seconds between 1 and 60');
+  return value;
+}
+
+function parseAwsIid(s: Sourced): AwsIidAgentConfig {
+  const d = CLOUD_ATTESTOR_DEFAULTS.awsIid;
+  const o = cloudObject('awsIid', s, ['metadataUrl', 'imdsV1Fallback', 'timeoutSeconds']);
+  if (o.imdsV1Fallback !== undefined && typeof o.imdsV1Fallback !== 'boolean') throw bad('awsIid.imdsV1Fallback', s, 'must be true or false');
+  return {
+    metadataUrl: metadataUrl('awsIid.metadataUrl', s, o.metadataUrl, d.metadataUrl),
+    imdsV1Fallback: (o.imdsV1Fallback as boolean | undefined) ?? d.imdsV1Fallback,
+    timeoutSeconds: cloudTimeout('awsIid.timeoutSeconds', s, o.timeoutSeconds, d.timeoutSeconds),
+  };
+}
+
+function parseGcpIit(s: Sourced): GcpIitAgentConfig {
+  const d = CLOUD_ATTESTOR_DEFAULTS.gcpIit;
+  const o = cloudObject('gcpIit', s, ['metadataUrl', 'audience', 'serviceAccount', 'timeoutSeconds']);
+  return {
+    metadataUrl: metadataUrl('gcpIit.metadataUrl', s, o.metadataUrl, d.metadataUrl),
+    audience: cloudString('gcpIit.audience', s, o.audience, d.audience),
+    serviceAccount: cloudString('gcpIit.serviceAccount', s, o.serviceAccount, d.serviceAccount),
+    timeoutSeconds: cloudTimeout('gcpIit.timeoutSeconds', s, o.timeoutSeconds, d.timeoutSeconds),
+  };
+}
+
+function parseAzureMsi(s: Sourced): AzureMsiAgentConfig {
+  const d = CLOUD_ATTESTOR_DEFAULTS.azureMsi;
+  const o = cloudObject('azureMsi', s, ['metadataUrl', 'resource', 'timeoutSeconds']);
+  return {
+    metadataUrl: metadataUrl('azureMsi.metadataUrl', s, o.metadataUrl, d.metadataUrl),
+    resource: cloudString('azureMsi.resource', s, o.resource, d.resource),
+    timeoutSeconds: cloudTimeout('azureMsi.timeoutSeconds', s, o.timeoutSeconds, d.timeoutSeconds),
+  };
 }
 
 /** `unix:///run/x.sock` (SPIFFE Workload Endpoint §4) or a plain path → the path. */
@@ -220,6 +330,14 @@ export function parseAgentConfig(
   const dataDir = parseString('dataDir', dataDirSource);
   if (!dataDir.startsWith('/')) throw bad('dataDir', dataDirSource, 'must be an absolute path');
   const joinTokenSource = get('joinToken');
+  const attestorKeys = (['joinToken', 'awsIid', 'gcpIit', 'azureMsi'] as const).filter((k) => get(k));
+  if (attestorKeys.length > 1) {
+    const [first, second] = attestorKeys.map((k) => `${k} (from ${get(k)!.source})`);
+    throw new WispError('ERR_CONFIG_INVALID', `${first} and ${second}: configure one node attestor only`);
+  }
+  const awsIidSource = get('awsIid');
+  const gcpIitSource = get('gcpIit');
+  const azureMsiSource = get('azureMsi');
 
   return {
     serverUrl,
@@ -227,6 +345,9 @@ export function parseAgentConfig(
     dataDir,
     socketPath: parseSocketPath(orDefault('socketPath')),
     ...(joinTokenSource ? { joinToken: parseString('joinToken', joinTokenSource) } : {}),
+    ...(awsIidSource ? { awsIid: parseAwsIid(awsIidSource) } : {}),
+    ...(gcpIitSource ? { gcpIit: parseGcpIit(gcpIitSource) } : {}),
+    ...(azureMsiSource ? { azureMsi: parseAzureMsi(azureMsiSource) } : {}),
     logLevel: logLevelSource.value as LogLevel,
     syncIntervalSeconds: parseInteger('syncIntervalSeconds', orDefault('syncIntervalSeconds'), 1, MAX_SYNC_INTERVAL_SECONDS),
     requestTimeoutSeconds: parseInteger('requestTimeoutSeconds', orDefault('requestTimeoutSeconds'), 1, MAX_REQUEST_TIMEOUT_SECONDS),

@@ -92,7 +92,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
 
   async function attest(reason: string): Promise<AttestResponse & { agent: AgentSvid }> {
     if (!attestor) {
-      throw new WispError('ERR_CONFIG_INVALID', `agent must attest (${reason}) but no node attestor is configured: set joinToken (--joinToken or WISP_JOIN_TOKEN) to a fresh join token`);
+      throw new WispError('ERR_CONFIG_INVALID', `agent must attest (${reason}) but no node attestor is configured: set joinToken (--joinToken or WISP_JOIN_TOKEN) to a fresh join token, or awsIid / gcpIit / azureMsi on a cloud VM`);
     }
     if (attestor.singleUse && attestorUsed) {
       throw new WispError('ERR_JOIN_TOKEN_INVALID', `agent must attest again (${reason}) but its ${attestor.type} was already used by this process; create a new join token and restart with --joinToken`);
@@ -104,7 +104,12 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
       res = await client.attest({ attestationType: attestor.type, payload: await attestor.payload(), csr: toBase64(await createCsr(keys)) });
     } catch (e) {
       if (e instanceof WispError && FATAL_ATTESTATION_CODES.has(e.code)) {
-        const hint = attestor.type === 'join_token' ? ': the join token is unknown, expired or already used; create a new one and restart with --joinToken' : '';
+        const hint =
+          attestor.type === 'join_token'
+            ? ': the join token is unknown, expired or already used; create a new one and restart with --joinToken'
+            : e.code === 'ERR_AGENT_ALREADY_ATTESTED'
+              ? `: this node is already attested (trust on first use); evict its agent on the issuer to let it attest again`
+              : `: ${e.message}`;
         throw new WispError(e.code, `node attestation (${attestor.type}) refused (${e.code})${hint}`, { cause: e });
       }
       throw e;
