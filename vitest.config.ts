@@ -22,7 +22,8 @@ const workerdProject = (name: string, include: string[]) => ({
       },
     })),
   ],
-  test: { name, include, setupFiles: ['./test/worker/setup.ts'] },
+  // Crypto-heavy tests (RSA keys, two CA lifetimes of rotation) outlast vitest's 5 s default on 2 loaded cores.
+  test: { name, include, setupFiles: ['./test/worker/setup.ts'], testTimeout: 60_000 },
 });
 
 export default defineConfig({
