@@ -15,6 +15,10 @@ export type WispErrorCode =
   | 'ERR_ENTRY_EXISTS' // same SPIFFE ID, parent ID and selectors
   | 'ERR_ENTRY_NOT_FOUND'
   | 'ERR_AGENT_NOT_FOUND'
+  | 'ERR_FEDERATION_NOT_FOUND' // no federation relationship with this trust domain
+  | 'ERR_FEDERATION_EXISTS'
+  | 'ERR_BUNDLE_NOT_FOUND' // no foreign bundle of this trust domain
+  | 'ERR_BUNDLE_SEQUENCE_BACKWARDS' // a foreign bundle whose spiffe_sequence is lower than the stored one
   | 'ERR_NOT_FOUND' // unknown route
   | 'ERR_METHOD_NOT_ALLOWED'
   | 'ERR_CSR_INVALID'

@@ -12,6 +12,7 @@ import { adminRoutes } from './routes/admin.js';
 import { AGENT_API_PREFIX } from '../shared/agent-api.js';
 import { createAgentStore } from './db/agents.js';
 import { createEntryStore } from './db/entries.js';
+import { createFederationStore } from './db/federation.js';
 import { createJoinTokenStore } from './db/join-tokens.js';
 import { createNonceStore } from './db/nonces.js';
 import { agentRoutes } from './routes/agent.js';
@@ -34,6 +35,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       agents: createAgentStore(deps.db),
       joinTokens: createJoinTokenStore(deps.db),
       nonces: createNonceStore(deps.db),
+      federation: createFederationStore(deps.db),
     }),
   );
   return app;

@@ -12,4 +12,6 @@ export interface AppDeps {
   ca: () => TrustDomainCaApi;
   db: D1Database;
   clock: Clock;
+  /** outbound fetch (federated bundle endpoints); default: the global fetch */
+  fetch?: typeof fetch;
 }

@@ -8,6 +8,8 @@ import { createApp } from './app.js';
 import type { TrustDomainCaApi } from './ca/ca-api.js';
 import { parseWorkerConfig } from './config.js';
 import type { AppDeps } from './deps.js';
+import { createFederationStore } from './db/federation.js';
+import { refreshDueRelationships } from './federation/refresh.js';
 
 export { TrustDomainCa } from './ca/trust-domain-ca.js';
 
@@ -24,6 +26,13 @@ export function depsFromEnv(env: Env): AppDeps {
 export default {
   fetch: (req, env, ctx) => createApp(depsFromEnv(env)).fetch(req, env, ctx),
   scheduled: async (_event, env) => {
-    await depsFromEnv(env).ca().status();
+    const deps = depsFromEnv(env);
+    // the CA nudge and the https_web bundle refresh are independent: one failing must not skip the other
+    const results = await Promise.allSettled([
+      deps.ca().status(),
+      refreshDueRelationships({ store: createFederationStore(env.DB), fetch, now: () => Math.floor(deps.clock() / 1000) }),
+    ]);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   },
 } satisfies ExportedHandler<Env>;

@@ -95,3 +95,42 @@ export const agentRequestNonces = sqliteTable(
   },
   (t) => [index('agent_request_nonces_expires_at_idx').on(t.expiresAt)],
 );
+
+/**
+ * Federation relationships (SPIRE's federated_trust_domains): the foreign trust domain, its bundle endpoint
+ * and profile, and the state of the last refresh. `next_refresh_at` orders the cron's work (https_web only).
+ */
+export const federationRelationships = sqliteTable(
+  'federation_relationships',
+  {
+    trustDomain: text('trust_domain').primaryKey(),
+    bundleEndpointUrl: text('bundle_endpoint_url').notNull(),
+    bundleEndpointProfile: text('bundle_endpoint_profile').notNull(),
+    endpointSpiffeId: text('endpoint_spiffe_id'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    lastRefreshAt: integer('last_refresh_at').notNull().default(0),
+    lastRefreshError: text('last_refresh_error').notNull().default(''),
+    nextRefreshAt: integer('next_refresh_at').notNull().default(0),
+  },
+  (t) => [index('federation_relationships_next_refresh_at_idx').on(t.nextRefreshAt)],
+);
+
+/** Foreign trust bundles (SPIRE's bundles, minus our own): the SPIFFE bundle document as JSON text. */
+export const federatedBundles = sqliteTable('federated_bundles', {
+  trustDomain: text('trust_domain').primaryKey(),
+  bundle: text('bundle').notNull(),
+  sequence: integer('sequence'),
+  refreshHint: integer('refresh_hint'),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** A single row bumped in the same D1 batch as every relationship or foreign-bundle write (folded into /sync's revision). */
+export const federationRevision = sqliteTable(
+  'federation_revision',
+  {
+    id: integer('id').primaryKey(),
+    revision: integer('revision').notNull(),
+  },
+  (t) => [check('federation_revision_single_row', sql`${t.id} = 1`)],
+);

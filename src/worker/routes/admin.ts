@@ -1,16 +1,19 @@
 /**
  * The admin API, mounted at `/admin/v1`: every route behind `adminAuth` (admin token or admin JWT-SVID).
- * Route groups live in routes/admin/: entries, agents, join tokens, SVID minting and the bundle.
+ * Route groups live in routes/admin/: entries, agents, join tokens, SVID minting, the bundle,
+ * federation relationships and foreign bundles.
  * @module
  */
 import { Hono } from 'hono';
 import { createAgentStore } from '../db/agents.js';
 import { createEntryStore } from '../db/entries.js';
+import { createFederationStore } from '../db/federation.js';
 import { createJoinTokenStore } from '../db/join-tokens.js';
 import type { AppDeps } from '../deps.js';
 import { adminAuth } from '../middleware/admin-auth.js';
 import { agentRoutes } from './admin/agents.js';
 import { entryRoutes } from './admin/entries.js';
+import { federationRoutes, foreignBundleRoutes } from './admin/federation.js';
 import { joinTokenRoutes } from './admin/join-tokens.js';
 import { svidRoutes } from './admin/svids.js';
 
@@ -21,6 +24,9 @@ export function adminRoutes(deps: AppDeps): Hono {
   app.route('/entries', entryRoutes(deps, entries));
   app.route('/agents', agentRoutes(deps, createAgentStore(deps.db)));
   app.route('/join-tokens', joinTokenRoutes(deps, createJoinTokenStore(deps.db)));
+  const federation = createFederationStore(deps.db);
+  app.route('/federation', federationRoutes(deps, federation));
+  app.route('/bundles', foreignBundleRoutes(deps, federation));
   app.route('/', svidRoutes(deps));
   return app;
 }

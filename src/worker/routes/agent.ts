@@ -22,10 +22,11 @@ import {
 } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
+import type { FederationStore } from '../../shared/federation/federation-store.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { AgentStore, EntryStore, JoinTokenStore, NonceStore } from '../../shared/registry/ports.js';
 import { unwrap } from '../../shared/result.js';
-import { buildBundleJson } from '../../shared/spiffe/bundle.js';
+import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
 import { fromBase64, toBase64 } from '../../shared/spiffe/x509.js';
@@ -51,6 +52,8 @@ export interface AgentApiDeps {
   agents: AgentStore;
   joinTokens: JoinTokenStore;
   nonces: NonceStore;
+  /** federated bundles for /sync and /bundle; absent: the issuer federates with nobody */
+  federation?: FederationStore;
   /** defaults to createNodeAttestors({ joinTokens, cloud: config.nodeAttestors }) */
   nodeAttestors?: Record<string, NodeAttestor>;
 }
@@ -129,6 +132,15 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     });
   }
 
+  /** The stored foreign bundles of the trust domains these entries federate with, keyed by trust domain name. */
+  async function federatedBundlesFor(entries: Iterable<Entry>): Promise<Record<string, SpiffeBundleJson>> {
+    const wanted = new Set<string>();
+    for (const e of entries) for (const td of e.federatesWith) wanted.add(td);
+    if (!deps.federation || wanted.size === 0) return {};
+    const bundles = await deps.federation.bundlesOf([...wanted]);
+    return Object.fromEntries(bundles.map((b) => [b.trustDomain, b.bundle]));
+  }
+
   const app = new Hono<AgentAuthEnv>();
 
   app.post('/attest', async (c) => {
@@ -185,10 +197,19 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     if (known !== undefined && (typeof known !== 'string' || known.length > MAX_REVISION_CHARS)) throw badRequest('revision must be a string');
     if (bundleSequence !== undefined && !Number.isSafeInteger(bundleSequence)) throw badRequest('bundleSequence must be an integer');
     const { agentId, record } = c.var.agent;
-    // revision first: entries read after it are at least as new, so a concurrent write only causes a refetch
-    const revision = await deps.entries.revision();
+    // revisions first: entries and bundles read after them are at least as new, so a concurrent write only
+    // causes a refetch. The sync revision is "<registry>.<federation>"; either part changing sends the
+    // federated bundles (the complete set for the agent's entries), only the registry part sends entries.
+    const [registryRevision, federationRevision] = await Promise.all([deps.entries.revision(), deps.federation?.revision() ?? '0']);
+    const revision = `${registryRevision}.${federationRevision}`;
+    const [knownRegistry, knownFederation] = typeof known === 'string' ? known.split('.') : [];
     const response: SyncResponse = { revision };
-    if (revision !== known) response.entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, nowSeconds());
+    const entriesChanged = registryRevision !== knownRegistry;
+    if (entriesChanged || federationRevision !== knownFederation) {
+      const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, nowSeconds());
+      if (entriesChanged) response.entries = entries;
+      response.federatedBundles = await federatedBundlesFor(entries);
+    }
     const keys = await deps.ca().getPublishedKeys();
     if (keys.sequence !== bundleSequence) response.bundle = await buildBundleJson(keys);
     return c.json(response);
@@ -226,7 +247,11 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   });
 
   app.get('/bundle', small, async (c) => {
-    const response: BundleResponse = { bundle: await buildBundleJson(await deps.ca().getPublishedKeys()) };
+    const entries = await authorizedEntries(c);
+    const response: BundleResponse = {
+      bundle: await buildBundleJson(await deps.ca().getPublishedKeys()),
+      federatedBundles: await federatedBundlesFor([...entries.values()]),
+    };
     return c.json(response);
   });
 
