@@ -28,6 +28,7 @@ const workerdProject = (name: string, include: string[]) => ({
 
 export default defineConfig({
   test: {
+    reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       { test: { name: 'shared-node', include: ['test/shared/**/*.test.ts', 'test/architecture.test.ts'], environment: 'node' } },
       workerdProject('shared-workerd', ['test/shared/**/*.test.ts']),
