@@ -78,6 +78,24 @@ afterAll(async () => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
+describe('the issuer under wrangler dev', () => {
+  it('serves discovery, JWKS, the SPIFFE bundle and health', async () => {
+    const discovery = await fetch(`${issuer.url}/.well-known/openid-configuration`);
+    expect(discovery.status).toBe(200);
+    expect(discovery.headers.get('cache-control')).toMatch(/max-age=\d+/);
+    const doc = (await discovery.json()) as Record<string, unknown>;
+    expect(doc).toMatchObject({ issuer: issuer.url, jwks_uri: `${issuer.url}/keys` });
+    const jwks = (await (await fetch(`${issuer.url}/keys`)).json()) as { keys: Array<Record<string, unknown>> };
+    expect(jwks.keys.length).toBeGreaterThan(0);
+    for (const key of jwks.keys) expect(key).toMatchObject({ use: 'sig', kid: expect.any(String), alg: expect.any(String) });
+    const bundle = (await (await fetch(`${issuer.url}/bundle`)).json()) as { keys: Array<Record<string, unknown>>; spiffe_sequence: number };
+    expect(bundle.spiffe_sequence).toBeGreaterThan(0);
+    expect(bundle.keys.filter((k) => k.use === 'x509-svid').every((k) => (k.x5c as string[]).length === 1)).toBe(true);
+    expect(bundle.keys.some((k) => k.use === 'jwt-svid' && typeof k.kid === 'string')).toBe(true);
+    expect((await fetch(`${issuer.url}/healthz`)).status).toBe(200);
+  });
+});
+
 describe('a workload on the agent socket', () => {
   it('gets X509-SVIDs that verify against the bundle with node:crypto and openssl', async () => {
     const msg = await firstX509();
@@ -248,4 +266,19 @@ describe('a workload on the agent socket', () => {
     const health = await agentCli(['healthcheck', '--socketPath', `unix://${socketPath}`]);
     expect(health.code).toBe(0);
   });
+
+  it('restarted while the issuer is down, serves the SVIDs it persisted', async () => {
+    await agent.stop();
+    agent = await startAgent(agentOptions(undefined));
+    const fresh = createWorkloadApiClient(`unix://${socketPath}`);
+    try {
+      const msg = await waitFor('cached SVIDs after a restart without the issuer', async () => {
+        const m = await firstX509(fresh);
+        return m.svids.length > 0 ? m : undefined;
+      }, 20_000);
+      expect(msg.svids.map((s) => s.spiffeId)).toContain(ID_A);
+    } finally {
+      fresh.close();
+    }
+  }, 60_000);
 });
