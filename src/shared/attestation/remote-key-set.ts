@@ -58,11 +58,12 @@ export class RemoteKeySet {
   async #load(now: number): Promise<JSONWebKeySet> {
     let res: Response;
     try {
-      res = await this.#fetch(this.url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'error' });
+      // redirect 'manual' (workerd has no 'error'): a redirect is refused below, never followed
+      res = await this.#fetch(this.url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'manual' });
     } catch (e) {
       throw new WispError('ERR_UNAVAILABLE', `signing keys at ${this.url} could not be fetched (${e instanceof Error && e.name === 'TimeoutError' ? 'timeout' : 'network error'})`);
     }
-    if (!res.ok) throw new WispError('ERR_UNAVAILABLE', `signing keys at ${this.url} answered HTTP ${res.status}`);
+    if (!res.ok) throw new WispError('ERR_UNAVAILABLE', `signing keys at ${this.url} answered HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}`);
     const text = await res.text();
     if (text.length > KEY_SET_MAX_BYTES) throw new WispError('ERR_UNAVAILABLE', `signing keys at ${this.url} are larger than ${KEY_SET_MAX_BYTES} bytes`);
     let jwks: unknown;
