@@ -155,6 +155,8 @@ export interface AgentOptions {
   dataDir: string;
   socketPath: string;
   joinToken?: string;
+  /** further config-file keys, e.g. { awsIid: { metadataUrl } } for a cloud node attestor */
+  extraConfig?: Record<string, unknown>;
   logLevel?: string;
   syncIntervalSeconds?: number;
   verbose?: boolean;
@@ -179,6 +181,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     logLevel: opts.logLevel ?? 'info',
   };
   if (opts.joinToken) config.joinToken = opts.joinToken;
+  Object.assign(config, opts.extraConfig);
   if (opts.syncIntervalSeconds) config.syncIntervalSeconds = opts.syncIntervalSeconds;
   writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
   const child = spawn(process.execPath, [TSX, AGENT_MAIN, 'run', '--config', configPath], {
