@@ -1,0 +1,68 @@
+/**
+ * The limits of the benchmark, measured in workerd next to the issuer: ECDSA P-256 signatures, CSR signature
+ * verifications (import of the subject key + ECDSA verify), and the trust-domain CA Durable Object signing
+ * X509-SVID batches (its throughput ceiling). Loops run inside one request; the caller times the request from
+ * outside and subtracts an empty request (workerd's clock does not advance during pure computation).
+ */
+interface CaStub {
+  signX509Svids(requests: unknown[]): Promise<{ ok: boolean }[]>;
+}
+interface LimitsEnv {
+  CA: { idFromName(name: string): unknown; get(id: unknown): CaStub };
+  TRUST_DOMAIN: string;
+}
+
+type Key = Parameters<typeof crypto.subtle.sign>[1];
+type KeyPair = { publicKey: Key; privateKey: Key };
+
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+
+let state: Promise<{ priv: Key; spki: ArrayBuffer; sig: ArrayBuffer; data: Uint8Array; spkis: string[] }> | undefined;
+
+function b64(buf: ArrayBuffer): string {
+  let s = '';
+  for (const b of new Uint8Array(buf)) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+async function init() {
+  const pair = (await crypto.subtle.generateKey(P256, true, ['sign', 'verify'])) as KeyPair;
+  // about the size of a CSR's / certificate's to-be-signed part
+  const data = crypto.getRandomValues(new Uint8Array(400));
+  const sig = await crypto.subtle.sign(SIGN, pair.privateKey, data);
+  const spki = (await crypto.subtle.exportKey('spki', pair.publicKey)) as ArrayBuffer;
+  const spkis: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    const k = (await crypto.subtle.generateKey(P256, true, ['sign', 'verify'])) as KeyPair;
+    spkis.push(b64((await crypto.subtle.exportKey('spki', k.publicKey)) as ArrayBuffer));
+  }
+  return { priv: pair.privateKey, spki, sig, data, spkis };
+}
+
+export default {
+  async fetch(req: Request, env: LimitsEnv): Promise<Response> {
+    const url = new URL(req.url);
+    const n = Number(url.searchParams.get('n') ?? '0');
+    state ??= init();
+    const s = await state;
+    if (url.pathname === '/sign') {
+      for (let i = 0; i < n; i++) await crypto.subtle.sign(SIGN, s.priv, s.data);
+    } else if (url.pathname === '/verify') {
+      for (let i = 0; i < n; i++) {
+        const key = await crypto.subtle.importKey('spki', s.spki, P256, false, ['verify']);
+        if (!(await crypto.subtle.verify(SIGN, key, s.sig, s.data))) throw new Error('verify failed');
+      }
+    } else if (url.pathname === '/ca-batch') {
+      const ca = env.CA.get(env.CA.idFromName(env.TRUST_DOMAIN));
+      for (let i = 0; i < n; i++) {
+        const reqs = s.spkis.map((spki, j) => ({ spiffeId: `spiffe://${env.TRUST_DOMAIN}/bench/do/${j}`, publicKeySpki: spki, dnsNames: [], ttlSeconds: 3600 }));
+        const res = await ca.signX509Svids(reqs);
+        if (!res.every((r) => r.ok)) throw new Error('CA refused a batch');
+      }
+    } else if (url.pathname !== '/noop') {
+      return new Response('not found', { status: 404 });
+    }
+    return new Response('ok');
+  },
+};

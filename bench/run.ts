@@ -1,0 +1,379 @@
+/**
+ * `npm run bench`: Wisp's benchmarks (issue 7), each figure measured side by side with its limit in the same
+ * run, as medians of several rounds. Everything runs on loopback: the issuer in workerd (Miniflare's API, no
+ * `wrangler dev` proxy), a real wisp-agent process, a bare grpc-js echo server, and clients in this process.
+ * Fixed sizes, warm-up before measuring, bounded loops; writes bench/results.json. Never part of `npm test`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, stopProcess, waitFor } from '../scripts/local-stack.js';
+import { callOnNewConnection, jwtSvidRequest, latenciesAtRate, maxRate, newClient, type RawTarget } from './grpc-raw.js';
+import { attestAgent, b64, fetchRetry, makeCsr, startIssuer, TD, type Issuer } from './stack.js';
+import { median, percentile, pool, round, sleep } from './stats.js';
+
+/** `npm run bench -- --quick`: a smaller registry and fewer rounds, to check the harness itself (numbers not comparable) */
+const QUICK = process.argv.includes('--quick');
+const ROUNDS = QUICK ? 2 : 5;
+const X509_BATCH = 100;
+const JWT_BATCH = 100;
+const REGISTRY_AGENTS = QUICK ? 20 : 1000;
+const ENTRIES_PER_AGENT = 100;
+const ALIAS_ENTRIES = 1000;
+const ADMIN_BATCH = 500;
+const AGENT_SVIDS = QUICK ? 200 : 1000;
+const WORKLOAD_CLIENTS = 100;
+const WORKLOAD_CALLS = 1500;
+const HALF_LOAD_MS = 3000;
+const FANOUT_STREAMS = 1000;
+const FANOUT_CONNECTIONS = 20;
+/** a measured round lasts about this long */
+const ROUND_TARGET_MS = 1500;
+
+const uid = process.getuid?.() ?? 0;
+const results: Record<string, number | string> = {};
+const rows: { key: string; value: number; limit?: string; target?: string; met?: boolean }[] = [];
+
+function record(key: string, value: number, extra: { limit?: string; target?: string; met?: boolean } = {}): void {
+  results[key] = value;
+  rows.push({ key, value, ...extra });
+  console.log(`  ${key} = ${value}${extra.limit ? `  (limit: ${extra.limit})` : ''}`);
+}
+
+/** per-operation time in the limits worker, ms (a request of n operations minus an empty one) */
+async function perOpMs(issuer: Issuer, path: string, n: number): Promise<number> {
+  const empty = await issuer.limits(path, 0);
+  const full = await issuer.limits(path, n);
+  return Math.max(1e-6, (full - empty) / n);
+}
+
+/** Picks a request count so that a round lasts about ROUND_TARGET_MS, from a warm-up timing. */
+function requestsPerRound(oneRequestMs: number, concurrency: number): number {
+  return Math.max(4, Math.min(200, Math.round((ROUND_TARGET_MS * concurrency) / oneRequestMs)));
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const v = await fn();
+  return [v, performance.now() - t0];
+}
+
+async function benchCryptoAndIssuance(issuer: Issuer): Promise<void> {
+  console.log('\n== X.509 issuance vs mandatory crypto; JWT minting vs ES256; CA Durable Object ceiling');
+  const agent = await attestAgent(issuer);
+  const created = await createEntries(issuer, Array.from({ length: X509_BATCH }, (_, i) => entry(`/bench/x509/${i}`, agent.agentId, `uid:${200000 + i}`)));
+  const csrs = await Promise.all(Array.from({ length: X509_BATCH }, () => makeCsr()));
+  const x509Body = { requests: created.map((id, i) => ({ entryId: id, csr: b64(csrs[i]!.der) })) };
+  const jwtBody = { requests: created.map((id, i) => ({ entryId: id, audience: [`aud-${i}`] })) };
+  const send = (path: string, body: unknown) => agent.prepare(path, body);
+  const check = async (res: Response) => {
+    if (!res.ok) throw new Error(`${res.url}: ${res.status} ${await res.text()}`);
+    await res.arrayBuffer();
+  };
+  // warm-up (and the timing that sizes the rounds)
+  await perOpMs(issuer, '/sign', 500);
+  await perOpMs(issuer, '/verify', 500);
+  const [, x509Ms] = await timed(async () => check(await (await send('/agent/v1/x509-svids', x509Body))()));
+  const [, jwtMs] = await timed(async () => check(await (await send('/agent/v1/jwt-svids', jwtBody))()));
+  await issuer.limits('/ca-batch', 1);
+  const [, doMs] = await timed(() => issuer.limits('/ca-batch', 1));
+  const x509N = requestsPerRound(x509Ms, 2);
+  const jwtN = requestsPerRound(jwtMs, 2);
+  const doN = Math.max(2, Math.min(100, Math.round(ROUND_TARGET_MS / doMs)));
+
+  const r = { sign: [] as number[], verify: [] as number[], x509: [] as number[], x509Ratio: [] as number[], jwt: [] as number[], jwtRatio: [] as number[], doRate: [] as number[] };
+  for (let round_ = 0; round_ < ROUNDS; round_++) {
+    const signMs = await perOpMs(issuer, '/sign', 4000);
+    const verifyMs = await perOpMs(issuer, '/verify', 2000);
+    const limit = 1000 / (signMs + verifyMs);
+    const x509Reqs = await Promise.all(Array.from({ length: x509N }, () => send('/agent/v1/x509-svids', x509Body)));
+    const [, x509Elapsed] = await timed(() => pool(x509N, 2, async (i) => check(await x509Reqs[i]!())));
+    const x509Rate = (x509N * X509_BATCH) / (x509Elapsed / 1000);
+    const jwtReqs = await Promise.all(Array.from({ length: jwtN }, () => send('/agent/v1/jwt-svids', jwtBody)));
+    const [, jwtElapsed] = await timed(() => pool(jwtN, 2, async (i) => check(await jwtReqs[i]!())));
+    const jwtRate = (jwtN * JWT_BATCH) / (jwtElapsed / 1000);
+    const doElapsed = await issuer.limits('/ca-batch', doN);
+    r.sign.push(1000 / signMs);
+    r.verify.push(1000 / verifyMs);
+    r.x509.push(x509Rate);
+    r.x509Ratio.push(x509Rate / limit);
+    r.jwt.push(jwtRate);
+    r.jwtRatio.push(jwtRate / (1000 / signMs));
+    r.doRate.push((doN * 100) / (doElapsed / 1000));
+    console.log(`  round ${round_ + 1}: sign ${Math.round(1000 / signMs)}/s, csr verify ${Math.round(1000 / verifyMs)}/s, x509 ${Math.round(x509Rate)}/s, jwt ${Math.round(jwtRate)}/s, DO ${Math.round(r.doRate.at(-1)!)}/s`);
+  }
+  const limit = median(r.sign.map((s, i) => 1 / (1 / s + 1 / r.verify[i]!)));
+  record('ecdsa_p256_sign_per_s_workerd', Math.round(median(r.sign)));
+  record('csr_verify_per_s_workerd', Math.round(median(r.verify)));
+  record('x509_mandatory_crypto_limit_per_s', Math.round(limit));
+  record('x509_issuance_per_s', Math.round(median(r.x509)), { limit: `${Math.round(limit)}/s mandatory crypto` });
+  const x509Ratio = round(median(r.x509Ratio));
+  record('x509_issuance_ratio', x509Ratio, { target: '≥ 0.5', met: x509Ratio >= 0.5 });
+  record('jwt_minting_per_s', Math.round(median(r.jwt)), { limit: `${Math.round(median(r.sign))}/s ES256` });
+  const jwtRatio = round(median(r.jwtRatio));
+  record('jwt_minting_ratio', jwtRatio, { target: '≥ 0.5', met: jwtRatio >= 0.5 });
+  record('ca_do_x509_signatures_per_s', Math.round(median(r.doRate)), { limit: 'one trust-domain DO, batches of 100' });
+}
+
+function entry(path: string, parentId: string, selector: string, extra: Record<string, unknown> = {}) {
+  return { spiffeId: `spiffe://${TD}${path}`, parentId, selectors: [{ type: 'unix', value: selector }], ...extra };
+}
+
+/** Creates entries through the admin API in batches; returns their ids. */
+async function createEntries(issuer: Issuer, entries: unknown[], concurrency = 2): Promise<string[]> {
+  const batches = Array.from({ length: Math.ceil(entries.length / ADMIN_BATCH) }, (_, i) => entries.slice(i * ADMIN_BATCH, (i + 1) * ADMIN_BATCH));
+  const out = await pool(batches.length, concurrency, async (i) => {
+    const res = await issuer.admin<{ results: { status: { code: string }; entry?: { id: string } }[] }>('POST', '/entries/batch-create', { entries: batches[i] });
+    return res.results.map((r) => {
+      if (!r.entry) throw new Error(`entry not created: ${JSON.stringify(r.status)}`);
+      return r.entry.id;
+    });
+  });
+  return out.flat();
+}
+
+async function benchRegistry(issuer: Issuer): Promise<void> {
+  console.log(`\n== Registry: ${REGISTRY_AGENTS * ENTRIES_PER_AGENT} entries across ${REGISTRY_AGENTS} agents, node-alias sync`);
+  const all: unknown[] = [];
+  for (let a = 0; a < REGISTRY_AGENTS; a++) {
+    for (let e = 0; e < ENTRIES_PER_AGENT; e++) all.push(entry(`/fleet/${a}/w${e}`, `spiffe://${TD}/spire/agent/bench/${a}`, `uid:${1000 + e}`));
+  }
+  const [, createMs] = await timed(() => createEntries(issuer, all));
+  record('entry_create_per_s', Math.round(all.length / (createMs / 1000)), { limit: `batches of ${ADMIN_BATCH}, 2 in flight` });
+
+  // a new agent whose node selectors match a node alias that parents 1,000 entries
+  const agent = await attestAgent(issuer);
+  const db = await issuer.d1();
+  await db.prepare('UPDATE agents SET node_selectors = ? WHERE spiffe_id = ?').bind(JSON.stringify([{ type: 'bench', value: 'node:a' }]), agent.agentId).run();
+  const aliasId = `spiffe://${TD}/node/bench-alias`;
+  await issuer.admin('POST', '/entries', { spiffeId: aliasId, parentId: `spiffe://${TD}/spire/server`, selectors: [{ type: 'bench', value: 'node:a' }] });
+  await createEntries(issuer, Array.from({ length: ALIAS_ENTRIES }, (_, i) => entry(`/aliased/w${i}`, aliasId, `uid:${3000 + i}`)));
+
+  const sync = async (body: unknown) => {
+    const go = await agent.prepare('/agent/v1/sync', body);
+    const [res, ms] = await timed(async () => {
+      const r = await go();
+      return { status: r.status, json: (await r.json()) as { revision: string; entries?: unknown[]; bundle?: unknown } };
+    });
+    if (res.status !== 200) throw new Error(`sync ${res.status} ${JSON.stringify(res.json)}`);
+    return { ...res.json, ms };
+  };
+  const first = await sync({});
+  // the alias itself plus the entries it parents
+  if ((first.entries?.length ?? 0) < ALIAS_ENTRIES) throw new Error(`cold sync returned ${first.entries?.length} entries, expected ${ALIAS_ENTRIES}`);
+  const bundleSequence = (first.bundle as { spiffe_sequence?: number } | undefined)?.spiffe_sequence;
+  const cold: number[] = [];
+  const unchanged: number[] = [];
+  const floor: number[] = [];
+  for (let i = 0; i < 3; i++) await sync({ revision: first.revision, bundleSequence });
+  for (let i = 0; i < 15; i++) {
+    cold.push((await sync({})).ms);
+    const u = await sync({ revision: first.revision, bundleSequence });
+    if (u.entries || u.bundle) throw new Error('an unchanged sync returned entries or a bundle');
+    unchanged.push(u.ms);
+    floor.push((await timed(async () => (await fetchRetry(`${issuer.url}/healthz`)).arrayBuffer()))[1]);
+  }
+  const u = round(median(unchanged));
+  const c = round(median(cold));
+  record('request_floor_ms', round(median(floor)), { limit: 'GET /healthz round trip' });
+  record('unchanged_sync_ms', u, { target: '≤ 10', met: u <= 10 });
+  record('cold_sync_ms_1000_entries', c, { target: '≤ 200', met: c <= 200 });
+}
+
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+function spawnLogged(args: string[], name: string): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const collect = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  child.on('exit', (code) => code && console.error(`${name} exited ${code}:\n${out.slice(-3000)}`));
+  return { child, output: () => out };
+}
+
+async function startRealAgent(issuer: Issuer, dir: string): Promise<{ child: ChildProcess; socketPath: string; entryId: string; agentId: string }> {
+  const { token } = await issuer.admin<{ token: string }>('POST', '/join-tokens', { ttlSeconds: 600 });
+  const agentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
+  const mine = entry('/bench/workload', agentId, `uid:${uid}`);
+  const [entryId] = await createEntries(issuer, [mine, ...Array.from({ length: AGENT_SVIDS - 1 }, (_, i) => entry(`/bench/agent-svid/${i}`, agentId, `uid:${100000 + i}`))]);
+  const dataDir = join(dir, 'agent-data');
+  const socketPath = join(dir, 'run', 'agent.sock');
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const configPath = join(dir, 'agent.json');
+  writeFileSync(configPath, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir, socketPath, joinToken: token, logLevel: 'warn', syncIntervalSeconds: 1 }));
+  const agent = spawnLogged([join(REPO_ROOT, 'bin', 'wisp-agent.js'), 'run', '--config', configPath], 'wisp-agent');
+  const cacheFile = join(dataDir, 'svid-cache.json');
+  await waitFor('1,000 SVIDs in the agent cache', async () => {
+    if (agent.child.exitCode !== null) throw new Error(agent.output());
+    if (!existsSync(cacheFile)) return undefined;
+    const n = readFileSync(cacheFile, 'utf8').split('"certChain"').length - 1;
+    return n >= AGENT_SVIDS ? true : undefined;
+  }, 180_000, 500);
+  return { child: agent.child, socketPath, entryId: entryId!, agentId };
+}
+
+async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socketPath: string }): Promise<void> {
+  console.log('\n== Workload API: FetchX509SVID / FetchJWTSVID vs a bare grpc-js echo server');
+  const echoSocket = join(dir, 'run', 'echo.sock');
+  const echo = spawnLogged([join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(REPO_ROOT, 'bench', 'echo-server.ts'), echoSocket], 'echo-server');
+  try {
+    await waitFor('the echo server', async () => (existsSync(echoSocket) ? true : undefined), 30_000, 100);
+    // tsx runs the script in a child process; the echo server's own pid is its only child
+    const echoPid = await waitFor('the echo server pid', async () => {
+      const kids = readFileSync(`/proc/${echo.child.pid}/task/${echo.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      return kids[0] ?? echo.child.pid;
+    });
+    const x509: RawTarget = { socketPath: agent.socketPath, kind: 'stream', method: 'stream', request: Buffer.alloc(0) };
+    const echoStream: RawTarget = { socketPath: echoSocket, kind: 'stream', method: 'echoStream', request: Buffer.alloc(700) };
+    const jwt: RawTarget = { socketPath: agent.socketPath, kind: 'unary', method: 'unary', request: jwtSvidRequest('bench-audience') };
+    const echoUnary: RawTarget = { socketPath: echoSocket, kind: 'unary', method: 'echoUnary', request: Buffer.alloc(700) };
+    const agentPid = agent.child.pid!;
+    // warm-up; the JWT audience is then one the agent has seen before
+    for (const t of [x509, echoStream, jwt, echoUnary]) await maxRate(t, 200, WORKLOAD_CLIENTS);
+    const measure = async (t: RawTarget, pid: number) => {
+      const c0 = cpuTicks(pid);
+      const rate = await maxRate(t, WORKLOAD_CALLS, WORKLOAD_CLIENTS);
+      return { rate, cpuMsPerCall: ((cpuTicks(pid) - c0) * 10) / WORKLOAD_CALLS };
+    };
+    const r = { x509: [] as number[], echo: [] as number[], ratio: [] as number[], jwt: [] as number[], echoU: [] as number[], jwtRatio: [] as number[], x509Cpu: [] as number[], echoCpu: [] as number[] };
+    for (let i = 0; i < 3; i++) {
+      const e = await measure(echoStream, echoPid);
+      const a = await measure(x509, agentPid);
+      const eu = await measure(echoUnary, echoPid);
+      const j = await measure(jwt, agentPid);
+      r.echo.push(e.rate);
+      r.x509.push(a.rate);
+      r.ratio.push(a.rate / e.rate);
+      r.echoU.push(eu.rate);
+      r.jwt.push(j.rate);
+      r.jwtRatio.push(j.rate / eu.rate);
+      r.x509Cpu.push(a.cpuMsPerCall);
+      r.echoCpu.push(e.cpuMsPerCall);
+      console.log(`  round ${i + 1}: echo ${Math.round(e.rate)}/s (${round(e.cpuMsPerCall)} ms CPU/call), FetchX509SVID ${Math.round(a.rate)}/s (${round(a.cpuMsPerCall)} ms CPU/call), echo unary ${Math.round(eu.rate)}/s, FetchJWTSVID ${Math.round(j.rate)}/s`);
+    }
+    record('echo_stream_calls_per_s', Math.round(median(r.echo)), { limit: 'new connection + first message, 100 clients' });
+    record('workload_x509_calls_per_s', Math.round(median(r.x509)), { limit: `${Math.round(median(r.echo))}/s echo` });
+    const ratio = round(median(r.ratio));
+    record('workload_x509_ratio', ratio, { target: '≥ 0.5', met: ratio >= 0.5 });
+    record('workload_x509_agent_cpu_ms_per_call', round(median(r.x509Cpu)), { limit: `${round(median(r.echoCpu))} ms echo server` });
+    record('workload_jwt_calls_per_s', Math.round(median(r.jwt)), { limit: `${Math.round(median(r.echoU))}/s echo unary` });
+    record('workload_jwt_ratio', round(median(r.jwtRatio)));
+    const x509Half = median(r.x509) / 2;
+    const jwtHalf = median(r.jwt) / 2;
+    // p99 of the call on connected clients (a workload's SPIFFE library keeps its connection), and of
+    // connect + call; both open-loop at half the measured maximum rate
+    const p99 = { x: [] as number[], j: [] as number[], xNew: [] as number[], jNew: [] as number[] };
+    const connected = Array.from({ length: WORKLOAD_CLIENTS }, () => newClient(agent.socketPath));
+    try {
+      for (let i = 0; i < 3; i++) {
+        p99.x.push(percentile(await latenciesAtRate(x509, x509Half, HALF_LOAD_MS, connected), 99));
+        p99.j.push(percentile(await latenciesAtRate(jwt, jwtHalf, HALF_LOAD_MS, connected), 99));
+        p99.xNew.push(percentile(await latenciesAtRate(x509, x509Half, HALF_LOAD_MS), 99));
+        p99.jNew.push(percentile(await latenciesAtRate(jwt, jwtHalf, HALF_LOAD_MS), 99));
+      }
+    } finally {
+      for (const c of connected) c.close();
+    }
+    const px = round(median(p99.x));
+    const pj = round(median(p99.j));
+    record('workload_x509_p99_ms_half_load', px, { target: '≤ 5', met: px <= 5, limit: `${Math.round(x509Half)} calls/s, connected clients` });
+    record('workload_jwt_p99_ms_half_load', pj, { target: '≤ 5', met: pj <= 5, limit: `${Math.round(jwtHalf)} calls/s, connected clients` });
+    record('workload_x509_p99_ms_half_load_new_connection', round(median(p99.xNew)), { limit: 'connect + call' });
+    record('workload_jwt_p99_ms_half_load_new_connection', round(median(p99.jNew)), { limit: 'connect + call' });
+  } finally {
+    await stopProcess(echo.child);
+  }
+}
+
+async function benchFanout(issuer: Issuer, agent: { socketPath: string; entryId: string; agentId: string }): Promise<void> {
+  console.log(`\n== Rotation fan-out to ${FANOUT_STREAMS} FetchX509SVID streams`);
+  const clients = Array.from({ length: FANOUT_CONNECTIONS }, () => newClient(agent.socketPath));
+  const streams: { call: NodeJS.EventEmitter & { cancel(): void }; got: number[] }[] = [];
+  const md = new (await import('@grpc/grpc-js')).Metadata();
+  md.set('workload.spiffe.io', 'true');
+  for (let i = 0; i < FANOUT_STREAMS; i++) {
+    const client = clients[i % FANOUT_CONNECTIONS]! as unknown as Record<string, (req: Buffer, md: unknown) => NodeJS.EventEmitter & { cancel(): void }>;
+    const call = client.stream!.call(client, Buffer.alloc(0), md);
+    const s = { call, got: [] as number[] };
+    call.on('data', () => s.got.push(performance.now()));
+    call.on('error', () => undefined);
+    streams.push(s);
+  }
+  try {
+    await waitFor('all streams to get their first message', async () => (streams.every((s) => s.got.length >= 1) ? true : undefined), 60_000, 50);
+    const rounds: number[] = [];
+    const fromUpdate: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const before = streams.map((s) => s.got.length);
+      const t0 = performance.now();
+      await issuer.admin('POST', '/entries/batch-update', { entries: [{ id: agent.entryId, ...entry('/bench/workload', agent.agentId, `uid:${uid}`, { dnsNames: [`r${r}.bench.test`] }) }] });
+      await waitFor('all streams to get the new SVID', async () => (streams.every((s, i) => s.got.length > before[i]!) ? true : undefined), 60_000, 20);
+      const times = streams.map((s, i) => s.got[before[i]!]!);
+      rounds.push(Math.max(...times) - Math.min(...times));
+      fromUpdate.push(Math.max(...times) - t0);
+      console.log(`  round ${r + 1}: first to last stream ${round(rounds.at(-1)!)} ms; entry update to last stream ${Math.round(fromUpdate.at(-1)!)} ms`);
+      await sleep(1500);
+    }
+    const f = round(median(rounds));
+    record('rotation_fanout_ms_1000_streams', f, { target: '≤ 1000', met: f <= 1000 });
+    record('entry_update_to_all_streams_ms', Math.round(median(fromUpdate)), { limit: 'includes the agent sync interval (1 s) and issuance' });
+  } finally {
+    for (const s of streams) s.call.cancel();
+    for (const c of clients) c.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'wisp-bench-'));
+  mkdirSync(join(dir, 'run'), { recursive: true });
+  console.log(`Wisp benchmarks: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${dir}`);
+  let issuer: Issuer | undefined;
+  let agentProc: ChildProcess | undefined;
+  try {
+    issuer = await startIssuer(dir);
+    await benchCryptoAndIssuance(issuer);
+    await benchRegistry(issuer);
+    console.log(`\n== Agent with ${AGENT_SVIDS} SVIDs`);
+    const agent = await startRealAgent(issuer, dir);
+    agentProc = agent.child;
+    await sleep(2000);
+    const rss = round(rssMb(agent.child.pid!), 1);
+    record('agent_rss_mb_1000_svids', rss, { target: '≤ 80', met: rss <= 80 });
+    await benchWorkloadApi(dir, agent);
+    await benchFanout(issuer, agent);
+    record('agent_rss_mb_after_load', round(rssMb(agent.child.pid!), 1));
+    // a last sanity check: the agent still serves
+    await callOnNewConnection({ socketPath: agent.socketPath, kind: 'stream', method: 'stream', request: Buffer.alloc(0) });
+  } finally {
+    if (agentProc) await stopProcess(agentProc);
+    await issuer?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000) };
+  writeFileSync(join(REPO_ROOT, 'bench', 'results.json'), `${JSON.stringify({ machine, ...results }, null, 2)}\n`);
+  console.log(`\n| key | value | limit / baseline | target | met |\n| --- | --- | --- | --- | --- |`);
+  for (const r of rows) console.log(`| \`${r.key}\` | ${r.value} | ${r.limit ?? ''} | ${r.target ?? 'report'} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`);
+  console.log(`\n${machine.cores} cores, ${machine.cpu}, Node ${machine.node}; ${machine.seconds} s; written to bench/results.json`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
