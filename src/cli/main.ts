@@ -9,6 +9,7 @@ import { registerBundleCommands } from './bundle.js';
 import { createLeafBuilder } from './command.js';
 import { CliUsageError, formatErrorLine, type CliIo, type WorkloadApiTokenSource } from './context.js';
 import { registerEntryCommands } from './entry.js';
+import { registerFederationCommands } from './federation.js';
 import { normalizeSpireArgs } from './flags.js';
 import { registerHealthcheckCommand } from './healthcheck.js';
 import { registerJwtCommands } from './jwt.js';
@@ -24,7 +25,7 @@ export interface CliDeps {
 
 export function buildProgram(deps: CliDeps): Command {
   const program = new Command('wisp')
-    .description('Admin CLI for a Wisp trust domain: registration entries, join tokens, agents, bundles and SVIDs (spire-server style).')
+    .description('Admin CLI for a Wisp trust domain: registration entries, join tokens, agents, bundles, federation and SVIDs (spire-server style).')
     .option('--serverURL <url>', 'issuer base URL (env WISP_SERVER_URL)')
     .option('--adminToken <token>', 'admin bearer token (env WISP_ADMIN_TOKEN)')
     .option('--useWorkloadAPI', 'authenticate with an admin JWT-SVID from the local Workload API')
@@ -43,7 +44,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|jwt|x509|healthcheck';
+    const names = 'entry|token|agent|bundle|federation|jwt|x509|healthcheck';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -52,6 +53,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerTokenCommands(program, leaf);
   registerAgentCommands(program, leaf);
   registerBundleCommands(program, leaf);
+  registerFederationCommands(program, leaf);
   registerJwtCommands(program, leaf);
   registerX509Commands(program, leaf);
   registerHealthcheckCommand(program, leaf);

@@ -76,6 +76,15 @@ describe('admin API: federation relationships', () => {
     expect(spiffe.status).toBe(201);
     const refresh = await admin.call('POST', `/federation/${td}/refresh`);
     expect(await errorCode(refresh)).toBe('ERR_BAD_REQUEST');
+    // what Node fetched over SPIFFE-authenticated TLS: a failure, then a newer bundle, then an older one
+    const failed = await admin.call('POST', `/federation/${td}/refresh`, { error: 'ECONNREFUSED' });
+    expect(((await failed.json()) as { relationship: { lastRefreshError: string } }).relationship.lastRefreshError).toBe('ECONNREFUSED');
+    const newer = await admin.call('POST', `/federation/${td}/refresh`, { bundle: { ...doc, spiffe_sequence: 2 } });
+    expect(newer.status).toBe(200);
+    expect(await newer.json()).toMatchObject({ status: 'updated', relationship: { lastRefreshError: '', lastRefreshAt: NOW_S }, bundle: { sequence: 2 } });
+    expect(await errorCode(await admin.call('POST', `/federation/${td}/refresh`, { bundle: { ...doc, spiffe_sequence: 1 } }))).toBe('ERR_BUNDLE_SEQUENCE_BACKWARDS');
+    const shown = (await (await admin.call('GET', `/federation/${td}`)).json()) as { relationship: { lastRefreshError: string } };
+    expect(shown.relationship.lastRefreshError).toMatch(/ERR_BUNDLE_SEQUENCE_BACKWARDS/);
   });
 });
 

@@ -2,7 +2,8 @@
  * Admin API for federation relationships (SPIRE's trustdomain API) and foreign bundles (SPIRE's bundle API
  * for federated bundles):
  * - `/federation`: POST create, GET list, GET/PUT/DELETE `/:trustDomain`, POST `/:trustDomain/refresh`
- *   (https_web: fetched now by the Worker; https_spiffe: refused, refresh from Node);
+ *   (https_web: fetched now by the Worker; https_spiffe: the body `{bundle}` or `{error}` is what Node fetched
+ *   over SPIFFE-authenticated TLS, stored and recorded like a refresh);
  * - `/bundles`: GET list, GET/PUT/DELETE `/:trustDomain` (PUT body `{bundle}`: SPIFFE JSON or PEM text).
  * Deleting a relationship deletes its foreign bundle too, which ends that trust at the next agent sync.
  * @module
@@ -84,12 +85,36 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
     const td = pathTrustDomain(c, noRelationship);
     const relationship = await store.getRelationship(td);
     if (!relationship) throw noRelationship(td);
-    if (relationship.bundleEndpointProfile !== 'https_web') {
+    const now = nowSeconds(deps);
+    if (relationship.bundleEndpointProfile === 'https_web') {
+      const outcome = await refreshRelationship({ store, fetch: deps.fetch ?? fetch, now: () => now }, relationship);
+      if (outcome.status === 'failed') throw new WispError('ERR_UNAVAILABLE', `refresh of "${td}" failed: ${outcome.error}`);
+      return c.json({ status: outcome.status, relationship: await store.getRelationship(td), bundle: await store.getBundle(td) });
+    }
+    // https_spiffe: the Worker cannot verify the endpoint; Node fetched it and submits the result here
+    const contentType = c.req.header('content-type');
+    if (!contentType) {
       throw new WispError('ERR_BAD_REQUEST', 'an https_spiffe endpoint cannot be verified by the Worker: run `wisp federation refresh` where Node runs');
     }
-    const outcome = await refreshRelationship({ store, fetch: deps.fetch ?? fetch, now: () => nowSeconds(deps) }, relationship);
-    if (outcome.status === 'failed') throw new WispError('ERR_UNAVAILABLE', `refresh of "${td}" failed: ${outcome.error}`);
-    return c.json({ status: outcome.status, relationship: await store.getRelationship(td), bundle: await store.getBundle(td) });
+    const body = asObject(await readJsonBody(c, BUNDLE_BODY_MAX_BYTES));
+    onlyFields(body, ['bundle', 'error']);
+    if ((body.bundle === undefined) === (body.error === undefined)) throw new WispError('ERR_BAD_REQUEST', 'send either bundle (the fetched bundle) or error (why the fetch failed)');
+    if (body.error !== undefined) {
+      if (typeof body.error !== 'string' || body.error.length === 0) throw new WispError('ERR_BAD_REQUEST', 'error must be a non-empty string');
+      await store.recordRefresh(td, { lastRefreshError: body.error.slice(0, 512), nextRefreshAt: relationship.nextRefreshAt });
+      return c.json({ status: 'failed', relationship: await store.getRelationship(td) });
+    }
+    let bundle: ForeignBundle;
+    try {
+      bundle = await foreignBundleOf(body.bundle, td, store, now);
+    } catch (e) {
+      if (e instanceof WispError) await store.recordRefresh(td, { lastRefreshError: `${e.code}: ${e.message}`.slice(0, 512), nextRefreshAt: relationship.nextRefreshAt });
+      throw e;
+    }
+    const unchanged = JSON.stringify((await store.getBundle(td))?.bundle) === JSON.stringify(bundle.bundle);
+    if (!unchanged && !(await store.putBundle(bundle))) throw refused(td);
+    await store.recordRefresh(td, { lastRefreshAt: now, lastRefreshError: '', nextRefreshAt: relationship.nextRefreshAt });
+    return c.json({ status: unchanged ? 'unchanged' : 'updated', relationship: await store.getRelationship(td), bundle: await store.getBundle(td) });
   });
 
   return app;
