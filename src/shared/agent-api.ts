@@ -53,12 +53,18 @@ export interface SyncRequest {
   bundleSequence?: number;
 }
 export interface SyncResponse {
+  /** opaque to the agent (the issuer folds "<registry revision>.<federation revision>" into it) */
   revision: string;
-  /** present only when the revision differs from the request's */
+  /** present only when the registry part of the revision differs from the request's */
   entries?: Entry[];
   /** present only when the bundle sequence differs from the request's */
   bundle?: SpiffeBundleJson;
-  /** federated bundles for the trust domains the agent's entries federate with, keyed by trust domain name */
+  /**
+   * The federated bundles of the trust domains the agent's entries federate with, keyed by trust domain name
+   * (`partner.example`). Absent: unchanged, keep what you have. Present: the complete new set; a trust domain
+   * missing from it is no longer trusted (relationship or bundle deleted). Sent when either part of the
+   * revision differs from the request's.
+   */
   federatedBundles?: Record<string, SpiffeBundleJson>;
 }
 
@@ -81,6 +87,7 @@ export interface JwtSvidsResponse {
 /** GET /agent/v1/bundle */
 export interface BundleResponse {
   bundle: SpiffeBundleJson;
+  /** the complete set for the agent's entries' federatesWith, keyed by trust domain name */
   federatedBundles?: Record<string, SpiffeBundleJson>;
 }
 
