@@ -80,7 +80,7 @@ async function workloadSvid(agent: RunningAgent, spiffeId: string): Promise<void
       return undefined;
     }, 60_000, 500);
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- agent output ---\n${agent.output().slice(-3000)}`);
+    throw new Error(`${(e as Error).message}\n--- agent output ---\n${agent.output().slice(-3000)}`, { cause: e });
   } finally {
     client.close();
   }

@@ -21,7 +21,7 @@ import {
 import { AsnArray, AsnConvert, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
-import { exportJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { exportJWK, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 
 const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) } as const;
 const SHA256 = '2.16.840.1.101.3.4.2.1';
@@ -52,7 +52,7 @@ export interface RegionSigner {
 
 /** A self-signed RSA-2048 certificate standing in for AWS's certificate of `region`. */
 export async function createRegionSigner(region: string): Promise<RegionSigner> {
-  const keys = (await crypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as { privateKey: CryptoKey; publicKey: CryptoKey };
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '0a1b2c3d',
     name: `C=US, O=Test AWS ${region}`,
@@ -130,8 +130,8 @@ export interface JwtSigner {
 }
 
 /** An RS256 signer standing in for Google's or Microsoft's token service. */
-export async function createJwtSigner(kid = crypto.randomUUID()): Promise<JwtSigner> {
-  const keys = (await crypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
+export async function createJwtSigner(kid: string = crypto.randomUUID()): Promise<JwtSigner> {
+  const keys = (await crypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as { privateKey: CryptoKey; publicKey: CryptoKey };
   const jwk = { ...(await exportJWK(keys.publicKey)), kid, alg: 'RS256', use: 'sig' };
   return {
     kid,
