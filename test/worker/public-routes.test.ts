@@ -24,6 +24,7 @@ describe('public routes', () => {
       response_types_supported: ['id_token'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['ES256'],
+      claims_supported: ['sub', 'aud', 'exp', 'iat', 'iss'],
     });
   });
 

@@ -75,9 +75,20 @@ export async function buildBundleJson(keys: PublishedKeys): Promise<SpiffeBundle
   return { keys: [...x509, ...jwt], spiffe_sequence: keys.sequence, spiffe_refresh_hint: keys.refreshHintSeconds };
 }
 
-/** The OIDC JWKS: the JWT authorities only, each with kid, alg and use "sig", public members only. */
+/**
+ * Most keys in the OIDC JWKS: AWS IAM accepts at most 100 keys per OIDC provider. Rotation publishes at most
+ * three JWT keys at a time (prepared, active, old), so this is a guard, not a working limit.
+ */
+export const JWKS_MAX_KEYS = 100;
+
+/**
+ * The OIDC JWKS: the JWT authorities only, each with kid, alg and use "sig", public members only. Keys
+ * without a kid or alg are left out (a relying party cannot select or verify with them); past
+ * JWKS_MAX_KEYS, the newest keys (the end of the list, as the CA publishes them oldest first) are kept.
+ */
 export function buildJwks(keys: Pick<PublishedKeys, 'jwtAuthorities'>): { keys: PublishedJwk[] } {
-  return { keys: keys.jwtAuthorities.map((k) => ({ ...publicMembers(k), kid: k.kid, alg: k.alg, use: 'sig' }) as PublishedJwk) };
+  const usable = keys.jwtAuthorities.filter((k) => typeof k.kid === 'string' && k.kid !== '' && typeof k.alg === 'string' && k.alg !== '');
+  return { keys: usable.slice(-JWKS_MAX_KEYS).map((k) => ({ ...publicMembers(k), kid: k.kid, alg: k.alg, use: 'sig' }) as PublishedJwk) };
 }
 
 function malformed(trustDomain: string, message: string, cause?: unknown): WispError {

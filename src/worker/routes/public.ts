@@ -8,6 +8,27 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { buildBundleJson, buildJwks } from '../../shared/spiffe/bundle.js';
 import type { AppDeps } from '../deps.js';
+import type { WorkerConfig } from '../config.js';
+import type { PublishedKeys } from '../ca/ca-api.js';
+
+/**
+ * The OIDC discovery document (OpenID Connect Discovery 1.0 §3) as AWS IAM, GCP workload identity
+ * federation and Azure federated credentials read it: `issuer` equal to the JWT-SVIDs' `iss` (https in
+ * production; config.ts enforces it), `jwks_uri` under the same origin, the signing algorithms of every
+ * published key (a JWT_KEY_TYPE change keeps the other algorithm until its keys expire) and the claims
+ * JWT-SVIDs carry. No authorization endpoint: Wisp issues no tokens to browsers.
+ */
+export function buildDiscoveryDocument(config: Pick<WorkerConfig, 'jwtIssuer' | 'jwtKeyType'>, keys: Pick<PublishedKeys, 'jwtAuthorities'>) {
+  const algs = [...new Set([config.jwtKeyType, ...keys.jwtAuthorities.map((k) => k.alg)])].sort();
+  return {
+    issuer: config.jwtIssuer,
+    jwks_uri: `${config.jwtIssuer}/keys`,
+    response_types_supported: ['id_token'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: algs,
+    claims_supported: ['sub', 'aud', 'exp', 'iat', 'iss'],
+  };
+}
 
 export function publicRoutes(deps: AppDeps): Hono {
   const app = new Hono();
@@ -15,16 +36,9 @@ export function publicRoutes(deps: AppDeps): Hono {
   const openGet = cors({ origin: '*', allowMethods: ['GET'] });
 
   app.use('/.well-known/openid-configuration', openGet);
-  app.get('/.well-known/openid-configuration', (c) => {
-    const issuer = deps.config.jwtIssuer;
+  app.get('/.well-known/openid-configuration', async (c) => {
     c.header('Cache-Control', cacheControl);
-    return c.json({
-      issuer,
-      jwks_uri: `${issuer}/keys`,
-      response_types_supported: ['id_token'],
-      subject_types_supported: ['public'],
-      id_token_signing_alg_values_supported: [deps.config.jwtKeyType],
-    });
+    return c.json(buildDiscoveryDocument(deps.config, await deps.ca().getPublishedKeys()));
   });
 
   app.use('/keys', openGet);
