@@ -1,0 +1,148 @@
+/**
+ * A minimal DER reader and writer for the hot paths of issuance (x509-svid-template.ts, csr-fast.ts):
+ * tag-length-value encoding of definite lengths, and a strict reader that refuses indefinite or non-minimal
+ * lengths and trailing bytes. Everything else (general ASN.1) stays with @peculiar/x509.
+ * @module
+ */
+
+/** DER length octets of `n`. */
+export function derLength(n: number): Uint8Array {
+  if (n < 0x80) return Uint8Array.of(n);
+  if (n < 0x100) return Uint8Array.of(0x81, n);
+  if (n < 0x10000) return Uint8Array.of(0x82, n >> 8, n & 0xff);
+  if (n < 0x1000000) return Uint8Array.of(0x83, n >> 16, (n >> 8) & 0xff, n & 0xff);
+  throw new RangeError('DER value too long');
+}
+
+/** Concatenates byte arrays. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** One DER element: tag, length, then the contents (the concatenation of `parts`). */
+export function derTlv(tag: number, ...parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  return concatBytes([Uint8Array.of(tag), derLength(size), ...parts]);
+}
+
+/** DER INTEGER of an unsigned big-endian magnitude (leading zeros stripped, 0x00 added when the high bit is set). */
+export function derUnsignedInteger(magnitude: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < magnitude.length - 1 && magnitude[i] === 0) i++;
+  const m = magnitude.subarray(i);
+  return m.length > 0 && m[0]! & 0x80 ? derTlv(0x02, Uint8Array.of(0), m) : derTlv(0x02, m.length ? m : Uint8Array.of(0));
+}
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds, `Z`. */
+export function derTime(ms: number): Uint8Array {
+  const d = new Date(ms);
+  const y = d.getUTCFullYear();
+  const rest = `${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;
+  if (y >= 1950 && y < 2050) return derTlv(0x17, ascii(`${pad2(y % 100)}${rest}`));
+  return derTlv(0x18, ascii(`${String(y).padStart(4, '0')}${rest}`));
+}
+
+/** Bytes of an ASCII string (callers check the characters). */
+export function ascii(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0x7f;
+  return out;
+}
+
+/** One element read from DER: its tag and where its header and contents lie in the input. */
+export interface DerElement {
+  tag: number;
+  /** offset of the tag byte */
+  start: number;
+  /** offset of the first contents byte */
+  contentStart: number;
+  /** offset just past the contents */
+  end: number;
+}
+
+/** Reads the element at `at`; throws RangeError on anything that is not strict DER or runs past `limit`. */
+export function readDer(bytes: Uint8Array, at: number, limit = bytes.length): DerElement {
+  if (at + 2 > limit) throw new RangeError('DER: truncated header');
+  const tag = bytes[at]!;
+  if ((tag & 0x1f) === 0x1f) throw new RangeError('DER: multi-byte tags are not supported');
+  let len = bytes[at + 1]!;
+  let contentStart = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 3) throw new RangeError('DER: unsupported length');
+    if (contentStart + n > limit) throw new RangeError('DER: truncated length');
+    len = 0;
+    for (let i = 0; i < n; i++) len = (len << 8) | bytes[contentStart + i]!;
+    if (len < 0x80 || (n > 1 && bytes[contentStart] === 0)) throw new RangeError('DER: non-minimal length');
+    contentStart += n;
+  }
+  const end = contentStart + len;
+  if (end > limit) throw new RangeError('DER: truncated contents');
+  return { tag, start: at, contentStart, end };
+}
+
+/** The elements directly inside a constructed element, in order; throws RangeError on trailing garbage. */
+export function readChildren(bytes: Uint8Array, parent: DerElement): DerElement[] {
+  const out: DerElement[] = [];
+  let at = parent.contentStart;
+  while (at < parent.end) {
+    const el = readDer(bytes, at, parent.end);
+    out.push(el);
+    at = el.end;
+  }
+  return out;
+}
+
+/** Reads a whole DER value that must be exactly one element with `tag`. */
+export function readWhole(bytes: Uint8Array, tag: number): DerElement {
+  const el = readDer(bytes, 0);
+  if (el.tag !== tag || el.end !== bytes.length) throw new RangeError('DER: unexpected structure');
+  return el;
+}
+
+/** Contents of an element. */
+export const contentsOf = (bytes: Uint8Array, el: DerElement): Uint8Array => bytes.subarray(el.contentStart, el.end);
+
+/** Whole encoding of an element (tag, length, contents). */
+export const encodingOf = (bytes: Uint8Array, el: DerElement): Uint8Array => bytes.subarray(el.start, el.end);
+
+/** Byte equality. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** ECDSA signature: WebCrypto's r‖s (IEEE P1363) to DER ECDSA-Sig-Value (RFC 5480 §2.2.3 / RFC 3279). */
+export function ecdsaRawToDer(raw: Uint8Array): Uint8Array {
+  const half = raw.length / 2;
+  return derTlv(0x30, derUnsignedInteger(raw.subarray(0, half)), derUnsignedInteger(raw.subarray(half)));
+}
+
+/** ECDSA signature: DER ECDSA-Sig-Value to r‖s of `size` bytes each; throws RangeError when malformed. */
+export function ecdsaDerToRaw(der: Uint8Array, size: number): Uint8Array {
+  const seq = readWhole(der, 0x30);
+  const [r, s, extra] = readChildren(der, seq);
+  if (!r || !s || extra || r.tag !== 0x02 || s.tag !== 0x02) throw new RangeError('ECDSA signature: not a SEQUENCE of two INTEGERs');
+  const out = new Uint8Array(size * 2);
+  for (const [i, el] of [r, s].entries()) {
+    let v = contentsOf(der, el);
+    if (v.length === 0 || v[0]! & 0x80) throw new RangeError('ECDSA signature: negative or empty INTEGER');
+    if (v.length > 1 && v[0] === 0 && !(v[1]! & 0x80)) throw new RangeError('ECDSA signature: non-minimal INTEGER');
+    if (v[0] === 0) v = v.subarray(1);
+    if (v.length > size) throw new RangeError('ECDSA signature: INTEGER too large');
+    out.set(v, i * size + size - v.length);
+  }
+  return out;
+}
