@@ -19,7 +19,8 @@ import { createCaCertificate, validateCaCert } from '../../shared/spiffe/ca-cert
 import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from '../../shared/spiffe/id.js';
 import { mintJwtSvid, type JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
 import { dnsNameProblem, issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
-import { classifyKeyAlgorithm, fromBase64, signingParams, toBase64, type KeyAlgorithmInfo, type KeyAlgorithmName } from '../../shared/spiffe/x509.js';
+import { createX509SvidTemplate, issueFromTemplate, readSubjectKey, type X509SvidTemplate } from '../../shared/spiffe/x509-svid-template.js';
+import { classifyKeyAlgorithm, fromBase64, signingParams, toBase64, type KeyAlgorithmInfo, type KeyAlgorithmName, type SigningCa } from '../../shared/spiffe/x509.js';
 import { parseWorkerConfig, type WorkerConfig } from '../config.js';
 import { logEvent } from '../log.js';
 import type { PublishedKeys, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
@@ -54,6 +55,8 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   #upstream: Promise<UpstreamCa | undefined> | undefined;
   #slots: StoredSlot[] = [];
   #keys = new Map<string, LoadedKey>();
+  /** per X.509 CA kid: the lean issuance template, or null when its self-check failed (then the slow path) */
+  #templates = new Map<string, X509SvidTemplate | null>();
   #sequence = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -78,9 +81,12 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     const key = await this.#loadKey(active);
     const upstream = await this.#upstreamCa();
     const intermediates = upstream ? [active.certDer!, ...upstream.intermediates] : [];
-    // Parsed once per call, not per SVID (ASN.1 decoding is what costs, see TOOLCHAIN.md).
-    const roots = (upstream ? [upstream.root] : publishedSlots(this.#slotsOf('x509'), now).map((s) => s.certDer!)).map((d) => new X509Certificate(d.slice()));
     const signing = { cert: key.cert!, privateKey: key.privateKey, signAlgorithm: signingParams('EC P-256').signAlg };
+    const template = await this.#templateFor(active.kid, signing, now);
+    // Chains share their intermediates: encoded to base64 once per call.
+    const intermediatesB64 = intermediates.map((d) => toBase64(d));
+    // Parsed only for the slow path (ASN.1 decoding is what costs, see TOOLCHAIN.md).
+    let roots: X509Certificate[] | undefined;
     const results: Result<SignedX509Svid>[] = [];
     for (const [i, req] of requests.entries()) {
       if (i >= MAX_SIGN_BATCH) {
@@ -93,22 +99,29 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
         continue;
       }
       const { spiffeId, spki } = checked.value;
-      let chain: Uint8Array[];
-      let valid: Result<{ notAfter: number; serialNumber: string }>;
+      const params = { spiffeId, publicKeySpki: spki, dnsNames: req.dnsNames, ttlSeconds: req.ttlSeconds, now };
+      let valid: Result<{ leaf: Uint8Array; notAfter: number; serialNumber: string }>;
       try {
-        chain = [await issueX509Svid({ spiffeId, publicKeySpki: spki, dnsNames: req.dnsNames, ttlSeconds: req.ttlSeconds, now }, signing), ...intermediates];
-        // STYLE G9: refuse to return an SVID the validator (the same one relying parties use) rejects.
-        valid = await validateX509Svid(chain, { now, expectedId: spiffeId, roots });
+        if (template) {
+          // The template was validated when it was made; each fill is checked by issueFromTemplate.
+          const issued = await issueFromTemplate(template, params);
+          valid = ok({ leaf: issued.der, notAfter: issued.notAfter, serialNumber: issued.serialNumber });
+        } else {
+          const leaf = await issueX509Svid(params, signing);
+          roots ??= (upstream ? [upstream.root] : publishedSlots(this.#slotsOf('x509'), now).map((s) => s.certDer!)).map((d) => new X509Certificate(d.slice()));
+          // STYLE G9: refuse to return an SVID the validator (the same one relying parties use) rejects.
+          const checkedSvid = await validateX509Svid([leaf, ...intermediates], { now, expectedId: spiffeId, roots });
+          valid = checkedSvid.ok ? ok({ leaf, notAfter: checkedSvid.value.notAfter, serialNumber: checkedSvid.value.serialNumber }) : checkedSvid;
+        }
       } catch (e) {
         valid = err({ code: 'ERR_INTERNAL', message: e instanceof Error ? e.message : String(e) });
-        chain = [];
       }
       if (!valid.ok) {
         logEvent('error', 'refused to issue a non-conforming X509-SVID', { spiffe_id: spiffeId, reason: valid.error.message });
         results.push(err({ code: 'ERR_INTERNAL', message: 'refused to issue a non-conforming X509-SVID' }));
         continue;
       }
-      results.push(ok({ spiffeId, certChain: chain.map((d) => toBase64(d)), expiresAt: Math.floor(valid.value.notAfter / 1000), serialNumber: valid.value.serialNumber }));
+      results.push(ok({ spiffeId, certChain: [toBase64(valid.value.leaf), ...intermediatesB64], expiresAt: Math.floor(valid.value.notAfter / 1000), serialNumber: valid.value.serialNumber }));
     }
     return results;
   }
@@ -233,7 +246,10 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
       if (changesPublishedSet(action)) saveSequence(sql, this.#sequence + 1);
     });
     this.#slots = next;
-    if (action.kind === 'retire') this.#keys.delete(action.kid);
+    if (action.kind === 'retire') {
+      this.#keys.delete(action.kid);
+      this.#templates.delete(action.kid);
+    }
     if (changesPublishedSet(action)) this.#sequence++;
     logEvent('info', 'CA key rotation', { kind, action: action.kind, kid: action.kind === 'prepare' ? created!.kid : action.kid, sequence: this.#sequence });
   }
@@ -291,6 +307,21 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     return this.#kek;
   }
 
+  /** The lean issuance template of an X.509 CA key, made and self-checked once; null: use the slow path. */
+  async #templateFor(kid: string, signing: SigningCa, now: number): Promise<X509SvidTemplate | null> {
+    let template = this.#templates.get(kid);
+    if (template === undefined) {
+      try {
+        template = await createX509SvidTemplate(signing, now);
+      } catch (e) {
+        logEvent('error', 'X509-SVID template check failed; issuing through @peculiar/x509', { kid, reason: e instanceof Error ? e.message : String(e) });
+        template = null;
+      }
+      this.#templates.set(kid, template);
+    }
+    return template;
+  }
+
   #upstreamCa(): Promise<UpstreamCa | undefined> {
     const upstream = this.#cfg().upstreamCa;
     this.#upstream ??= upstream ? loadUpstreamCa(upstream) : Promise.resolve(undefined);
@@ -324,6 +355,8 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     let spki: Uint8Array;
     try {
       spki = fromBase64(String(req.publicKeySpki), 'ERR_CSR_INVALID', 'publicKeySpki');
+      // lean DER read first; anything it does not accept gets the general parser's verdict and message
+      if (typeof readSubjectKey(spki) !== 'string') return ok({ spiffeId: id.value, spki });
       const kind = classifyKeyAlgorithm(new PublicKey(spki.slice()).algorithm as KeyAlgorithmInfo);
       if (kind !== 'EC P-256' && kind !== 'EC P-384' && kind !== 'RSA') return err({ code: 'ERR_CSR_INVALID', message: kind });
     } catch {
