@@ -7,7 +7,9 @@
 import 'reflect-metadata';
 import { Pkcs10CertificateRequest } from '@peculiar/x509';
 import { WispError } from '../errors.js';
-import { classifyKeyAlgorithm, type KeyAlgorithmInfo, type KeyAlgorithmName } from './x509.js';
+import { contentsOf, ecdsaDerToRaw, encodingOf, readChildren, readWhole } from './der.js';
+import { readSubjectKey } from './x509-svid-template.js';
+import { classifyKeyAlgorithm, signingParams, toHex, type KeyAlgorithmInfo, type KeyAlgorithmName } from './x509.js';
 
 /** Largest CSR accepted, DER bytes. An RSA-4096 CSR is about 1.2 KiB. */
 export const MAX_CSR_BYTES = 8 * 1024;
@@ -32,6 +34,16 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   if (!(der instanceof Uint8Array)) throw new TypeError('parseCsr expects DER bytes');
   if (der.byteLength === 0) throw invalid('CSR is empty');
   if (der.byteLength > MAX_CSR_BYTES) throw invalid(`CSR is larger than ${MAX_CSR_BYTES} bytes`);
+  const lean = readCommonCsr(der);
+  if (lean) {
+    if (!(await verifyCommonCsr(lean))) throw invalid('CSR signature does not verify with its public key (no proof of possession)');
+    return { publicKeySpki: lean.spki.slice(), keyAlgorithm: lean.keyAlgorithm };
+  }
+  return parseCsrGeneral(der);
+}
+
+/** The general path: @peculiar/x509 parses and verifies anything PKCS#10 allows, with precise errors. */
+async function parseCsrGeneral(der: Uint8Array): Promise<ParsedCsr> {
   let csr: Pkcs10CertificateRequest;
   try {
     csr = new Pkcs10CertificateRequest(der.slice());
@@ -56,4 +68,57 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   }
   if (!verified) throw invalid('CSR signature does not verify with its public key (no proof of possession)');
   return { publicKeySpki, keyAlgorithm };
+}
+
+/** ecdsa-with-SHA256 / -SHA384 (RFC 5758 §3.2), sha256WithRSAEncryption (RFC 4055 §5): the CSRs agents and SDKs make. */
+const COMMON_SIGNATURE_ALGORITHMS: Record<string, { hash: 'SHA-256' | 'SHA-384'; ecdsa: boolean }> = {
+  '300a06082a8648ce3d040302': { hash: 'SHA-256', ecdsa: true },
+  '300a06082a8648ce3d040303': { hash: 'SHA-384', ecdsa: true },
+  '300d06092a864886f70d01010b0500': { hash: 'SHA-256', ecdsa: false },
+};
+
+interface CommonCsr {
+  info: Uint8Array;
+  spki: Uint8Array;
+  keyAlgorithm: KeyAlgorithmName;
+  hash: 'SHA-256' | 'SHA-384';
+  ecdsa: boolean;
+  signature: Uint8Array;
+}
+
+/**
+ * Reads the common shape of a CSR with a small strict DER reader (no general ASN.1 decoding, which is what
+ * costs on the issuance path): v1, an EC P-256/P-384 or RSA ≥ 2048 key, and one of the common signature
+ * algorithms. Anything else returns undefined and goes to the general path.
+ */
+function readCommonCsr(der: Uint8Array): CommonCsr | undefined {
+  try {
+    const outer = readWhole(der, 0x30);
+    const [info, alg, sig, extra] = readChildren(der, outer);
+    if (!info || !alg || !sig || extra || info.tag !== 0x30 || alg.tag !== 0x30 || sig.tag !== 0x03) return undefined;
+    const algorithm = COMMON_SIGNATURE_ALGORITHMS[toHex(encodingOf(der, alg))];
+    if (!algorithm) return undefined;
+    const [version, subject, spkiEl, attributes, more] = readChildren(der, info);
+    if (!version || !subject || !spkiEl || !attributes || more) return undefined;
+    if (version.tag !== 0x02 || toHex(contentsOf(der, version)) !== '00' || subject.tag !== 0x30 || spkiEl.tag !== 0x30 || attributes.tag !== 0xa0) return undefined;
+    const spki = encodingOf(der, spkiEl);
+    const key = readSubjectKey(spki);
+    if (typeof key === 'string' || (key.kind === 'RSA') === algorithm.ecdsa) return undefined;
+    const bits = contentsOf(der, sig);
+    if (bits.length < 2 || bits[0] !== 0) return undefined;
+    return { info: encodingOf(der, info), spki, keyAlgorithm: key.kind, ...algorithm, signature: bits.subarray(1) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function verifyCommonCsr(csr: CommonCsr): Promise<boolean> {
+  const { importAlg } = signingParams(csr.keyAlgorithm);
+  try {
+    const key = await crypto.subtle.importKey('spki', csr.spki.slice(), csr.ecdsa ? importAlg : { name: 'RSASSA-PKCS1-v1_5', hash: csr.hash }, false, ['verify']);
+    const signature = csr.ecdsa ? ecdsaDerToRaw(csr.signature, csr.keyAlgorithm === 'EC P-384' ? 48 : 32) : csr.signature;
+    return await crypto.subtle.verify(csr.ecdsa ? { name: 'ECDSA', hash: csr.hash } : { name: 'RSASSA-PKCS1-v1_5' }, key, signature.slice(), csr.info.slice());
+  } catch {
+    return false;
+  }
 }
