@@ -31,6 +31,7 @@ import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
 import { fromBase64, toBase64 } from '../../shared/spiffe/x509.js';
 import type { SignedX509Svid, SignX509SvidRequest, TrustDomainCaApi } from '../ca/ca-api.js';
+import { MAX_SIGN_BATCH } from '../ca/trust-domain-ca.js';
 import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
@@ -101,9 +102,12 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   const small = agentAuth(authDeps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
   const large = agentAuth(authDeps, { maxBodyBytes: AGENT_API_LIMITS.MAX_BODY_BYTES });
 
-  /** Signs a batch in one DO call; any failed item fails the whole call. */
+  /** Signs a batch in DO calls of at most MAX_SIGN_BATCH (the API allows larger batches); any failed item fails the whole call. */
   async function signX509(requests: SignX509SvidRequest[]): Promise<SignedX509Svid[]> {
-    const results = await deps.ca().signX509Svids(requests);
+    const ca = deps.ca();
+    const chunks: SignX509SvidRequest[][] = [];
+    for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
+    const results = (await Promise.all(chunks.map((chunk) => ca.signX509Svids(chunk)))).flat();
     if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
     return results.map(unwrap);
   }
