@@ -67,6 +67,47 @@ export interface VerifyAgentProofOptions {
   now: number;
   /** accepted |now − iat|, seconds */
   maxSkewSeconds: number;
+  /**
+   * verified chains, reused while every certificate of the chain (and its authority) is valid; the cache
+   * belongs to this exact `x509Authorities` set: make a new one when the set changes (`createAgentChainCache`)
+   */
+  chainCache?: AgentChainCache;
+}
+
+/** What a verified agent chain yields, kept so that the next proof with the same x5c skips X.509 parsing. */
+interface VerifiedChain {
+  agentId: SpiffeId;
+  serialNumber: string;
+  /** seconds: the chain (and its authority) is valid from … to */
+  validFrom: number;
+  validTo: number;
+  svidExpiresAt: number;
+  curve: string;
+  key: CryptoKey;
+}
+
+/** A bounded map of verified agent chains (by their x5c), for one set of X.509 authorities. */
+export interface AgentChainCache {
+  get(x5c: string): VerifiedChain | undefined;
+  set(x5c: string, chain: VerifiedChain): void;
+}
+
+/** Agents renew every half SVID lifetime, so one entry per agent (plus its previous SVID) is enough. */
+export const AGENT_CHAIN_CACHE_MAX_ENTRIES = 4096;
+
+/**
+ * A chain cache for one set of authorities (oldest entry evicted first).
+ * @example const chainCache = createAgentChainCache(); await verifyAgentProof({ ...options, chainCache });
+ */
+export function createAgentChainCache(maxEntries = AGENT_CHAIN_CACHE_MAX_ENTRIES): AgentChainCache {
+  const map = new Map<string, VerifiedChain>();
+  return {
+    get: (x5c) => map.get(x5c),
+    set(x5c, chain) {
+      if (map.size >= maxEntries) map.delete(map.keys().next().value!);
+      map.set(x5c, chain);
+    },
+  };
 }
 
 export interface VerifiedAgentProof {
@@ -150,25 +191,18 @@ async function verify(o: VerifyAgentProofOptions): Promise<Result<VerifiedAgentP
   const x5c = header.x5c;
   if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > AGENT_PROOF_MAX_CHAIN_LENGTH) return fail('x5c missing or too long');
 
-  const chain: x509.X509Certificate[] = [];
-  for (const entry of x5c as unknown[]) {
-    if (typeof entry !== 'string') return fail('x5c entry is not a string');
-    const der = fromBase64(entry);
-    if (!der) return fail('x5c entry is not base64');
-    chain.push(new x509.X509Certificate(der));
+  if (x5c.some((entry) => typeof entry !== 'string')) return fail('x5c entry is not a string');
+  const x5cKey = (x5c as string[]).join('.');
+  let verified = o.chainCache?.get(x5cKey);
+  if (verified && !(verified.validFrom <= o.now && o.now <= verified.validTo)) verified = undefined;
+  if (!verified) {
+    const checked = await verifyAgentChain(x5c as string[], o);
+    if (typeof checked === 'string') return fail(checked);
+    verified = checked;
+    o.chainCache?.set(x5cKey, verified);
   }
-  const nowDate = new Date(o.now * 1000);
-  const chainProblem = await verifyChain(chain, o.x509Authorities, nowDate);
-  if (chainProblem) return fail(chainProblem);
-  const leaf = chain[0]!;
-  const leafId = agentIdOf(leaf, o.trustDomain);
-  if (typeof leafId !== 'string' || !leafId.startsWith('spiffe://')) return fail(leafId);
-  const agentId = leafId as SpiffeId;
-
-  const curve = AGENT_PROOF_ALGORITHMS[alg as AgentProofAlgorithm];
-  const leafAlg = leaf.publicKey.algorithm as EcAlgorithmView;
-  if (leafAlg.name !== 'ECDSA' || leafAlg.namedCurve !== curve) return fail(`leaf key does not fit alg ${alg}`);
-  const key = await crypto.subtle.importKey('spki', leaf.publicKey.rawData, { name: 'ECDSA', namedCurve: curve }, false, ['verify']);
+  if (verified.curve !== AGENT_PROOF_ALGORITHMS[alg as AgentProofAlgorithm]) return fail(`leaf key does not fit alg ${alg}`);
+  const { agentId, key } = verified;
   let payloadBytes: Uint8Array;
   try {
     ({ payload: payloadBytes } = await compactVerify(jws, key, { algorithms: [alg] }));
@@ -188,11 +222,44 @@ async function verify(o: VerifyAgentProofOptions): Promise<Result<VerifiedAgentP
 
   return ok({
     agentId,
-    serialNumber: normalizeSerialNumber(leaf.serialNumber),
+    serialNumber: verified.serialNumber,
     jti,
     expiresAt: Math.ceil(iat + o.maxSkewSeconds),
-    svidExpiresAt: Math.floor(leaf.notAfter.getTime() / 1000),
+    svidExpiresAt: verified.svidExpiresAt,
   });
+}
+
+/** Parses and verifies an x5c chain up to an authority; returns what proofs need, or a problem description. */
+async function verifyAgentChain(x5c: readonly string[], o: VerifyAgentProofOptions): Promise<VerifiedChain | string> {
+  const chain: x509.X509Certificate[] = [];
+  for (const entry of x5c) {
+    const der = fromBase64(entry);
+    if (!der) return 'x5c entry is not base64';
+    chain.push(new x509.X509Certificate(der));
+  }
+  const nowDate = new Date(o.now * 1000);
+  const authorities = o.x509Authorities.map((der) => new x509.X509Certificate(der));
+  const chainProblem = await verifyChain(chain, authorities, nowDate);
+  if (chainProblem) return chainProblem;
+  const leaf = chain[0]!;
+  const leafId = agentIdOf(leaf, o.trustDomain);
+  if (typeof leafId !== 'string' || !leafId.startsWith('spiffe://')) return leafId;
+  const leafAlg = leaf.publicKey.algorithm as EcAlgorithmView;
+  if (leafAlg.name !== 'ECDSA' || !leafAlg.namedCurve || !Object.values(AGENT_PROOF_ALGORITHMS).includes(leafAlg.namedCurve as never)) {
+    return 'leaf key is not an ECDSA P-256 or P-384 key';
+  }
+  const key = await crypto.subtle.importKey('spki', leaf.publicKey.rawData, { name: 'ECDSA', namedCurve: leafAlg.namedCurve }, false, ['verify']);
+  // the chain stays verified while each of its certificates, and the authorities, are valid
+  const span = [...chain, ...authorities.filter((a) => chain.some((c) => c.issuer === a.subject))];
+  return {
+    agentId: leafId as SpiffeId,
+    serialNumber: normalizeSerialNumber(leaf.serialNumber),
+    validFrom: Math.max(...span.map((c) => Math.ceil(c.notBefore.getTime() / 1000))),
+    validTo: Math.min(...span.map((c) => Math.floor(c.notAfter.getTime() / 1000))),
+    svidExpiresAt: Math.floor(leaf.notAfter.getTime() / 1000),
+    curve: leafAlg.namedCurve,
+    key,
+  };
 }
 
 /**
@@ -200,8 +267,7 @@ async function verify(o: VerifyAgentProofOptions): Promise<Result<VerifiedAgentP
  * (the last by an authority), every certificate (and the authority) valid at `now`, every issuer a CA.
  * Returns a problem description, or undefined when the chain is good.
  */
-async function verifyChain(chain: x509.X509Certificate[], authoritiesDer: readonly Uint8Array[], now: Date): Promise<string | undefined> {
-  const authorities = authoritiesDer.map((der) => new x509.X509Certificate(der));
+async function verifyChain(chain: x509.X509Certificate[], authorities: readonly x509.X509Certificate[], now: Date): Promise<string | undefined> {
   for (let i = 0; i < chain.length; i++) {
     const cert = chain[i]!;
     if (!validAt(cert, now)) return `certificate ${i} is not valid at this time`;

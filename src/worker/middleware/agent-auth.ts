@@ -11,7 +11,7 @@
  */
 import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
-import { AGENT_PROOF_SCHEME, normalizeSerialNumber, verifyAgentProof } from '../../shared/agent-proof.js';
+import { AGENT_PROOF_SCHEME, createAgentChainCache, normalizeSerialNumber, verifyAgentProof, type AgentChainCache } from '../../shared/agent-proof.js';
 import { WispError } from '../../shared/errors.js';
 import type { AgentStore, AttestedAgent, NonceStore } from '../../shared/registry/ports.js';
 import type { Clock } from '../../shared/clock.js';
@@ -53,6 +53,37 @@ export interface AgentAuthOptions {
   maxBodyBytes: number;
 }
 
+/**
+ * How long the trust domain's published X.509 authorities are reused before the CA is asked again. A key
+ * published meanwhile is picked up at once (a proof that fails against the cached set is checked again
+ * against a fresh one); a key withdrawn from the bundle still authenticates agents for at most this long.
+ */
+export const PUBLISHED_AUTHORITIES_CACHE_MS = 5_000;
+
+interface CachedAuthorities {
+  fetchedAt: number;
+  /** the authorities as published (base64 DER), to tell a changed set */
+  key: string;
+  authorities: Uint8Array[];
+  /** verified agent chains under exactly these authorities */
+  chains: AgentChainCache;
+}
+
+/** One cache per `AgentAuthDeps` object (agentRoutes makes one per app, so one per isolate in production). */
+const authoritiesCaches = new WeakMap<AgentAuthDeps, { current?: CachedAuthorities }>();
+
+async function publishedAuthorities(deps: AgentAuthDeps, fresh: boolean): Promise<CachedAuthorities> {
+  let slot = authoritiesCaches.get(deps);
+  if (!slot) authoritiesCaches.set(deps, (slot = {}));
+  const now = deps.clock();
+  const cached = slot.current;
+  if (!fresh && cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS) return cached;
+  const { x509Authorities } = await deps.ca().getPublishedKeys();
+  const key = x509Authorities.join(',');
+  slot.current = cached?.key === key ? { ...cached, fetchedAt: now } : { fetchedAt: now, key, authorities: x509Authorities.map(base64ToBytes), chains: createAgentChainCache() };
+  return slot.current;
+}
+
 function authFailed(reason: string, fields: Record<string, unknown> = {}): WispError {
   logEvent('warn', 'agent authentication failed', { reason, ...fields });
   return new WispError('ERR_AGENT_AUTH_FAILED', AGENT_AUTH_FAILED_MESSAGE);
@@ -74,17 +105,25 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
     }
     const body = await readBodyBytes(c.req.raw, options.maxBodyBytes);
     const now = deps.clock() / 1000;
-    const keys = await deps.ca().getPublishedKeys();
-    const verified = await verifyAgentProof({
-      authorization,
-      method: c.req.method,
-      pathAndQuery: url.pathname + url.search,
-      body,
-      x509Authorities: keys.x509Authorities.map(base64ToBytes),
-      trustDomain: deps.trustDomain,
-      now,
-      maxSkewSeconds: deps.maxSkewSeconds,
-    });
+    const verifyWith = async (authorities: CachedAuthorities) =>
+      verifyAgentProof({
+        authorization,
+        method: c.req.method,
+        pathAndQuery: url.pathname + url.search,
+        body,
+        x509Authorities: authorities.authorities,
+        chainCache: authorities.chains,
+        trustDomain: deps.trustDomain,
+        now,
+        maxSkewSeconds: deps.maxSkewSeconds,
+      });
+    const cached = await publishedAuthorities(deps, false);
+    let verified = await verifyWith(cached);
+    if (!verified.ok) {
+      // maybe signed under a key published after the cached set was read
+      const fresh = await publishedAuthorities(deps, true);
+      if (fresh !== cached && fresh.key !== cached.key) verified = await verifyWith(fresh);
+    }
     if (!verified.ok) throw authFailed(verified.error.message, { path: url.pathname });
     const { agentId, serialNumber, jti, expiresAt } = verified.value;
     const fields = { agent_id: agentId, serial: serialNumber, path: url.pathname };
