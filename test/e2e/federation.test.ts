@@ -43,6 +43,15 @@ async function firstX509(c: WorkloadApiClient) {
   throw new Error('stream ended without a message');
 }
 
+async function firstX509Bundles(c: WorkloadApiClient) {
+  const ac = new AbortController();
+  for await (const msg of c.fetchX509Bundles({ signal: ac.signal })) {
+    ac.abort();
+    return msg;
+  }
+  throw new Error('stream ended without a message');
+}
+
 async function firstJwtBundles(c: WorkloadApiClient) {
   const ac = new AbortController();
   for await (const msg of c.fetchJWTBundles({ signal: ac.signal })) {
@@ -172,7 +181,9 @@ describe('two trust domains federated both ways', () => {
     await expect(mutualTls(b, b.svids[0]!.bundle, a, a.svids[0]!.bundle)).rejects.toThrow();
   });
 
-  it("beta's agent serves alpha's JWT bundle and validates alpha's JWT-SVIDs", async () => {
+  it("beta's agent serves alpha's X.509 and JWT bundles and validates alpha's JWT-SVIDs", async () => {
+    const x509 = await firstX509Bundles(beta.client);
+    expect(Object.keys(x509.bundles).sort()).toEqual([`spiffe://${ALPHA}`, `spiffe://${BETA}`]);
     const bundles = await firstJwtBundles(beta.client);
     expect(Object.keys(bundles.bundles).sort()).toEqual([`spiffe://${ALPHA}`, `spiffe://${BETA}`]);
     const { svids } = await alpha.client.fetchJWTSVID({ audience: [SERVER_ID] });
@@ -215,6 +226,9 @@ describe('two trust domains federated both ways', () => {
     expect(Object.keys(b.federatedBundles)).toEqual([]);
     const jwtBundles = await firstJwtBundles(beta.client);
     expect(Object.keys(jwtBundles.bundles)).toEqual([`spiffe://${BETA}`]);
+    expect(Object.keys((await firstX509Bundles(beta.client)).bundles)).toEqual([`spiffe://${BETA}`]);
+    // alpha still trusts beta: that relationship is untouched
+    expect(Object.keys((await firstX509(alpha.client)).federatedBundles)).toEqual([`spiffe://${BETA}`]);
     await expect(beta.client.validateJWTSVID({ audience: SERVER_ID, svid: svids[0]!.svid })).rejects.toThrow();
     // beta's workload now trusts only what its agent serves (its own bundle): the handshake fails
     await expect(mutualTls(b, b.svids[0]!.bundle, a, a.federatedBundles[`spiffe://${BETA}`]!)).rejects.toThrow('refused the client certificate');
