@@ -163,6 +163,20 @@ describe('two trust domains federated both ways', () => {
     expect(shown).not.toMatch(/Last refresh\s+: never/);
     const list = JSON.parse(await ok(beta.issuer, ['bundle', 'list', '--output', 'json'])) as { bundles: { trustDomain: string }[] };
     expect(list.bundles.map((b) => b.trustDomain)).toEqual([ALPHA]);
+    // foreign bundles by hand: SPIFFE JSON from stdin, PEM out, sequence never backwards, delete
+    const betaBundle = (await (await fetch(`${beta.issuer.url}/bundle`)).json()) as { spiffe_sequence: number };
+    const setIt = (doc: unknown) => runWisp(['bundle', 'set', '--id', 'gamma.test', '--format', 'spiffe', '--path', '-'], { env: { WISP_SERVER_URL: alpha.issuer.url, WISP_ADMIN_TOKEN: alpha.issuer.adminToken }, input: JSON.stringify(doc) });
+    const set = await setIt({ ...betaBundle, spiffe_sequence: 10 });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toBe('Bundle of gamma.test set (sequence 10)\n');
+    expect(await ok(alpha.issuer, ['bundle', 'list', '--id', 'gamma.test', '--format', 'pem'])).toMatch(/^# gamma\.test\n-----BEGIN CERTIFICATE-----/);
+    const backwards = await setIt({ ...betaBundle, spiffe_sequence: 9 });
+    expect(backwards.code).toBe(1);
+    expect(backwards.stderr).toMatch(/^Error: ERR_BUNDLE_SEQUENCE_BACKWARDS: /);
+    const notPem = await wisp(alpha.issuer, ['bundle', 'set', '--id', 'gamma.test', '--path', '/dev/null']);
+    expect(notPem.stderr).toMatch(/^Error: ERR_USAGE: \/dev\/null: not PEM/);
+    expect(await ok(alpha.issuer, ['bundle', 'delete', '--id', 'gamma.test'])).toBe('Bundle of gamma.test deleted\n');
+    expect((await wisp(alpha.issuer, ['bundle', 'delete', '--id', 'gamma.test'])).stderr).toMatch(/^Error: ERR_BUNDLE_NOT_FOUND: /);
     // a wrong URL is refused before anything is stored
     const bad = await wisp(alpha.issuer, ['federation', 'create', '--trustDomain', 'gamma.test', '--bundleEndpointURL', 'http://gamma.example/bundle']);
     expect(bad.code).toBe(1);
