@@ -23,8 +23,21 @@ export function depsFromEnv(env: Env): AppDeps {
   };
 }
 
+/**
+ * One app per isolate and bindings object (workerd passes the same `env` to every request of an isolate):
+ * routes are built once, and the per-app caches (published authorities, verified agent chains) live across
+ * requests. The app holds no request-scoped I/O objects; DO stubs are made per call by `deps.ca()`.
+ */
+const apps = new WeakMap<Env, ReturnType<typeof createApp>>();
+
+function appFor(env: Env): ReturnType<typeof createApp> {
+  let app = apps.get(env);
+  if (!app) apps.set(env, (app = createApp(depsFromEnv(env))));
+  return app;
+}
+
 export default {
-  fetch: (req, env, ctx) => createApp(depsFromEnv(env)).fetch(req, env, ctx),
+  fetch: (req, env, ctx) => appFor(env).fetch(req, env, ctx),
   scheduled: async (_event, env) => {
     const deps = depsFromEnv(env);
     // the CA nudge and the https_web bundle refresh are independent: one failing must not skip the other

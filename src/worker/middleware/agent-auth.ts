@@ -122,15 +122,16 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
     if (!verified.ok) {
       // maybe signed under a key published after the cached set was read
       const fresh = await publishedAuthorities(deps, true);
-      if (fresh !== cached && fresh.key !== cached.key) verified = await verifyWith(fresh);
+      if (fresh.key !== cached.key) verified = await verifyWith(fresh);
     }
     if (!verified.ok) throw authFailed(verified.error.message, { path: url.pathname });
     const { agentId, serialNumber, jti, expiresAt } = verified.value;
     const fields = { agent_id: agentId, serial: serialNumber, path: url.pathname };
 
-    if (!(await deps.nonces.remember(jti, expiresAt, Math.floor(now)))) throw authFailed('replayed jti', fields);
+    // two independent D1 round trips, in parallel
+    const [fresh, record] = await Promise.all([deps.nonces.remember(jti, expiresAt, Math.floor(now)), deps.agents.get(agentId)]);
+    if (!fresh) throw authFailed('replayed jti', fields);
 
-    const record = await deps.agents.get(agentId);
     if (!record) throw authFailed('agent is not attested (never, or evicted)', fields);
     if (record.banned) {
       logEvent('warn', 'banned agent refused', fields);
