@@ -91,6 +91,31 @@ export interface BundleResponse {
   federatedBundles?: Record<string, SpiffeBundleJson>;
 }
 
+/**
+ * GET /agent/v1/federation/refresh-tasks: the https_spiffe relationships this agent is assigned to refresh
+ * (relationship `refreshAgentId`), with the stored bundle that authenticates each endpoint.
+ */
+export interface FederationRefreshTask {
+  trustDomain: string;
+  bundleEndpointUrl: string;
+  endpointSpiffeId: string;
+  /** the stored bundle of `trustDomain`: its X.509 authorities are the only TLS roots for the endpoint */
+  bundle?: SpiffeBundleJson;
+}
+export interface FederationRefreshTasksResponse {
+  tasks: FederationRefreshTask[];
+}
+
+/** POST /agent/v1/federation/bundles: the outcome of one refresh; exactly one of `bundle` and `error`. */
+export interface SubmitFederatedBundleRequest {
+  trustDomain: string;
+  bundle?: SpiffeBundleJson;
+  error?: string;
+}
+export interface SubmitFederatedBundleResponse {
+  status: 'updated' | 'unchanged' | 'failed';
+}
+
 /** Limits the issuer enforces on agent requests. */
 export const AGENT_API_LIMITS = {
   MAX_CSR_BYTES: 8 * 1024,

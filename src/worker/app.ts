@@ -16,6 +16,7 @@ import { createFederationStore } from './db/federation.js';
 import { createJoinTokenStore } from './db/join-tokens.js';
 import { createNonceStore } from './db/nonces.js';
 import { agentRoutes } from './routes/agent.js';
+import { agentFederationRoutes } from './routes/agent-federation.js';
 
 export type AppEnv = { Bindings: Env };
 
@@ -27,15 +28,19 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
   app.route('/', publicRoutes(deps));
   app.route('/admin/v1', adminRoutes(deps));
+  const agents = createAgentStore(deps.db);
+  const nonces = createNonceStore(deps.db);
+  const federation = createFederationStore(deps.db);
+  app.route(`${AGENT_API_PREFIX}/federation`, agentFederationRoutes({ ...deps, agents, nonces, federation }));
   app.route(
     AGENT_API_PREFIX,
     agentRoutes({
       ...deps,
       entries: createEntryStore(deps.db),
-      agents: createAgentStore(deps.db),
+      agents,
       joinTokens: createJoinTokenStore(deps.db),
-      nonces: createNonceStore(deps.db),
-      federation: createFederationStore(deps.db),
+      nonces,
+      federation,
     }),
   );
   return app;

@@ -4,7 +4,7 @@
 // through the folded revision; /bundle).
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { SyncResponse, BundleResponse } from '../../src/shared/agent-api.js';
+import type { BundleResponse, FederationRefreshTasksResponse, SyncResponse } from '../../src/shared/agent-api.js';
 import { buildBundleJson, type SpiffeBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { createFederationStore } from '../../src/worker/db/federation.js';
 import { refreshDueRelationships, refreshRelationship } from '../../src/worker/federation/refresh.js';
@@ -238,5 +238,53 @@ describe('agent API: federated bundles', () => {
 
     const bundle = (await (await h.call(agent, 'GET', '/agent/v1/bundle')).json()) as BundleResponse;
     expect(Object.keys(bundle.federatedBundles ?? {})).toEqual([tdA]);
+  });
+});
+
+describe('agent API: https_spiffe refresh by the assigned agent', () => {
+  it('lists the tasks of the assigned agent only, and takes its bundles and errors', async () => {
+    const clock = { nowMs: NOW_MS };
+    const ca = await createFakeCa('example.org', () => clock.nowMs);
+    const h = createHarness(() => ca, clock);
+    const attest = async () => {
+      const token = `tok-${Date.now()}-${Math.random()}`;
+      await h.createToken(token);
+      return h.attest(token);
+    };
+    const [assigned, other] = [await attest(), await attest()];
+    const td = foreignTd();
+    const { doc } = await foreignBundle(td, 1);
+    const admin = makeAdmin();
+    const created = await admin.call('POST', '/federation', {
+      trustDomain: td,
+      bundleEndpointUrl: `https://${td}:8443/bundle`,
+      bundleEndpointProfile: 'https_spiffe',
+      endpointSpiffeId: `spiffe://${td}/spire/server`,
+      refreshAgentId: assigned.agentId,
+      trustDomainBundle: doc,
+    });
+    expect(created.status).toBe(201);
+    expect(await errorCode(await admin.call('POST', '/federation', { trustDomain: foreignTd(), bundleEndpointUrl: 'https://x.example/b', refreshAgentId: assigned.agentId }))).toBe('ERR_BAD_REQUEST');
+    expect(
+      await errorCode(
+        await admin.call('POST', '/federation', { trustDomain: foreignTd(), bundleEndpointUrl: 'https://x.example/b', bundleEndpointProfile: 'https_spiffe', endpointSpiffeId: 'spiffe://x.example/s', refreshAgentId: 'spiffe://example.org/not-an-agent', trustDomainBundle: doc }),
+      ),
+    ).toBe('ERR_BAD_REQUEST');
+
+    const tasks = (await (await h.call(assigned, 'GET', '/agent/v1/federation/refresh-tasks')).json()) as FederationRefreshTasksResponse;
+    expect(tasks.tasks).toEqual([{ trustDomain: td, bundleEndpointUrl: `https://${td}:8443/bundle`, endpointSpiffeId: `spiffe://${td}/spire/server`, bundle: doc }]);
+    const none = (await (await h.call(other, 'GET', '/agent/v1/federation/refresh-tasks')).json()) as FederationRefreshTasksResponse;
+    expect(none.tasks).toEqual([]);
+
+    const submit = (agent: TestAgent, body: unknown) => h.call(agent, 'POST', '/agent/v1/federation/bundles', body);
+    expect(await errorCode(await submit(other, { trustDomain: td, bundle: { ...doc, spiffe_sequence: 2 } }))).toBe('ERR_PERMISSION_DENIED');
+    const ok = await submit(assigned, { trustDomain: td, bundle: { ...doc, spiffe_sequence: 2 } });
+    expect(await ok.json()).toEqual({ status: 'updated' });
+    expect((await store.getBundle(td as never))?.sequence).toBe(2);
+    expect(await errorCode(await submit(assigned, { trustDomain: td, bundle: { ...doc, spiffe_sequence: 1 } }))).toBe('ERR_BUNDLE_SEQUENCE_BACKWARDS');
+    expect(await (await submit(assigned, { trustDomain: td, error: 'TLS: unexpected endpoint SPIFFE ID' })).json()).toEqual({ status: 'failed' });
+    expect((await store.getRelationship(td as never))?.lastRefreshError).toBe('TLS: unexpected endpoint SPIFFE ID');
+    expect(await errorCode(await submit(assigned, { trustDomain: td }))).toBe('ERR_BAD_REQUEST');
+    expect(await errorCode(await submit(assigned, { trustDomain: 'Bad!', error: 'x' }))).toBe('ERR_BAD_REQUEST');
   });
 });

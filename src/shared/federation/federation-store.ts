@@ -29,6 +29,8 @@ export interface FederationStore {
   deleteRelationship(trustDomain: TrustDomain): Promise<boolean>;
   /** Records the outcome of a refresh attempt (no revision bump: agents do not see it). */
   recordRefresh(trustDomain: TrustDomain, record: RefreshRecord): Promise<void>;
+  /** The https_spiffe relationships `agentId` refreshes, with their stored bundles. */
+  refreshTasksFor(agentId: string): Promise<Array<{ relationship: FederationRelationship; bundle?: ForeignBundle }>>;
   /** https_web relationships due for a refresh at `now`, oldest first. */
   dueForRefresh(now: number, limit: number): Promise<FederationRelationship[]>;
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { WispError } from '../errors.js';
-import { parseSpiffeId, parseTrustDomain, trustDomainOf, type SpiffeId, type TrustDomain } from '../spiffe/id.js';
+import { isAgentId, parseSpiffeId, parseSpiffeIdInTrustDomain, parseTrustDomain, trustDomainOf, type SpiffeId, type TrustDomain } from '../spiffe/id.js';
 
 export type BundleEndpointProfile = 'https_web' | 'https_spiffe';
 export const BUNDLE_ENDPOINT_PROFILES: readonly BundleEndpointProfile[] = ['https_web', 'https_spiffe'];
@@ -18,6 +18,8 @@ export interface FederationRelationship {
   bundleEndpointProfile: BundleEndpointProfile;
   /** https_spiffe only: the SPIFFE ID the endpoint's certificate must carry */
   endpointSpiffeId?: SpiffeId;
+  /** https_spiffe only: the agent (of the local trust domain) that refreshes this bundle */
+  refreshAgentId?: SpiffeId;
   createdAt: number;
   updatedAt: number;
   /** last successful refresh (the bundle was fetched and valid, changed or not) */
@@ -34,6 +36,7 @@ export interface RelationshipInput {
   bundleEndpointUrl: string;
   bundleEndpointProfile: BundleEndpointProfile;
   endpointSpiffeId?: SpiffeId;
+  refreshAgentId?: SpiffeId;
   /** bootstrap bundle, SPIFFE JSON (object or text) or PEM; required for https_spiffe */
   trustDomainBundle?: unknown;
 }
@@ -83,11 +86,12 @@ function onlyFields(o: Record<string, unknown>, allowed: readonly string[]): voi
   for (const key of Object.keys(o)) if (!allowed.includes(key)) throw bad(`unknown field "${key}"`);
 }
 
-const RELATIONSHIP_FIELDS = ['trustDomain', 'bundleEndpointUrl', 'bundleEndpointProfile', 'endpointSpiffeId', 'trustDomainBundle'] as const;
+const RELATIONSHIP_FIELDS = ['trustDomain', 'bundleEndpointUrl', 'bundleEndpointProfile', 'endpointSpiffeId', 'refreshAgentId', 'trustDomainBundle'] as const;
 
 /**
  * Parses a relationship from the admin API. `https_spiffe` needs `endpointSpiffeId` (a SPIFFE ID of the
- * foreign trust domain); `https_web` must not have one. The foreign trust domain must not be `ownTrustDomain`.
+ * foreign trust domain) and may name `refreshAgentId` (an agent of the local trust domain that refreshes the
+ * bundle); `https_web` has neither. The foreign trust domain must not be `ownTrustDomain`.
  * Whether a bootstrap bundle is needed is the caller's decision (it may already be stored).
  */
 export function parseRelationshipInput(input: unknown, ownTrustDomain: TrustDomain, pathTrustDomain?: string): RelationshipInput {
@@ -117,8 +121,18 @@ export function parseRelationshipInput(input: unknown, ownTrustDomain: TrustDoma
     }
     if (trustDomainOf(id) !== trustDomain) throw bad('endpointSpiffeId must belong to the federated trust domain');
     out.endpointSpiffeId = id;
-  } else if (o.endpointSpiffeId !== undefined) {
-    throw bad('endpointSpiffeId is only for the https_spiffe profile');
+    if (o.refreshAgentId !== undefined && o.refreshAgentId !== null) {
+      let agent: SpiffeId;
+      try {
+        agent = parseSpiffeIdInTrustDomain(o.refreshAgentId, ownTrustDomain, 'refreshAgentId');
+      } catch (e) {
+        throw new WispError('ERR_SPIFFE_ID_INVALID', e instanceof Error ? e.message : 'refreshAgentId is invalid');
+      }
+      if (!isAgentId(agent)) throw bad('refreshAgentId must be an agent ID (spiffe://<trust domain>/spire/agent/...)');
+      out.refreshAgentId = agent;
+    }
+  } else if (o.endpointSpiffeId !== undefined || o.refreshAgentId !== undefined) {
+    throw bad('endpointSpiffeId and refreshAgentId are only for the https_spiffe profile');
   }
   if (o.trustDomainBundle !== undefined && o.trustDomainBundle !== null) out.trustDomainBundle = o.trustDomainBundle;
   return out;

@@ -17,6 +17,7 @@ interface RelationshipRow {
   bundle_endpoint_url: string;
   bundle_endpoint_profile: string;
   endpoint_spiffe_id: string | null;
+  refresh_agent_id: string | null;
   created_at: number;
   updated_at: number;
   last_refresh_at: number;
@@ -40,6 +41,7 @@ function rowToRelationship(r: RelationshipRow): FederationRelationship {
     bundleEndpointUrl: r.bundle_endpoint_url,
     bundleEndpointProfile: r.bundle_endpoint_profile as BundleEndpointProfile,
     ...(r.endpoint_spiffe_id ? { endpointSpiffeId: r.endpoint_spiffe_id as SpiffeId } : {}),
+    ...(r.refresh_agent_id ? { refreshAgentId: r.refresh_agent_id as SpiffeId } : {}),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     lastRefreshAt: r.last_refresh_at,
@@ -92,9 +94,9 @@ export function createFederationStore(db: D1Database): FederationStore {
           db
             .prepare(
               `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, bundle_endpoint_profile, endpoint_spiffe_id,
-                 created_at, updated_at, next_refresh_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+                 refresh_agent_id, created_at, updated_at, next_refresh_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
             )
-            .bind(rel.trustDomain, rel.bundleEndpointUrl, rel.bundleEndpointProfile, rel.endpointSpiffeId ?? null, now, now, now),
+            .bind(rel.trustDomain, rel.bundleEndpointUrl, rel.bundleEndpointProfile, rel.endpointSpiffeId ?? null, rel.refreshAgentId ?? null, now, now, now),
           ...(bundle ? [putBundleStmt(bundle, true)] : []),
           db.prepare(BUMP_REVISION),
         ]);
@@ -112,9 +114,9 @@ export function createFederationStore(db: D1Database): FederationStore {
         db
           .prepare(
             `UPDATE federation_relationships SET bundle_endpoint_url = ?, bundle_endpoint_profile = ?, endpoint_spiffe_id = ?,
-               updated_at = ?, next_refresh_at = ? WHERE trust_domain = ?`,
+               refresh_agent_id = ?, updated_at = ?, next_refresh_at = ? WHERE trust_domain = ?`,
           )
-          .bind(rel.bundleEndpointUrl, rel.bundleEndpointProfile, rel.endpointSpiffeId ?? null, now, now, rel.trustDomain),
+          .bind(rel.bundleEndpointUrl, rel.bundleEndpointProfile, rel.endpointSpiffeId ?? null, rel.refreshAgentId ?? null, now, now, rel.trustDomain),
         ...(bundle ? [putBundleStmt(bundle, true)] : []),
         db.prepare(BUMP_REVISION),
       ]);
@@ -139,6 +141,23 @@ export function createFederationStore(db: D1Database): FederationStore {
         )
         .bind(record.lastRefreshAt ?? null, record.lastRefreshError, record.nextRefreshAt, td)
         .run();
+    },
+
+    async refreshTasksFor(agentId) {
+      const { results } = await db
+        .prepare(
+          `SELECT r.*, b.bundle AS b_bundle, b.sequence AS b_sequence, b.refresh_hint AS b_refresh_hint, b.updated_at AS b_updated_at
+           FROM federation_relationships r LEFT JOIN federated_bundles b ON b.trust_domain = r.trust_domain
+           WHERE r.refresh_agent_id = ? AND r.bundle_endpoint_profile = 'https_spiffe' ORDER BY r.trust_domain`,
+        )
+        .bind(agentId)
+        .all<RelationshipRow & { b_bundle: string | null; b_sequence: number | null; b_refresh_hint: number | null; b_updated_at: number | null }>();
+      return results.map((r) => ({
+        relationship: rowToRelationship(r),
+        ...(r.b_bundle === null
+          ? {}
+          : { bundle: rowToBundle({ trust_domain: r.trust_domain, bundle: r.b_bundle, sequence: r.b_sequence, refresh_hint: r.b_refresh_hint, updated_at: r.b_updated_at ?? 0 }) }),
+      }));
     },
 
     async dueForRefresh(now, limit) {

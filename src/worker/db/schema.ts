@@ -107,6 +107,8 @@ export const federationRelationships = sqliteTable(
     bundleEndpointUrl: text('bundle_endpoint_url').notNull(),
     bundleEndpointProfile: text('bundle_endpoint_profile').notNull(),
     endpointSpiffeId: text('endpoint_spiffe_id'),
+    /** https_spiffe only: the agent allowed to refresh this relationship's bundle (migration 0003) */
+    refreshAgentId: text('refresh_agent_id'),
     createdAt: integer('created_at').notNull(),
     updatedAt: integer('updated_at').notNull(),
     lastRefreshAt: integer('last_refresh_at').notNull().default(0),

@@ -17,6 +17,7 @@ import { parseTrustDomain, type TrustDomain } from '../../../shared/spiffe/id.js
 import { MAX_BUNDLE_BYTES } from '../../../shared/spiffe/bundle.js';
 import type { AppDeps } from '../../deps.js';
 import { refreshRelationship } from '../../federation/refresh.js';
+import { parseSubmission, submitRefresh } from '../../federation/submit.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { nowSeconds, onlyFields } from './params.js';
 
@@ -96,25 +97,8 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
     if (!contentType) {
       throw new WispError('ERR_BAD_REQUEST', 'an https_spiffe endpoint cannot be verified by the Worker: run `wisp federation refresh` where Node runs');
     }
-    const body = asObject(await readJsonBody(c, BUNDLE_BODY_MAX_BYTES));
-    onlyFields(body, ['bundle', 'error']);
-    if ((body.bundle === undefined) === (body.error === undefined)) throw new WispError('ERR_BAD_REQUEST', 'send either bundle (the fetched bundle) or error (why the fetch failed)');
-    if (body.error !== undefined) {
-      if (typeof body.error !== 'string' || body.error.length === 0) throw new WispError('ERR_BAD_REQUEST', 'error must be a non-empty string');
-      await store.recordRefresh(td, { lastRefreshError: body.error.slice(0, 512), nextRefreshAt: relationship.nextRefreshAt });
-      return c.json({ status: 'failed', relationship: await store.getRelationship(td) });
-    }
-    let bundle: ForeignBundle;
-    try {
-      bundle = await foreignBundleOf(body.bundle, td, store, now);
-    } catch (e) {
-      if (e instanceof WispError) await store.recordRefresh(td, { lastRefreshError: `${e.code}: ${e.message}`.slice(0, 512), nextRefreshAt: relationship.nextRefreshAt });
-      throw e;
-    }
-    const unchanged = JSON.stringify((await store.getBundle(td))?.bundle) === JSON.stringify(bundle.bundle);
-    if (!unchanged && !(await store.putBundle(bundle))) throw refused(td);
-    await store.recordRefresh(td, { lastRefreshAt: now, lastRefreshError: '', nextRefreshAt: relationship.nextRefreshAt });
-    return c.json({ status: unchanged ? 'unchanged' : 'updated', relationship: await store.getRelationship(td), bundle: await store.getBundle(td) });
+    const submission = parseSubmission(asObject(await readJsonBody(c, BUNDLE_BODY_MAX_BYTES)));
+    return c.json(await submitRefresh(store, relationship, submission, now));
   });
 
   return app;

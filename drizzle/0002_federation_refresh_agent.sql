@@ -1,0 +1,1 @@
+ALTER TABLE `federation_relationships` ADD `refresh_agent_id` text;
