@@ -43,6 +43,8 @@ import type { PublishedKeys } from '../../shared/spiffe/bundle.js';
 export interface TrustDomainCaApi {
   signX509Svids(requests: SignX509SvidRequest[]): Promise<Result<SignedX509Svid>[]>;
   signJwtSvid(request: SignJwtSvidRequest): Promise<Result<SignedJwtSvid>>;
+  /** one result per request, in order (at most MAX_SIGN_BATCH per call): one RPC for a whole agent batch */
+  signJwtSvids(requests: SignJwtSvidRequest[]): Promise<Result<SignedJwtSvid>[]>;
   getPublishedKeys(): Promise<PublishedKeys>;
   /** ready = an active X.509 CA and an active JWT key exist */
   status(): Promise<{ ready: boolean }>;

@@ -17,7 +17,8 @@ import { err, ok, type Result } from '../../shared/result.js';
 import type { PublishedJwk } from '../../shared/spiffe/bundle.js';
 import { createCaCertificate, validateCaCert } from '../../shared/spiffe/ca-cert.js';
 import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from '../../shared/spiffe/id.js';
-import { mintJwtSvid, type JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
+import type { JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
+import { createJwtSvidMinter, type JwtSvidMinter } from '../../shared/spiffe/jwt-svid-minter.js';
 import { dnsNameProblem, issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
 import { createX509SvidTemplate, issueFromTemplate, readSubjectKey, type X509SvidTemplate } from '../../shared/spiffe/x509-svid-template.js';
 import { classifyKeyAlgorithm, fromBase64, signingParams, toBase64, type KeyAlgorithmInfo, type KeyAlgorithmName, type SigningCa } from '../../shared/spiffe/x509.js';
@@ -57,6 +58,8 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   #keys = new Map<string, LoadedKey>();
   /** per X.509 CA kid: the lean issuance template, or null when its self-check failed (then the slow path) */
   #templates = new Map<string, X509SvidTemplate | null>();
+  /** per JWT kid */
+  #jwtMinters = new Map<string, JwtSvidMinter>();
   #sequence = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -127,23 +130,43 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   }
 
   async signJwtSvid(request: SignJwtSvidRequest): Promise<Result<SignedJwtSvid>> {
+    const [result] = await this.signJwtSvids([request]);
+    return result!;
+  }
+
+  async signJwtSvids(requests: SignJwtSvidRequest[]): Promise<Result<SignedJwtSvid>[]> {
+    if (!Array.isArray(requests)) return [err({ code: 'ERR_BAD_REQUEST', message: 'requests must be an array' })];
     const now = this.#clock();
     const ready = await this.#ensureCurrent(now);
-    if (!ready.ok) return ready;
-    const config = this.#cfg();
-    const id = this.#checkSpiffeId(request?.spiffeId);
-    if (!id.ok) return id;
-    const { audience, ttlSeconds } = request;
-    if (!Array.isArray(audience) || audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')) {
-      return err({ code: 'ERR_BAD_REQUEST', message: 'audience must be a non-empty list of non-empty strings' });
-    }
-    const ttl = checkTtl(ttlSeconds);
-    if (!ttl.ok) return ttl;
+    if (!ready.ok) return requests.map(() => ready);
     const active = activeSlot(this.#slotsOf('jwt'), now)!;
-    const key = await this.#loadKey(active);
-    const expiresAt = Math.min(now + ttl.value * 1000, active.notAfter);
-    const token = await mintJwtSvid({ spiffeId: id.value, audience, issuer: config.jwtIssuer, now, expiresAt, kid: active.kid, alg: active.alg as JwtSigningAlgorithm, key: key.privateKey });
-    return ok({ spiffeId: id.value, token, expiresAt: Math.floor(expiresAt / 1000) });
+    const minter = await this.#jwtMinterFor(active);
+    const results: Result<SignedJwtSvid>[] = [];
+    for (const [i, request] of requests.entries()) {
+      if (i >= MAX_SIGN_BATCH) {
+        results.push(err({ code: 'ERR_REQUEST_TOO_LARGE', message: `at most ${MAX_SIGN_BATCH} SVIDs per call` }));
+        continue;
+      }
+      const id = this.#checkSpiffeId(request?.spiffeId);
+      if (!id.ok) {
+        results.push(id);
+        continue;
+      }
+      const { audience, ttlSeconds } = request;
+      if (!Array.isArray(audience) || audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')) {
+        results.push(err({ code: 'ERR_BAD_REQUEST', message: 'audience must be a non-empty list of non-empty strings' }));
+        continue;
+      }
+      const ttl = checkTtl(ttlSeconds);
+      if (!ttl.ok) {
+        results.push(ttl);
+        continue;
+      }
+      const expiresAt = Math.min(now + ttl.value * 1000, active.notAfter);
+      const token = await minter.mint({ spiffeId: id.value, audience, now, expiresAt });
+      results.push(ok({ spiffeId: id.value, token, expiresAt: Math.floor(expiresAt / 1000) }));
+    }
+    return results;
   }
 
   async getPublishedKeys(): Promise<PublishedKeys> {
@@ -249,6 +272,7 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     if (action.kind === 'retire') {
       this.#keys.delete(action.kid);
       this.#templates.delete(action.kid);
+      this.#jwtMinters.delete(action.kid);
     }
     if (changesPublishedSet(action)) this.#sequence++;
     logEvent('info', 'CA key rotation', { kind, action: action.kind, kid: action.kind === 'prepare' ? created!.kid : action.kid, sequence: this.#sequence });
@@ -305,6 +329,17 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     const config = this.#cfg();
     this.#kek ??= await deriveKeyEncryptionKey(config.keyEncryptionSecret, config.trustDomain);
     return this.#kek;
+  }
+
+  /** The JWT minter of a JWT key slot (header encoded once per kid). */
+  async #jwtMinterFor(slot: StoredSlot): Promise<JwtSvidMinter> {
+    let minter = this.#jwtMinters.get(slot.kid);
+    if (!minter) {
+      const key = await this.#loadKey(slot);
+      minter = createJwtSvidMinter({ issuer: this.#cfg().jwtIssuer, kid: slot.kid, alg: slot.alg as JwtSigningAlgorithm, key: key.privateKey });
+      this.#jwtMinters.set(slot.kid, minter);
+    }
+    return minter;
   }
 
   /** The lean issuance template of an X.509 CA key, made and self-checked once; null: use the slow path. */

@@ -204,7 +204,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     // revisions first: entries and bundles read after them are at least as new, so a concurrent write only
     // causes a refetch. The sync revision is "<registry>.<federation>"; either part changing sends the
     // federated bundles (the complete set for the agent's entries), only the registry part sends entries.
-    const [registryRevision, federationRevision] = await Promise.all([deps.entries.revision(), deps.federation?.revision() ?? '0']);
+    // the CA's published keys are read in parallel with the revisions: an unchanged sync costs one round trip
+    const [registryRevision, federationRevision, keys] = await Promise.all([deps.entries.revision(), deps.federation?.revision() ?? '0', deps.ca().getPublishedKeys()]);
     const revision = `${registryRevision}.${federationRevision}`;
     const [knownRegistry, knownFederation] = typeof known === 'string' ? known.split('.') : [];
     const response: SyncResponse = { revision };
@@ -214,7 +215,6 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
       if (entriesChanged) response.entries = entries;
       response.federatedBundles = await federatedBundlesFor(entries);
     }
-    const keys = await deps.ca().getPublishedKeys();
     if (keys.sequence !== bundleSequence) response.bundle = await buildBundleJson(keys);
     return c.json(response);
   });
@@ -241,9 +241,12 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     const parsed = items.map((r, i) => ({ entryId: parseEntryId(r.entryId, `requests[${i}].entryId`), audience: parseAudience(r.audience, `requests[${i}].audience`) }));
     const entries = requireAuthorized(await authorizedEntries(c), parsed.map((p) => p.entryId), c.var.agent.agentId);
     const ca = deps.ca();
-    const results = await Promise.all(
-      entries.map((entry, i) => ca.signJwtSvid({ spiffeId: entry.spiffeId, audience: parsed[i]!.audience, ttlSeconds: entry.jwtSvidTtl || config.jwtSvidTtlSeconds })),
-    );
+    const requests = entries.map((entry, i) => ({ spiffeId: entry.spiffeId, audience: parsed[i]!.audience, ttlSeconds: entry.jwtSvidTtl || config.jwtSvidTtlSeconds }));
+    const chunks: (typeof requests)[] = [];
+    for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
+    // one DO call per chunk, not one per JWT
+    const results = (await Promise.all(chunks.map((chunk) => ca.signJwtSvids(chunk)))).flat();
+    if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
     const response: JwtSvidsResponse = {
       svids: results.map(unwrap).map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })),
     };

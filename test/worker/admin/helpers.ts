@@ -17,6 +17,7 @@ export const TD = config.trustDomain;
 const noCa: TrustDomainCaApi = {
   signX509Svids: async () => [],
   signJwtSvid: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
+  signJwtSvids: async (requests) => requests.map(() => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } })),
   getPublishedKeys: async () => {
     throw new Error('no CA in this test');
   },

@@ -30,6 +30,7 @@ beforeAll(async () => {
       const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'admin-test', typ: 'JWT' }).setSubject(r.spiffeId).setAudience(r.audience).setIssuedAt(iat).setExpirationTime(iat + r.ttlSeconds).sign(jwtKey.privateKey);
       return ok({ spiffeId: r.spiffeId, token, expiresAt: iat + r.ttlSeconds });
     },
+    signJwtSvids: (requests) => Promise.all(requests.map((r) => withJwt.signJwtSvid(r))),
   };
   admin = makeAdmin(withJwt);
   csr = toBase64(await makeCsr('P-256'));
