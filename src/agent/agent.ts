@@ -20,6 +20,13 @@ import { createAgentIdentity, type AgentIdentity } from './node-attestation.js';
 import { backoffDelayMs } from './rotation-policy.js';
 import { runRotator } from './rotator.js';
 import { abortableSleep, runTasks } from './run-tasks.js';
+import { runBundleRefresher } from './federation/bundle-refresher.js';
+import { fetchBundleOverSpiffeTls } from './federation/spiffe-bundle-fetch.js';
+
+/** How often the agent reads its federation refresh tasks: 12 sync intervals, at most a minute. */
+function federationPollMs(syncIntervalSeconds: number): number {
+  return Math.min(60, Math.max(syncIntervalSeconds, 12 * syncIntervalSeconds)) * 1000;
+}
 import { createWorkloadApi } from './workload-api/handler.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
 import { createUnixAttestor } from './workload-api/unix-attestor.js';
@@ -65,6 +72,12 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
         await server.close();
         log.info('Workload API closed, socket removed');
       },
+      // https_spiffe relationships assigned to this agent (none: one cheap call per poll)
+      federation: (taskSignal) =>
+        runBundleRefresher(
+          { client, fetchBundle: fetchBundleOverSpiffeTls, clock, log, sleep: abortableSleep, pollMs: federationPollMs(config.syncIntervalSeconds) },
+          taskSignal,
+        ),
       agent: async (taskSignal) => {
         const bundle = await startIdentity(identity, { log, random, signal: taskSignal });
         if (taskSignal.aborted) return;

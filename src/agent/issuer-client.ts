@@ -11,10 +11,13 @@ import {
   type AttestRequest,
   type AttestResponse,
   type BundleResponse,
+  type FederationRefreshTasksResponse,
   type JwtSvidsRequest,
   type JwtSvidsResponse,
   type RenewRequest,
   type RenewResponse,
+  type SubmitFederatedBundleRequest,
+  type SubmitFederatedBundleResponse,
   type SyncRequest,
   type SyncResponse,
   type X509SvidsRequest,
@@ -54,6 +57,9 @@ export interface IssuerClient {
   signX509Svids(req: X509SvidsRequest): Promise<X509SvidsResponse>;
   mintJwtSvids(req: JwtSvidsRequest): Promise<JwtSvidsResponse>;
   fetchBundle(): Promise<BundleResponse>;
+  /** the https_spiffe relationships this agent refreshes (docs/federation.md) */
+  federationRefreshTasks(): Promise<FederationRefreshTasksResponse>;
+  submitFederatedBundle(req: SubmitFederatedBundleRequest): Promise<SubmitFederatedBundleResponse>;
 }
 
 /** Errors after which retrying the same call later may succeed (issuer down, overloaded, CA not ready). */
@@ -150,6 +156,8 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
     signX509Svids: (req) => call<X509SvidsResponse>('POST', '/x509-svids', req, true),
     mintJwtSvids: (req) => call<JwtSvidsResponse>('POST', '/jwt-svids', req, true),
     fetchBundle: () => call<BundleResponse>('GET', '/bundle', undefined, true),
+    federationRefreshTasks: () => call<FederationRefreshTasksResponse>('GET', '/federation/refresh-tasks', undefined, true),
+    submitFederatedBundle: (req) => call<SubmitFederatedBundleResponse>('POST', '/federation/bundles', req, true),
   };
 }
 

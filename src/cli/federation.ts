@@ -15,7 +15,6 @@ import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 import { addGroup, type LeafBuilder } from './command.js';
 import { CliUsageError, type CommandContext } from './context.js';
 import { requireFlag } from './flags.js';
-import { fetchBundleOverSpiffeTls } from './spiffe-bundle-fetch.js';
 
 export interface StoredForeignBundle {
   trustDomain: string;
@@ -58,6 +57,7 @@ function printRelationship(ctx: CommandContext, r: FederationRelationship, bundl
     `Bundle endpoint URL       : ${r.bundleEndpointUrl}`,
     `Bundle endpoint profile   : ${r.bundleEndpointProfile}`,
     ...(r.endpointSpiffeId ? [`Endpoint SPIFFE ID        : ${r.endpointSpiffeId}`] : []),
+    ...(r.bundleEndpointProfile === 'https_spiffe' ? [`Refreshed by              : ${r.refreshAgentId ?? 'wisp federation refresh only'}`] : []),
     `Last refresh              : ${when(r.lastRefreshAt)}`,
     `Last refresh error        : ${r.lastRefreshError || '-'}`,
     ...(r.bundleEndpointProfile === 'https_web' ? [`Next refresh              : ${when(r.nextRefreshAt)}`] : []),
@@ -72,6 +72,7 @@ function addRelationshipFlags(command: Command): void {
     .option('--bundleEndpointURL <url>', 'URL of the foreign bundle endpoint (https; http only for loopback hosts)')
     .addOption(new Option('--bundleEndpointProfile <profile>', 'endpoint profile').choices(['https_web', 'https_spiffe']))
     .option('--endpointSpiffeID <id>', 'https_spiffe: the SPIFFE ID the endpoint presents')
+    .option('--refreshAgentID <id>', "https_spiffe: the agent (of this trust domain) that refreshes the bundle; '' to unset")
     .option('--trustDomainBundlePath <file>', "the foreign trust domain's bundle (bootstrap; required for https_spiffe); '-' reads stdin")
     .addOption(new Option('--trustDomainBundleFormat <format>', 'format of --trustDomainBundlePath').choices(['pem', 'spiffe']));
 }
@@ -82,7 +83,11 @@ async function relationshipBody(ctx: CommandContext, o: Record<string, unknown>,
     bundleEndpointUrl: requireFlag('--bundleEndpointURL', (o['bundleEndpointURL'] as string | undefined) ?? current?.bundleEndpointUrl),
     bundleEndpointProfile: profile,
   };
-  if (profile === 'https_spiffe') body.endpointSpiffeId = requireFlag('--endpointSpiffeID', (o['endpointSpiffeID'] as string | undefined) ?? current?.endpointSpiffeId);
+  if (profile === 'https_spiffe') {
+    body.endpointSpiffeId = requireFlag('--endpointSpiffeID', (o['endpointSpiffeID'] as string | undefined) ?? current?.endpointSpiffeId);
+    const agent = (o['refreshAgentID'] as string | undefined) ?? current?.refreshAgentId;
+    if (agent) body.refreshAgentId = agent;
+  }
   const path = o['trustDomainBundlePath'] as string | undefined;
   if (path !== undefined) body.trustDomainBundle = await readBundleFile(ctx, path, o['trustDomainBundleFormat'] as string | undefined);
   return body;
@@ -93,6 +98,8 @@ async function refreshFromNode(ctx: CommandContext, td: TrustDomain, shown: Show
   const path = `/admin/v1/federation/${td}/refresh`;
   const r = shown.relationship;
   if (!shown.bundle) throw new WispError('ERR_BUNDLE_NOT_FOUND', `no stored bundle of "${td}" to authenticate its endpoint: wisp bundle set --id ${td} --path …`);
+  // node:https and TLS verification live with the agent; loaded only for this command
+  const { fetchBundleOverSpiffeTls } = await import('../agent/federation/spiffe-bundle-fetch.js');
   let text: string;
   try {
     text = await fetchBundleOverSpiffeTls({

@@ -23,6 +23,7 @@ const SERVER_ID = `spiffe://${BETA}/server`;
 const uid = process.getuid?.() ?? 0;
 
 interface Side {
+  agentId: string;
   issuer: RunningIssuer;
   agent: RunningAgent;
   client: WorkloadApiClient;
@@ -76,7 +77,7 @@ async function startSide(td: string, spiffeId: string, federatesWith: string): P
   await adminCall(issuer, 'POST', '/entries', { spiffeId, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${uid}` }], federatesWith: [federatesWith] });
   const socketPath = join(root, `${td}.sock`);
   const agent = await startAgent({ serverUrl: issuer.url, trustDomain: td, dataDir: join(root, `${td}-agent`), socketPath, joinToken: token, syncIntervalSeconds: 1 });
-  return { issuer, agent, client: createWorkloadApiClient(`unix://${socketPath}`) };
+  return { agentId, issuer, agent, client: createWorkloadApiClient(`unix://${socketPath}`) };
 }
 
 /** Waits until the X509-SVID stream's federated bundles satisfy `cond`. */
@@ -226,6 +227,16 @@ describe('two trust domains federated both ways', () => {
       expect(wrong.stderr).toMatch(/ERR_UNAVAILABLE: .*not spiffe:\/\/beta\.test\/someone-else/);
       expect(await ok(alpha.issuer, ['federation', 'show', '--trustDomain', BETA])).toMatch(/Last refresh error\s+: ERR_UNAVAILABLE/);
       expect(await ok(alpha.issuer, ['bundle', 'list', '--id', BETA])).toContain('BEGIN CERTIFICATE');
+
+      // assigned to alpha's agent: it fetches over the same SPIFFE-authenticated TLS and submits the bundle
+      const before = Math.floor(Date.now() / 1000);
+      await ok(alpha.issuer, ['federation', 'update', '--trustDomain', BETA, '--endpointSpiffeID', SERVER_ID, '--refreshAgentID', alpha.agentId]);
+      expect(await ok(alpha.issuer, ['federation', 'show', '--trustDomain', BETA])).toContain(`Refreshed by              : ${alpha.agentId}`);
+      await waitFor('the agent to refresh the bundle', async () => {
+        const { relationship } = await adminCall<{ relationship: { lastRefreshError: string; lastRefreshAt: number } }>(alpha.issuer, 'GET', `/federation/${BETA}`);
+        // the wrong-ID failure above is cleared only by a successful submission, made by the agent
+        return relationship.lastRefreshError === '' && relationship.lastRefreshAt >= before ? true : undefined;
+      }, 60_000, 500);
     } finally {
       server.close();
       await ok(alpha.issuer, ['federation', 'update', '--trustDomain', BETA, '--bundleEndpointURL', `${beta.issuer.url}/bundle`, '--bundleEndpointProfile', 'https_web']);

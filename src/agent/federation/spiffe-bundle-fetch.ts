@@ -3,15 +3,20 @@
  * certificate must chain to the foreign trust domain's stored bundle (its X.509 authorities are the only
  * roots) and carry exactly the configured endpoint SPIFFE ID as its URI SAN; no web PKI, no hostname check.
  * Redirects are followed (at most a few) under the same rules. A Worker's fetch cannot do this, which is why
- * `wisp federation refresh` does it and submits the result to the issuer.
+ * the agent (for relationships assigned to it) and `wisp federation refresh` (which loads this module lazily)
+ * do it and submit the result to the issuer.
  * @module
  */
 import { request } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { WispError } from '../shared/errors.js';
-import { parseBundleEndpointUrl } from '../shared/federation/relationship.js';
-import { MAX_BUNDLE_BYTES, parseBundleJson, type SpiffeBundleJson } from '../shared/spiffe/bundle.js';
-import { derBase64ToPem } from './bundle.js';
+import { WispError } from '../../shared/errors.js';
+import { parseBundleEndpointUrl } from '../../shared/federation/relationship.js';
+import { MAX_BUNDLE_BYTES, parseBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
+
+function derToPem(der: Uint8Array): string {
+  const body = Buffer.from(der).toString('base64').match(/.{1,64}/g)?.join('\n') ?? '';
+  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
+}
 
 export interface SpiffeTlsFetchOptions {
   url: string;
@@ -45,7 +50,7 @@ export function checkEndpointSpiffeId(cert: PeerCertificate, expected: string): 
 async function rootsOf(bundle: SpiffeBundleJson, trustDomain: string): Promise<string[]> {
   const parsed = await parseBundleJson(bundle, trustDomain);
   if (parsed.x509Authorities.length === 0) throw new WispError('ERR_BAD_REQUEST', `the stored bundle of "${trustDomain}" has no X.509 authority to authenticate its endpoint`);
-  return parsed.x509Authorities.map((der) => derBase64ToPem(Buffer.from(der).toString('base64')));
+  return parsed.x509Authorities.map(derToPem);
 }
 
 function getOnce(url: string, ca: string[], expectedId: string, signal: AbortSignal): Promise<{ status: number; location?: string; body: string }> {
