@@ -23,6 +23,9 @@ import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, Workl
 /** Most JWT-SVIDs kept (entry × audience set); beyond it, stale then oldest ones are dropped. */
 export const JWT_CACHE_MAX_ENTRIES = 1024;
 
+/** Most selector sets whose matching entries are memoized (distinct callers' selector sets). */
+const WORKLOAD_MATCH_MEMO_MAX = 1024;
+
 /** An X509-SVID held for an entry, with what rotation needs. */
 interface HeldSvid {
   svid: WorkloadX509Svid;
@@ -87,6 +90,7 @@ export class SvidCache implements IdentitySource {
   #ready = false;
   #revision: string | undefined;
   #entries = new Map<string, Entry>();
+  #matchMemo: { entries: Map<string, Entry>; bySelectors: Map<string, Entry[]> } = { entries: this.#entries, bySelectors: new Map() };
   #svids = new Map<string, HeldSvid>();
   #bundleJson: SpiffeBundleJson | undefined;
   #bundle: TrustDomainBundle;
@@ -387,11 +391,25 @@ export class SvidCache implements IdentitySource {
     return entry.parentId === serverId(this.#opts.trustDomain);
   }
 
+  /**
+   * The live workload entries whose selectors are a subset of the caller's, oldest first. Memoized per
+   * selector set for the current entry map (replaced, never mutated, on sync): a Workload API call costs a
+   * map lookup instead of a selector match over every entry. An entry that has expired since is dropped
+   * from a memoized answer by recomputing it; expiry never adds entries.
+   */
   #workloadEntries(selectors: Selector[]): Entry[] {
     const now = this.#opts.clock();
-    return [...this.#entries.values()]
+    if (this.#matchMemo.entries !== this.#entries || this.#matchMemo.bySelectors.size >= WORKLOAD_MATCH_MEMO_MAX) {
+      this.#matchMemo = { entries: this.#entries, bySelectors: new Map() };
+    }
+    const key = selectors.map((s) => `${s.type}:${s.value}`).join('\n');
+    const memo = this.#matchMemo.bySelectors.get(key);
+    if (memo && memo.every((e) => this.#isLive(e, now))) return memo;
+    const found = [...this.#entries.values()]
       .filter((e) => this.#isLive(e, now) && !this.#isNodeEntry(e) && selectorsMatch(e.selectors, selectors, 'subset'))
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.#matchMemo.bySelectors.set(key, found);
+    return found;
   }
 
   #dropEntry(id: string, entry: Entry, why: string): void {
