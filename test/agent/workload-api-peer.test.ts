@@ -132,6 +132,22 @@ describe('unix workload attestor (fake /proc)', () => {
     expect(selectors).toContain(`unix:sha256:${createHash('sha256').update('binary version 2').digest('hex')}`);
   });
 
+  it('reuses the selectors of a process for attestationCacheMs (same pid and start time), then reads /proc again', async () => {
+    let t = 1_000_000;
+    const cached = createUnixAttestor({ procRoot: proc, passwdPath: join(dir, 'passwd'), groupPath: join(dir, 'group'), attestationCacheMs: 1000, now: () => t });
+    const peer = { pid, uid: 1001, gid: 101, startTime: '99887766' };
+    const sha = (content: string) => `unix:sha256:${createHash('sha256').update(content).digest('hex')}`;
+    writeFileSync(exe, 'binary v3');
+    expect((await cached(peer)).map(formatSelector)).toContain(sha('binary v3'));
+    writeFileSync(exe, 'binary version 4');
+    t += 999;
+    expect((await cached(peer)).map(formatSelector)).toContain(sha('binary v3'));
+    // another start time is another process: never served from the cache
+    await expect(cached({ ...peer, startTime: '1' })).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
+    t += 1;
+    expect((await cached(peer)).map(formatSelector)).toContain(sha('binary version 4'));
+  });
+
   it('rejects the real uid when it differs from the effective one the kernel reported', async () => {
     await expect(attest({ pid, uid: 1000, gid: 101 })).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
   });

@@ -37,7 +37,20 @@ export interface UnixAttestorOptions {
   groupPath?: string;
   /** executables larger than this get no sha256 selector (SPIRE `workload_size_limit`); default 256 MiB */
   maxHashBytes?: number;
+  /** how long one process's selectors are reused, keyed by pid, start time, uid and gid; default 1 s, 0: never */
+  attestationCacheMs?: number;
+  /** ms clock for that cache; default Date.now */
+  now?: () => number;
 }
+
+/**
+ * Selectors of a process are reused for this long (same pid, same start time: not a reused pid). Within it
+ * a process that exec()s another binary, or changes its effective ids, keeps its earlier selectors; 1 s
+ * bounds that window while a burst of calls from one workload costs one /proc walk.
+ */
+export const DEFAULT_ATTESTATION_CACHE_MS = 1_000;
+/** Processes whose selectors are kept at most. */
+const ATTESTATION_CACHE_MAX = 4096;
 
 /** Default cap on the size of an executable that is hashed for `unix:sha256`. */
 export const DEFAULT_MAX_HASH_BYTES = 256 * 1024 * 1024;
@@ -172,7 +185,27 @@ export function createUnixAttestor(options: UnixAttestorOptions = {}): WorkloadA
     return selectors;
   }
 
-  return async (peer) => {
+  const cacheMs = options.attestationCacheMs ?? DEFAULT_ATTESTATION_CACHE_MS;
+  const now = options.now ?? Date.now;
+  const attested = new Map<string, { at: number; selectors: Promise<Selector[]> }>();
+
+  const attestCached: WorkloadAttestor = async (peer) => {
+    if (cacheMs <= 0 || peer.startTime === undefined) return attest(peer);
+    const key = `${peer.pid}:${peer.startTime}:${peer.uid}:${peer.gid}`;
+    const t = now();
+    const hit = attested.get(key);
+    if (hit && t - hit.at >= 0 && t - hit.at < cacheMs) return [...(await hit.selectors)];
+    if (attested.size >= ATTESTATION_CACHE_MAX) {
+      for (const [k, v] of attested) if (!(t - v.at < cacheMs)) attested.delete(k);
+      if (attested.size >= ATTESTATION_CACHE_MAX) attested.clear();
+    }
+    const selectors = attest(peer);
+    attested.set(key, { at: t, selectors });
+    selectors.catch(() => attested.delete(key));
+    return [...(await selectors)];
+  };
+
+  const attest: WorkloadAttestor = async (peer) => {
     if (!Number.isInteger(peer.pid) || peer.pid <= 0) throw failed('no peer pid');
     const before = await readStartTime(peer.pid);
     if (peer.startTime !== undefined && before !== peer.startTime) throw failed(`pid ${peer.pid} was reused`);
@@ -207,4 +240,5 @@ export function createUnixAttestor(options: UnixAttestorOptions = {}): WorkloadA
     selectors.push(...exe);
     return selectors;
   };
+  return attestCached;
 }
