@@ -8,6 +8,7 @@
 import type { CryptoKey } from 'jose';
 import type { SpiffeId } from './id.js';
 import type { JwtSigningAlgorithm } from './jwt-svid.js';
+import { toBase64Url } from './x509.js';
 
 export interface JwtSvidMinterOptions {
   /** the OIDC issuer URL (`iss`) */
@@ -33,11 +34,7 @@ export interface JwtSvidMinter {
 
 const encoder = new TextEncoder();
 
-function base64url(bytes: Uint8Array): string {
-  let binary = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
+const base64url = toBase64Url;
 
 /**
  * A minter for one signing key. Throws TypeError on an empty audience or a token that would not outlive

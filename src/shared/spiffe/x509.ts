@@ -17,12 +17,43 @@ import {
 import type { CryptoKey } from 'jose';
 import { WispError, type WispErrorCode } from '../errors.js';
 
-/** Standard base64 (with padding) of bytes. */
+const BASE64_CODES = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
+const BASE64URL_CODES = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_');
+const ASCII = new TextDecoder();
+
+/**
+ * Standard base64 (with padding) of bytes. A table encoder into ASCII bytes: on the issuance path it runs
+ * for every certificate, where building a binary string for btoa cost ~20 µs per SVID (bench/).
+ */
 export function toBase64(bytes: Uint8Array | ArrayBuffer): string {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  let binary = '';
-  for (let i = 0; i < view.length; i += 0x8000) binary += String.fromCharCode(...view.subarray(i, i + 0x8000));
-  return btoa(binary);
+  return encodeBase64(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), BASE64_CODES, true);
+}
+
+/** base64url without padding (RFC 4648 §5, as JWS uses it). */
+export function toBase64Url(bytes: Uint8Array): string {
+  return encodeBase64(bytes, BASE64URL_CODES, false);
+}
+
+function encodeBase64(v: Uint8Array, c: Uint8Array, pad: boolean): string {
+  const out = new Uint8Array(Math.ceil(v.length / 3) * 4);
+  let i = 0;
+  let o = 0;
+  for (; i + 2 < v.length; i += 3) {
+    const n = (v[i]! << 16) | (v[i + 1]! << 8) | v[i + 2]!;
+    out[o++] = c[n >> 18]!;
+    out[o++] = c[(n >> 12) & 63]!;
+    out[o++] = c[(n >> 6) & 63]!;
+    out[o++] = c[n & 63]!;
+  }
+  if (i < v.length) {
+    const n = (v[i]! << 16) | ((v[i + 1] ?? 0) << 8);
+    out[o++] = c[n >> 18]!;
+    out[o++] = c[(n >> 12) & 63]!;
+    if (i + 1 < v.length) out[o++] = c[(n >> 6) & 63]!;
+    else if (pad) out[o++] = 61;
+    if (pad) out[o++] = 61;
+  }
+  return ASCII.decode(out.subarray(0, o));
 }
 
 /** Decodes standard base64; throws WispError `code` on anything else. */
