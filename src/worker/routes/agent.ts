@@ -40,6 +40,8 @@ import { createNodeAttestors, type NodeAttestor } from '../attestation/node-atte
 
 /** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
 export const AGENT_SMALL_BODY_MAX_BYTES = 64 * 1024;
+/** Agents whose authorized entries are kept between issuance calls (per app, so per isolate). */
+const AUTHORIZED_CACHE_MAX_AGENTS = 256;
 /** Longest registry revision string accepted from an agent. */
 const MAX_REVISION_CHARS = 128;
 /** Longest entry ID accepted. */
@@ -118,10 +120,27 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     return signed!;
   }
 
+  /**
+   * The agent's authorized entries by ID. Kept per agent for the registry revision they were read at (every
+   * entry write bumps it), so a burst of issuance calls reads one revision row instead of listing the
+   * entries each time; when one of them has expired they are listed again (the query leaves expired entries out).
+   */
+  const authorizedByAgent = new Map<string, { key: string; entries: Map<string, Entry> }>();
   async function authorizedEntries(c: Context<AgentAuthEnv>): Promise<Map<string, Entry>> {
     const { agentId, record } = c.var.agent;
-    const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, nowSeconds());
-    return new Map(entries.map((e) => [e.id, e]));
+    const now = nowSeconds();
+    const key = `${await deps.entries.revision()}\n${JSON.stringify(record.nodeSelectors)}`;
+    let cached = authorizedByAgent.get(agentId);
+    // an entry that expired since may have been the only way to some descendants: list again
+    const stale = !cached || cached.key !== key || [...cached.entries.values()].some((e) => e.expiresAt !== 0 && e.expiresAt <= now);
+    if (!cached || stale) {
+      const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, now);
+      cached = { key, entries: new Map(entries.map((e) => [e.id, e])) };
+      if (authorizedByAgent.size >= AUTHORIZED_CACHE_MAX_AGENTS) authorizedByAgent.delete(authorizedByAgent.keys().next().value!);
+      authorizedByAgent.delete(agentId);
+      authorizedByAgent.set(agentId, cached);
+    }
+    return cached.entries;
   }
 
   /** Every requested entry must be authorized, or nothing happens (SPIRE: "no identity issued"). */
