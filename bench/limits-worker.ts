@@ -4,6 +4,14 @@
  * X509-SVID batches (its throughput ceiling). Loops run inside one request; the caller times the request from
  * outside and subtracts an empty request (workerd's clock does not advance during pure computation).
  */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { parseCsr } from '../src/shared/spiffe/csr.js';
+import { parseSpiffeId } from '../src/shared/spiffe/id.js';
+import { createX509SvidTemplate, issueFromTemplate, type X509SvidTemplate } from '../src/shared/spiffe/x509-svid-template.js';
+import { createCaCertificate } from '../src/shared/spiffe/ca-cert.js';
+import { parseTrustDomain } from '../src/shared/spiffe/id.js';
+
 interface CaStub {
   signX509Svids(requests: unknown[]): Promise<{ ok: boolean }[]>;
 }
@@ -19,6 +27,19 @@ const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
 let state: Promise<{ priv: Key; spki: ArrayBuffer; sig: ArrayBuffer; data: Uint8Array; spkis: string[] }> | undefined;
+/** the issuance path's own pieces, for the profile lines of the report (not limits) */
+let parts: Promise<{ template: X509SvidTemplate; csr: Uint8Array; spki: Uint8Array }> | undefined;
+
+async function initParts() {
+  const now = Date.now();
+  const ca = (await crypto.subtle.generateKey(P256, true, ['sign', 'verify'])) as KeyPair;
+  const caSpki = new Uint8Array((await crypto.subtle.exportKey('spki', ca.publicKey)) as ArrayBuffer);
+  const der = await createCaCertificate({ trustDomain: parseTrustDomain('example.org'), subject: 'O=Wisp,CN=Bench CA', publicKeySpki: caSpki, now: now - 60_000, notAfter: now + 86_400_000 }, { selfKey: ca.privateKey as never, signAlgorithm: SIGN });
+  const template = await createX509SvidTemplate({ cert: new x509.X509Certificate(der), privateKey: ca.privateKey as never, signAlgorithm: SIGN }, now);
+  const subject = (await crypto.subtle.generateKey(P256, false, ['sign', 'verify'])) as KeyPair;
+  const csr = new Uint8Array((await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=bench', keys: subject as never, signingAlgorithm: SIGN })).rawData);
+  return { template, csr, spki: (await parseCsr(csr)).publicKeySpki };
+}
 
 function b64(buf: ArrayBuffer): string {
   let s = '';
@@ -59,6 +80,15 @@ export default {
         const reqs = s.spkis.map((spki, j) => ({ spiffeId: `spiffe://${env.TRUST_DOMAIN}/bench/do/${j}`, publicKeySpki: spki, dnsNames: [], ttlSeconds: 3600 }));
         const res = await ca.signX509Svids(reqs);
         if (!res.every((r) => r.ok)) throw new Error('CA refused a batch');
+      }
+    } else if (url.pathname === '/issue' || url.pathname === '/parse-csr' || url.pathname === '/sha1') {
+      parts ??= initParts();
+      const p = await parts;
+      const spiffeId = parseSpiffeId('spiffe://example.org/bench/profile');
+      for (let i = 0; i < n; i++) {
+        if (url.pathname === '/issue') await issueFromTemplate(p.template, { spiffeId, publicKeySpki: p.spki, dnsNames: [], ttlSeconds: 3600, now: Date.now() });
+        else if (url.pathname === '/parse-csr') await parseCsr(p.csr);
+        else await crypto.subtle.digest('SHA-1', p.spki);
       }
     } else if (url.pathname !== '/noop') {
       return new Response('not found', { status: 404 });

@@ -114,6 +114,16 @@ async function benchCryptoAndIssuance(issuer: Issuer): Promise<void> {
   const jwtRatio = round(median(r.jwtRatio));
   record('jwt_minting_ratio', jwtRatio, { target: '≥ 0.5', met: jwtRatio >= 0.5 });
   record('ca_do_x509_signatures_per_s', Math.round(median(r.doRate)), { limit: 'one trust-domain DO, batches of 100' });
+  // where an SVID's time goes, per piece, in the same workerd (profile lines, not targets)
+  const prof = { issue: [] as number[], csr: [] as number[], sha1: [] as number[] };
+  for (let i = 0; i < 3; i++) {
+    prof.issue.push((await perOpMs(issuer, '/issue', 2000)) * 1000);
+    prof.csr.push((await perOpMs(issuer, '/parse-csr', 2000)) * 1000);
+    prof.sha1.push((await perOpMs(issuer, '/sha1', 4000)) * 1000);
+  }
+  record('profile_issue_from_template_us', round(median(prof.issue), 1), { limit: `${round(1e6 / median(r.sign), 1)} µs one ECDSA signature` });
+  record('profile_parse_csr_us', round(median(prof.csr), 1), { limit: `${round(1e6 / median(r.verify), 1)} µs key import + ECDSA verify` });
+  record('profile_sha1_skid_us', round(median(prof.sha1), 1));
 }
 
 function entry(path: string, parentId: string, selector: string, extra: Record<string, unknown> = {}) {
@@ -191,8 +201,8 @@ function rssMb(pid: number): number {
   return Number(m?.[1] ?? 0) / 1024;
 }
 
-function spawnLogged(args: string[], name: string): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnLogged(args: string[], name: string, nodeArgs: string[] = []): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const collect = (d: Buffer) => {
     out += d.toString();
@@ -214,7 +224,9 @@ async function startRealAgent(issuer: Issuer, dir: string): Promise<{ child: Chi
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const configPath = join(dir, 'agent.json');
   writeFileSync(configPath, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir, socketPath, joinToken: token, logLevel: 'warn', syncIntervalSeconds: 1 }));
-  const agent = spawnLogged([join(REPO_ROOT, 'bin', 'wisp-agent.js'), 'run', '--config', configPath], 'wisp-agent');
+  // WISP_BENCH_AGENT_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": profile the agent under load
+  const nodeArgs = process.env.WISP_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean);
+  const agent = spawnLogged([join(REPO_ROOT, 'bin', 'wisp-agent.js'), 'run', '--config', configPath], 'wisp-agent', nodeArgs);
   const cacheFile = join(dataDir, 'svid-cache.json');
   await waitFor('1,000 SVIDs in the agent cache', async () => {
     if (agent.child.exitCode !== null) throw new Error(agent.output());

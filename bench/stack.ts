@@ -51,7 +51,8 @@ export interface D1Like {
   prepare(sql: string): { bind(...v: unknown[]): { run(): Promise<unknown>; first<T>(): Promise<T | null> } };
 }
 
-export async function startIssuer(dir: string): Promise<Issuer> {
+/** `inspectorPort`: expose workerd's DevTools protocol (profiling the issuer under load). */
+export async function startIssuer(dir: string, options: { inspectorPort?: number } = {}): Promise<Issuer> {
   const state = join(dir, 'state');
   mkdirSync(state, { recursive: true });
   run(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--outdir', join(dir, 'worker')]);
@@ -72,6 +73,7 @@ export async function startIssuer(dir: string): Promise<Issuer> {
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
+    ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
     // the Worker's JSON logs would drown the table
     handleRuntimeStdio(stdout, stderr) {
       stdout.resume();
