@@ -4,12 +4,15 @@
  */
 import 'reflect-metadata';
 import { systemClock } from '../shared/clock.js';
+import { httpStatusOf } from '../shared/error-status.js';
+import { WispError } from '../shared/errors.js';
 import { createApp } from './app.js';
 import type { TrustDomainCaApi } from './ca/ca-api.js';
 import { parseWorkerConfig } from './config.js';
 import type { AppDeps } from './deps.js';
 import { createFederationStore } from './db/federation.js';
 import { refreshDueRelationships } from './federation/refresh.js';
+import { logEvent } from './log.js';
 
 export { TrustDomainCa } from './ca/trust-domain-ca.js';
 
@@ -36,8 +39,24 @@ function appFor(env: Env): ReturnType<typeof createApp> {
   return app;
 }
 
+/** A bad configuration fails every request with one JSON error naming the key (never a bare runtime 500). */
+function configErrorResponse(error: unknown): Response {
+  const known = error instanceof WispError && error.code === 'ERR_CONFIG_INVALID';
+  logEvent('error', 'issuer configuration is invalid', { cause: error instanceof Error ? error.message : String(error) });
+  const body = known ? error.toData() : { code: 'ERR_CONFIG_INVALID', message: 'issuer configuration is invalid' };
+  return Response.json({ error: body }, { status: httpStatusOf('ERR_CONFIG_INVALID') });
+}
+
 export default {
-  fetch: (req, env, ctx) => appFor(env).fetch(req, env, ctx),
+  fetch: (req, env, ctx) => {
+    let app: ReturnType<typeof createApp>;
+    try {
+      app = appFor(env);
+    } catch (e) {
+      return configErrorResponse(e);
+    }
+    return app.fetch(req, env, ctx);
+  },
   scheduled: async (_event, env) => {
     const deps = depsFromEnv(env);
     // the CA nudge and the https_web bundle refresh are independent: one failing must not skip the other

@@ -1,0 +1,60 @@
+import { createExecutionContext } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { WispError } from '../../src/shared/errors.js';
+import { parseWorkerConfig, type WorkerConfigEnv } from '../../src/worker/config.js';
+import worker from '../../src/worker/index.js';
+
+const valid: WorkerConfigEnv = {
+  TRUST_DOMAIN: 'example.org',
+  JWT_ISSUER: 'https://wisp.example.org',
+  ADMIN_TOKEN: 'a'.repeat(32),
+  KEY_ENCRYPTION_SECRET: 'k'.repeat(32),
+};
+
+function configError(overrides: Partial<WorkerConfigEnv>): string {
+  try {
+    parseWorkerConfig({ ...valid, ...overrides });
+  } catch (e) {
+    expect(e).toBeInstanceOf(WispError);
+    expect((e as WispError).code).toBe('ERR_CONFIG_INVALID');
+    return (e as WispError).message;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('parseWorkerConfig', () => {
+  it('applies SPIRE-like defaults', () => {
+    const config = parseWorkerConfig(valid);
+    expect(config).toMatchObject({ caTtlSeconds: 86400, x509SvidTtlSeconds: 3600, jwtSvidTtlSeconds: 300, jwtKeyType: 'ES256', jwksMaxAgeSeconds: 300 });
+  });
+
+  it.each([
+    [{ TRUST_DOMAIN: 'Example.org' }, /^TRUST_DOMAIN: /],
+    [{ TRUST_DOMAIN: undefined }, /^TRUST_DOMAIN: /],
+    [{ JWT_ISSUER: 'http://wisp.example.org' }, /^JWT_ISSUER: must be https/],
+    [{ JWT_ISSUER: 'not a url' }, /^JWT_ISSUER: /],
+    [{ CA_TTL: 'forever' }, /^CA_TTL: "forever" is not a duration/],
+    [{ X509_SVID_TTL: '0s' }, /^X509_SVID_TTL: must be at least/],
+    [{ JWT_KEY_TYPE: 'HS256' }, /^JWT_KEY_TYPE: must be ES256 or RS256/],
+    [{ JWKS_MAX_AGE: '9h' }, /^JWKS_MAX_AGE: must be shorter than a third of CA_TTL/],
+    [{ ADMIN_TOKEN: undefined }, /^ADMIN_TOKEN: secret is not set/],
+    [{ KEY_ENCRYPTION_SECRET: 'short' }, /^KEY_ENCRYPTION_SECRET: must be at least 32/],
+    [{ UPSTREAM_CA_KEY: 'x' }, /^UPSTREAM_CA_CERT_CHAIN: /],
+  ])('names the bad key: %j', (overrides, message) => {
+    expect(configError(overrides)).toMatch(message);
+  });
+
+  it('accepts http only for a loopback issuer URL', () => {
+    expect(parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://127.0.0.1:8787/' }).jwtIssuer).toBe('http://127.0.0.1:8787');
+  });
+});
+
+describe('the Worker with a bad configuration', () => {
+  it('answers every request with one JSON error naming the key', async () => {
+    const broken = { ...env, ADMIN_TOKEN: '' } as Env;
+    const res = await worker.fetch(new Request('http://issuer.test/healthz'), broken, createExecutionContext());
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: { code: 'ERR_CONFIG_INVALID', message: expect.stringMatching(/^ADMIN_TOKEN: /) } });
+  });
+});
