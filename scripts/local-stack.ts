@@ -13,6 +13,18 @@ export const REPO_ROOT = resolve(import.meta.dirname, '..');
 const WRANGLER = join(REPO_ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
 const TSX = join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const AGENT_MAIN = join(REPO_ROOT, 'src', 'agent', 'main.ts');
+/** scripts/build-agent.mjs (plain JS; a non-literal specifier so tsc does not look for its types) */
+const BUILD_AGENT: string = './build-agent.mjs';
+
+/**
+ * How to run the agent: the precompiled bundle dist/agent/main.js when it is there and not older than its
+ * sources (scripts/build-agent.mjs), else src/agent/main.ts through tsx.
+ */
+async function agentCommand(): Promise<string[]> {
+  const { agentBundle } = (await import(BUILD_AGENT)) as { agentBundle(): string | undefined };
+  const bundle = agentBundle();
+  return bundle ? [bundle] : [TSX, AGENT_MAIN];
+}
 
 export interface IssuerOptions {
   /** directory for wrangler's local D1/DO state */
@@ -184,7 +196,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   Object.assign(config, opts.extraConfig);
   if (opts.syncIntervalSeconds) config.syncIntervalSeconds = opts.syncIntervalSeconds;
   writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
-  const child = spawn(process.execPath, [TSX, AGENT_MAIN, 'run', '--config', configPath], {
+  const child = spawn(process.execPath, [...(await agentCommand()), 'run', '--config', configPath], {
     cwd: REPO_ROOT,
     env: { ...process.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -210,9 +222,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
 }
 
 /** Runs the wisp-agent CLI once (e.g. `api fetch x509`) and returns its output. */
-export function agentCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function agentCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  const command = await agentCommand();
   return new Promise((resolveCli) => {
-    const child = spawn(process.execPath, [TSX, AGENT_MAIN, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...command, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -21,8 +21,11 @@ interface PeerCredAddon {
   getPeerCred(fd: number): PeerCredentials;
 }
 
-/** Where scripts/build-native.mjs puts the addon, relative to this file (src/ layout and a dist/ layout). */
-const ADDON_CANDIDATES = ['../../../build/peercred.node', '../../../../build/peercred.node'];
+/**
+ * Where scripts/build-native.mjs puts the addon, relative to this module's URL: src/agent/workload-api/peer.ts,
+ * a dist/ layout of separate files, and the agent bundle dist/agent/main.js (scripts/build-agent.mjs).
+ */
+const ADDON_CANDIDATES = ['../../../build/peercred.node', '../../../../build/peercred.node', '../../build/peercred.node'];
 
 let addon: PeerCredAddon | undefined;
 
