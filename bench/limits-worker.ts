@@ -26,7 +26,7 @@ type KeyPair = { publicKey: Key; privateKey: Key };
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
-let state: Promise<{ priv: Key; spki: ArrayBuffer; sig: ArrayBuffer; data: Uint8Array; spkis: string[] }> | undefined;
+let state: Promise<{ priv: Key; spki: ArrayBuffer; sig: ArrayBuffer; data: Uint8Array; spkis: Uint8Array[] }> | undefined;
 /** the issuance path's own pieces, for the profile lines of the report (not limits) */
 let parts: Promise<{ template: X509SvidTemplate; csr: Uint8Array; spki: Uint8Array }> | undefined;
 
@@ -41,22 +41,17 @@ async function initParts() {
   return { template, csr, spki: (await parseCsr(csr)).publicKeySpki };
 }
 
-function b64(buf: ArrayBuffer): string {
-  let s = '';
-  for (const b of new Uint8Array(buf)) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
 async function init() {
   const pair = (await crypto.subtle.generateKey(P256, true, ['sign', 'verify'])) as KeyPair;
   // about the size of a CSR's / certificate's to-be-signed part
   const data = crypto.getRandomValues(new Uint8Array(400));
   const sig = await crypto.subtle.sign(SIGN, pair.privateKey, data);
   const spki = (await crypto.subtle.exportKey('spki', pair.publicKey)) as ArrayBuffer;
-  const spkis: string[] = [];
+  const spkis: Uint8Array[] = [];
   for (let i = 0; i < 100; i++) {
     const k = (await crypto.subtle.generateKey(P256, true, ['sign', 'verify'])) as KeyPair;
-    spkis.push(b64((await crypto.subtle.exportKey('spki', k.publicKey)) as ArrayBuffer));
+    // DER bytes, as the agent API passes them to the DO (SignX509SvidRequest)
+    spkis.push(new Uint8Array((await crypto.subtle.exportKey('spki', k.publicKey)) as ArrayBuffer));
   }
   return { priv: pair.privateKey, spki, sig, data, spkis };
 }

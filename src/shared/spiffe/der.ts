@@ -44,8 +44,21 @@ export function derUnsignedInteger(magnitude: Uint8Array): Uint8Array {
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
+/** The last few encoded times: a batch of SVIDs shares its notBefore / notAfter (same clock reading and TTL). */
+const recentTimes = new Map<number, Uint8Array>();
+
 /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds, `Z`. */
 export function derTime(ms: number): Uint8Array {
+  const seconds = Math.floor(ms / 1000);
+  const cached = recentTimes.get(seconds);
+  if (cached) return cached.slice();
+  const encoded = encodeDerTime(ms);
+  if (recentTimes.size >= 8) recentTimes.delete(recentTimes.keys().next().value!);
+  recentTimes.set(seconds, encoded);
+  return encoded.slice();
+}
+
+function encodeDerTime(ms: number): Uint8Array {
   const d = new Date(ms);
   const y = d.getUTCFullYear();
   const rest = `${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;

@@ -205,9 +205,62 @@ export async function issueFromTemplate(t: X509SvidTemplate, p: X509SvidParams):
   const tbs = await encodeTbs(t, p);
   const raw = new Uint8Array(await crypto.subtle.sign(t.ca.signAlgorithm, t.ca.privateKey, tbs.der));
   const signature = t.ca.signAlgorithm.name === 'ECDSA' ? ecdsaRawToDer(raw) : raw;
-  const der = derTlv(0x30, tbs.der, t.signatureAlgorithm, derTlv(0x03, Uint8Array.of(0), signature));
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }, in one buffer
+  const bitString = 1 + signature.length;
+  const content = tbs.der.length + t.signatureAlgorithm.length + tlvSize(bitString);
+  const der = new Uint8Array(tlvSize(content));
+  let at = putHeader(der, 0, 0x30, content);
+  der.set(tbs.der, at);
+  at += tbs.der.length;
+  der.set(t.signatureAlgorithm, at);
+  at += t.signatureAlgorithm.length;
+  at = putHeader(der, at, 0x03, bitString);
+  der[at++] = 0;
+  der.set(signature, at);
   return { der, notAfter: tbs.notAfter, serialNumber: tbs.serialNumber };
 }
+
+/** Size of a DER element with `n` contents octets (tag, length octets, contents). */
+function tlvSize(n: number): number {
+  return n + (n < 0x80 ? 2 : n < 0x100 ? 3 : n < 0x10000 ? 4 : 5);
+}
+
+/** Writes a DER tag and length at `at`; returns where the contents start. Same length octets as derLength. */
+function putHeader(out: Uint8Array, at: number, tag: number, n: number): number {
+  out[at++] = tag;
+  if (n < 0x80) {
+    out[at++] = n;
+  } else if (n < 0x100) {
+    out[at++] = 0x81;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = 0x82;
+    out[at++] = n >> 8;
+    out[at++] = n & 0xff;
+  } else if (n < 0x1000000) {
+    out[at++] = 0x83;
+    out[at++] = n >> 16;
+    out[at++] = (n >> 8) & 0xff;
+    out[at++] = n & 0xff;
+  } else {
+    throw new RangeError('DER value too long');
+  }
+  return at;
+}
+
+/** Writes `bytes` at `at`; returns the offset after them. */
+function put(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  out.set(bytes, at);
+  return at + bytes.length;
+}
+
+/** The version field of a v3 certificate: [0] EXPLICIT INTEGER 2. */
+const VERSION_V3 = Uint8Array.of(0xa0, 0x03, 0x02, 0x01, 0x02);
+/** OBJECT IDENTIFIER elements of the two per-SVID extensions. */
+const EXT_SAN_OID = derTlv(0x06, EXT_SAN);
+const EXT_SKID_OID = derTlv(0x06, EXT_SKID);
+/** SHA-1 digest size: the SKID (RFC 5280 §4.2.1.2 method 1). */
+const SKID_BYTES = 20;
 
 /** The TBSCertificate (RFC 5280 §4.1) of the SVID, in @peculiar/x509's field and extension order. */
 export async function encodeTbs(t: X509SvidTemplate, p: X509SvidParams): Promise<{ der: Uint8Array; notAfter: number; serialNumber: string }> {
@@ -224,22 +277,70 @@ export async function encodeTbs(t: X509SvidTemplate, p: X509SvidParams): Promise
   const notBefore = Math.max(p.now - X509_SVID_BACKDATE_MS, t.caNotBefore);
   if (notAfter <= p.now) throw new TypeError('the signing CA has expired');
   const serialInteger = derUnsignedInteger(p.serialNumber ?? randomSerialNumber());
-  const subject = derTlv(0x30, t.subjectOrganization, ...(p.dnsNames[0] ? [rdn(OID_CN, p.dnsNames[0])] : []));
-  const names = [derTlv(0x86, ascii(p.spiffeId)), ...p.dnsNames.map((d) => derTlv(0x82, ascii(d)))];
-  const san = derTlv(0x30, derTlv(0x06, EXT_SAN), derTlv(0x04, derTlv(0x30, ...names)));
+  const cn = p.dnsNames[0] ? rdn(OID_CN, p.dnsNames[0]) : undefined;
+  const id = ascii(p.spiffeId);
+  const dns = p.dnsNames.map(ascii);
   const skid = new Uint8Array(await crypto.subtle.digest('SHA-1', key.publicKeyBits));
-  const skidExt = derTlv(0x30, derTlv(0x06, EXT_SKID), derTlv(0x04, derTlv(0x04, skid)));
-  const extensions = derTlv(0xa3, derTlv(0x30, key.kind === 'RSA' ? t.fixedExtensionsRsa : t.fixedExtensionsEc, san, skidExt, t.authorityKeyId));
-  const der = derTlv(
-    0x30,
-    Uint8Array.of(0xa0, 0x03, 0x02, 0x01, 0x02),
-    serialInteger,
-    t.signatureAlgorithm,
-    t.issuer,
-    derTlv(0x30, derTime(notBefore), derTime(notAfter)),
-    subject,
-    p.publicKeySpki,
-    extensions,
-  );
+  if (skid.length !== SKID_BYTES) throw new Error('SHA-1 digest of unexpected size');
+  const validity = derTime(notBefore);
+  const validityEnd = derTime(notAfter);
+  const fixed = key.kind === 'RSA' ? t.fixedExtensionsRsa : t.fixedExtensionsEc;
+
+  // sizes, inside out (the encoding is the nested derTlv one, written once into a single buffer)
+  let namesContent = tlvSize(id.length);
+  for (const d of dns) namesContent += tlvSize(d.length);
+  const sanOctets = tlvSize(namesContent);
+  const sanContent = EXT_SAN_OID.length + tlvSize(sanOctets);
+  const skidOctets = tlvSize(SKID_BYTES);
+  const skidContent = EXT_SKID_OID.length + tlvSize(skidOctets);
+  const extensionsContent = fixed.length + tlvSize(sanContent) + tlvSize(skidContent) + t.authorityKeyId.length;
+  const extensionsWrapped = tlvSize(extensionsContent);
+  const validityContent = validity.length + validityEnd.length;
+  const subjectContent = t.subjectOrganization.length + (cn?.length ?? 0);
+  const tbsContent =
+    VERSION_V3.length +
+    serialInteger.length +
+    t.signatureAlgorithm.length +
+    t.issuer.length +
+    tlvSize(validityContent) +
+    tlvSize(subjectContent) +
+    p.publicKeySpki.length +
+    tlvSize(extensionsWrapped);
+
+  const der = new Uint8Array(tlvSize(tbsContent));
+  let at = putHeader(der, 0, 0x30, tbsContent);
+  at = put(der, at, VERSION_V3);
+  at = put(der, at, serialInteger);
+  at = put(der, at, t.signatureAlgorithm);
+  at = put(der, at, t.issuer);
+  at = putHeader(der, at, 0x30, validityContent);
+  at = put(der, at, validity);
+  at = put(der, at, validityEnd);
+  at = putHeader(der, at, 0x30, subjectContent);
+  at = put(der, at, t.subjectOrganization);
+  if (cn) at = put(der, at, cn);
+  at = put(der, at, p.publicKeySpki);
+  at = putHeader(der, at, 0xa3, extensionsWrapped);
+  at = putHeader(der, at, 0x30, extensionsContent);
+  at = put(der, at, fixed);
+  // subjectAltName: URI SAN (the SPIFFE ID), then DNS SANs
+  at = putHeader(der, at, 0x30, sanContent);
+  at = put(der, at, EXT_SAN_OID);
+  at = putHeader(der, at, 0x04, sanOctets);
+  at = putHeader(der, at, 0x30, namesContent);
+  at = putHeader(der, at, 0x86, id.length);
+  at = put(der, at, id);
+  for (const d of dns) {
+    at = putHeader(der, at, 0x82, d.length);
+    at = put(der, at, d);
+  }
+  // subjectKeyIdentifier
+  at = putHeader(der, at, 0x30, skidContent);
+  at = put(der, at, EXT_SKID_OID);
+  at = putHeader(der, at, 0x04, skidOctets);
+  at = putHeader(der, at, 0x04, SKID_BYTES);
+  at = put(der, at, skid);
+  at = put(der, at, t.authorityKeyId);
+  if (at !== der.length) throw new Error('X509-SVID template: TBS size mismatch');
   return { der, notAfter: Math.floor(notAfter / 1000) * 1000, serialNumber: toHex(serialInteger.subarray(2)) };
 }

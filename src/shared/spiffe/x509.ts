@@ -56,12 +56,54 @@ function encodeBase64(v: Uint8Array, c: Uint8Array, pad: boolean): string {
   return ASCII.decode(out.subarray(0, o));
 }
 
-/** Decodes standard base64; throws WispError `code` on anything else. */
+/** base64 character code → 6-bit value, 255 for anything else (standard alphabet). */
+const BASE64_VALUES = (() => {
+  const t = new Uint8Array(128).fill(255);
+  for (let i = 0; i < BASE64_CODES.length; i++) t[BASE64_CODES[i]!] = i;
+  return t;
+})();
+
+/**
+ * Decodes standard base64; throws WispError `code` on anything else. Accepts exactly what the former
+ * `^[A-Za-z0-9+/]*={0,2}$`-plus-length check followed by atob accepted (a table decoder: on the issuance
+ * path it runs for every CSR, where atob and a binary string cost ~3% of the request; tested against atob).
+ */
 export function fromBase64(input: string, code: WispErrorCode = 'ERR_BAD_REQUEST', what = 'value'): Uint8Array {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(input) || input.length % 4 !== 0) throw new WispError(code, `${what} is not base64`);
-  const binary = atob(input);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  const length = input.length;
+  if (length % 4 !== 0) throw new WispError(code, `${what} is not base64`);
+  let pad = 0;
+  if (length > 0 && input.charCodeAt(length - 1) === 61) pad = length > 1 && input.charCodeAt(length - 2) === 61 ? 2 : 1;
+  const chars = length - pad;
+  const out = new Uint8Array((length / 4) * 3 - pad);
+  let o = 0;
+  let i = 0;
+  for (; i + 4 <= chars; i += 4) {
+    const a = input.charCodeAt(i);
+    const b = input.charCodeAt(i + 1);
+    const c = input.charCodeAt(i + 2);
+    const d = input.charCodeAt(i + 3);
+    const va = a < 128 ? BASE64_VALUES[a]! : 255;
+    const vb = b < 128 ? BASE64_VALUES[b]! : 255;
+    const vc = c < 128 ? BASE64_VALUES[c]! : 255;
+    const vd = d < 128 ? BASE64_VALUES[d]! : 255;
+    if ((va | vb | vc | vd) > 63) throw new WispError(code, `${what} is not base64`);
+    const n = (va << 18) | (vb << 12) | (vc << 6) | vd;
+    out[o++] = n >> 16;
+    out[o++] = (n >> 8) & 0xff;
+    out[o++] = n & 0xff;
+  }
+  if (pad > 0) {
+    // the last group: 4 - pad characters (atob ignores the unused low bits, as before)
+    let n = 0;
+    for (let k = 0; k < 4 - pad; k++) {
+      const ch = input.charCodeAt(i + k);
+      const v = ch < 128 ? BASE64_VALUES[ch]! : 255;
+      if (v > 63) throw new WispError(code, `${what} is not base64`);
+      n |= v << (18 - 6 * k);
+    }
+    out[o] = n >> 16;
+    if (pad === 1) out[o + 1] = (n >> 8) & 0xff;
+  }
   return out;
 }
 
@@ -178,8 +220,14 @@ export function randomSerialNumber(): Uint8Array {
   return b;
 }
 
+const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 /** Lowercase hex of bytes. */
-export const toHex = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+export function toHex(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += HEX_BYTES[b[i]!]!;
+  return s;
+}
 
 /** AKID of certificates issued by `issuer`: its SKID when present, else computed from its public key. */
 export async function authorityKeyIdentifierOf(issuer: X509Certificate): Promise<AuthorityKeyIdentifierExtension> {

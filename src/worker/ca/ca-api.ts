@@ -7,8 +7,11 @@ import type { Result } from '../../shared/result.js';
 
 export interface SignX509SvidRequest {
   spiffeId: string;
-  /** DER SubjectPublicKeyInfo, base64 (standard). Already proven by the CSR signature in the Worker. */
-  publicKeySpki: string;
+  /**
+   * DER SubjectPublicKeyInfo, as bytes (structured clone over DO RPC: no base64 both ways per SVID). Already
+   * proven by the CSR signature in the Worker. The DO also accepts the former base64 string (version skew).
+   */
+  publicKeySpki: Uint8Array;
   dnsNames: string[];
   /** requested lifetime; the DO caps it at the signing CA's notAfter */
   ttlSeconds: number;

@@ -389,7 +389,8 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     }
     let spki: Uint8Array;
     try {
-      spki = fromBase64(String(req.publicKeySpki), 'ERR_CSR_INVALID', 'publicKeySpki');
+      const input: unknown = req.publicKeySpki;
+      spki = input instanceof Uint8Array ? input : fromBase64(String(input), 'ERR_CSR_INVALID', 'publicKeySpki');
       // lean DER read first; anything it does not accept gets the general parser's verdict and message
       if (typeof readSubjectKey(spki) !== 'string') return ok({ spiffeId: id.value, spki });
       const kind = classifyKeyAlgorithm(new PublicKey(spki.slice()).algorithm as KeyAlgorithmInfo);

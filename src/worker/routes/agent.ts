@@ -29,7 +29,7 @@ import { unwrap } from '../../shared/result.js';
 import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
-import { fromBase64, toBase64 } from '../../shared/spiffe/x509.js';
+import { fromBase64 } from '../../shared/spiffe/x509.js';
 import type { SignedX509Svid, SignX509SvidRequest, TrustDomainCaApi } from '../ca/ca-api.js';
 import { MAX_SIGN_BATCH } from '../ca/trust-domain-ca.js';
 import type { WorkerConfig } from '../config.js';
@@ -116,7 +116,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
 
   async function agentSvid(agentId: SpiffeId, csrDer: Uint8Array): Promise<SignedX509Svid> {
     const { publicKeySpki } = await parseCsr(csrDer);
-    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki: toBase64(publicKeySpki), dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
+    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
     return signed!;
   }
 
@@ -194,7 +194,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
       logEvent('warn', 'agent attested twice', { agent_id: agentId, attestation_type: attestor.type });
       throw new WispError('ERR_AGENT_ALREADY_ATTESTED', 'agent is already attested; evict it first');
     }
-    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki: toBase64(csr.publicKeySpki), dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
+    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki: csr.publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
     await deps.agents.upsertAttested(
       { spiffeId: agentId, attestationType: attestor.type, serialNumber: normalizeSerialNumber(signed!.serialNumber), expiresAt: signed!.expiresAt, nodeSelectors: selectors },
       now,
@@ -241,12 +241,18 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   app.post('/x509-svids', large, async (c) => {
     const items = batchOf(signedJsonBody(c), AGENT_API_LIMITS.MAX_BATCH_CSRS);
     const parsed = items.map((r, i) => ({ entryId: parseEntryId(r.entryId, `requests[${i}].entryId`), csr: decodeCsr(r.csr, `requests[${i}].csr`) }));
-    const entries = requireAuthorized(await authorizedEntries(c), parsed.map((p) => p.entryId), c.var.agent.agentId);
-    const keys = await Promise.all(parsed.map((p) => parseCsr(p.csr)));
+    // The authorized entries are read (D1) while the CSRs are verified (CPU). Nothing is signed before both
+    // are settled: an unauthorized entry still refuses the whole batch first, and a CSR whose signature does
+    // not verify fails it before the CA is called.
+    const authorized = authorizedEntries(c);
+    const verifying = Promise.all(parsed.map((p) => parseCsr(p.csr)));
+    verifying.catch(() => undefined); // awaited below; refused batches must not leave an unhandled rejection
+    const entries = requireAuthorized(await authorized, parsed.map((p) => p.entryId), c.var.agent.agentId);
+    const keys = await verifying;
     const signed = await signX509(
       entries.map((entry, i) => ({
         spiffeId: entry.spiffeId,
-        publicKeySpki: toBase64(keys[i]!.publicKeySpki),
+        publicKeySpki: keys[i]!.publicKeySpki,
         dnsNames: entry.dnsNames,
         ttlSeconds: entry.x509SvidTtl || config.x509SvidTtlSeconds,
       })),

@@ -3,7 +3,6 @@ import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import type { TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { CA_CLOCK, type TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
-import { toBase64 } from '../../../src/shared/spiffe/x509.js';
 import { parseCsr } from '../../../src/shared/spiffe/csr.js';
 import { generateKeys, makeCsr, type KeyKind } from '../../shared/fixtures.js';
 
@@ -28,8 +27,8 @@ export async function setCaClock(stub: DurableObjectStub<TrustDomainCa>, clock: 
   });
 }
 
-/** A subject public key (base64 SPKI) as the Worker gets it from a verified CSR. */
-export async function subjectSpki(kind: KeyKind = 'P-256'): Promise<string> {
+/** A subject public key (DER SPKI bytes) as the Worker gets it from a verified CSR. */
+export async function subjectSpki(kind: KeyKind = 'P-256'): Promise<Uint8Array> {
   const { publicKeySpki } = await parseCsr(await makeCsr(kind, await generateKeys(kind)));
-  return toBase64(publicKeySpki);
+  return publicKeySpki;
 }

@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { fromBase64 } from '../../../src/shared/spiffe/x509.js';
+import { fromBase64, toBase64 } from '../../../src/shared/spiffe/x509.js';
 import { validateJwtSvid } from '../../../src/shared/spiffe/jwt-svid.js';
 import { validateX509Svid } from '../../../src/shared/spiffe/x509-svid.js';
 import { validateCaCert } from '../../../src/shared/spiffe/ca-cert.js';
@@ -31,14 +31,17 @@ describe('TrustDomainCa', () => {
       { spiffeId: ID, publicKeySpki: await subjectSpki('P-256'), dnsNames: ['web.example.org'], ttlSeconds: 3600 },
       { spiffeId: `${ID}/b`, publicKeySpki: await subjectSpki('RSA-2048'), dnsNames: [], ttlSeconds: 10 * 365 * 86400 },
       { spiffeId: 'spiffe://other.org/x', publicKeySpki: await subjectSpki('P-256'), dnsNames: [], ttlSeconds: 60 },
-      { spiffeId: `${ID}/c`, publicKeySpki: 'AAAA', dnsNames: [], ttlSeconds: 60 },
+      { spiffeId: `${ID}/c`, publicKeySpki: new Uint8Array([0, 0, 0]), dnsNames: [], ttlSeconds: 60 },
       { spiffeId: `${ID}/d`, publicKeySpki: await subjectSpki('P-384'), dnsNames: ['not a name'], ttlSeconds: 60 },
       { spiffeId: `${ID}/e`, publicKeySpki: await subjectSpki('P-384'), dnsNames: [], ttlSeconds: 0 },
+      // the former wire form (base64 SPKI), still accepted from a Worker of the previous version
+      { spiffeId: `${ID}/f`, publicKeySpki: toBase64(await subjectSpki('P-256')) as unknown as Uint8Array, dnsNames: [], ttlSeconds: 60 },
+      { spiffeId: `${ID}/g`, publicKeySpki: 'AAAA' as unknown as Uint8Array, dnsNames: [], ttlSeconds: 60 },
     ];
     const results = await api.signX509Svids(requests);
     const keys = await api.getPublishedKeys();
     const roots = keys.x509Authorities.map(der);
-    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'ok', 'ERR_TRUST_DOMAIN_MISMATCH', 'ERR_CSR_INVALID', 'ERR_BAD_REQUEST', 'ERR_BAD_REQUEST']);
+    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'ok', 'ERR_TRUST_DOMAIN_MISMATCH', 'ERR_CSR_INVALID', 'ERR_BAD_REQUEST', 'ERR_BAD_REQUEST', 'ok', 'ERR_CSR_INVALID']);
     for (const [i, r] of results.slice(0, 2).entries()) {
       if (!r.ok) throw new Error('unreachable');
       expect(r.value.certChain).toHaveLength(1);

@@ -11,7 +11,7 @@ import { unwrap } from '../../../shared/result.js';
 import { buildBundleJson } from '../../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../../shared/spiffe/csr.js';
 import { parseSpiffeIdInTrustDomain } from '../../../shared/spiffe/id.js';
-import { fromBase64, toBase64 } from '../../../shared/spiffe/x509.js';
+import { fromBase64 } from '../../../shared/spiffe/x509.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { onlyFields } from './params.js';
@@ -68,7 +68,7 @@ export function svidRoutes(deps: AppDeps): Hono {
     const ttlSeconds = ttlOf(body.ttlSeconds, config.x509SvidTtlSeconds, ENTRY_X509_SVID_TTL_MAX_SECONDS);
     const dnsNames = dnsNamesOf(body.dnsNames);
     const ca = deps.ca();
-    const [result] = await ca.signX509Svids([{ spiffeId, publicKeySpki: toBase64(csr.publicKeySpki), dnsNames, ttlSeconds }]);
+    const [result] = await ca.signX509Svids([{ spiffeId, publicKeySpki: csr.publicKeySpki, dnsNames, ttlSeconds }]);
     if (!result) throw new WispError('ERR_INTERNAL', 'internal error');
     const signed = unwrap(result);
     const bundle = await buildBundleJson(await ca.getPublishedKeys());
