@@ -4,7 +4,14 @@
 // Otherwise it registers tsx's ESM loader and runs the TypeScript entry point, which costs start-up time and
 // memory (a loader thread, TypeScript compiled on the fly). Works from a fresh `npm ci`; no manual step.
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { agentBundle } from '../scripts/build-agent.mjs';
+
+// the daemon keeps V8's young generation at its initial size (see capYoungGeneration in src/agent/main.ts),
+// set here too so that loading the agent does not grow it first
+if (process.argv[2] === 'run' && !/semi[-_]space/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))) {
+  setFlagsFromString('--semi-space-growth-factor=1');
+}
 
 const bundle = agentBundle();
 let main;

@@ -1,0 +1,57 @@
+/**
+ * A quick look at the agent's memory alone: a real `wisp-agent` process (bin/wisp-agent.js, so the bundle
+ * when it is built) against the agent tests' fake issuer (test/agent/helpers/fake-issuer.ts) holding N
+ * workload entries, without workerd. It prints VmRSS (and its anonymous / file parts) once the agent has
+ * cached N X509-SVIDs. The figure in docs/performance.md comes from `npm run bench` (the real issuer); this
+ * one is for trying agent changes and Node flags in seconds:
+ *
+ *   npx tsx bench/agent-rss.ts [svids=1000] [node flags…]
+ *   npx tsx bench/agent-rss.ts 1000 --max-semi-space-size=1
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeIssuer } from '../test/agent/helpers/fake-issuer.js';
+import { REPO_ROOT } from '../scripts/local-stack.js';
+
+const n = Number(process.argv[2] ?? 1000);
+const nodeArgs = process.argv.slice(3);
+const uid = process.getuid?.() ?? 0;
+
+function status(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of readFileSync(`/proc/${pid}/status`, 'utf8').matchAll(/^(VmRSS|RssAnon|RssFile|VmHWM):\s+(\d+) kB/gm)) out[m[1]!] = Math.round(Number(m[2]) / 102.4) / 10;
+  return out;
+}
+
+const issuer = await new FakeIssuer({ trustDomain: 'example.org', clock: Date.now, x509SvidTtlSeconds: 3600 }).start();
+for (let i = 0; i < n; i++) issuer.addEntry(`e-${i}`, `/rss/${i}`, [{ type: 'unix', value: `uid:${i === 0 ? uid : 100000 + i}` }]);
+issuer.joinTokens.add('rss-token');
+const dir = mkdtempSync(join(tmpdir(), 'wisp-agent-rss-'));
+const dataDir = join(dir, 'data');
+mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+const config = join(dir, 'agent.json');
+writeFileSync(config, JSON.stringify({ serverUrl: issuer.url, trustDomain: 'example.org', dataDir, socketPath: join(dir, 'agent.sock'), joinToken: 'rss-token', logLevel: 'warn' }));
+const agent = spawn(process.execPath, [...nodeArgs, join(REPO_ROOT, 'bin', 'wisp-agent.js'), 'run', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+const started = Date.now();
+try {
+  const cacheFile = join(dataDir, 'svid-cache.json');
+  for (;;) {
+    if (agent.exitCode !== null) throw new Error(`wisp-agent exited ${agent.exitCode}`);
+    if (Date.now() - started > 180_000) throw new Error('timed out waiting for the SVIDs');
+    if (existsSync(cacheFile) && readFileSync(cacheFile, 'utf8').split('"certChain"').length - 1 >= n) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const cachedAfter = Date.now() - started;
+  await new Promise((r) => setTimeout(r, 2000));
+  if (process.env.WISP_RSS_SIGNAL) agent.kill('SIGUSR2');
+  await new Promise((r) => setTimeout(r, 300));
+  console.log(JSON.stringify({ svids: n, nodeArgs, cachedAfterMs: cachedAfter, ...status(agent.pid!) }));
+} finally {
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+  await issuer.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
