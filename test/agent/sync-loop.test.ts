@@ -1,8 +1,11 @@
+import { decodeJwt } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { JWT_BATCH_MAX } from '../../src/agent/cache/svid-cache.js';
 import { syncOnce } from '../../src/agent/cache/sync.js';
 import { certificateMatchesKey, importPkcs8 } from '../../src/agent/keys.js';
 import { silentLogger } from '../../src/agent/log.js';
 import { runRotator } from '../../src/agent/rotator.js';
+import type { JwtSvidsRequest } from '../../src/shared/agent-api.js';
 import { WispError } from '../../src/shared/errors.js';
 import { createHarness, type Harness } from './helpers/agent-harness.js';
 
@@ -184,6 +187,76 @@ describe('JWT-SVIDs', () => {
     expect(h.issuer.callsTo('/jwt-svids').length).toBe(2);
     h.clock.advance(1000);
     expect((await h.cache.fetchJwtSvid('e-web', ['aud-1'])).token).not.toBe(a.token);
+  });
+
+  it('coalesces concurrent requests for different entries and audiences into one /jwt-svids batch', async () => {
+    await sync();
+    const asked = [
+      ['e-web', ['aud-1']],
+      ['e-db', ['aud-1']],
+      ['e-web', ['aud-2', 'aud-3']],
+      ['e-web', ['aud-3', 'aud-2', 'aud-2']], // the same audience set: merged before batching
+      ['e-db', ['aud-9']],
+    ] as const;
+    const got = await Promise.all(asked.map(([id, aud]) => h.cache.fetchJwtSvid(id, [...aud])));
+    const calls = h.issuer.callsTo('/jwt-svids');
+    expect(calls.length).toBe(1);
+    expect((calls[0]!.body as JwtSvidsRequest).requests).toEqual([
+      { entryId: 'e-web', audience: ['aud-1'] },
+      { entryId: 'e-db', audience: ['aud-1'] },
+      { entryId: 'e-web', audience: ['aud-2', 'aud-3'] },
+      { entryId: 'e-db', audience: ['aud-9'] },
+    ]);
+    // each caller gets the token for its own entry and audiences
+    got.forEach((svid, i) => {
+      const [id, aud] = asked[i]!;
+      const claims = decodeJwt(svid.token);
+      expect(claims.sub).toBe(`spiffe://example.org/${id === 'e-web' ? 'web' : 'db'}`);
+      expect([claims.aud].flat().sort()).toEqual([...new Set(aud)].sort());
+    });
+    expect(got[3]!.token).toBe(got[2]!.token);
+    // all of them are cached: asking again calls nobody
+    await Promise.all(asked.map(([id, aud]) => h.cache.fetchJwtSvid(id, [...aud])));
+    expect(h.issuer.callsTo('/jwt-svids').length).toBe(1);
+  });
+
+  it(`sends a batch at once when it reaches ${JWT_BATCH_MAX} requests`, async () => {
+    await sync();
+    const n = JWT_BATCH_MAX * 2 + 50;
+    const got = await Promise.all(Array.from({ length: n }, (_, i) => h.cache.fetchJwtSvid(i % 2 ? 'e-web' : 'e-db', [`aud-${i}`])));
+    expect(new Set(got.map((s) => s.token)).size).toBe(n);
+    expect(h.issuer.callsTo('/jwt-svids').map((c) => (c.body as JwtSvidsRequest).requests.length)).toEqual([JWT_BATCH_MAX, JWT_BATCH_MAX, 50]);
+  });
+
+  it('requests arriving while a batch is at the issuer go out in the next batch', async () => {
+    await sync();
+    h.issuer.jwtDelayMs = 30;
+    const first = Promise.all([h.cache.fetchJwtSvid('e-web', ['a']), h.cache.fetchJwtSvid('e-db', ['a'])]);
+    await new Promise((r) => setTimeout(r, 15)); // the first batch is out, not answered
+    const second = Promise.all([h.cache.fetchJwtSvid('e-web', ['b']), h.cache.fetchJwtSvid('e-db', ['b']), h.cache.fetchJwtSvid('e-web', ['a'])]);
+    const [a, b] = await Promise.all([first, second]);
+    expect(b[2]!.token).toBe(a[0]!.token); // identical to one in flight: joined it
+    expect(h.issuer.callsTo('/jwt-svids').map((c) => (c.body as JwtSvidsRequest).requests.length)).toEqual([2, 2]);
+  });
+
+  it('an entry the issuer refuses fails only its own request in a batch', async () => {
+    await sync();
+    h.issuer.deleteEntry('e-db'); // the agent has not synced: it still holds e-db
+    const results = await Promise.allSettled([h.cache.fetchJwtSvid('e-web', ['a']), h.cache.fetchJwtSvid('e-db', ['a']), h.cache.fetchJwtSvid('e-web', ['b'])]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_NO_IDENTITY' });
+    // the batch of 3 was refused, then each request went alone
+    expect(h.issuer.callsTo('/jwt-svids').map((c) => (c.body as JwtSvidsRequest).requests.length)).toEqual([3, 1, 1, 1]);
+  });
+
+  it('an unreachable issuer fails every request of the batch, and nothing is cached', async () => {
+    await sync();
+    h.issuer.down = true;
+    const results = await Promise.allSettled([h.cache.fetchJwtSvid('e-web', ['a']), h.cache.fetchJwtSvid('e-db', ['a'])]);
+    for (const r of results) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'ERR_UNAVAILABLE' } });
+    h.issuer.down = false;
+    await Promise.all([h.cache.fetchJwtSvid('e-web', ['a']), h.cache.fetchJwtSvid('e-db', ['a'])]);
+    expect(h.issuer.callsTo('/jwt-svids').map((c) => (c.body as JwtSvidsRequest).requests.length)).toEqual([2]);
   });
 
   it('refuses entries the agent does not hold', async () => {

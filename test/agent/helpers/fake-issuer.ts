@@ -42,6 +42,8 @@ export class FakeIssuer {
   jwtSvidTtlSeconds: number;
   /** true: every request is cut at the socket */
   down = false;
+  /** /jwt-svids answers after this many real ms (a slow issuer) */
+  jwtDelayMs = 0;
   readonly joinTokens = new Set<string>();
   /** agents the issuer no longer accepts (→ 401) */
   readonly evicted = new Set<string>();
@@ -205,9 +207,13 @@ export class FakeIssuer {
         case '/jwt-svids': {
           const svids = [];
           const now = Math.floor(this.clock() / 1000);
-          for (const { entryId, audience } of (body as JwtSvidsRequest).requests) {
-            const entry = this.#entries.get(entryId);
-            if (!entry) continue;
+          const requests = (body as JwtSvidsRequest).requests;
+          // like the issuer: one entry it does not know refuses the whole batch
+          const unknown = requests.find((r) => !this.#entries.has(r.entryId));
+          if (unknown) return fail(403, 'ERR_NO_IDENTITY', `no identity issued: entry "${unknown.entryId}" is not authorized for this agent`);
+          if (this.jwtDelayMs > 0) await new Promise((r) => setTimeout(r, this.jwtDelayMs));
+          for (const { entryId, audience } of requests) {
+            const entry = this.#entries.get(entryId)!;
             const exp = now + this.jwtSvidTtlSeconds;
             const token = await new SignJWT({})
               .setProtectedHeader({ alg: 'ES256', kid: this.#jwtKid, typ: 'JWT' })
