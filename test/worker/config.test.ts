@@ -58,3 +58,25 @@ describe('the Worker with a bad configuration', () => {
     expect(await res.json()).toEqual({ error: { code: 'ERR_CONFIG_INVALID', message: expect.stringMatching(/^ADMIN_TOKEN: /) } });
   });
 });
+
+describe('a CA that cannot publish keys', () => {
+  it('answers 503 ERR_CA_NOT_READY on the public endpoints, never a bare 500', async () => {
+    const { createApp } = await import('../../src/worker/app.js');
+    const { depsFromEnv } = await import('../../src/worker/index.js');
+    const deps = depsFromEnv(env);
+    const broken = {
+      ...deps,
+      ca: () => ({
+        ...deps.ca(),
+        getPublishedKeys: () => Promise.reject(new Error('no active key (rotation failed)')),
+        status: async () => ({ ready: false }),
+      }),
+    };
+    const app = createApp(broken);
+    for (const path of ['/keys', '/bundle', '/.well-known/openid-configuration']) {
+      const res = await app.request(path, {}, env);
+      expect(res.status, path).toBe(503);
+      expect(await res.json()).toEqual({ error: { code: 'ERR_CA_NOT_READY', message: 'the trust domain CA is not ready' } });
+    }
+  });
+});

@@ -19,6 +19,7 @@ import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
 import type { TrustDomainCaApi } from '../ca/ca-api.js';
 import { parseJsonBytes, readBodyBytes } from '../http-json.js';
 import { logEvent } from '../log.js';
+import { readPublishedKeys } from '../ca/published-keys.js';
 
 /** The one message every agent authentication failure carries on the wire. */
 export const AGENT_AUTH_FAILED_MESSAGE = 'agent authentication failed';
@@ -78,7 +79,7 @@ async function publishedAuthorities(deps: AgentAuthDeps, fresh: boolean): Promis
   const now = deps.clock();
   const cached = slot.current;
   if (!fresh && cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS) return cached;
-  const { x509Authorities } = await deps.ca().getPublishedKeys();
+  const { x509Authorities } = await readPublishedKeys(deps.ca());
   const key = x509Authorities.join(',');
   slot.current = cached?.key === key ? { ...cached, fetchedAt: now } : { fetchedAt: now, key, authorities: x509Authorities.map(base64ToBytes), chains: createAgentChainCache() };
   return slot.current;

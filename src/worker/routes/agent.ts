@@ -37,6 +37,7 @@ import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { agentAuth, signedJsonBody, type AgentAuthEnv } from '../middleware/agent-auth.js';
 import { createNodeAttestors, type NodeAttestor } from '../attestation/node-attestor.js';
+import { readPublishedKeys } from '../ca/published-keys.js';
 
 /** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
 export const AGENT_SMALL_BODY_MAX_BYTES = 64 * 1024;
@@ -200,7 +201,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
       now,
     );
     logEvent('info', 'agent attested', { agent_id: agentId, attestation_type: attestor.type, serial: normalizeSerialNumber(signed!.serialNumber) });
-    const response: AttestResponse = { svid: svidWire(signed!), bundle: await buildBundleJson(await deps.ca().getPublishedKeys()) };
+    const response: AttestResponse = { svid: svidWire(signed!), bundle: await buildBundleJson(await readPublishedKeys(deps.ca())) };
     return c.json(response);
   });
 
@@ -224,7 +225,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     // causes a refetch. The sync revision is "<registry>.<federation>"; either part changing sends the
     // federated bundles (the complete set for the agent's entries), only the registry part sends entries.
     // the CA's published keys are read in parallel with the revisions: an unchanged sync costs one round trip
-    const [registryRevision, federationRevision, keys] = await Promise.all([deps.entries.revision(), deps.federation?.revision() ?? '0', deps.ca().getPublishedKeys()]);
+    const [registryRevision, federationRevision, keys] = await Promise.all([deps.entries.revision(), deps.federation?.revision() ?? '0', readPublishedKeys(deps.ca())]);
     const revision = `${registryRevision}.${federationRevision}`;
     const [knownRegistry, knownFederation] = typeof known === 'string' ? known.split('.') : [];
     const response: SyncResponse = { revision };
@@ -281,7 +282,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   app.get('/bundle', small, async (c) => {
     const entries = await authorizedEntries(c);
     const response: BundleResponse = {
-      bundle: await buildBundleJson(await deps.ca().getPublishedKeys()),
+      bundle: await buildBundleJson(await readPublishedKeys(deps.ca())),
       federatedBundles: await federatedBundlesFor([...entries.values()]),
     };
     return c.json(response);

@@ -10,6 +10,7 @@ import { buildBundleJson, buildJwks } from '../../shared/spiffe/bundle.js';
 import type { AppDeps } from '../deps.js';
 import type { WorkerConfig } from '../config.js';
 import type { PublishedKeys } from '../ca/ca-api.js';
+import { readPublishedKeys } from '../ca/published-keys.js';
 
 /**
  * The OIDC discovery document (OpenID Connect Discovery 1.0 §3) as AWS IAM, GCP workload identity
@@ -38,18 +39,18 @@ export function publicRoutes(deps: AppDeps): Hono {
   app.use('/.well-known/openid-configuration', openGet);
   app.get('/.well-known/openid-configuration', async (c) => {
     c.header('Cache-Control', cacheControl);
-    return c.json(buildDiscoveryDocument(deps.config, await deps.ca().getPublishedKeys()));
+    return c.json(buildDiscoveryDocument(deps.config, await readPublishedKeys(deps.ca())));
   });
 
   app.use('/keys', openGet);
   app.get('/keys', async (c) => {
-    const keys = await deps.ca().getPublishedKeys();
+    const keys = await readPublishedKeys(deps.ca());
     c.header('Cache-Control', cacheControl);
     return c.json(buildJwks(keys));
   });
 
   app.get('/bundle', async (c) => {
-    const doc = await buildBundleJson(await deps.ca().getPublishedKeys());
+    const doc = await buildBundleJson(await readPublishedKeys(deps.ca()));
     c.header('Cache-Control', cacheControl);
     return c.json(doc);
   });

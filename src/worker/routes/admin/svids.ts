@@ -15,6 +15,7 @@ import { fromBase64 } from '../../../shared/spiffe/x509.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { onlyFields } from './params.js';
+import { readPublishedKeys } from '../../ca/published-keys.js';
 
 export const MINT_AUDIENCE_MAX = 32;
 export const MINT_AUDIENCE_MAX_BYTES = 1024;
@@ -71,7 +72,7 @@ export function svidRoutes(deps: AppDeps): Hono {
     const [result] = await ca.signX509Svids([{ spiffeId, publicKeySpki: csr.publicKeySpki, dnsNames, ttlSeconds }]);
     if (!result) throw new WispError('ERR_INTERNAL', 'internal error');
     const signed = unwrap(result);
-    const bundle = await buildBundleJson(await ca.getPublishedKeys());
+    const bundle = await buildBundleJson(await readPublishedKeys(ca));
     return c.json({ svid: { spiffeId: signed.spiffeId, certChain: signed.certChain, expiresAt: signed.expiresAt }, bundle });
   });
 
@@ -85,7 +86,7 @@ export function svidRoutes(deps: AppDeps): Hono {
     return c.json({ token: signed.token, expiresAt: signed.expiresAt });
   });
 
-  app.get('/bundle', async (c) => c.json(await buildBundleJson(await deps.ca().getPublishedKeys())));
+  app.get('/bundle', async (c) => c.json(await buildBundleJson(await readPublishedKeys(deps.ca()))));
 
   return app;
 }
