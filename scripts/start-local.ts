@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     console.log(fetched.stdout.trim());
     console.log('');
     console.log(`issuer:      ${issuer.url}  (admin token in ${STATE_FILE})`);
-    console.log(`try:         SPIFFE_ENDPOINT_SOCKET=unix://${socketPath} npx tsx src/agent/main.ts api fetch jwt --audience demo`);
+    console.log(`try:         SPIFFE_ENDPOINT_SOCKET=unix://${socketPath} node bin/wisp-agent.js api fetch jwt --audience demo`);
     console.log('Ctrl-C stops everything.');
     agent.process.on('exit', (code) => {
       if (!stopping) {
