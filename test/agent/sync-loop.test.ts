@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JWT_BATCH_MAX } from '../../src/agent/cache/svid-cache.js';
+import { JWT_BATCH_MAX } from '../../src/agent/cache/jwt-batcher.js';
 import { syncOnce } from '../../src/agent/cache/sync.js';
 import { certificateMatchesKey, importPkcs8 } from '../../src/agent/keys.js';
 import { silentLogger } from '../../src/agent/log.js';

@@ -8,28 +8,21 @@
  * @module
  */
 import { decodeJwt } from 'jose';
-import type { JwtSvidsResponse, SpiffeBundleJson, SyncResponse, X509SvidWire } from '../../shared/agent-api.js';
+import type { SpiffeBundleJson, SyncResponse, X509SvidWire } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import { selectorsMatch, type Selector } from '../../shared/registry/selectors.js';
 import { serverId, type TrustDomain } from '../../shared/spiffe/id.js';
-import { isAgentUnknownError, isTransientIssuerError, type IssuerClient } from '../issuer-client.js';
+import type { IssuerClient } from '../issuer-client.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import { isJwtSvidFresh, shouldRotate } from '../rotation-policy.js';
+import { createJwtBatcher, type JwtBatcher, type MintedJwt } from './jwt-batcher.js';
 import { bundleFromJson, bundleSequenceOf, emptyBundle } from './bundle-view.js';
 import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from './identity-source.js';
 
 /** Most JWT-SVIDs kept (entry × audience set); beyond it, stale then oldest ones are dropped. */
 export const JWT_CACHE_MAX_ENTRIES = 1024;
-
-/**
- * JWT-SVIDs not in the cache are minted in batches: the first miss waits this long (ms) for others, from any
- * workload, entry or audience, so a burst costs one /jwt-svids call instead of one per request.
- */
-export const JWT_BATCH_WINDOW_MS = 2;
-/** A batch goes out at once when it reaches this many requests (the issuer takes up to 500). */
-export const JWT_BATCH_MAX = 100;
 
 /** Most selector sets whose matching entries are memoized (distinct callers' selector sets). */
 const WORKLOAD_MATCH_MEMO_MAX = 1024;
@@ -50,16 +43,6 @@ interface HeldJwt {
   svid: MintedJwtSvid;
   /** ms */
   issuedAt: number;
-}
-
-/** A JWT-SVID request waiting for the next /jwt-svids batch. */
-interface PendingJwt {
-  entry: Entry;
-  /** deduplicated, sorted */
-  audience: string[];
-  key: string;
-  resolve(svid: MintedJwtSvid): void;
-  reject(e: unknown): void;
 }
 
 /** What `snapshot()` gives and `restore()` takes (cache-file.ts turns it into JSON and back). */
@@ -100,7 +83,7 @@ export interface SvidCacheOptions {
   log: Logger;
   /** per-SVID rotation jitter source, [0, 1) */
   random?: () => number;
-  /** JWT-SVID batching window, ms (default JWT_BATCH_WINDOW_MS); 0 still gathers the requests of one event-loop turn */
+  /** JWT-SVID batching window, ms (default JWT_BATCH_WINDOW_MS in jwt-batcher.ts); 0 still gathers the requests of one event-loop turn */
   jwtBatchWindowMs?: number;
 }
 
@@ -121,13 +104,13 @@ export class SvidCache implements IdentitySource {
   #listeners = new Set<() => void>();
   #jwts = new Map<string, HeldJwt>();
   #jwtInflight = new Map<string, Promise<MintedJwtSvid>>();
-  #jwtBatch: PendingJwt[] = [];
-  #jwtBatchTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #jwtBatcher: JwtBatcher;
 
   constructor(options: SvidCacheOptions) {
     this.#opts = options;
     this.#random = options.random ?? Math.random;
     this.#bundle = emptyBundle(options.trustDomain);
+    this.#jwtBatcher = createJwtBatcher((body) => options.jwt.mintJwtSvids(body), options.jwtBatchWindowMs);
   }
 
   // ---- IdentitySource (the Workload API's view) ----
@@ -168,7 +151,10 @@ export class SvidCache implements IdentitySource {
     if (held && isJwtSvidFresh(held.issuedAt, held.svid.expiresAt * 1000, this.#opts.clock())) return held.svid;
     const pending = this.#jwtInflight.get(key);
     if (pending) return pending;
-    const p = this.#queueJwt(entry, aud, key).finally(() => this.#jwtInflight.delete(key));
+    const p = this.#jwtBatcher
+      .mint({ entryId, audience: aud })
+      .then((got) => this.#keepJwt(entry, key, got))
+      .finally(() => this.#jwtInflight.delete(key));
     this.#jwtInflight.set(key, p);
     return p;
   }
@@ -439,49 +425,8 @@ export class SvidCache implements IdentitySource {
     for (const key of this.#jwts.keys()) if (key.startsWith(`${id}\n`)) this.#jwts.delete(key);
   }
 
-  /** Adds a request to the next /jwt-svids batch (identical requests were already merged by the caller). */
-  #queueJwt(entry: Entry, audience: string[], key: string): Promise<MintedJwtSvid> {
-    return new Promise<MintedJwtSvid>((resolve, reject) => {
-      this.#jwtBatch.push({ entry, audience, key, resolve, reject });
-      if (this.#jwtBatch.length >= JWT_BATCH_MAX) this.#flushJwtBatch();
-      else this.#jwtBatchTimer ??= setTimeout(() => this.#flushJwtBatch(), this.#opts.jwtBatchWindowMs ?? JWT_BATCH_WINDOW_MS);
-    });
-  }
-
-  #flushJwtBatch(): void {
-    clearTimeout(this.#jwtBatchTimer);
-    this.#jwtBatchTimer = undefined;
-    const batch = this.#jwtBatch;
-    this.#jwtBatch = [];
-    if (batch.length > 0) void this.#mintJwtBatch(batch);
-  }
-
-  /** One /jwt-svids call for the batch; settles every request in it. Never rejects. */
-  async #mintJwtBatch(batch: PendingJwt[]): Promise<void> {
-    let svids: JwtSvidsResponse['svids'];
-    try {
-      svids = (await this.#opts.jwt.mintJwtSvids({ requests: batch.map((p) => ({ entryId: p.entry.id, audience: p.audience })) })).svids ?? [];
-    } catch (e) {
-      // the issuer refuses a whole batch for one request it will not serve (an entry no longer authorized,
-      // an audience it rejects): then each request is asked for alone, so only that one fails. An outage or
-      // an agent the issuer no longer knows fails them all, as one call would.
-      if (batch.length > 1 && e instanceof WispError && !isTransientIssuerError(e) && !isAgentUnknownError(e)) {
-        await Promise.all(batch.map((p) => this.#mintJwtBatch([p])));
-      } else {
-        for (const p of batch) p.reject(e);
-      }
-      return;
-    }
-    // the response lists the SVIDs in request order (the same entry may come twice, with other audiences)
-    batch.forEach((p, i) => {
-      const got = svids[i];
-      if (!got || got.entryId !== p.entry.id || typeof got.token !== 'string') p.reject(new WispError('ERR_UNAVAILABLE', 'issuer returned no JWT-SVID'));
-      else p.resolve(this.#keepJwt(p.entry, p.key, got));
-    });
-  }
-
   /** Caches a minted JWT-SVID (unless its entry changed meanwhile) and returns it. */
-  #keepJwt(entry: Entry, key: string, got: JwtSvidsResponse['svids'][number]): MintedJwtSvid {
+  #keepJwt(entry: Entry, key: string, got: MintedJwt): MintedJwtSvid {
     const now = this.#opts.clock();
     let issuedAt = now;
     try {
