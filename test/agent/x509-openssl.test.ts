@@ -2,50 +2,22 @@
 // The certificates come from the same shared code the CA Durable Object runs (ca-cert.ts, x509-svid.ts),
 // and the CSRs from `openssl req`, so parseCsr is exercised on a foreign encoder too.
 import 'reflect-metadata';
-import { execFileSync } from 'node:child_process';
-import { X509Certificate as NodeX509, webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PemConverter, X509Certificate } from '@peculiar/x509';
+import { X509Certificate as NodeX509 } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createOpensslKit, newTestCa, openssl } from './helpers/openssl-kit.js';
 import { WispError } from '../../src/shared/errors.js';
-import { createCaCertificate } from '../../src/shared/spiffe/ca-cert.js';
 import { parseCsr } from '../../src/shared/spiffe/csr.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { issueX509Svid, validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
 import type { SigningCa } from '../../src/shared/spiffe/x509.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'wisp-x509-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const kit = createOpensslKit('wisp-x509-');
+afterAll(kit.cleanup);
+const { writePem, opensslCsr } = kit;
 
 const TD = parseTrustDomain('example.org');
 const ID = parseSpiffeId('spiffe://example.org/ns/prod/sa/web');
-const ES256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
-let n = 0;
-
-const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-function writePem(der: Uint8Array, tag = 'CERTIFICATE'): string {
-  const path = join(dir, `f${++n}.pem`);
-  writeFileSync(path, PemConverter.encode(der.slice().buffer as ArrayBuffer, tag));
-  return path;
-}
-
-/** A CSR made by `openssl req` for a fresh key of the given openssl algorithm options. */
-function opensslCsr(keyArgs: string[]): Uint8Array {
-  const key = join(dir, `k${++n}.pem`);
-  const csr = join(dir, `c${n}.der`);
-  openssl('req', '-new', ...keyArgs, '-nodes', '-keyout', key, '-subj', '/CN=ignored', '-outform', 'DER', '-out', csr);
-  return new Uint8Array(readFileSync(csr));
-}
-
-async function newCa(now: number, upstream?: SigningCa): Promise<SigningCa & { der: Uint8Array }> {
-  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const spki = new Uint8Array(await crypto.subtle.exportKey('spki', keys.publicKey));
-  const params = { trustDomain: TD, subject: upstream ? 'O=Wisp,CN=Wisp Intermediate' : 'O=Wisp,CN=Wisp CA', publicKeySpki: spki, now, notAfter: now + 86400_000 };
-  const der = await createCaCertificate(params, upstream ? { upstream } : { selfKey: keys.privateKey, signAlgorithm: ES256 });
-  return { der, cert: new X509Certificate(der), privateKey: keys.privateKey, signAlgorithm: ES256 };
-}
+const newCa = (now: number, upstream?: SigningCa) => newTestCa(TD, now, upstream);
 
 describe('issued X509-SVIDs under OpenSSL and node:crypto', () => {
   it.each([

@@ -2,48 +2,22 @@
 // openssl-made CSRs (read by parseCsr's lean reader) must print, parse and verify like the reference path's,
 // and be byte-identical to them apart from the signature.
 import 'reflect-metadata';
-import { execFileSync } from 'node:child_process';
-import { X509Certificate as NodeX509, webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PemConverter, X509Certificate } from '@peculiar/x509';
+import { X509Certificate as NodeX509 } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createCaCertificate } from '../../src/shared/spiffe/ca-cert.js';
+import { createOpensslKit, newTestCa, openssl } from './helpers/openssl-kit.js';
 import { parseCsr } from '../../src/shared/spiffe/csr.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { issueX509Svid } from '../../src/shared/spiffe/x509-svid.js';
 import { createX509SvidTemplate, issueFromTemplate, tbsOf } from '../../src/shared/spiffe/x509-svid-template.js';
 import type { SigningCa } from '../../src/shared/spiffe/x509.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'wisp-x509t-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const kit = createOpensslKit('wisp-x509t-');
+afterAll(kit.cleanup);
+const { writePem, opensslCsr } = kit;
 
 const TD = parseTrustDomain('example.org');
 const ID = parseSpiffeId('spiffe://example.org/ns/prod/sa/web');
-const ES256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
-let n = 0;
-
-const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-function writePem(der: Uint8Array): string {
-  const path = join(dir, `f${++n}.pem`);
-  writeFileSync(path, PemConverter.encode(der.slice().buffer as ArrayBuffer, 'CERTIFICATE'));
-  return path;
-}
-
-function opensslCsr(keyArgs: string[]): Uint8Array {
-  const key = join(dir, `k${++n}.pem`);
-  const csr = join(dir, `c${n}.der`);
-  openssl('req', '-new', ...keyArgs, '-nodes', '-keyout', key, '-subj', '/CN=ignored', '-outform', 'DER', '-out', csr);
-  return new Uint8Array(readFileSync(csr));
-}
-
-async function newCa(now: number): Promise<SigningCa & { der: Uint8Array }> {
-  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const spki = new Uint8Array(await crypto.subtle.exportKey('spki', keys.publicKey));
-  const der = await createCaCertificate({ trustDomain: TD, subject: 'O=Wisp,CN=Wisp CA', publicKeySpki: spki, now, notAfter: now + 86400_000 }, { selfKey: keys.privateKey, signAlgorithm: ES256 });
-  return { der, cert: new X509Certificate(der), privateKey: keys.privateKey, signAlgorithm: ES256 };
-}
+const newCa = (now: number, upstream?: SigningCa) => newTestCa(TD, now, upstream);
 
 describe('template-issued X509-SVIDs under OpenSSL and node:crypto', () => {
   it.each([
