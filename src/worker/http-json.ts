@@ -9,11 +9,14 @@ import { WispError } from '../shared/errors.js';
 /** Default body limit for API requests. */
 export const MAX_JSON_BODY_BYTES = 64 * 1024;
 
-/** Reads at most `maxBytes` of the body, failing with 413 as soon as the limit is passed. */
-export async function readBodyBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
+/**
+ * Reads at most `maxBytes` of a request's (or a fetched response's) body, failing with 413 as soon as the
+ * limit is passed; `what` names the body in that error.
+ */
+export async function readBodyBytes(req: Request | Response, maxBytes: number, what = 'request body'): Promise<Uint8Array> {
   const declared = req.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) {
-    throw new WispError('ERR_REQUEST_TOO_LARGE', `request body is larger than ${maxBytes} bytes`);
+    throw new WispError('ERR_REQUEST_TOO_LARGE', `${what} is larger than ${maxBytes} bytes`);
   }
   if (!req.body) return new Uint8Array();
   const reader = req.body.getReader();
@@ -25,7 +28,7 @@ export async function readBodyBytes(req: Request, maxBytes: number): Promise<Uin
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel();
-      throw new WispError('ERR_REQUEST_TOO_LARGE', `request body is larger than ${maxBytes} bytes`);
+      throw new WispError('ERR_REQUEST_TOO_LARGE', `${what} is larger than ${maxBytes} bytes`);
     }
     chunks.push(value);
   }

@@ -18,6 +18,7 @@ import {
   type FederationRelationship,
 } from '../../shared/federation/relationship.js';
 import { MAX_BUNDLE_BYTES } from '../../shared/spiffe/bundle.js';
+import { readBodyBytes } from '../http-json.js';
 import { logEvent } from '../log.js';
 
 /** Timeout of one bundle endpoint fetch (STYLE G21), ms. */
@@ -39,29 +40,7 @@ export interface RefreshDeps {
 export type RefreshOutcome = { trustDomain: string; status: 'updated' | 'unchanged' } | { trustDomain: string; status: 'failed'; error: string };
 
 async function readCapped(res: Response): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > MAX_BUNDLE_BYTES) throw new WispError('ERR_REQUEST_TOO_LARGE', `bundle is larger than ${MAX_BUNDLE_BYTES} bytes`);
-  const reader = res.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > MAX_BUNDLE_BYTES) {
-      await reader.cancel();
-      throw new WispError('ERR_REQUEST_TOO_LARGE', `bundle is larger than ${MAX_BUNDLE_BYTES} bytes`);
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.length;
-  }
-  return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(all);
+  return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(await readBodyBytes(res, MAX_BUNDLE_BYTES, 'bundle'));
 }
 
 /** GETs a bundle endpoint (web PKI): the body text. Throws WispError ERR_UNAVAILABLE / ERR_BAD_REQUEST. */
