@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { createAgentProof, randomJti } from '../src/shared/agent-proof.js';
+import { CONFIG_DEFAULTS } from '../src/worker/config.js';
 import { REPO_ROOT } from '../scripts/local-stack.js';
 
 export const TD = 'example.org';
@@ -61,12 +62,7 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
   const bindings = {
     TRUST_DOMAIN: TD,
     JWT_ISSUER: 'http://127.0.0.1',
-    CA_SUBJECT: 'O=Wisp,CN=Wisp CA',
-    CA_TTL: '24h',
-    X509_SVID_TTL: '1h',
-    JWT_SVID_TTL: '5m',
-    JWT_KEY_TYPE: 'ES256',
-    JWKS_MAX_AGE: '5m',
+    ...CONFIG_DEFAULTS,
     ADMIN_TOKEN,
     KEY_ENCRYPTION_SECRET: 'bench-kek-0123456789abcdef0123456789abcdef',
   };
