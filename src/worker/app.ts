@@ -14,7 +14,7 @@ import { createAgentStore } from './db/agents.js';
 import { createEntryStore } from './db/entries.js';
 import { createFederationStore } from './db/federation.js';
 import { createJoinTokenStore } from './db/join-tokens.js';
-import { createNonceStore } from './db/nonces.js';
+import { createAgentRequestStore } from './db/agent-requests.js';
 import { agentRoutes } from './routes/agent.js';
 import { agentFederationRoutes } from './routes/agent-federation.js';
 
@@ -29,9 +29,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/', publicRoutes(deps));
   app.route('/admin/v1', adminRoutes(deps));
   const agents = createAgentStore(deps.db);
-  const nonces = createNonceStore(deps.db);
+  const requests = createAgentRequestStore(deps.db);
   const federation = createFederationStore(deps.db);
-  app.route(`${AGENT_API_PREFIX}/federation`, agentFederationRoutes({ ...deps, agents, nonces, federation }));
+  app.route(`${AGENT_API_PREFIX}/federation`, agentFederationRoutes({ ...deps, agents, requests, federation }));
   app.route(
     AGENT_API_PREFIX,
     agentRoutes({
@@ -39,7 +39,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       entries: createEntryStore(deps.db),
       agents,
       joinTokens: createJoinTokenStore(deps.db),
-      nonces,
+      requests,
       federation,
     }),
   );

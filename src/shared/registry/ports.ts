@@ -80,7 +80,22 @@ export interface JoinTokenStore {
   consume(token: string, now: number): Promise<JoinToken | undefined>;
 }
 
-/** Replay protection for signed agent requests: true the first time a jti is seen, false afterwards. */
-export interface NonceStore {
-  remember(jti: string, expiresAt: number, now: number): Promise<boolean>;
+/** What admitting one signed agent request found, read together with its jti consumed. */
+export interface AgentRequestAdmission {
+  /** true the first time the jti is seen, false afterwards (replay protection) */
+  fresh: boolean;
+  /** the agent's registration; undefined when it is not attested (never, or evicted) */
+  agent: AttestedAgent | undefined;
+  /** registry and federation revisions (EntryStore.revision, FederationStore.revision) as of this request */
+  registryRevision: string;
+  federationRevision: string;
+}
+
+/**
+ * The storage side of authenticating an agent request: the jti is consumed (single use, also under
+ * concurrency; expired ones pruned) and the agent's record and the revisions are read, in one round trip:
+ * every agent call pays for it, so it is one D1 batch rather than four queries.
+ */
+export interface AgentRequestStore {
+  admit(request: { jti: string; expiresAt: number; agentId: SpiffeId }, now: number): Promise<AgentRequestAdmission>;
 }

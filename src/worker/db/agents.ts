@@ -12,7 +12,8 @@ import { agents } from './schema.js';
 
 type AgentRow = typeof agents.$inferSelect;
 
-function rowToAgent(row: AgentRow): AttestedAgent {
+/** A row of `agents` as the port's AttestedAgent (also read by agent-requests.ts). */
+export function rowToAgent(row: AgentRow): AttestedAgent {
   return {
     spiffeId: row.spiffeId as SpiffeId,
     attestationType: row.attestationType,

@@ -1,6 +1,6 @@
 /**
  * Authenticates agent-API requests signed with an agent proof (shared/agent-proof.ts): the proof must
- * verify against the trust domain's published X.509 authorities, its jti must be new (NonceStore), and the
+ * verify against the trust domain's published X.509 authorities, its jti must be new (AgentRequestStore), and the
  * agent must be attested, not banned, and presenting its current SVID, or the previous one until the
  * current one is first used (then the previous is forgotten: a renewed-away SVID stops working).
  *
@@ -13,7 +13,7 @@ import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { AGENT_PROOF_SCHEME, createAgentChainCache, normalizeSerialNumber, verifyAgentProof, type AgentChainCache } from '../../shared/agent-proof.js';
 import { WispError } from '../../shared/errors.js';
-import type { AgentStore, AttestedAgent, NonceStore } from '../../shared/registry/ports.js';
+import type { AgentRequestStore, AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
 import type { Clock } from '../../shared/clock.js';
 import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
 import type { TrustDomainCaApi } from '../ca/ca-api.js';
@@ -36,6 +36,8 @@ export type AgentAuthVariables = {
   agent: AuthenticatedAgent;
   /** the raw request body, as covered by the proof */
   agentRequestBody: Uint8Array;
+  /** registry and federation revisions read with the agent's record (handlers need no extra round trip) */
+  revisions: { registry: string; federation: string };
 };
 
 export type AgentAuthEnv = { Bindings: Env; Variables: AgentAuthVariables };
@@ -44,8 +46,9 @@ export interface AgentAuthDeps {
   trustDomain: TrustDomain;
   maxSkewSeconds: number;
   ca: () => Pick<TrustDomainCaApi, 'getPublishedKeys'>;
-  agents: AgentStore;
-  nonces: NonceStore;
+  /** the jti, the agent's record and the revisions, in one round trip */
+  requests: AgentRequestStore;
+  agents: Pick<AgentStore, 'forgetPreviousSerial'>;
   clock: Clock;
 }
 
@@ -129,8 +132,7 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
     const { agentId, serialNumber, jti, expiresAt } = verified.value;
     const fields = { agent_id: agentId, serial: serialNumber, path: url.pathname };
 
-    // two independent D1 round trips, in parallel
-    const [fresh, record] = await Promise.all([deps.nonces.remember(jti, expiresAt, Math.floor(now)), deps.agents.get(agentId)]);
+    const { fresh, agent: record, registryRevision, federationRevision } = await deps.requests.admit({ jti, expiresAt, agentId }, Math.floor(now));
     if (!fresh) throw authFailed('replayed jti', fields);
 
     if (!record) throw authFailed('agent is not attested (never, or evicted)', fields);
@@ -147,6 +149,7 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
     }
     c.set('agent', { agentId, serialNumber, record });
     c.set('agentRequestBody', body);
+    c.set('revisions', { registry: registryRevision, federation: federationRevision });
     await next();
   });
 }

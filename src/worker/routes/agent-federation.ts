@@ -11,7 +11,7 @@ import type { FederationRefreshTasksResponse, SubmitFederatedBundleResponse } fr
 import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
 import type { FederationStore } from '../../shared/federation/federation-store.js';
-import type { AgentStore, NonceStore } from '../../shared/registry/ports.js';
+import type { AgentRequestStore, AgentStore } from '../../shared/registry/ports.js';
 import { MAX_BUNDLE_BYTES } from '../../shared/spiffe/bundle.js';
 import { parseTrustDomain } from '../../shared/spiffe/id.js';
 import type { TrustDomainCaApi } from '../ca/ca-api.js';
@@ -25,8 +25,8 @@ export interface AgentFederationDeps {
   config: WorkerConfig;
   ca: () => Pick<TrustDomainCaApi, 'getPublishedKeys'>;
   clock: Clock;
-  agents: AgentStore;
-  nonces: NonceStore;
+  agents: Pick<AgentStore, 'forgetPreviousSerial'>;
+  requests: AgentRequestStore;
   federation: FederationStore;
 }
 
@@ -36,7 +36,7 @@ const SUBMIT_MAX_BYTES = MAX_BUNDLE_BYTES + 16 * 1024;
 export function agentFederationRoutes(deps: AgentFederationDeps): Hono<AgentAuthEnv> {
   const auth = (maxBodyBytes: number) =>
     agentAuth(
-      { trustDomain: deps.config.trustDomain, maxSkewSeconds: deps.config.agentRequestMaxSkewSeconds, ca: deps.ca, agents: deps.agents, nonces: deps.nonces, clock: deps.clock },
+      { trustDomain: deps.config.trustDomain, maxSkewSeconds: deps.config.agentRequestMaxSkewSeconds, ca: deps.ca, agents: deps.agents, requests: deps.requests, clock: deps.clock },
       { maxBodyBytes },
     );
   const app = new Hono<AgentAuthEnv>();

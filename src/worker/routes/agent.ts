@@ -24,7 +24,7 @@ import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
 import type { FederationStore } from '../../shared/federation/federation-store.js';
 import type { Entry } from '../../shared/registry/entry.js';
-import type { AgentStore, EntryStore, JoinTokenStore, NonceStore } from '../../shared/registry/ports.js';
+import type { AgentRequestStore, AgentStore, EntryStore, JoinTokenStore } from '../../shared/registry/ports.js';
 import { unwrap } from '../../shared/result.js';
 import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../shared/spiffe/csr.js';
@@ -55,7 +55,7 @@ export interface AgentApiDeps {
   entries: EntryStore;
   agents: AgentStore;
   joinTokens: JoinTokenStore;
-  nonces: NonceStore;
+  requests: AgentRequestStore;
   /** federated bundles for /sync and /bundle; absent: the issuer federates with nobody */
   federation?: FederationStore;
   /** defaults to createNodeAttestors({ joinTokens, cloud: config.nodeAttestors }) */
@@ -99,7 +99,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     maxSkewSeconds: config.agentRequestMaxSkewSeconds,
     ca: deps.ca,
     agents: deps.agents,
-    nonces: deps.nonces,
+    requests: deps.requests,
     clock: deps.clock,
   };
   const small = agentAuth(authDeps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
@@ -123,20 +123,21 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
 
   /**
    * The agent's authorized entries by ID. Kept per agent for the registry revision they were read at (every
-   * entry write bumps it), so a burst of issuance calls reads one revision row instead of listing the
-   * entries each time; when one of them has expired they are listed again (the query leaves expired entries out).
+   * entry write bumps it; agentAuth reads it with the agent's record), so a burst of issuance calls does not
+   * list the entries each time; when one of them has expired they are listed again (the query leaves expired
+   * entries out).
    */
-  const authorizedByAgent = new Map<string, { key: string; entries: Map<string, Entry> }>();
+  const authorizedByAgent = new Map<string, { key: string; entries: Map<string, Entry>; firstExpiry: number }>();
   async function authorizedEntries(c: Context<AgentAuthEnv>): Promise<Map<string, Entry>> {
     const { agentId, record } = c.var.agent;
     const now = nowSeconds();
-    const key = `${await deps.entries.revision()}\n${JSON.stringify(record.nodeSelectors)}`;
+    const key = `${c.var.revisions.registry}\n${JSON.stringify(record.nodeSelectors)}`;
     let cached = authorizedByAgent.get(agentId);
     // an entry that expired since may have been the only way to some descendants: list again
-    const stale = !cached || cached.key !== key || [...cached.entries.values()].some((e) => e.expiresAt !== 0 && e.expiresAt <= now);
-    if (!cached || stale) {
+    if (!cached || cached.key !== key || cached.firstExpiry <= now) {
       const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, now);
-      cached = { key, entries: new Map(entries.map((e) => [e.id, e])) };
+      const firstExpiry = entries.reduce((first, e) => (e.expiresAt !== 0 && e.expiresAt < first ? e.expiresAt : first), Infinity);
+      cached = { key, entries: new Map(entries.map((e) => [e.id, e])), firstExpiry };
       if (authorizedByAgent.size >= AUTHORIZED_CACHE_MAX_AGENTS) authorizedByAgent.delete(authorizedByAgent.keys().next().value!);
       authorizedByAgent.delete(agentId);
       authorizedByAgent.set(agentId, cached);
@@ -221,11 +222,13 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     if (known !== undefined && (typeof known !== 'string' || known.length > MAX_REVISION_CHARS)) throw badRequest('revision must be a string');
     if (bundleSequence !== undefined && !Number.isSafeInteger(bundleSequence)) throw badRequest('bundleSequence must be an integer');
     const { agentId, record } = c.var.agent;
-    // revisions first: entries and bundles read after them are at least as new, so a concurrent write only
-    // causes a refetch. The sync revision is "<registry>.<federation>"; either part changing sends the
-    // federated bundles (the complete set for the agent's entries), only the registry part sends entries.
-    // the CA's published keys are read in parallel with the revisions: an unchanged sync costs one round trip
-    const [registryRevision, federationRevision, keys] = await Promise.all([deps.entries.revision(), deps.federation?.revision() ?? '0', readPublishedKeys(deps.ca())]);
+    // revisions first (agentAuth read them with the agent's record): entries and bundles read after them are
+    // at least as new, so a concurrent write only causes a refetch. The sync revision is "<registry>.<federation>";
+    // either part changing sends the federated bundles (the complete set for the agent's entries), only the
+    // registry part sends entries. An unchanged sync costs agentAuth's D1 batch and one CA call (the keys).
+    const keys = await readPublishedKeys(deps.ca());
+    const registryRevision = c.var.revisions.registry;
+    const federationRevision = deps.federation ? c.var.revisions.federation : '0';
     const revision = `${registryRevision}.${federationRevision}`;
     const [knownRegistry, knownFederation] = typeof known === 'string' ? known.split('.') : [];
     const response: SyncResponse = { revision };

@@ -11,7 +11,7 @@ import { parseWorkerConfig } from '../../../src/worker/config.js';
 import { createAgentStore } from '../../../src/worker/db/agents.js';
 import { createEntryStore } from '../../../src/worker/db/entries.js';
 import { createJoinTokenStore } from '../../../src/worker/db/join-tokens.js';
-import { createNonceStore } from '../../../src/worker/db/nonces.js';
+import { createAgentRequestStore } from '../../../src/worker/db/agent-requests.js';
 import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
 import { agentRoutes } from '../../../src/worker/routes/agent.js';
 import { fromBase64, makeCsr, toBase64 } from '../../shared/fixtures/agent-svid.js';
@@ -44,7 +44,7 @@ export async function createCloudHarness(vars: { AWS_IID?: string; GCP_IIT?: str
       entries: createEntryStore(env.DB),
       agents: createAgentStore(env.DB),
       joinTokens,
-      nonces: createNonceStore(env.DB),
+      requests: createAgentRequestStore(env.DB),
       nodeAttestors: createNodeAttestors({ joinTokens, cloud: config.nodeAttestors, fetch: fetchImpl }),
     }),
   );

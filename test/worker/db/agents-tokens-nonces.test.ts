@@ -1,10 +1,11 @@
-// AgentStore, JoinTokenStore and NonceStore over real D1: single use under concurrency, expiry, bans.
+// AgentStore, JoinTokenStore and AgentRequestStore over real D1: single use under concurrency, expiry, bans.
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { parseSpiffeId } from '../../../src/shared/spiffe/id.js';
 import { createAgentStore } from '../../../src/worker/db/agents.js';
+import { createEntryStore } from '../../../src/worker/db/entries.js';
 import { createJoinTokenStore, sha256Hex } from '../../../src/worker/db/join-tokens.js';
-import { createNonceStore } from '../../../src/worker/db/nonces.js';
+import { createAgentRequestStore } from '../../../src/worker/db/agent-requests.js';
 
 const NOW = 1_800_000_000;
 let seq = 0;
@@ -46,23 +47,39 @@ describe('JoinTokenStore', () => {
   });
 });
 
-describe('NonceStore', () => {
-  const nonces = createNonceStore(env.DB);
+describe('AgentRequestStore', () => {
+  const requests = createAgentRequestStore(env.DB);
+  const agents = createAgentStore(env.DB);
+  const agentId = parseSpiffeId(`spiffe://example.org/spire/agent/join_token/${unique()}`);
+  const admit = (jti: string, expiresAt = NOW + 60, now = NOW) => requests.admit({ jti, expiresAt, agentId }, now);
 
-  it('remembers a jti once; a replay is refused, also under concurrency', async () => {
+  it('admits a jti once; a replay is refused, also under concurrency', async () => {
     const jti = unique();
-    expect(await nonces.remember(jti, NOW + 60, NOW)).toBe(true);
-    expect(await nonces.remember(jti, NOW + 60, NOW)).toBe(false);
+    expect((await admit(jti)).fresh).toBe(true);
+    expect((await admit(jti)).fresh).toBe(false);
     const other = unique();
-    const results = await Promise.all(Array.from({ length: 6 }, () => nonces.remember(other, NOW + 60, NOW)));
-    expect(results.filter(Boolean)).toHaveLength(1);
+    const results = await Promise.all(Array.from({ length: 6 }, () => admit(other)));
+    expect(results.filter((r) => r.fresh)).toHaveLength(1);
   });
 
   it('prunes expired jtis', async () => {
     const jti = unique();
-    await nonces.remember(jti, NOW + 5, NOW);
-    await nonces.remember(unique(), NOW + 100, NOW + 5);
+    await admit(jti, NOW + 5);
+    await admit(unique(), NOW + 100, NOW + 5);
     expect(await env.DB.prepare('SELECT 1 FROM agent_request_nonces WHERE jti = ?').bind(jti).first()).toBeNull();
+  });
+
+  it("reads the agent's record and the current revisions in the same round trip", async () => {
+    expect((await admit(unique())).agent).toBeUndefined();
+    await agents.upsertAttested({ spiffeId: agentId, attestationType: 'join_token', serialNumber: 'ab01', expiresAt: NOW + 3600, nodeSelectors: [{ type: 'join_token', value: 'r' }] }, NOW);
+    const before = await admit(unique());
+    expect(before.agent).toMatchObject({ spiffeId: agentId, serialNumber: 'ab01', banned: false, nodeSelectors: [{ type: 'join_token', value: 'r' }] });
+    expect(before.registryRevision).toBe(await createEntryStore(env.DB).revision());
+    await env.DB.prepare('UPDATE registry_revision SET revision = revision + 1 WHERE id = 1').run();
+    await env.DB.prepare('UPDATE federation_revision SET revision = revision + 1 WHERE id = 1').run();
+    const after = await admit(unique());
+    expect(Number(after.registryRevision)).toBe(Number(before.registryRevision) + 1);
+    expect(Number(after.federationRevision)).toBe(Number(before.federationRevision) + 1);
   });
 });
 
