@@ -12,7 +12,7 @@ import { agents } from './schema.js';
 
 type AgentRow = typeof agents.$inferSelect;
 
-/** A row of `agents` as the port's AttestedAgent (also read by agent-requests.ts). */
+/** A row of `agents` (as drizzle maps it) as the port's AttestedAgent; agent-requests.ts maps its raw rows through it too. */
 export function rowToAgent(row: AgentRow): AttestedAgent {
   return {
     spiffeId: row.spiffeId as SpiffeId,

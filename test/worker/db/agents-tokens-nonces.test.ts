@@ -80,6 +80,10 @@ describe('AgentRequestStore', () => {
     const after = await admit(unique());
     expect(Number(after.registryRevision)).toBe(Number(before.registryRevision) + 1);
     expect(Number(after.federationRevision)).toBe(Number(before.federationRevision) + 1);
+    await agents.renew(agentId, 'ab02', NOW + 7200, NOW + 10);
+    await agents.ban(agentId, NOW + 20);
+    expect((await admit(unique())).agent).toEqual(await agents.get(agentId));
+    expect((await admit(unique())).agent).toMatchObject({ banned: true, serialNumber: 'ab02', previousSerialNumber: 'ab01', expiresAt: NOW + 7200 });
   });
 });
 
