@@ -124,9 +124,12 @@ describe('batches', () => {
 
   it('jwt-svids: audience must be a bounded, non-empty array of non-empty strings', async () => {
     const before = ca.signedJwt;
-    for (const audience of [undefined, 'a', [], [''], [1], Array(AGENT_API_LIMITS.MAX_AUDIENCES + 1).fill('a'), ['x'.repeat(AGENT_API_LIMITS.MAX_AUDIENCE_BYTES + 1)]]) {
+    for (const audience of [undefined, 'a', [], [''], [1], Array(AGENT_API_LIMITS.MAX_AUDIENCES + 1).fill('a'), ['x'.repeat(AGENT_API_LIMITS.MAX_AUDIENCE_BYTES + 1)], ['é'.repeat(Math.floor(AGENT_API_LIMITS.MAX_AUDIENCE_BYTES / 2) + 1)]]) {
       await expectError(await h.call(agent, 'POST', '/agent/v1/jwt-svids', { requests: [{ entryId, audience }] }), 400, 'ERR_BAD_REQUEST');
     }
     expect(ca.signedJwt).toBe(before);
+    // the limit is in UTF-8 bytes: 256 two-byte characters are exactly at it
+    const atLimit = await h.call(agent, 'POST', '/agent/v1/jwt-svids', { requests: [{ entryId, audience: ['é'.repeat(AGENT_API_LIMITS.MAX_AUDIENCE_BYTES / 2)] }] });
+    expect(atLimit.status).toBe(200);
   });
 });

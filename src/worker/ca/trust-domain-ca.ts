@@ -42,6 +42,9 @@ const MAX_REFRESH_HINT_SECONDS = 300;
  */
 export const CA_CLOCK = Symbol.for('wisp.trustDomainCa.clock');
 
+/** Checked SPIFFE IDs remembered by the CA (about 100 bytes each); the memo starts over when full. */
+const CHECKED_IDS_MAX = 100_000;
+
 /** A slot's key material, decrypted and imported once (hot path). */
 interface LoadedKey {
   privateKey: CryptoKey;
@@ -60,6 +63,8 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   #templates = new Map<string, X509SvidTemplate | null>();
   /** per JWT kid */
   #jwtMinters = new Map<string, JwtSvidMinter>();
+  /** SPIFFE IDs already checked as members of the trust domain (input string → parsed ID) */
+  #checkedIds = new Map<string, SpiffeId>();
   #sequence = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -364,6 +369,20 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   }
 
   #checkSpiffeId(input: unknown): Result<SpiffeId> {
+    // the same entries are signed for over and over: a SPIFFE ID that passed once is not parsed again
+    if (typeof input === 'string') {
+      const known = this.#checkedIds.get(input);
+      if (known) return ok(known);
+    }
+    const checked = this.#parseMemberId(input);
+    if (checked.ok && typeof input === 'string') {
+      if (this.#checkedIds.size >= CHECKED_IDS_MAX) this.#checkedIds.clear();
+      this.#checkedIds.set(input, checked.value);
+    }
+    return checked;
+  }
+
+  #parseMemberId(input: unknown): Result<SpiffeId> {
     let id: SpiffeId;
     try {
       id = parseSpiffeId(input);

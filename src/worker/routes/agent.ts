@@ -294,14 +294,18 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   return app;
 }
 
+const utf8 = new TextEncoder();
+
 /** JWT-SVID §3: `aud` is required; here a non-empty, bounded array of non-empty strings. */
 function parseAudience(value: unknown, what: string): string[] {
   if (!Array.isArray(value) || value.length === 0) throw badRequest(`${what} must be a non-empty array`);
   if (value.length > AGENT_API_LIMITS.MAX_AUDIENCES) throw badRequest(`${what} has more than ${AGENT_API_LIMITS.MAX_AUDIENCES} entries`);
-  const encoder = new TextEncoder();
   for (const a of value) {
     if (typeof a !== 'string' || a.length === 0) throw badRequest(`${what} entries must be non-empty strings`);
-    if (encoder.encode(a).length > AGENT_API_LIMITS.MAX_AUDIENCE_BYTES) throw badRequest(`${what} entries must be at most ${AGENT_API_LIMITS.MAX_AUDIENCE_BYTES} bytes`);
+    // a UTF-16 code unit is at most 3 UTF-8 bytes: only long strings need encoding to be measured
+    if (a.length * 3 > AGENT_API_LIMITS.MAX_AUDIENCE_BYTES && utf8.encode(a).length > AGENT_API_LIMITS.MAX_AUDIENCE_BYTES) {
+      throw badRequest(`${what} entries must be at most ${AGENT_API_LIMITS.MAX_AUDIENCE_BYTES} bytes`);
+    }
   }
   return value as string[];
 }
