@@ -1,19 +1,21 @@
 /**
  * The limits of the benchmark, measured in workerd next to the issuer: ECDSA P-256 signatures, CSR signature
  * verifications (import of the subject key + ECDSA verify), and the trust-domain CA Durable Object signing
- * X509-SVID batches (its throughput ceiling). Loops run inside one request; the caller times the request from
+ * X509-SVID and JWT-SVID batches (its throughput ceilings); also the issuance pieces for the profile lines. Loops run inside one request; the caller times the request from
  * outside and subtracts an empty request (workerd's clock does not advance during pure computation).
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { parseCsr } from '../src/shared/spiffe/csr.js';
 import { parseSpiffeId } from '../src/shared/spiffe/id.js';
+import { createJwtSvidMinter } from '../src/shared/spiffe/jwt-svid-minter.js';
 import { createX509SvidTemplate, issueFromTemplate, type X509SvidTemplate } from '../src/shared/spiffe/x509-svid-template.js';
 import { createCaCertificate } from '../src/shared/spiffe/ca-cert.js';
 import { parseTrustDomain } from '../src/shared/spiffe/id.js';
 
 interface CaStub {
   signX509Svids(requests: unknown[]): Promise<{ ok: boolean }[]>;
+  signJwtSvids(requests: unknown[]): Promise<{ ok: boolean }[]>;
 }
 interface LimitsEnv {
   CA: { idFromName(name: string): unknown; get(id: unknown): CaStub };
@@ -26,6 +28,7 @@ type KeyPair = { publicKey: Key; privateKey: Key };
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
+let jwtMinter: ReturnType<typeof createJwtSvidMinter> | undefined;
 let state: Promise<{ priv: Key; spki: ArrayBuffer; sig: ArrayBuffer; data: Uint8Array; spkis: Uint8Array[] }> | undefined;
 /** the issuance path's own pieces, for the profile lines of the report (not limits) */
 let parts: Promise<{ template: X509SvidTemplate; csr: Uint8Array; spki: Uint8Array }> | undefined;
@@ -76,6 +79,18 @@ export default {
         const res = await ca.signX509Svids(reqs);
         if (!res.every((r) => r.ok)) throw new Error('CA refused a batch');
       }
+    } else if (url.pathname === '/ca-jwt-batch') {
+      const ca = env.CA.get(env.CA.idFromName(env.TRUST_DOMAIN));
+      const reqs = s.spkis.map((_, j) => ({ spiffeId: `spiffe://${env.TRUST_DOMAIN}/bench/do/${j}`, audience: [`aud-${j}`], ttlSeconds: 300 }));
+      for (let i = 0; i < n; i++) {
+        const res = await ca.signJwtSvids(reqs);
+        if (!res.every((r) => r.ok)) throw new Error('CA refused a batch');
+      }
+    } else if (url.pathname === '/mint') {
+      jwtMinter ??= createJwtSvidMinter({ issuer: 'https://example.org', kid: 'k1', alg: 'ES256', key: s.priv as never });
+      const spiffeId = parseSpiffeId('spiffe://example.org/bench/profile');
+      const now = Date.now();
+      for (let i = 0; i < n; i++) await jwtMinter.mint({ spiffeId, audience: ['aud-1'], now, expiresAt: now + 300_000 });
     } else if (url.pathname === '/issue' || url.pathname === '/parse-csr' || url.pathname === '/sha1') {
       parts ??= initParts();
       const p = await parts;
