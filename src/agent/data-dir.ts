@@ -124,7 +124,7 @@ export async function openDataDir(path: string): Promise<DataDir> {
     if (key) out.agentKey = key;
     if (chain.length > 0) out.agentSvidChain = chain;
     const leaf = chain[0];
-    if (key && leaf && (await importPkcs8(key).then((k) => certificateMatchesKey(leaf, k), () => false))) await saveAgentIdentity(key, chain);
+    if (key && leaf && keyMatches(leaf, key)) await saveAgentIdentity(key, chain);
     return out;
   }
 
@@ -168,4 +168,13 @@ async function unlinkOptional(path: string): Promise<void> {
   await unlink(path).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'ENOENT') throw e;
   });
+}
+
+/** True when `pkcs8` is a P-256 key whose public half is `leafDer`'s key. */
+function keyMatches(leafDer: Uint8Array, pkcs8: Uint8Array): boolean {
+  try {
+    return certificateMatchesKey(leafDer, importPkcs8(pkcs8));
+  } catch {
+    return false;
+  }
 }

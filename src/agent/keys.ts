@@ -1,62 +1,100 @@
 /**
- * Key pairs and CSRs the agent makes: ECDSA P-256 with WebCrypto, CSRs with @peculiar/x509. Workload keys
- * are generated here, on the node, and only ever handed to the workload (as PKCS#8); the issuer sees CSRs.
+ * Key pairs and CSRs the agent makes: ECDSA P-256 keys from node:crypto, CSRs encoded by @peculiar/x509 and
+ * signed by node:crypto. Workload keys are generated here, on the node, and only ever handed to the workload
+ * (as PKCS#8); the issuer sees CSRs.
+ *
+ * Everything runs synchronously on the main thread. WebCrypto's generateKey, sign and exportKey run as jobs
+ * on libuv's thread pool: each of its 4 threads then kept its own glibc malloc arena (~1 MB each, in use),
+ * and the jobs' own objects came on top; with 1,000 SVIDs that was 3–4 MB of the agent's RSS. A P-256 key
+ * pair and one signature take ~0.1 ms, so a batch of 100 CSRs holds the event loop for ~10 ms.
+ * Only the agent's own key becomes a WebCrypto CryptoKey (`toSigningCryptoKey`): jose signs agent request
+ * proofs with it, once per issuer call.
  * @module
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 
+export type { KeyObject };
 export type CryptoKey = webcrypto.CryptoKey;
-export type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-const subtle = webcrypto.subtle;
+/** A P-256 key pair (node:crypto). */
+export interface KeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
+/** OpenSSL's name of P-256 (KeyObject.asymmetricKeyDetails.namedCurve) */
+const P256 = 'prime256v1';
 
+// what @peculiar/x509 uses where no provider is passed (certificate public keys in src/shared)
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-/** Extractable, so it can be persisted (agent key) or handed to the workload (SVID keys). */
-export async function generateKeyPair(): Promise<CryptoKeyPair> {
-  return subtle.generateKey(EC_KEY, true, ['sign', 'verify']);
+export function generateKeyPair(): KeyPair {
+  return generateKeyPairSync('ec', { namedCurve: P256 });
 }
 
-export async function exportPkcs8(key: CryptoKey): Promise<Uint8Array> {
-  return new Uint8Array(await subtle.exportKey('pkcs8', key));
+export function exportPkcs8(key: KeyObject): Uint8Array {
+  return new Uint8Array(key.export({ type: 'pkcs8', format: 'der' }));
 }
 
-/** Imports a P-256 PKCS#8 private key (extractable: the public half is derived from it on demand). */
-export async function importPkcs8(der: Uint8Array): Promise<CryptoKey> {
-  return subtle.importKey('pkcs8', der, EC_KEY, true, ['sign']);
+/** Imports a P-256 PKCS#8 private key; throws on anything else. */
+export function importPkcs8(der: Uint8Array): KeyObject {
+  const key = createPrivateKey({ key: Buffer.from(der.buffer, der.byteOffset, der.byteLength), format: 'der', type: 'pkcs8' });
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== P256) throw new TypeError('not an ECDSA P-256 private key');
+  return key;
 }
 
-/** The public point of a private key, as JWK x/y, to compare with a certificate's key. */
-async function publicPoint(key: CryptoKey): Promise<string> {
-  const jwk = await subtle.exportKey('jwk', key);
-  return `${jwk.x}.${jwk.y}`;
+/** The agent's key as a non-extractable WebCrypto key, for jose (agent request proofs). */
+export async function toSigningCryptoKey(key: KeyObject): Promise<CryptoKey> {
+  return webcrypto.subtle.importKey('pkcs8', exportPkcs8(key), EC_KEY, false, ['sign']);
 }
 
 /** True when `certDer`'s subject public key is the public half of `privateKey`. */
-export async function certificateMatchesKey(certDer: Uint8Array, privateKey: CryptoKey): Promise<boolean> {
+export function certificateMatchesKey(certDer: Uint8Array, privateKey: KeyObject): boolean {
   try {
-    const cert = new x509.X509Certificate(certDer);
-    const pub = await cert.publicKey.export(EC_KEY, ['verify']);
-    return (await publicPoint(pub as unknown as CryptoKey)) === (await publicPoint(privateKey));
+    return new X509Certificate(certDer).checkPrivateKey(privateKey);
   } catch {
     return false;
   }
 }
 
 /**
+ * The WebCrypto calls Pkcs10CertificateRequestGenerator makes (export the SPKI, sign the request info),
+ * answered by node:crypto with `privateKey`: @peculiar/x509 takes a crypto provider for exactly this.
+ */
+function nodeCsrCrypto(privateKey: KeyObject): CsrCrypto {
+  const subtle = {
+    exportKey: async (format: string) => {
+      if (format !== 'spki') throw new TypeError(`unexpected key export format ${format}`);
+      return toArrayBuffer(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
+    },
+    // WebCrypto's ECDSA signature format (r || s), which the generator turns into the DER ECDSA-Sig-Value
+    sign: async (_algorithm: unknown, _key: unknown, data: ArrayBuffer | ArrayBufferView) => toArrayBuffer(sign('sha256', toView(data), { key: privateKey, dsaEncoding: 'ieee-p1363' })),
+  };
+  return { subtle } as unknown as CsrCrypto;
+}
+
+type CsrCrypto = NonNullable<Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[1]>;
+
+/** What the generator reads of a CryptoKey: its algorithm (the signing parameters and the curve size). */
+const P256_KEY_VIEW = { algorithm: EC_KEY, type: 'private', extractable: false, usages: ['sign'] } as unknown as CryptoKey;
+
+/**
  * A PKCS#10 CSR for `keys`, DER. The issuer decides the SVID's identity; `spiffeId`, when given, is put in a
  * URI SAN as SPIRE agents do, for the issuer to check.
  */
-export async function createCsr(keys: CryptoKeyPair, spiffeId?: string): Promise<Uint8Array> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys: keys as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'],
-    signingAlgorithm: SIGNING,
-    ...(spiffeId ? { extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])] } : {}),
-  });
+export async function createCsr(keys: KeyPair, spiffeId?: string): Promise<Uint8Array> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    {
+      keys: { privateKey: P256_KEY_VIEW, publicKey: P256_KEY_VIEW } as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'],
+      signingAlgorithm: SIGNING,
+      ...(spiffeId ? { extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])] } : {}),
+    },
+    nodeCsrCrypto(keys.privateKey),
+  );
   return new Uint8Array(csr.rawData);
 }
 
@@ -66,6 +104,14 @@ export function certificateInfo(der: Uint8Array): { notBefore: number; notAfter:
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const uri = san?.names.items.find((n) => n.type === 'url')?.value;
   return { notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime(), spiffeId: uri };
+}
+
+function toView(data: ArrayBuffer | ArrayBufferView): Uint8Array {
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function toArrayBuffer(b: Uint8Array): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 
 export function toBase64(der: Uint8Array): string {

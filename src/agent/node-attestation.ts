@@ -21,7 +21,9 @@ import {
   generateKeyPair,
   importPkcs8,
   toBase64,
+  toSigningCryptoKey,
   type CryptoKey,
+  type KeyObject,
 } from './keys.js';
 import { LOG_FIELDS, type Logger } from './log.js';
 import { shouldRotate } from './rotation-policy.js';
@@ -67,26 +69,31 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
   let svid: AgentSvid | undefined;
   let attestorUsed = false;
 
-  async function fromWire(wire: X509SvidWire, privateKey: CryptoKey): Promise<AgentSvid> {
+  async function fromWire(wire: X509SvidWire, privateKey: KeyObject): Promise<AgentSvid> {
     const certChain = wire.certChain.map(fromBase64);
     const leaf = certChain[0];
     if (!leaf) throw new WispError('ERR_INTERNAL', 'issuer returned an empty agent SVID chain');
-    if (!(await certificateMatchesKey(leaf, privateKey))) throw new WispError('ERR_INTERNAL', 'issuer returned an agent SVID for another key');
+    if (!certificateMatchesKey(leaf, privateKey)) throw new WispError('ERR_INTERNAL', 'issuer returned an agent SVID for another key');
     const info = certificateInfo(leaf);
-    return { privateKey, certChain, spiffeId: info.spiffeId ?? wire.spiffeId, notBefore: info.notBefore, notAfter: info.notAfter };
+    return { privateKey: await toSigningCryptoKey(privateKey), certChain, spiffeId: info.spiffeId ?? wire.spiffeId, notBefore: info.notBefore, notAfter: info.notAfter };
   }
 
   async function loadStored(): Promise<{ svid?: AgentSvid; bundle?: SpiffeBundleJson }> {
     const stored = await dataDir.load();
     const leaf = stored.agentSvidChain?.[0];
     if (!stored.agentKey || !stored.agentSvidChain || !leaf) return stored.bundle ? { bundle: stored.bundle } : {};
-    const privateKey = await importPkcs8(stored.agentKey);
-    if (!(await certificateMatchesKey(leaf, privateKey))) {
+    let privateKey: KeyObject | undefined;
+    try {
+      privateKey = importPkcs8(stored.agentKey);
+    } catch {
+      privateKey = undefined;
+    }
+    if (!privateKey || !certificateMatchesKey(leaf, privateKey)) {
       log.warn('stored agent key does not match the stored SVID (left by an older agent\'s interrupted renewal?); attesting again');
       return stored.bundle ? { bundle: stored.bundle } : {};
     }
     const info = certificateInfo(leaf);
-    const loaded: AgentSvid = { privateKey, certChain: stored.agentSvidChain, spiffeId: info.spiffeId ?? '', notBefore: info.notBefore, notAfter: info.notAfter };
+    const loaded: AgentSvid = { privateKey: await toSigningCryptoKey(privateKey), certChain: stored.agentSvidChain, spiffeId: info.spiffeId ?? '', notBefore: info.notBefore, notAfter: info.notAfter };
     return { svid: loaded, ...(stored.bundle ? { bundle: stored.bundle } : {}) };
   }
 
@@ -98,7 +105,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
       throw new WispError('ERR_JOIN_TOKEN_INVALID', `agent must attest again (${reason}) but its ${attestor.type} was already used by this process; create a new join token and restart with --joinToken`);
     }
     log.info({ ...attestor.describe(), reason }, 'attesting node');
-    const keys = await generateKeyPair();
+    const keys = generateKeyPair();
     let res: AttestResponse;
     try {
       res = await client.attest({ attestationType: attestor.type, payload: await attestor.payload(), csr: toBase64(await createCsr(keys)) });
@@ -116,7 +123,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     }
     if (attestor.singleUse) attestorUsed = true;
     const agent = await fromWire(res.svid, keys.privateKey);
-    await dataDir.saveAgentIdentity(await exportPkcs8(keys.privateKey), agent.certChain);
+    await dataDir.saveAgentIdentity(exportPkcs8(keys.privateKey), agent.certChain);
     await dataDir.saveBundle(res.bundle);
     svid = agent;
     log.info({ [LOG_FIELDS.AGENT_ID]: agent.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(agent.notAfter).toISOString() }, 'node attested');
@@ -147,10 +154,10 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
         return true;
       }
       if (!shouldRotate(cur.notBefore, cur.notAfter, now)) return false;
-      const keys = await generateKeyPair();
+      const keys = generateKeyPair();
       const res = await client.renew({ csr: toBase64(await createCsr(keys, cur.spiffeId)) });
       const next = await fromWire(res.svid, keys.privateKey);
-      await dataDir.saveAgentIdentity(await exportPkcs8(keys.privateKey), next.certChain);
+      await dataDir.saveAgentIdentity(exportPkcs8(keys.privateKey), next.certChain);
       svid = next;
       log.info({ [LOG_FIELDS.AGENT_ID]: next.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(next.notAfter).toISOString() }, 'agent SVID renewed');
       return true;

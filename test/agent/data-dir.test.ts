@@ -31,7 +31,7 @@ describe('data dir', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'wisp-dd-')), 'agent');
     const dd = await openDataDir(dir);
     expect(await dd.load()).toEqual({});
-    const key = await exportPkcs8((await generateKeyPair()).privateKey);
+    const key = exportPkcs8(generateKeyPair().privateKey);
     const chain = [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])];
     const bundle = { keys: [{ kty: 'EC', use: 'x509-svid' }], spiffe_sequence: 3 };
     await dd.saveAgentIdentity(key, chain);
@@ -74,7 +74,7 @@ describe('data dir', () => {
     const { agentSvidChain } = await dd.load();
     rmSync(join(dir, DATA_FILES.AGENT_IDENTITY));
     // the old renewal order: the new key was written, then the process died before the new SVID was
-    writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_KEY), toPem('PRIVATE KEY', await exportPkcs8((await generateKeyPair()).privateKey)));
+    writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_KEY), toPem('PRIVATE KEY', exportPkcs8(generateKeyPair().privateKey)));
     writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_SVID), agentSvidChain!.map((c) => toPem('CERTIFICATE', c)).join(''));
     h.issuer.joinTokens.add('token-2');
     const again = await h.restart(createJoinTokenAttestor('token-2'));

@@ -150,7 +150,7 @@ describe('workload SVID cache file', () => {
     const { h } = await firstRun();
     const path = join(h.dataDirPath, DATA_FILES.SVID_CACHE);
     const file = JSON.parse(readFileSync(path, 'utf8')) as { entries: Array<{ entry: { id: string }; svid: { privateKey: string } }> };
-    file.entries.find((e) => e.entry.id === 'e-db')!.svid.privateKey = toBase64(await exportPkcs8((await generateKeyPair()).privateKey));
+    file.entries.find((e) => e.entry.id === 'e-db')!.svid.privateKey = toBase64(exportPkcs8(generateKeyPair().privateKey));
     writeFileSync(path, JSON.stringify(file));
     const { log, lines } = capturingLogger();
     const again = await restart(h, log);

@@ -39,7 +39,7 @@ describe('sync loop against a fake issuer', () => {
     const both = h.cache.x509SvidsFor([UID, GID, { type: 'unix', value: 'pid:7' }]);
     expect(both.map((s) => s.spiffeId).sort()).toEqual(['spiffe://example.org/db', 'spiffe://example.org/web']);
     expect(h.cache.x509SvidsFor([GID])).toEqual([]);
-    for (const s of both) expect(await certificateMatchesKey(s.certChain[0]!, await importPkcs8(s.privateKey))).toBe(true);
+    for (const s of both) expect(certificateMatchesKey(s.certChain[0]!, importPkcs8(s.privateKey))).toBe(true);
 
     // the CSRs carried public keys only; every signed call passed the issuer's agent-proof check
     const csrCall = h.issuer.callsTo('/x509-svids')[0]!;

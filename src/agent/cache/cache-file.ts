@@ -106,7 +106,7 @@ export async function decodeCacheFile(text: string, expected: { trustDomain: str
     snapshot.entries.push(entry);
     if (item.svid === undefined) continue;
     if (!isFileSvid(item.svid)) throw new Error(`entries[${i}].svid is malformed`);
-    const svid = await checkedSvid(item.svid);
+    const svid = checkedSvid(item.svid);
     if (!svid) {
       log.warn({ [LOG_FIELDS.ENTRY_ID]: entry.id, [LOG_FIELDS.SPIFFE_ID]: entry.spiffeId }, 'SVID cache file: certificate unreadable or not matching its key; dropped, a new one is issued at the next sync');
       continue;
@@ -117,12 +117,12 @@ export async function decodeCacheFile(text: string, expected: { trustDomain: str
 }
 
 /** The SVID with validity taken from the certificate itself, or undefined if it is unusable. */
-async function checkedSvid(s: FileSvid): Promise<{ spiffeId: string | undefined; held: Pick<CacheSnapshot['svids'][number], 'certChain' | 'privateKey' | 'notBefore' | 'notAfter'> } | undefined> {
+function checkedSvid(s: FileSvid): { spiffeId: string | undefined; held: Pick<CacheSnapshot['svids'][number], 'certChain' | 'privateKey' | 'notBefore' | 'notAfter'> } | undefined {
   try {
     const certChain = s.certChain.map(fromBase64);
     const privateKey = fromBase64(s.privateKey);
     const leaf = certChain[0];
-    if (!leaf || !(await certificateMatchesKey(leaf, await importPkcs8(privateKey)))) return undefined;
+    if (!leaf || !certificateMatchesKey(leaf, importPkcs8(privateKey))) return undefined;
     const info = certificateInfo(leaf);
     return { spiffeId: info.spiffeId, held: { certChain, privateKey, notBefore: info.notBefore, notAfter: info.notAfter } };
   } catch {

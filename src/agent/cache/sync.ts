@@ -8,7 +8,7 @@ import { AGENT_API_LIMITS } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
-import { certificateInfo, certificateMatchesKey, createCsr, exportPkcs8, fromBase64, generateKeyPair, toBase64, type CryptoKeyPair } from '../keys.js';
+import { certificateInfo, certificateMatchesKey, createCsr, exportPkcs8, fromBase64, generateKeyPair, toBase64, type KeyPair } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { IssuedSvid, SvidCache } from './svid-cache.js';
 
@@ -54,10 +54,10 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncOutcome> {
 }
 
 async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
-  const keys = new Map<string, CryptoKeyPair>();
+  const keys = new Map<string, KeyPair>();
   const requests: Array<{ entryId: string; csr: string }> = [];
   for (const entry of entries) {
-    const pair = await generateKeyPair();
+    const pair = generateKeyPair();
     keys.set(entry.id, pair);
     requests.push({ entryId: entry.id, csr: toBase64(await createCsr(pair, entry.spiffeId)) });
   }
@@ -67,12 +67,12 @@ async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
     const pair = keys.get(entryId);
     const certChain = (svid?.certChain ?? []).map(fromBase64);
     const leaf = certChain[0];
-    if (!pair || !leaf || !(await certificateMatchesKey(leaf, pair.privateKey))) {
+    if (!pair || !leaf || !certificateMatchesKey(leaf, pair.privateKey)) {
       deps.log.error({ [LOG_FIELDS.ENTRY_ID]: entryId }, 'issuer returned an X509-SVID that does not match the request; ignored');
       continue;
     }
     const info = certificateInfo(leaf);
-    issued.push({ entryId, wire: svid, certChain, privateKey: await exportPkcs8(pair.privateKey), notBefore: info.notBefore, notAfter: info.notAfter });
+    issued.push({ entryId, wire: svid, certChain, privateKey: exportPkcs8(pair.privateKey), notBefore: info.notBefore, notAfter: info.notAfter });
     deps.log.info({ [LOG_FIELDS.ENTRY_ID]: entryId, [LOG_FIELDS.SPIFFE_ID]: svid.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(info.notAfter).toISOString() }, 'X509-SVID issued');
   }
   const missing = entries.length - issued.length;
