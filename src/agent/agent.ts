@@ -37,7 +37,6 @@ export interface RunAgentOptions {
   signal: AbortSignal;
   clock?: Clock;
   random?: () => number;
-  fetch?: typeof fetch;
 }
 
 /** Resolves after a clean shutdown; rejects with the failure that stopped the agent. */
@@ -52,7 +51,6 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
     timeoutMs: config.requestTimeoutSeconds * 1000,
     clock,
     credentials: () => holder.identity?.current(),
-    ...(options.fetch ? { fetch: options.fetch } : {}),
   });
   const identity = createAgentIdentity({ client, dataDir, attestor: selectNodeAttestor(config), clock, log });
   holder.identity = identity;

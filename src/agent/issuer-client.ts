@@ -1,5 +1,5 @@
 /**
- * The agent's client of the issuer's agent API (src/shared/agent-api.ts): JSON over fetch, a timeout on
+ * The agent's client of the issuer's agent API (src/shared/agent-api.ts): JSON over HTTP (http-request.ts), a timeout on
  * every call (STYLE G21), every call but `attest` signed with an agent proof (src/shared/agent-proof.ts)
  * made with the agent's current key and SVID. Failures become `WispError`s: the issuer's
  * `{"error":{"code","message"}}` keeps its code; a network failure or timeout is `ERR_UNAVAILABLE`.
@@ -27,6 +27,7 @@ import { createAgentProof, randomJti } from '../shared/agent-proof.js';
 import type { Clock } from '../shared/clock.js';
 import { ERROR_STATUS } from '../shared/error-status.js';
 import { WispError, type WispErrorCode } from '../shared/errors.js';
+import { httpRequest, HttpRequestError, type HttpResponse } from './http-request.js';
 import type { CryptoKey } from './keys.js';
 
 /** Largest issuer response the agent reads, bytes. */
@@ -46,7 +47,6 @@ export interface IssuerClientOptions {
   clock: Clock;
   /** the credentials to sign with right now (they change on renewal and re-attestation) */
   credentials: () => AgentCredentials | undefined;
-  fetch?: typeof fetch;
 }
 
 export interface IssuerClient {
@@ -86,18 +86,8 @@ function codeForStatus(status: number): WispErrorCode {
   return 'ERR_BAD_REQUEST';
 }
 
-async function readBody(res: Response): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > MAX_ISSUER_RESPONSE_BYTES) throw new WispError('ERR_UNAVAILABLE', `issuer response too large (${declared} bytes)`);
-  const text = await res.text();
-  if (text.length > MAX_ISSUER_RESPONSE_BYTES) throw new WispError('ERR_UNAVAILABLE', 'issuer response too large');
-  return text;
-}
-
 /** @example const client = createIssuerClient({ serverUrl, timeoutMs: 10_000, clock: systemClock, credentials: () => identity.current() }) */
 export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
-  const doFetch = options.fetch ?? fetch;
-
   async function call<T>(method: 'GET' | 'POST', route: string, body: unknown, signed: boolean): Promise<T> {
     const url = new URL(`${options.serverUrl}${AGENT_API_PREFIX}${route}`);
     const bytes = body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(body));
@@ -116,28 +106,20 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
         jti: randomJti(),
       });
     }
-    let res: Response;
+    let res: HttpResponse;
     try {
-      res = await doFetch(url, { method, headers, ...(bytes ? { body: bytes } : {}), signal: AbortSignal.timeout(options.timeoutMs), redirect: 'error' });
+      res = await httpRequest({ url, method, headers, ...(bytes ? { body: bytes } : {}), timeoutMs: options.timeoutMs, maxResponseBytes: MAX_ISSUER_RESPONSE_BYTES });
     } catch (e) {
-      const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
-      const why = timedOut ? `timed out after ${options.timeoutMs} ms` : `unreachable (${causeText(e)})`;
-      throw new WispError('ERR_UNAVAILABLE', `issuer ${method} ${route} ${why}`, { cause: e });
+      throw new WispError('ERR_UNAVAILABLE', `issuer ${method} ${route}${failureText(e, options.timeoutMs)}`, { cause: e });
     }
-    let text: string;
-    try {
-      text = await readBody(res);
-    } catch (e) {
-      if (e instanceof WispError) throw e;
-      throw new WispError('ERR_UNAVAILABLE', `issuer ${method} ${route}: response interrupted (${causeText(e)})`, { cause: e });
-    }
+    const text = res.text;
     let json: unknown;
     try {
       json = text === '' ? undefined : JSON.parse(text);
     } catch {
       json = undefined;
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
       const code = isKnownCode(error?.code) ? error.code : codeForStatus(res.status);
       const message = typeof error?.message === 'string' ? error.message : `HTTP ${res.status}`;
@@ -161,7 +143,10 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
   };
 }
 
-function causeText(e: unknown): string {
-  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
+/** The end of the ERR_UNAVAILABLE message: ` timed out after …`, ` unreachable (ECONNREFUSED)`, `: response …`. */
+function failureText(e: unknown, timeoutMs: number): string {
+  if (!(e instanceof HttpRequestError)) return ` unreachable (${e instanceof Error ? e.message : String(e)})`;
+  if (e.kind === 'timeout') return ` timed out after ${timeoutMs} ms`;
+  if (e.kind === 'connect' || e.kind === 'redirect') return ` unreachable (${e.code ?? e.message})`;
+  return `: ${e.message}`;
 }

@@ -58,6 +58,36 @@ describe('issuer client', () => {
     });
   });
 
+  it('does not follow redirects, caps the response body, and names a refused connection', async () => {
+    const redirecting = await serve((_req, res) => res.writeHead(307, { location: '/elsewhere' }).end());
+    await expect(client(redirecting).attest({ attestationType: 'x', payload: {}, csr: '' })).rejects.toMatchObject({
+      code: 'ERR_UNAVAILABLE',
+      message: 'issuer POST /attest unreachable (unexpected redirect (HTTP 307))',
+    });
+    server?.closeAllConnections();
+    await new Promise<void>((r) => server!.close(() => r()));
+
+    const huge = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      for (let i = 0; i < 9; i++) res.write(chunk);
+      res.end('{}');
+    });
+    await expect(client(huge).attest({ attestationType: 'x', payload: {}, csr: '' })).rejects.toMatchObject({
+      code: 'ERR_UNAVAILABLE',
+      message: 'issuer POST /attest: response too large',
+    });
+    const port = new URL(huge).port;
+    server?.closeAllConnections();
+    await new Promise<void>((r) => server!.close(() => r()));
+    server = undefined;
+
+    await expect(client(`http://127.0.0.1:${port}`).attest({ attestationType: 'x', payload: {}, csr: '' })).rejects.toMatchObject({
+      code: 'ERR_UNAVAILABLE',
+      message: 'issuer POST /attest unreachable (ECONNREFUSED)',
+    });
+  });
+
   it('refuses to sign a request without agent credentials', async () => {
     await expect(client('http://127.0.0.1:9').sync({})).rejects.toMatchObject({ code: 'ERR_UNAUTHENTICATED' });
   });

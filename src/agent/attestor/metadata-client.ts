@@ -5,6 +5,7 @@
  * @module
  */
 import { WispError } from '../../shared/errors.js';
+import { httpRequest, HttpRequestError, type HttpResponse } from '../http-request.js';
 
 /** Largest metadata response read, bytes (documents and tokens are a few KB). */
 export const METADATA_MAX_BYTES = 64 * 1024;
@@ -30,15 +31,15 @@ export class MetadataHttpError extends WispError {
 
 /** Returns the body as text; throws WispError ERR_UNAVAILABLE (MetadataHttpError for an HTTP status). */
 export async function metadataRequest(req: MetadataRequest): Promise<string> {
-  let res: Response;
+  const url = new URL(req.url);
+  let res: HttpResponse;
   try {
-    res = await fetch(req.url, { method: req.method ?? 'GET', headers: req.headers, signal: AbortSignal.timeout(req.timeoutMs), redirect: 'error' });
+    res = await httpRequest({ url, method: req.method ?? 'GET', ...(req.headers ? { headers: req.headers } : {}), timeoutMs: req.timeoutMs, maxResponseBytes: METADATA_MAX_BYTES });
   } catch (e) {
-    const why = e instanceof Error && e.name === 'TimeoutError' ? `no answer within ${req.timeoutMs} ms` : 'connection failed';
-    throw new WispError('ERR_UNAVAILABLE', `${req.attestor}: ${req.service} at ${new URL(req.url).origin} is unreachable (${why}); is this agent running on that cloud?`);
+    if (e instanceof HttpRequestError && e.kind === 'too-large') throw new WispError('ERR_UNAVAILABLE', `${req.attestor}: ${req.service} answer is larger than ${METADATA_MAX_BYTES} bytes`);
+    const why = e instanceof HttpRequestError && e.kind === 'timeout' ? `no answer within ${req.timeoutMs} ms` : 'connection failed';
+    throw new WispError('ERR_UNAVAILABLE', `${req.attestor}: ${req.service} at ${url.origin} is unreachable (${why}); is this agent running on that cloud?`);
   }
-  const text = await res.text();
-  if (!res.ok) throw new MetadataHttpError(`${req.attestor}: ${req.service} answered HTTP ${res.status} to ${new URL(req.url).pathname}`, res.status);
-  if (text.length > METADATA_MAX_BYTES) throw new WispError('ERR_UNAVAILABLE', `${req.attestor}: ${req.service} answer is larger than ${METADATA_MAX_BYTES} bytes`);
-  return text;
+  if (res.status < 200 || res.status > 299) throw new MetadataHttpError(`${req.attestor}: ${req.service} answered HTTP ${res.status} to ${url.pathname}`, res.status);
+  return res.text;
 }
