@@ -287,7 +287,7 @@ async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socke
       const rate = await maxRate(t, WORKLOAD_CALLS, WORKLOAD_CLIENTS);
       return { rate, cpuMsPerCall: ((cpuTicks(pid) - c0) * 10) / WORKLOAD_CALLS };
     };
-    const r = { x509: [] as number[], echo: [] as number[], ratio: [] as number[], jwt: [] as number[], echoU: [] as number[], jwtRatio: [] as number[], x509Cpu: [] as number[], echoCpu: [] as number[] };
+    const r = { x509: [] as number[], echo: [] as number[], ratio: [] as number[], jwt: [] as number[], echoU: [] as number[], jwtRatio: [] as number[], x509Cpu: [] as number[], echoCpu: [] as number[], jwtCpu: [] as number[], echoUCpu: [] as number[] };
     for (let i = 0; i < 3; i++) {
       const e = await measure(echoStream, echoPid);
       const a = await measure(x509, agentPid);
@@ -301,6 +301,8 @@ async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socke
       r.jwtRatio.push(j.rate / eu.rate);
       r.x509Cpu.push(a.cpuMsPerCall);
       r.echoCpu.push(e.cpuMsPerCall);
+      r.jwtCpu.push(j.cpuMsPerCall);
+      r.echoUCpu.push(eu.cpuMsPerCall);
       console.log(`  round ${i + 1}: echo ${Math.round(e.rate)}/s (${round(e.cpuMsPerCall)} ms CPU/call), FetchX509SVID ${Math.round(a.rate)}/s (${round(a.cpuMsPerCall)} ms CPU/call), echo unary ${Math.round(eu.rate)}/s, FetchJWTSVID ${Math.round(j.rate)}/s`);
     }
     record('echo_stream_calls_per_s', Math.round(median(r.echo)), { limit: 'new connection + first message, 100 clients' });
@@ -310,6 +312,7 @@ async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socke
     record('workload_x509_agent_cpu_ms_per_call', round(median(r.x509Cpu)), { limit: `${round(median(r.echoCpu))} ms echo server` });
     record('workload_jwt_calls_per_s', Math.round(median(r.jwt)), { limit: `${Math.round(median(r.echoU))}/s echo unary` });
     record('workload_jwt_ratio', round(median(r.jwtRatio)));
+    record('workload_jwt_agent_cpu_ms_per_call', round(median(r.jwtCpu)), { limit: `${round(median(r.echoUCpu))} ms echo server (unary)` });
     const x509Half = median(r.x509) / 2;
     const jwtHalf = median(r.jwt) / 2;
     // p99 of the call on connected clients (a workload's SPIFFE library keeps its connection), and of
