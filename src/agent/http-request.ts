@@ -37,7 +37,7 @@ export type HttpFailure = 'timeout' | 'connect' | 'interrupted' | 'too-large' | 
 
 export class HttpRequestError extends Error {
   readonly kind: HttpFailure;
-  /** the system error code when there is one (ECONNREFUSED, ENOTFOUND, …) */
+  /** the system error code when there is one (ECONNREFUSED, ENOTFOUND, ...) */
   readonly code: string | undefined;
   constructor(kind: HttpFailure, message: string, options?: { cause?: unknown; code?: string | undefined }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
