@@ -13,7 +13,7 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 
 export type { KeyObject };
 export type CryptoKey = webcrypto.CryptoKey;
@@ -54,25 +54,76 @@ export async function toSigningCryptoKey(key: KeyObject): Promise<CryptoKey> {
 
 /** True when `certDer`'s subject public key is the public half of `privateKey`. */
 export function certificateMatchesKey(certDer: Uint8Array, privateKey: KeyObject): boolean {
+  return matchingCertificateInfo(certDer, privateKey) !== undefined;
+}
+
+/** What the agent reads from a certificate. */
+export interface CertificateInfo {
+  /** ms since the epoch */
+  notBefore: number;
+  notAfter: number;
+  /** the (first) URI SAN */
+  spiffeId: string | undefined;
+}
+
+/**
+ * Validity and URI SAN of a DER certificate, read by node:crypto (OpenSSL). @peculiar/x509's parser took
+ * ~1 ms and a few hundred objects per certificate, the larger part of issuing 1,000 SVIDs. Throws on a
+ * certificate OpenSSL cannot read.
+ */
+export function certificateInfo(der: Uint8Array): CertificateInfo {
+  return infoOf(new X509Certificate(der));
+}
+
+/** `certificateInfo(der)` when the certificate's public key is the public half of `privateKey`, else undefined (also when unreadable). */
+export function matchingCertificateInfo(der: Uint8Array, privateKey: KeyObject): CertificateInfo | undefined {
+  let cert: X509Certificate;
   try {
-    return new X509Certificate(certDer).checkPrivateKey(privateKey);
+    cert = new X509Certificate(der);
+    if (!cert.checkPrivateKey(privateKey)) return undefined;
   } catch {
-    return false;
+    return undefined;
   }
+  return infoOf(cert);
+}
+
+function infoOf(cert: X509Certificate): CertificateInfo {
+  return { notBefore: opensslTime(cert.validFrom), notAfter: opensslTime(cert.validTo), spiffeId: uriSan(cert.subjectAltName) };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** A time as node:crypto prints it (OpenSSL's ASN1_TIME_print, e.g. `Nov  3 21:35:00 2026 GMT`), in ms. */
+function opensslTime(text: string): number {
+  const m = /^([A-Z][a-z]{2}) ( \d|\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)? (\d{4}) GMT$/.exec(text);
+  const month = m ? MONTHS.indexOf(m[1]!) : -1;
+  if (!m || month < 0) throw new TypeError(`unexpected certificate time ${JSON.stringify(text)}`);
+  return Date.UTC(Number(m[6]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
+}
+
+/**
+ * The first URI SAN in node:crypto's `subjectAltName` text (`URI:spiffe://…, DNS:…`). Node prints a name
+ * that holds a comma, quote or control character as a JSON string (`URI:"…"`); a SPIFFE ID never does.
+ */
+function uriSan(text: string | undefined): string | undefined {
+  const uri = (text ?? '').split(', ').find((name) => name.startsWith('URI:'));
+  if (uri === undefined) return undefined;
+  const value = uri.slice('URI:'.length);
+  return value.startsWith('"') ? (JSON.parse(value) as string) : value;
 }
 
 /**
  * The WebCrypto calls Pkcs10CertificateRequestGenerator makes (export the SPKI, sign the request info),
- * answered by node:crypto with `privateKey`: @peculiar/x509 takes a crypto provider for exactly this.
+ * answered by node:crypto with `keys`: @peculiar/x509 takes a crypto provider for exactly this.
  */
-function nodeCsrCrypto(privateKey: KeyObject): CsrCrypto {
+function nodeCsrCrypto(keys: KeyPair): CsrCrypto {
   const subtle = {
     exportKey: async (format: string) => {
       if (format !== 'spki') throw new TypeError(`unexpected key export format ${format}`);
-      return toArrayBuffer(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
+      return toArrayBuffer(keys.publicKey.export({ type: 'spki', format: 'der' }));
     },
     // WebCrypto's ECDSA signature format (r || s), which the generator turns into the DER ECDSA-Sig-Value
-    sign: async (_algorithm: unknown, _key: unknown, data: ArrayBuffer | ArrayBufferView) => toArrayBuffer(sign('sha256', toView(data), { key: privateKey, dsaEncoding: 'ieee-p1363' })),
+    sign: async (_algorithm: unknown, _key: unknown, data: ArrayBuffer | ArrayBufferView) => toArrayBuffer(sign('sha256', toView(data), { key: keys.privateKey, dsaEncoding: 'ieee-p1363' })),
   };
   return { subtle } as unknown as CsrCrypto;
 }
@@ -93,17 +144,9 @@ export async function createCsr(keys: KeyPair, spiffeId?: string): Promise<Uint8
       signingAlgorithm: SIGNING,
       ...(spiffeId ? { extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])] } : {}),
     },
-    nodeCsrCrypto(keys.privateKey),
+    nodeCsrCrypto(keys),
   );
   return new Uint8Array(csr.rawData);
-}
-
-/** notBefore/notAfter (ms) and URI SAN of a DER certificate. */
-export function certificateInfo(der: Uint8Array): { notBefore: number; notAfter: number; spiffeId: string | undefined } {
-  const cert = new x509.X509Certificate(der);
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const uri = san?.names.items.find((n) => n.type === 'url')?.value;
-  return { notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime(), spiffeId: uri };
 }
 
 function toView(data: ArrayBuffer | ArrayBufferView): Uint8Array {

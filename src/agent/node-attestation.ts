@@ -13,13 +13,12 @@ import type { NodeAttestor } from './attestor/node-attestor.js';
 import type { DataDir } from './data-dir.js';
 import type { AgentCredentials, IssuerClient } from './issuer-client.js';
 import {
-  certificateInfo,
-  certificateMatchesKey,
   createCsr,
   exportPkcs8,
   fromBase64,
   generateKeyPair,
   importPkcs8,
+  matchingCertificateInfo,
   toBase64,
   toSigningCryptoKey,
   type CryptoKey,
@@ -73,8 +72,8 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     const certChain = wire.certChain.map(fromBase64);
     const leaf = certChain[0];
     if (!leaf) throw new WispError('ERR_INTERNAL', 'issuer returned an empty agent SVID chain');
-    if (!certificateMatchesKey(leaf, privateKey)) throw new WispError('ERR_INTERNAL', 'issuer returned an agent SVID for another key');
-    const info = certificateInfo(leaf);
+    const info = matchingCertificateInfo(leaf, privateKey);
+    if (!info) throw new WispError('ERR_INTERNAL', 'issuer returned an agent SVID for another key');
     return { privateKey: await toSigningCryptoKey(privateKey), certChain, spiffeId: info.spiffeId ?? wire.spiffeId, notBefore: info.notBefore, notAfter: info.notAfter };
   }
 
@@ -88,11 +87,11 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     } catch {
       privateKey = undefined;
     }
-    if (!privateKey || !certificateMatchesKey(leaf, privateKey)) {
+    const info = privateKey ? matchingCertificateInfo(leaf, privateKey) : undefined;
+    if (!privateKey || !info) {
       log.warn('stored agent key does not match the stored SVID (left by an older agent\'s interrupted renewal?); attesting again');
       return stored.bundle ? { bundle: stored.bundle } : {};
     }
-    const info = certificateInfo(leaf);
     const loaded: AgentSvid = { privateKey: await toSigningCryptoKey(privateKey), certChain: stored.agentSvidChain, spiffeId: info.spiffeId ?? '', notBefore: info.notBefore, notAfter: info.notAfter };
     return { svid: loaded, ...(stored.bundle ? { bundle: stored.bundle } : {}) };
   }

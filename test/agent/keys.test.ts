@@ -2,9 +2,10 @@
 // by node:crypto, checked by the issuer's own CSR parser and by `openssl req -verify`.
 import 'reflect-metadata';
 import { generateKeyPairSync } from 'node:crypto';
-import { Pkcs10CertificateRequest, type SubjectAlternativeNameExtension } from '@peculiar/x509';
+import { readFileSync } from 'node:fs';
+import { Pkcs10CertificateRequest, X509Certificate, type SubjectAlternativeNameExtension } from '@peculiar/x509';
 import { afterAll, describe, expect, it } from 'vitest';
-import { certificateInfo, certificateMatchesKey, createCsr, exportPkcs8, generateKeyPair, importPkcs8 } from '../../src/agent/keys.js';
+import { certificateInfo, certificateMatchesKey, createCsr, exportPkcs8, generateKeyPair, importPkcs8, matchingCertificateInfo } from '../../src/agent/keys.js';
 import { parseCsr } from '../../src/shared/spiffe/csr.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { issueX509Svid } from '../../src/shared/spiffe/x509-svid.js';
@@ -12,6 +13,13 @@ import { createOpensslKit, newTestCa, openssl } from './helpers/openssl-kit.js';
 
 /** subjectAltName (by OID: the extension class may come from @peculiar/x509's other build) */
 const SAN_OID = '2.5.29.17';
+
+/** The same reading by @peculiar/x509 (what the agent used before). */
+function peculiarInfo(der: Uint8Array) {
+  const cert = new X509Certificate(der.slice());
+  const san = cert.getExtension(SAN_OID) as SubjectAlternativeNameExtension | null;
+  return { notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime(), spiffeId: san?.names.items.find((n) => n.type === 'url')?.value };
+}
 
 const kit = createOpensslKit('wisp-agent-keys-');
 afterAll(kit.cleanup);
@@ -50,8 +58,41 @@ describe('agent keys and CSRs', () => {
     expect(certificateMatchesKey(new Uint8Array([0x30, 0x00]), again)).toBe(false);
     expect(certificateInfo(leaf)).toEqual({ notBefore: expect.any(Number), notAfter: Math.floor(now / 1000) * 1000 + 600_000, spiffeId: 'spiffe://example.org/w' });
 
+    expect(matchingCertificateInfo(leaf, again)).toEqual(certificateInfo(leaf));
+    expect(matchingCertificateInfo(leaf, generateKeyPair().privateKey)).toBeUndefined();
+
     const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ type: 'pkcs8', format: 'der' });
     expect(() => importPkcs8(new Uint8Array(p384))).toThrow(/P-256/);
     expect(() => importPkcs8(new Uint8Array([1, 2, 3]))).toThrow();
+  });
+
+  it.each([
+    ['UTCTime, two-digit day', Date.UTC(2026, 10, 23, 21, 35, 7)],
+    ['UTCTime, one-digit day', Date.UTC(2027, 1, 3, 4, 5, 6)],
+    ['GeneralizedTime (2050 and later)', Date.UTC(2051, 0, 9, 23, 59, 59)],
+  ])('reads validity and the URI SAN as @peculiar/x509 does: %s', async (_name, now) => {
+    const ca = await newTestCa(parseTrustDomain('example.org'), now - 1000);
+    const { publicKeySpki } = await parseCsr(await createCsr(generateKeyPair()));
+    const leaf = await issueX509Svid({ spiffeId: parseSpiffeId('spiffe://example.org/ns/a-b_c.d'), publicKeySpki, dnsNames: ['x.example.org'], ttlSeconds: 3600, now }, ca);
+    expect(certificateInfo(leaf)).toEqual(peculiarInfo(leaf));
+    expect(certificateInfo(leaf).spiffeId).toBe('spiffe://example.org/ns/a-b_c.d');
+    expect(certificateInfo(ca.der)).toEqual(peculiarInfo(ca.der));
+    expect(certificateInfo(ca.der).spiffeId).toBe('spiffe://example.org');
+  });
+
+  it('reads an openssl-made certificate, with or without a URI SAN', () => {
+    const key = kit.writePem(exportPkcs8(generateKeyPair().privateKey), 'PRIVATE KEY');
+    const make = (...ext: string[]) => {
+      const out = kit.writePem(new Uint8Array(0), 'CERTIFICATE');
+      openssl('req', '-x509', '-key', key, '-subj', '/CN=t', '-days', '2', ...ext, '-outform', 'DER', '-out', out);
+      return new Uint8Array(readFileSync(out));
+    };
+    const withSan = make('-addext', 'subjectAltName=DNS:a.example.org,URI:spiffe://example.org/first,URI:spiffe://example.org/second');
+    const info = certificateInfo(withSan);
+    expect(info).toEqual(peculiarInfo(withSan));
+    expect(info.spiffeId).toBe('spiffe://example.org/first');
+    expect(info.notAfter - info.notBefore).toBe(2 * 86400_000);
+    expect(certificateInfo(make()).spiffeId).toBeUndefined();
+    expect(() => certificateInfo(new Uint8Array([0x30, 0x00]))).toThrow();
   });
 });

@@ -17,7 +17,7 @@
 import type { SpiffeBundleJson } from '../../shared/agent-api.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { DataDir } from '../data-dir.js';
-import { certificateInfo, certificateMatchesKey, fromBase64, importPkcs8, toBase64 } from '../keys.js';
+import { fromBase64, importPkcs8, matchingCertificateInfo, toBase64 } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { CacheSnapshot, SvidCache } from './svid-cache.js';
 
@@ -122,8 +122,8 @@ function checkedSvid(s: FileSvid): { spiffeId: string | undefined; held: Pick<Ca
     const certChain = s.certChain.map(fromBase64);
     const privateKey = fromBase64(s.privateKey);
     const leaf = certChain[0];
-    if (!leaf || !certificateMatchesKey(leaf, importPkcs8(privateKey))) return undefined;
-    const info = certificateInfo(leaf);
+    const info = leaf ? matchingCertificateInfo(leaf, importPkcs8(privateKey)) : undefined;
+    if (!info) return undefined;
     return { spiffeId: info.spiffeId, held: { certChain, privateKey, notBefore: info.notBefore, notAfter: info.notAfter } };
   } catch {
     return undefined;

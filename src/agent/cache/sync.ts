@@ -8,7 +8,7 @@ import { AGENT_API_LIMITS } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
-import { certificateInfo, certificateMatchesKey, createCsr, exportPkcs8, fromBase64, generateKeyPair, toBase64, type KeyPair } from '../keys.js';
+import { createCsr, exportPkcs8, fromBase64, generateKeyPair, matchingCertificateInfo, toBase64, type KeyPair } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { IssuedSvid, SvidCache } from './svid-cache.js';
 
@@ -67,11 +67,11 @@ async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
     const pair = keys.get(entryId);
     const certChain = (svid?.certChain ?? []).map(fromBase64);
     const leaf = certChain[0];
-    if (!pair || !leaf || !certificateMatchesKey(leaf, pair.privateKey)) {
+    const info = pair && leaf ? matchingCertificateInfo(leaf, pair.privateKey) : undefined;
+    if (!pair || !info) {
       deps.log.error({ [LOG_FIELDS.ENTRY_ID]: entryId }, 'issuer returned an X509-SVID that does not match the request; ignored');
       continue;
     }
-    const info = certificateInfo(leaf);
     issued.push({ entryId, wire: svid, certChain, privateKey: exportPkcs8(pair.privateKey), notBefore: info.notBefore, notAfter: info.notAfter });
     deps.log.info({ [LOG_FIELDS.ENTRY_ID]: entryId, [LOG_FIELDS.SPIFFE_ID]: svid.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(info.notAfter).toISOString() }, 'X509-SVID issued');
   }
