@@ -9,11 +9,16 @@
  * pair and one signature take ~0.1 ms, so a batch of 100 CSRs holds the event loop for ~10 ms.
  * Only the agent's own key becomes a WebCrypto CryptoKey (`toSigningCryptoKey`): jose signs agent request
  * proofs with it, once per issuer call.
+ *
+ * Never export a generated key as JWK (nor read its asymmetricKeyDetails): Node 20 holds the key's mutex
+ * while it builds the JWK on the V8 heap, and a GC that finalizes the key-generation job then waits on the
+ * same mutex, a deadlock (seen with about one key in ten thousand). The DER exports, sign and
+ * X509Certificate checks used here take no such lock.
  * @module
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 
 export type { KeyObject };
 export type CryptoKey = webcrypto.CryptoKey;
@@ -73,6 +78,27 @@ export interface CertificateInfo {
  */
 export function certificateInfo(der: Uint8Array): CertificateInfo {
   return infoOf(new X509Certificate(der));
+}
+
+/** A public key as DER SubjectPublicKeyInfo. */
+export function exportSpki(publicKey: KeyObject): Uint8Array {
+  return new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+}
+
+/**
+ * `certificateInfo(der)` when the certificate's public key is the key `spki` encodes, else undefined (also
+ * when unreadable). Lets a caller hold a generated key as bytes while its CSR is at the issuer: a KeyObject
+ * holds an OpenSSL EVP_PKEY of a few KB outside the V8 heap until its wrapper is collected.
+ */
+export function certificateInfoForSpki(der: Uint8Array, spki: Uint8Array): CertificateInfo | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(der);
+    if (!cert.publicKey.equals(createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' }))) return undefined;
+  } catch {
+    return undefined;
+  }
+  return infoOf(cert);
 }
 
 /** `certificateInfo(der)` when the certificate's public key is the public half of `privateKey`, else undefined (also when unreadable). */

@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Pkcs10CertificateRequest, X509Certificate, type SubjectAlternativeNameExtension } from '@peculiar/x509';
 import { afterAll, describe, expect, it } from 'vitest';
-import { certificateInfo, certificateMatchesKey, createCsr, exportPkcs8, generateKeyPair, importPkcs8, matchingCertificateInfo } from '../../src/agent/keys.js';
+import { certificateInfo, certificateInfoForSpki, certificateMatchesKey, createCsr, exportPkcs8, exportSpki, generateKeyPair, importPkcs8, matchingCertificateInfo } from '../../src/agent/keys.js';
 import { parseCsr } from '../../src/shared/spiffe/csr.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { issueX509Svid } from '../../src/shared/spiffe/x509-svid.js';
@@ -58,6 +58,9 @@ describe('agent keys and CSRs', () => {
     expect(certificateMatchesKey(new Uint8Array([0x30, 0x00]), again)).toBe(false);
     expect(certificateInfo(leaf)).toEqual({ notBefore: expect.any(Number), notAfter: Math.floor(now / 1000) * 1000 + 600_000, spiffeId: 'spiffe://example.org/w' });
 
+    expect(certificateInfoForSpki(leaf, exportSpki(keys.publicKey))).toEqual(certificateInfo(leaf));
+    expect(certificateInfoForSpki(leaf, exportSpki(generateKeyPair().publicKey))).toBeUndefined();
+    expect(certificateInfoForSpki(leaf, new Uint8Array([1, 2]))).toBeUndefined();
     expect(matchingCertificateInfo(leaf, again)).toEqual(certificateInfo(leaf));
     expect(matchingCertificateInfo(leaf, generateKeyPair().privateKey)).toBeUndefined();
 

@@ -8,7 +8,7 @@ import { AGENT_API_LIMITS } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
-import { createCsr, exportPkcs8, fromBase64, generateKeyPair, matchingCertificateInfo, toBase64, type KeyPair } from '../keys.js';
+import { certificateInfoForSpki, createCsr, exportPkcs8, exportSpki, fromBase64, generateKeyPair, toBase64 } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { IssuedSvid, SvidCache } from './svid-cache.js';
 
@@ -54,25 +54,26 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncOutcome> {
 }
 
 async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
-  const keys = new Map<string, KeyPair>();
+  // the keys wait for their certificates as bytes, not as KeyObjects (keys.ts certificateInfoForSpki)
+  const keys = new Map<string, { pkcs8: Uint8Array; spki: Uint8Array }>();
   const requests: Array<{ entryId: string; csr: string }> = [];
   for (const entry of entries) {
     const pair = generateKeyPair();
-    keys.set(entry.id, pair);
     requests.push({ entryId: entry.id, csr: toBase64(await createCsr(pair, entry.spiffeId)) });
+    keys.set(entry.id, { pkcs8: exportPkcs8(pair.privateKey), spki: exportSpki(pair.publicKey) });
   }
   const res = await deps.client.signX509Svids({ requests });
   const issued: IssuedSvid[] = [];
   for (const { entryId, svid } of res.svids ?? []) {
-    const pair = keys.get(entryId);
+    const key = keys.get(entryId);
     const certChain = (svid?.certChain ?? []).map(fromBase64);
     const leaf = certChain[0];
-    const info = pair && leaf ? matchingCertificateInfo(leaf, pair.privateKey) : undefined;
-    if (!pair || !info) {
+    const info = key && leaf ? certificateInfoForSpki(leaf, key.spki) : undefined;
+    if (!key || !info) {
       deps.log.error({ [LOG_FIELDS.ENTRY_ID]: entryId }, 'issuer returned an X509-SVID that does not match the request; ignored');
       continue;
     }
-    issued.push({ entryId, wire: svid, certChain, privateKey: exportPkcs8(pair.privateKey), notBefore: info.notBefore, notAfter: info.notAfter });
+    issued.push({ entryId, wire: svid, certChain, privateKey: key.pkcs8, notBefore: info.notBefore, notAfter: info.notAfter });
     deps.log.info({ [LOG_FIELDS.ENTRY_ID]: entryId, [LOG_FIELDS.SPIFFE_ID]: svid.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(info.notAfter).toISOString() }, 'X509-SVID issued');
   }
   const missing = entries.length - issued.length;
