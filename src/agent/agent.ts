@@ -10,7 +10,7 @@
 import type { SpiffeBundleJson } from '../shared/agent-api.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { selectNodeAttestor } from './attestor/node-attestor.js';
-import { createCachePersister, encodeCacheFile, loadSvidCacheFile } from './cache/cache-file.js';
+import { createCachePersister, encodeCacheFileParts, loadSvidCacheFile } from './cache/cache-file.js';
 import { SvidCache } from './cache/svid-cache.js';
 import type { AgentConfig } from './config.js';
 import { openDataDir } from './data-dir.js';
@@ -85,7 +85,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
           write: (text) => dataDir.writeSvidCache(text),
           encode: () => {
             const owner = identity.current()?.spiffeId;
-            return owner ? encodeCacheFile(cache.snapshot(), { trustDomain: config.trustDomain, agentId: owner }, clock()) : undefined;
+            return owner ? encodeCacheFileParts(cache.snapshot(), { trustDomain: config.trustDomain, agentId: owner }, clock()) : undefined;
           },
           log,
         });

@@ -53,15 +53,20 @@ export interface DataDir {
   clearAgentIdentity(): Promise<void>;
   /** the workload SVID cache file's text, if any */
   readSvidCache(): Promise<string | undefined>;
-  writeSvidCache(text: string): Promise<void>;
+  /** the text, whole or in pieces written one after the other (cache-file.ts encodeCacheFileParts) */
+  writeSvidCache(text: string | readonly string[]): Promise<void>;
 }
 
-/** Writes `data` to `file` atomically with mode 0600. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/** Chunk size of `readTextInChunks`, bytes: well below glibc's 128 KiB mmap threshold. */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/** Writes `data` (or its pieces, in order) to `file` atomically with mode 0600. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly string[]): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', DATA_FILE_MODE);
   try {
-    await handle.writeFile(data);
+    // writeFile on a handle writes from the current position: the pieces follow one another
+    for (const piece of typeof data === 'string' || data instanceof Uint8Array ? [data] : data) await handle.writeFile(piece);
     await handle.chmod(DATA_FILE_MODE); // umask may have narrowed, never widened, but be explicit
     await handle.sync();
   } catch (e) {
@@ -84,12 +89,33 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   }
 }
 
-async function readOptional(file: string): Promise<string | undefined> {
+async function readOptional(file: string, read: (file: string) => Promise<string> = (f) => readFile(f, 'utf8')): Promise<string | undefined> {
   try {
-    return await readFile(file, 'utf8');
+    return await read(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
+  }
+}
+
+/**
+ * A UTF-8 file's text, read through one 64 KiB buffer. readFile would allocate a buffer the size of the
+ * file (the SVID cache: megabytes) and free it, which raises glibc's mmap threshold for good (see
+ * cache/cache-file.ts encodeCacheFileParts).
+ */
+async function readTextInChunks(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    const decoder = new TextDecoder();
+    let text = '';
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return text + decoder.decode();
+      text += decoder.decode(buffer.subarray(0, bytesRead), { stream: true });
+    }
+  } finally {
+    await handle.close();
   }
 }
 
@@ -159,7 +185,7 @@ export async function openDataDir(path: string): Promise<DataDir> {
       await unlinkOptional(file(DATA_FILES.AGENT_IDENTITY));
       await removeLegacy();
     },
-    readSvidCache: () => readOptional(file(DATA_FILES.SVID_CACHE)),
+    readSvidCache: () => readOptional(file(DATA_FILES.SVID_CACHE), readTextInChunks),
     writeSvidCache: (text) => writeFileAtomic(file(DATA_FILES.SVID_CACHE), text),
   };
 }

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { runAgent } from '../../src/agent/agent.js';
-import { createCachePersister, encodeCacheFile, loadSvidCacheFile } from '../../src/agent/cache/cache-file.js';
+import { CACHE_FILE_PART_CHARS, createCachePersister, encodeCacheFile, encodeCacheFileParts, loadSvidCacheFile } from '../../src/agent/cache/cache-file.js';
 import { SvidCache } from '../../src/agent/cache/svid-cache.js';
 import { syncOnce } from '../../src/agent/cache/sync.js';
 import { fetchX509, healthcheck, type ApiCommandOptions } from '../../src/agent/cli/api.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
-import { DATA_FILES } from '../../src/agent/data-dir.js';
+import { DATA_FILES, openDataDir } from '../../src/agent/data-dir.js';
 import { exportPkcs8, generateKeyPair, toBase64 } from '../../src/agent/keys.js';
 import { silentLogger, type Logger } from '../../src/agent/log.js';
 import { createHarness, TRUST_DOMAIN, type Harness } from './helpers/agent-harness.js';
@@ -39,7 +39,7 @@ function wireCache(h: Harness, client: Harness['client'], agentId: () => string,
       counter.writes++;
       await h.dataDir.writeSvidCache(text);
     },
-    encode: () => encodeCacheFile(cache.snapshot(), { trustDomain: TRUST_DOMAIN, agentId: agentId() }, h.clock.now),
+    encode: () => encodeCacheFileParts(cache.snapshot(), { trustDomain: TRUST_DOMAIN, agentId: agentId() }, h.clock.now),
     log,
     delayMs: 60_000, // only flush() writes in these tests, so counts are exact
   });
@@ -157,6 +157,45 @@ describe('workload SVID cache file', () => {
     expect(again.loaded).toEqual({ served: 1, expired: 0 });
     expect(again.cache.x509SvidsFor([UID, GID]).map((s) => s.entryId)).toEqual(['e-web']);
     expect(lines.some((l) => l.level === 40 && /not matching its key; dropped/.test(l.msg))).toBe(true);
+  });
+
+  it('is encoded and written in pieces that make up exactly JSON.stringify of the file', async () => {
+    const entries = Array.from({ length: 300 }, (_, i) => ({
+      id: `e-${i}`,
+      spiffeId: `spiffe://example.org/w/${i}`,
+      parentId: 'spiffe://example.org/spire/agent/join_token/t',
+      selectors: [UID],
+      x509SvidTtl: 0,
+      jwtSvidTtl: 0,
+      dnsNames: [],
+      federatesWith: [],
+      admin: false,
+      downstream: false,
+      hint: '',
+      expiresAt: 0,
+      revisionNumber: 1,
+      createdAt: 1,
+    })) as unknown as Parameters<typeof encodeCacheFileParts>[0]['entries'];
+    const svids = entries.slice(0, 250).map((e, i) => ({ entryId: e.id, spiffeId: e.spiffeId, entryRevision: 1, certChain: [new Uint8Array(600).fill(i)], privateKey: new Uint8Array(138).fill(i), notBefore: 1, notAfter: 2 }));
+    const snap = { revision: 'r1', bundle: { keys: [] }, federatedBundles: {}, entries, svids };
+    const parts = encodeCacheFileParts(snap, { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/a' }, 0);
+    expect(parts.length).toBeGreaterThan(4);
+    for (const part of parts) expect(part.length).toBeLessThan(CACHE_FILE_PART_CHARS + 2_000);
+    const text = parts.join('');
+    expect(text).toBe(`${JSON.stringify(JSON.parse(text))}\n`);
+    expect(encodeCacheFile(snap, { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/a' }, 0)).toBe(text);
+    const file = JSON.parse(text) as { entries: Array<{ entry: { id: string }; svid?: unknown }> };
+    expect(Object.keys(file)).toEqual(['version', 'trustDomain', 'agentId', 'writtenAt', 'revision', 'bundle', 'federatedBundles', 'entries']);
+    expect(file.entries.map((e) => e.entry.id)).toEqual(entries.map((e) => e.id));
+    expect(file.entries.filter((e) => e.svid).length).toBe(250);
+
+    const dataDir = await openDataDir(join(mkdtempSync(join(tmpdir(), 'wisp-cache-parts-')), 'data'));
+    await dataDir.writeSvidCache(parts);
+    expect(readFileSync(join(dataDir.path, DATA_FILES.SVID_CACHE), 'utf8')).toBe(text);
+    expect(await dataDir.readSvidCache()).toBe(text);
+    const multibyte = `${'x'.repeat(64 * 1024 - 1)}\u00e9\u{1f511}${'\u00e9'.repeat(40_000)}`; // characters across 64 KiB read boundaries
+    await dataDir.writeSvidCache(multibyte);
+    expect(await dataDir.readSvidCache()).toBe(multibyte);
   });
 
   it('a cache file written for another trust domain or agent identity is not loaded', async () => {

@@ -53,9 +53,19 @@ export interface CacheFileOwner {
   agentId: string;
 }
 
-export function encodeCacheFile(snap: CacheSnapshot, owner: CacheFileOwner, now: number): string {
+/** Largest piece `encodeCacheFileParts` returns, characters (the file is ASCII JSON). */
+export const CACHE_FILE_PART_CHARS = 64 * 1024;
+
+/**
+ * The cache file's JSON text in pieces of at most about CACHE_FILE_PART_CHARS, entry by entry; joined, they
+ * are `JSON.stringify` of the whole file plus a newline. With 1,000 SVIDs the file is ~2.5 MB: written
+ * whole, it became one string on the V8 heap and one malloc'd buffer of that size at every write, and
+ * freeing a block that large raises glibc's mmap threshold for good, after which every thread's malloc
+ * arena keeps megabytes it has freed (docs/agent-config.md, memory). Pieces stay far below it.
+ */
+export function encodeCacheFileParts(snap: CacheSnapshot, owner: CacheFileOwner, now: number): string[] {
   const svids = new Map(snap.svids.map((s) => [s.entryId, s]));
-  const file: CacheFile = {
+  const head: Omit<CacheFile, 'entries'> = {
     version: CACHE_FILE_VERSION,
     trustDomain: owner.trustDomain,
     agentId: owner.agentId,
@@ -63,17 +73,31 @@ export function encodeCacheFile(snap: CacheSnapshot, owner: CacheFileOwner, now:
     ...(snap.revision !== undefined ? { revision: snap.revision } : {}),
     ...(snap.bundle ? { bundle: snap.bundle } : {}),
     federatedBundles: snap.federatedBundles,
-    entries: snap.entries.map((entry) => {
-      const s = svids.get(entry.id);
-      return {
-        entry,
-        ...(s && s.spiffeId === entry.spiffeId
-          ? { svid: { certChain: s.certChain.map(toBase64), privateKey: toBase64(s.privateKey), notBefore: s.notBefore, notAfter: s.notAfter, entryRevision: s.entryRevision } }
-          : {}),
-      };
-    }),
   };
-  return `${JSON.stringify(file)}\n`;
+  // `entries` goes last, as JSON.stringify of the whole CacheFile would put it
+  const parts: string[] = [];
+  let part = `${JSON.stringify(head).slice(0, -1)},"entries":[`;
+  snap.entries.forEach((entry, i) => {
+    const s = svids.get(entry.id);
+    const item: CacheFile['entries'][number] = {
+      entry,
+      ...(s && s.spiffeId === entry.spiffeId
+        ? { svid: { certChain: s.certChain.map(toBase64), privateKey: toBase64(s.privateKey), notBefore: s.notBefore, notAfter: s.notAfter, entryRevision: s.entryRevision } }
+        : {}),
+    };
+    part += `${i === 0 ? '' : ','}${JSON.stringify(item)}`;
+    if (part.length >= CACHE_FILE_PART_CHARS) {
+      parts.push(part);
+      part = '';
+    }
+  });
+  parts.push(`${part}]}\n`);
+  return parts;
+}
+
+/** The whole cache file text (`encodeCacheFileParts` joined). */
+export function encodeCacheFile(snap: CacheSnapshot, owner: CacheFileOwner, now: number): string {
+  return encodeCacheFileParts(snap, owner, now).join('');
 }
 
 /** Parses a cache file; throws Error (saying what is wrong) when it cannot be used at all. */
@@ -178,7 +202,7 @@ export interface CachePersister {
   flush(): Promise<void>;
 }
 
-export function createCachePersister(o: { write: (text: string) => Promise<void>; encode: () => string | undefined; log: Logger; delayMs?: number }): CachePersister {
+export function createCachePersister(o: { write: (text: string | readonly string[]) => Promise<void>; encode: () => string | readonly string[] | undefined; log: Logger; delayMs?: number }): CachePersister {
   const delayMs = o.delayMs ?? CACHE_WRITE_DELAY_MS;
   let dirty = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
