@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import type { SpiffeBundleJson } from '../shared/agent-api.js';
 import { WispError } from '../shared/errors.js';
 import { certificateMatchesKey, fromPem, importPkcs8, toPem } from './keys.js';
@@ -107,12 +108,12 @@ async function readTextInChunks(file: string): Promise<string> {
   const handle = await open(file, 'r');
   try {
     const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-    const decoder = new TextDecoder();
+    const decoder = new StringDecoder('utf8'); // not TextDecoder: ICU mallocs 4x the chunk per call
     let text = '';
     for (;;) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) return text + decoder.decode();
-      text += decoder.decode(buffer.subarray(0, bytesRead), { stream: true });
+      if (bytesRead === 0) return text + decoder.end();
+      text += decoder.write(buffer.subarray(0, bytesRead));
     }
   } finally {
     await handle.close();

@@ -10,6 +10,7 @@
  * @module
  */
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 
 export interface HttpRequest {
   url: URL;
@@ -96,17 +97,18 @@ export async function httpRequest(r: HttpRequest): Promise<HttpResponse> {
         finish(new HttpRequestError('too-large', `response too large (${declared} bytes)`));
         return;
       }
-      // decoded chunk by chunk: one buffer of the whole body (a /sync with 1,000 entries: ~0.5 MB) would be
-      // malloc'd and freed per call, which raises glibc's mmap threshold (cache/cache-file.ts encodeCacheFileParts)
-      const decoder = new TextDecoder();
+      // decoded chunk by chunk (a StringDecoder): one buffer of the whole body (a /sync with 1,000 entries:
+      // ~0.5 MB) would be malloc'd and freed per call, which raises glibc's mmap threshold
+      // (cache/cache-file.ts encodeCacheFileParts)
+      const decoder = new StringDecoder('utf8');
       let text = '';
       let total = 0;
       res.on('data', (chunk: Buffer) => {
         total += chunk.length;
         if (total > r.maxResponseBytes) finish(new HttpRequestError('too-large', 'response too large'));
-        else text += decoder.decode(chunk, { stream: true });
+        else text += decoder.write(chunk);
       });
-      res.on('end', () => finish(undefined, { status, text: text + decoder.decode() }));
+      res.on('end', () => finish(undefined, { status, text: text + decoder.end() }));
       res.on('aborted', () => finish(new HttpRequestError('interrupted', 'response interrupted')));
       res.on('error', (e: NodeJS.ErrnoException) => finish(new HttpRequestError('interrupted', `response interrupted (${e.code ?? e.message})`, { cause: e, code: e.code })));
     });
