@@ -54,15 +54,15 @@ export interface DataDir {
   clearAgentIdentity(): Promise<void>;
   /** the workload SVID cache file's text, if any */
   readSvidCache(): Promise<string | undefined>;
-  /** the text, whole or in pieces written one after the other (cache-file.ts encodeCacheFileParts) */
-  writeSvidCache(text: string | readonly string[]): Promise<void>;
+  /** the text, whole or in pieces written one after the other, each taken once the one before is written (cache-file.ts encodeCacheFileParts) */
+  writeSvidCache(text: string | Iterable<string>): Promise<void>;
 }
 
 /** Chunk size of `readTextInChunks`, bytes: well below glibc's 128 KiB mmap threshold. */
 const READ_CHUNK_BYTES = 64 * 1024;
 
-/** Writes `data` (or its pieces, in order) to `file` atomically with mode 0600. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly string[]): Promise<void> {
+/** Writes `data` (or its pieces, in order, each taken once the one before is written) to `file` atomically with mode 0600. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', DATA_FILE_MODE);
   try {

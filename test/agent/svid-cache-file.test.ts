@@ -178,7 +178,7 @@ describe('workload SVID cache file', () => {
     })) as unknown as Parameters<typeof encodeCacheFileParts>[0]['entries'];
     const svids = entries.slice(0, 250).map((e, i) => ({ entryId: e.id, spiffeId: e.spiffeId, entryRevision: 1, certChain: [new Uint8Array(600).fill(i)], privateKey: new Uint8Array(138).fill(i), notBefore: 1, notAfter: 2 }));
     const snap = { revision: 'r1', bundle: { keys: [] }, federatedBundles: {}, entries, svids };
-    const parts = encodeCacheFileParts(snap, { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/a' }, 0);
+    const parts = [...encodeCacheFileParts(snap, { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/a' }, 0)];
     expect(parts.length).toBeGreaterThan(4);
     for (const part of parts) expect(part.length).toBeLessThan(CACHE_FILE_PART_CHARS + 2_000);
     const text = parts.join('');
@@ -190,7 +190,7 @@ describe('workload SVID cache file', () => {
     expect(file.entries.filter((e) => e.svid).length).toBe(250);
 
     const dataDir = await openDataDir(join(mkdtempSync(join(tmpdir(), 'wisp-cache-parts-')), 'data'));
-    await dataDir.writeSvidCache(parts);
+    await dataDir.writeSvidCache(encodeCacheFileParts(snap, { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/a' }, 0));
     expect(readFileSync(join(dataDir.path, DATA_FILES.SVID_CACHE), 'utf8')).toBe(text);
     expect(await dataDir.readSvidCache()).toBe(text);
     const multibyte = `${'x'.repeat(64 * 1024 - 1)}\u00e9\u{1f511}${'\u00e9'.repeat(40_000)}`; // characters across 64 KiB read boundaries

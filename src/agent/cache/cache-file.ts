@@ -62,8 +62,12 @@ export const CACHE_FILE_PART_CHARS = 64 * 1024;
  * whole, it became one string on the V8 heap and one malloc'd buffer of that size at every write, and
  * freeing a block that large raises glibc's mmap threshold for good, after which every thread's malloc
  * arena keeps megabytes it has freed (docs/agent-config.md, memory). Pieces stay far below it.
+ *
+ * The pieces are made as they are consumed (a generator over `snap`, which holds the state of one moment):
+ * a writer that takes one, writes it and only then takes the next keeps one piece alive at a time, young
+ * garbage for V8, instead of megabytes of strings that outlive the write's I/O and fill the old generation.
  */
-export function encodeCacheFileParts(snap: CacheSnapshot, owner: CacheFileOwner, now: number): string[] {
+export function* encodeCacheFileParts(snap: CacheSnapshot, owner: CacheFileOwner, now: number): Generator<string, void, undefined> {
   const svids = new Map(snap.svids.map((s) => [s.entryId, s]));
   const head: Omit<CacheFile, 'entries'> = {
     version: CACHE_FILE_VERSION,
@@ -75,9 +79,8 @@ export function encodeCacheFileParts(snap: CacheSnapshot, owner: CacheFileOwner,
     federatedBundles: snap.federatedBundles,
   };
   // `entries` goes last, as JSON.stringify of the whole CacheFile would put it
-  const parts: string[] = [];
   let part = `${JSON.stringify(head).slice(0, -1)},"entries":[`;
-  snap.entries.forEach((entry, i) => {
+  for (const [i, entry] of snap.entries.entries()) {
     const s = svids.get(entry.id);
     const item: CacheFile['entries'][number] = {
       entry,
@@ -87,17 +90,16 @@ export function encodeCacheFileParts(snap: CacheSnapshot, owner: CacheFileOwner,
     };
     part += `${i === 0 ? '' : ','}${JSON.stringify(item)}`;
     if (part.length >= CACHE_FILE_PART_CHARS) {
-      parts.push(part);
+      yield part;
       part = '';
     }
-  });
-  parts.push(`${part}]}\n`);
-  return parts;
+  }
+  yield `${part}]}\n`;
 }
 
 /** The whole cache file text (`encodeCacheFileParts` joined). */
 export function encodeCacheFile(snap: CacheSnapshot, owner: CacheFileOwner, now: number): string {
-  return encodeCacheFileParts(snap, owner, now).join('');
+  return [...encodeCacheFileParts(snap, owner, now)].join('');
 }
 
 /** Parses a cache file; throws Error (saying what is wrong) when it cannot be used at all. */
@@ -202,7 +204,7 @@ export interface CachePersister {
   flush(): Promise<void>;
 }
 
-export function createCachePersister(o: { write: (text: string | readonly string[]) => Promise<void>; encode: () => string | readonly string[] | undefined; log: Logger; delayMs?: number }): CachePersister {
+export function createCachePersister(o: { write: (text: string | Iterable<string>) => Promise<void>; encode: () => string | Iterable<string> | undefined; log: Logger; delayMs?: number }): CachePersister {
   const delayMs = o.delayMs ?? CACHE_WRITE_DELAY_MS;
   let dirty = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
