@@ -23,7 +23,7 @@ interface PeerCredAddon {
 
 /**
  * Where scripts/build-native.mjs puts the addon, relative to this module's URL: src/agent/workload-api/peer.ts,
- * a dist/ layout of separate files, and the agent bundle dist/agent/main.js (scripts/build-agent.mjs).
+ * a dist/ layout of separate files, and the agent bundle dist/agent/agent.cjs (scripts/build-agent.mjs).
  */
 const ADDON_CANDIDATES = ['../../../build/peercred.node', '../../../../build/peercred.node', '../../build/peercred.node'];
 
