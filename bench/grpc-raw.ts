@@ -18,6 +18,11 @@ const SERVICE = {
 };
 const RawClient = makeGenericClientConstructor(SERVICE, 'Raw');
 
+/** The full gRPC method name a target calls, e.g. /SpiffeWorkloadAPI/FetchX509SVID. */
+export function methodPath(t: RawTarget): string {
+  return SERVICE[t.method].path;
+}
+
 type StreamFn = (req: Buffer, md: Metadata) => NodeJS.EventEmitter & { cancel(): void };
 type UnaryFn = (req: Buffer, md: Metadata, cb: (err: Error | null, res?: Buffer) => void) => unknown;
 
@@ -92,18 +97,33 @@ export async function maxRate(t: RawTarget, total: number, concurrency: number):
 export async function latenciesAtRate(t: RawTarget, ratePerSecond: number, durationMs: number, connected?: readonly Client[]): Promise<number[]> {
   const total = Math.max(1, Math.floor((ratePerSecond * durationMs) / 1000));
   const interval = 1000 / ratePerSecond;
+  // preallocated, and no per-call promise kept: the client's own garbage collections are counted as latency
+  const latencies = new Float64Array(total);
+  let pending = total;
+  let failure: unknown;
+  let allDone!: () => void;
+  const done = new Promise<void>((r) => (allDone = r));
+  const settle = () => --pending === 0 && allDone();
   const start = performance.now();
-  const latencies: number[] = [];
-  const inflight: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
     const due = start + i * interval;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const call = connected ? callOnce(connected[i % connected.length]!, t) : callOnNewConnection(t);
-    inflight.push(call.then(() => void latencies.push(performance.now() - due)));
+    call.then(
+      () => {
+        latencies[i] = performance.now() - due;
+        settle();
+      },
+      (e: unknown) => {
+        failure ??= e;
+        settle();
+      },
+    );
   }
-  await Promise.all(inflight);
-  return latencies;
+  await done;
+  if (failure) throw failure;
+  return Array.from(latencies);
 }
 
 /** Encodes a JWTSVIDRequest { audience: [aud], spiffe_id: '' } (field 1, repeated string). */

@@ -1,15 +1,17 @@
 /**
  * `npm run bench`: Wisp's benchmarks (issue 7), each figure measured side by side with its limit in the same
  * run, as medians of several rounds. Everything runs on loopback: the issuer in workerd (Miniflare's API, no
- * `wrangler dev` proxy), a real wisp-agent process, a bare grpc-js echo server, and clients in this process.
+ * `wrangler dev` proxy), a real wisp-agent process, a bare grpc-js echo server, clients in this process and a Go
+ * latency client (bench/latency-client, built with `go build`).
  * Fixed sizes, warm-up before measuring, bounded loops; writes bench/results.json. Never part of `npm test`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { REPO_ROOT, stopProcess, waitFor } from '../scripts/local-stack.js';
-import { callOnNewConnection, jwtSvidRequest, latenciesAtRate, maxRate, newClient, type RawTarget } from './grpc-raw.js';
+import { callOnNewConnection, jwtSvidRequest, latenciesAtRate, maxRate, methodPath, newClient, type RawTarget } from './grpc-raw.js';
 import { attestAgent, b64, fetchRetry, makeCsr, startIssuer, TD, type Issuer } from './stack.js';
 import { JWT_BATCH_MAX } from '../src/agent/cache/jwt-batcher.js';
 import { median, percentile, pool, round, sleep } from './stats.js';
@@ -264,8 +266,44 @@ async function startRealAgent(issuer: Issuer, dir: string): Promise<{ child: Chi
   return { child: agent.child, socketPath, entryId: entryId!, agentId };
 }
 
+/**
+ * Builds bench/latency-client (Go, grpc-go): the open-loop client of the p99 measurements. A grpc-js client in
+ * this process pauses for 3-10 ms scavenges under that load, and an open-loop measurement counts the client's
+ * pauses as server latency; Go's collector does not stop the client that long.
+ */
+function buildLatencyClient(dir: string): string {
+  const bin = join(dir, 'latency-client');
+  try {
+    execFileSync('go', ['build', '-o', bin, '.'], { cwd: join(REPO_ROOT, 'bench', 'latency-client'), stdio: 'pipe', env: { ...process.env, CGO_ENABLED: '0' } });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new Error(`building bench/latency-client needs the Go toolchain (go build): ${err.stderr?.toString() || err.message}`, { cause: e });
+  }
+  return bin;
+}
+
+interface LatencyResult {
+  calls: number;
+  errors: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  firstError?: string;
+}
+
+/** One open-loop round of the Go latency client: `rate` calls/s for HALF_LOAD_MS, over 100 connected clients or a new connection per call. */
+async function goLatency(bin: string, t: RawTarget, rate: number, newConnection = false): Promise<LatencyResult> {
+  const args = ['-socket', t.socketPath, '-method', methodPath(t), '-kind', t.kind, '-req', t.request.toString('hex'), '-rate', String(rate), '-duration', `${HALF_LOAD_MS}ms`, '-clients', String(WORKLOAD_CLIENTS)];
+  const { stdout } = await promisify(execFile)(bin, newConnection ? [...args, '-new-connection'] : args, { timeout: HALF_LOAD_MS + 60_000 });
+  const r = JSON.parse(stdout) as LatencyResult;
+  if (r.errors > 0) throw new Error(`${methodPath(t)}: ${r.errors} of ${r.calls} calls failed (${r.firstError})`);
+  return r;
+}
+
 async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socketPath: string }): Promise<void> {
   console.log('\n== Workload API: FetchX509SVID / FetchJWTSVID vs a bare grpc-js echo server');
+  const latencyClient = buildLatencyClient(dir);
   const echoSocket = join(dir, 'run', 'echo.sock');
   const echo = spawnLogged([join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(REPO_ROOT, 'bench', 'echo-server.ts'), echoSocket], 'echo-server');
   try {
@@ -316,22 +354,25 @@ async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socke
     const x509Half = median(r.x509) / 2;
     const jwtHalf = median(r.jwt) / 2;
     // p99 of the call on connected clients (a workload's SPIFFE library keeps its connection), and of
-    // connect + call; both open-loop at half the measured maximum rate
-    // the echo server at the same rates is the baseline: what this machine and client add by themselves
-    const p99 = { x: [] as number[], j: [] as number[], xNew: [] as number[], jNew: [] as number[], echoX: [] as number[], echoJ: [] as number[] };
+    // connect + call; open-loop at half the measured maximum rate, from the Go latency client. The echo server
+    // at the same rates is the baseline: what this machine and the client add by themselves. The same calls
+    // from grpc-js clients in this process are reported too (their own GC pauses included)
+    const p99 = { x: [] as number[], j: [] as number[], xNew: [] as number[], jNew: [] as number[], echoX: [] as number[], echoJ: [] as number[], xNode: [] as number[], jNode: [] as number[] };
     const connected = Array.from({ length: WORKLOAD_CLIENTS }, () => newClient(agent.socketPath));
-    const echoConnected = Array.from({ length: WORKLOAD_CLIENTS }, () => newClient(echoSocket));
     try {
       for (let i = 0; i < 3; i++) {
-        p99.echoX.push(percentile(await latenciesAtRate(echoStream, x509Half, HALF_LOAD_MS, echoConnected), 99));
-        p99.x.push(percentile(await latenciesAtRate(x509, x509Half, HALF_LOAD_MS, connected), 99));
-        p99.echoJ.push(percentile(await latenciesAtRate(echoUnary, jwtHalf, HALF_LOAD_MS, echoConnected), 99));
-        p99.j.push(percentile(await latenciesAtRate(jwt, jwtHalf, HALF_LOAD_MS, connected), 99));
-        p99.xNew.push(percentile(await latenciesAtRate(x509, x509Half, HALF_LOAD_MS), 99));
-        p99.jNew.push(percentile(await latenciesAtRate(jwt, jwtHalf, HALF_LOAD_MS), 99));
+        p99.echoX.push((await goLatency(latencyClient, echoStream, x509Half)).p99);
+        p99.x.push((await goLatency(latencyClient, x509, x509Half)).p99);
+        p99.echoJ.push((await goLatency(latencyClient, echoUnary, jwtHalf)).p99);
+        p99.j.push((await goLatency(latencyClient, jwt, jwtHalf)).p99);
+        p99.xNew.push((await goLatency(latencyClient, x509, x509Half, true)).p99);
+        p99.jNew.push((await goLatency(latencyClient, jwt, jwtHalf, true)).p99);
+        p99.xNode.push(percentile(await latenciesAtRate(x509, x509Half, HALF_LOAD_MS, connected), 99));
+        p99.jNode.push(percentile(await latenciesAtRate(jwt, jwtHalf, HALF_LOAD_MS, connected), 99));
+        console.log(`  round ${i + 1}: p99 FetchX509SVID ${round(p99.x.at(-1)!)} ms (echo ${round(p99.echoX.at(-1)!)}), FetchJWTSVID ${round(p99.j.at(-1)!)} ms (echo ${round(p99.echoJ.at(-1)!)})`);
       }
     } finally {
-      for (const c of [...connected, ...echoConnected]) c.close();
+      for (const c of connected) c.close();
     }
     const px = round(median(p99.x));
     const pj = round(median(p99.j));
@@ -341,6 +382,8 @@ async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socke
     record('echo_unary_p99_ms_same_rate', round(median(p99.echoJ)));
     record('workload_x509_p99_ms_half_load_new_connection', round(median(p99.xNew)), { limit: 'connect + call' });
     record('workload_jwt_p99_ms_half_load_new_connection', round(median(p99.jNew)), { limit: 'connect + call' });
+    record('workload_x509_p99_ms_half_load_grpcjs_client', round(median(p99.xNode)), { limit: 'grpc-js clients in the bench process' });
+    record('workload_jwt_p99_ms_half_load_grpcjs_client', round(median(p99.jNode)), { limit: 'grpc-js clients in the bench process' });
   } finally {
     await stopProcess(echo.child);
   }
