@@ -16,6 +16,8 @@ import { exportPkcs8, generateKeyPair, toBase64 } from '../../src/agent/keys.js'
 import { silentLogger, type Logger } from '../../src/agent/log.js';
 import { createHarness, TRUST_DOMAIN, type Harness } from './helpers/agent-harness.js';
 import { FakeIssuer } from './helpers/fake-issuer.js';
+import type { SpiffeId } from '../../src/shared/spiffe/id.js';
+import { makeEntry } from '../shared/fixtures/entry.js';
 
 const UID = { type: 'unix', value: 'uid:1000' };
 const GID = { type: 'unix', value: 'gid:50' };
@@ -160,22 +162,9 @@ describe('workload SVID cache file', () => {
   });
 
   it('is encoded and written in pieces that make up exactly JSON.stringify of the file', async () => {
-    const entries = Array.from({ length: 300 }, (_, i) => ({
-      id: `e-${i}`,
-      spiffeId: `spiffe://example.org/w/${i}`,
-      parentId: 'spiffe://example.org/spire/agent/join_token/t',
-      selectors: [UID],
-      x509SvidTtl: 0,
-      jwtSvidTtl: 0,
-      dnsNames: [],
-      federatesWith: [],
-      admin: false,
-      downstream: false,
-      hint: '',
-      expiresAt: 0,
-      revisionNumber: 1,
-      createdAt: 1,
-    })) as unknown as Parameters<typeof encodeCacheFileParts>[0]['entries'];
+    const entries = Array.from({ length: 300 }, (_, i) =>
+      makeEntry({ id: `e-${i}`, spiffeId: `spiffe://example.org/w/${i}` as SpiffeId, parentId: 'spiffe://example.org/spire/agent/join_token/t' as SpiffeId, selectors: [UID], revisionNumber: 1, createdAt: 1 }),
+    );
     const svids = entries.slice(0, 250).map((e, i) => ({ entryId: e.id, spiffeId: e.spiffeId, entryRevision: 1, certChain: [new Uint8Array(600).fill(i)], privateKey: new Uint8Array(138).fill(i), notBefore: 1, notAfter: 2 }));
     const snap = { revision: 'r1', bundle: { keys: [] }, federatedBundles: {}, entries, svids };
     const parts = [...encodeCacheFileParts(snap, { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/a' }, 0)];

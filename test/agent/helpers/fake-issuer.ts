@@ -14,6 +14,7 @@ import { verifyAgentProof } from '../../../src/shared/agent-proof.js';
 import type { Entry } from '../../../src/shared/registry/entry.js';
 import type { Selector } from '../../../src/shared/registry/selectors.js';
 import type { SpiffeId, TrustDomain } from '../../../src/shared/spiffe/id.js';
+import { makeEntry } from '../../shared/fixtures/entry.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 const subtle = webcrypto.subtle;
@@ -94,23 +95,15 @@ export class FakeIssuer {
   }
 
   addEntry(id: string, spiffePath: string, selectors: Selector[], extra: Partial<Entry> = {}): Entry {
-    const entry: Entry = {
+    const entry = makeEntry({
       id,
       spiffeId: `spiffe://${this.trustDomain}${spiffePath}` as SpiffeId,
       parentId: `spiffe://${this.trustDomain}/spire/agent/join_token/any` as SpiffeId,
       selectors,
-      x509SvidTtl: 0,
-      jwtSvidTtl: 0,
-      dnsNames: [],
-      federatesWith: [],
-      admin: false,
-      downstream: false,
-      hint: '',
-      expiresAt: 0,
       revisionNumber: 1,
       createdAt: Math.floor(this.clock() / 1000),
       ...extra,
-    };
+    });
     this.#entries.set(id, entry);
     this.#revision++;
     return entry;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Entry } from '../../../src/shared/registry/entry.js';
 import { authorizedEntriesOf, walkAuthorizedEntries } from '../../../src/shared/registry/authorized-entries.js';
 import { parseSpiffeId, type SpiffeId } from '../../../src/shared/spiffe/id.js';
+import { makeEntry } from '../fixtures/entry.js';
 
 const id = (p: string) => parseSpiffeId(`spiffe://example.org${p}`);
 const AGENT = id('/spire/agent/join_token/abc');
@@ -10,22 +11,7 @@ const SERVER = id('/spire/server');
 const NOW = 1000;
 
 function entry(name: string, spiffeId: SpiffeId, parentId: SpiffeId, selectors: string[] = ['t:x'], expiresAt = 0): Entry {
-  return {
-    id: name,
-    spiffeId,
-    parentId,
-    selectors: selectors.map((s) => ({ type: s.split(':')[0]!, value: s.split(':').slice(1).join(':') })),
-    x509SvidTtl: 0,
-    jwtSvidTtl: 0,
-    dnsNames: [],
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    hint: '',
-    expiresAt,
-    revisionNumber: 0,
-    createdAt: 0,
-  };
+  return makeEntry({ id: name, spiffeId, parentId, selectors: selectors.map((s) => ({ type: s.split(':')[0]!, value: s.split(':').slice(1).join(':') })), expiresAt });
 }
 
 const NODE = [{ type: 'join_token', value: 'abc' }, { type: 'region', value: 'eu' }];

@@ -7,6 +7,7 @@ import { authorizedEntriesOf } from '../../../src/shared/registry/authorized-ent
 import type { Selector } from '../../../src/shared/registry/selectors.js';
 import { parseSpiffeId, type SpiffeId } from '../../../src/shared/spiffe/id.js';
 import { createEntryStore } from '../../../src/worker/db/entries.js';
+import { makeNewEntry } from '../../shared/fixtures/entry.js';
 
 const store = createEntryStore(env.DB);
 const NOW = 1_800_000_000;
@@ -17,20 +18,7 @@ const id = (path: string) => parseSpiffeId(`spiffe://example.org${path}`);
 const sel = (s: string): Selector => ({ type: s.slice(0, s.indexOf(':')), value: s.slice(s.indexOf(':') + 1) });
 
 function entry(spiffeId: SpiffeId, parentId: SpiffeId, selectors: string[], extra: Partial<NewEntry> = {}): NewEntry {
-  return {
-    spiffeId,
-    parentId,
-    selectors: selectors.map(sel),
-    x509SvidTtl: 0,
-    jwtSvidTtl: 0,
-    dnsNames: [],
-    federatesWith: [],
-    admin: false,
-    downstream: false,
-    hint: '',
-    expiresAt: 0,
-    ...extra,
-  };
+  return makeNewEntry({ spiffeId, parentId, selectors: selectors.map(sel), ...extra });
 }
 
 async function createOk(...items: NewEntry[]) {
