@@ -91,22 +91,20 @@ export function exportSpki(publicKey: KeyObject): Uint8Array {
  * holds an OpenSSL EVP_PKEY of a few KB outside the V8 heap until its wrapper is collected.
  */
 export function certificateInfoForSpki(der: Uint8Array, spki: Uint8Array): CertificateInfo | undefined {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(der);
-    if (!cert.publicKey.equals(createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' }))) return undefined;
-  } catch {
-    return undefined;
-  }
-  return infoOf(cert);
+  return infoIfKeyMatches(der, (cert) => cert.publicKey.equals(createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' })));
 }
 
 /** `certificateInfo(der)` when the certificate's public key is the public half of `privateKey`, else undefined (also when unreadable). */
 export function matchingCertificateInfo(der: Uint8Array, privateKey: KeyObject): CertificateInfo | undefined {
+  return infoIfKeyMatches(der, (cert) => cert.checkPrivateKey(privateKey));
+}
+
+/** `certificateInfo(der)` when `keyMatches(cert)`; undefined when it does not, or when parsing or the check throws. */
+function infoIfKeyMatches(der: Uint8Array, keyMatches: (cert: X509Certificate) => boolean): CertificateInfo | undefined {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(der);
-    if (!cert.checkPrivateKey(privateKey)) return undefined;
+    if (!keyMatches(cert)) return undefined;
   } catch {
     return undefined;
   }
