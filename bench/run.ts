@@ -284,6 +284,8 @@ function buildLatencyClient(dir: string): string {
   return bin;
 }
 
+const execFileAsync = promisify(execFile);
+
 interface LatencyResult {
   calls: number;
   errors: number;
@@ -297,7 +299,7 @@ interface LatencyResult {
 /** One open-loop round of the Go latency client: `rate` calls/s for HALF_LOAD_MS, over 100 connected clients or a new connection per call. */
 async function goLatency(bin: string, t: RawTarget, rate: number, newConnection = false): Promise<LatencyResult> {
   const args = ['-socket', t.socketPath, '-method', methodPath(t), '-kind', t.kind, '-req', t.request.toString('hex'), '-rate', String(rate), '-duration', `${HALF_LOAD_MS}ms`, '-clients', String(WORKLOAD_CLIENTS)];
-  const { stdout } = await promisify(execFile)(bin, newConnection ? [...args, '-new-connection'] : args, { timeout: HALF_LOAD_MS + 60_000 });
+  const { stdout } = await execFileAsync(bin, newConnection ? [...args, '-new-connection'] : args, { timeout: HALF_LOAD_MS + 60_000 });
   const r = JSON.parse(stdout) as LatencyResult;
   if (r.errors > 0) throw new Error(`${methodPath(t)}: ${r.errors} of ${r.calls} calls failed (${r.firstError})`);
   return r;
