@@ -1,6 +1,6 @@
 // Builds the SO_PEERCRED addon (native/peercred) with node-gyp; run by the root `postinstall`, so `npm ci`
 // needs no manual step. Headers come from the running Node (`--nodedir` = `<node>/../..`): node-gyp must
-// never download them (TOOLCHAIN.md). Output: build/peercred.node (gitignored), loaded by
+// never download them (only the package registries are reachable here). Output: build/peercred.node (gitignored), loaded by
 // src/agent/workload-api/peer.ts. Linux only: elsewhere it warns and exits 0 (no SO_PEERCRED there).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';

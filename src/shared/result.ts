@@ -1,6 +1,6 @@
 /**
  * Result values for validators and for anything crossing Durable Object RPC, where error classes are lost
- * (only name and message survive). Same shape as workers-oauth-provider's ema/result.ts.
+ * (only name and message survive). Same shape as the Result type of Cloudflare's workers-oauth-provider.
  * @module
  */
 import { WispError, type WispErrorData } from './errors.js';

@@ -1,5 +1,5 @@
 /**
- * Structured logs for the Worker: one JSON object per line with fixed field names (see shared/log-fields).
+ * Structured logs for the Worker: one JSON object per line: `level`, `msg`, then snake_case fields.
  * Never pass secrets, tokens or keys here.
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * The SPIFFE Workload API methods (SPIRE's workload/handler.go), free of gRPC: each method takes the
+ * The SPIFFE Workload API methods (SPIRE's pkg/agent/endpoints/workload/handler.go), free of gRPC: each method takes the
  * decoded request and a call context (the caller's kernel credentials and an AbortSignal) and returns a
  * response, or an async iterable of complete responses for the streaming methods (Workload API §4.3).
  * Failures are `WispError`s; server.ts maps them to gRPC codes through shared/error-status.ts.

@@ -1,5 +1,5 @@
 /**
- * A minimal DER reader and writer for the hot paths of issuance (x509-svid-template.ts, csr-fast.ts):
+ * A minimal DER reader and writer for the hot paths of issuance (x509-svid-template.ts, csr.ts):
  * tag-length-value encoding of definite lengths, and a strict reader that refuses indefinite or non-minimal
  * lengths and trailing bytes. Everything else (general ASN.1) stays with @peculiar/x509.
  * @module

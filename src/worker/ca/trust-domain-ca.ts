@@ -93,7 +93,7 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     const template = await this.#templateFor(active.kid, signing, now);
     // Chains share their intermediates: encoded to base64 once per call.
     const intermediatesB64 = intermediates.map((d) => toBase64(d));
-    // Parsed only for the slow path (ASN.1 decoding is what costs, see TOOLCHAIN.md).
+    // Parsed only for the slow path (ASN.1 decoding is what costs; see x509-svid-template.ts).
     let roots: X509Certificate[] | undefined;
     const results: Result<SignedX509Svid>[] = [];
     for (const [i, req] of requests.entries()) {
