@@ -1,13 +1,12 @@
 /**
  * The agent's cache: authorized entries, the X509-SVIDs issued for them (keys generated on this node),
- * the trust bundle and federated bundles, and a small JWT-SVID cache. It implements `IdentitySource` for
+ * the trust bundle and federated bundles, and the JWT-SVID cache (jwt-svid-cache.ts). It implements `IdentitySource` for
  * the Workload API; the sync loop (sync.ts, rotator.ts) pushes into it. It notifies subscribers after
  * every change. `snapshot()` and `restore()` let cache-file.ts persist it in the data dir (workload keys
  * included) so a restarted agent serves unexpired SVIDs before it reaches the issuer; `onStateChange`
  * tells the persister when there is something new to write.
  * @module
  */
-import { decodeJwt } from 'jose';
 import type { SpiffeBundleJson, SyncResponse, X509SvidWire } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
@@ -16,13 +15,10 @@ import { selectorsMatch, type Selector } from '../../shared/registry/selectors.j
 import { serverId, type TrustDomain } from '../../shared/spiffe/id.js';
 import type { IssuerClient } from '../issuer-client.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
-import { isJwtSvidFresh, shouldRotate } from '../rotation-policy.js';
-import { createJwtBatcher, type JwtBatcher, type MintedJwt } from './jwt-batcher.js';
+import { shouldRotate } from '../rotation-policy.js';
+import { JwtSvidCache } from './jwt-svid-cache.js';
 import { bundleFromJson, bundleSequenceOf, emptyBundle } from './bundle-view.js';
 import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from './identity-source.js';
-
-/** Most JWT-SVIDs kept (entry × audience set); beyond it, stale then oldest ones are dropped. */
-export const JWT_CACHE_MAX_ENTRIES = 1024;
 
 /** Most selector sets whose matching entries are memoized (distinct callers' selector sets). */
 const WORKLOAD_MATCH_MEMO_MAX = 1024;
@@ -37,12 +33,6 @@ interface HeldSvid {
   jitter: number;
   /** the entry revision it was issued for; an update of the entry re-issues it */
   entryRevision: number;
-}
-
-interface HeldJwt {
-  svid: MintedJwtSvid;
-  /** ms */
-  issuedAt: number;
 }
 
 /** What `snapshot()` gives and `restore()` takes (cache-file.ts turns it into JSON and back). */
@@ -102,15 +92,13 @@ export class SvidCache implements IdentitySource {
   #federatedJson = new Map<string, SpiffeBundleJson>();
   #stateListeners = new Set<() => void>();
   #listeners = new Set<() => void>();
-  #jwts = new Map<string, HeldJwt>();
-  #jwtInflight = new Map<string, Promise<MintedJwtSvid>>();
-  readonly #jwtBatcher: JwtBatcher;
+  readonly #jwts: JwtSvidCache;
 
   constructor(options: SvidCacheOptions) {
     this.#opts = options;
     this.#random = options.random ?? Math.random;
     this.#bundle = emptyBundle(options.trustDomain);
-    this.#jwtBatcher = createJwtBatcher((body) => options.jwt.mintJwtSvids(body), options.jwtBatchWindowMs);
+    this.#jwts = new JwtSvidCache(options.clock, options.jwt, options.jwtBatchWindowMs);
   }
 
   // ---- IdentitySource (the Workload API's view) ----
@@ -145,18 +133,8 @@ export class SvidCache implements IdentitySource {
   async fetchJwtSvid(entryId: string, audience: string[]): Promise<MintedJwtSvid> {
     const entry = this.#entries.get(entryId);
     if (!entry || !this.#isLive(entry, this.#opts.clock())) throw new WispError('ERR_NO_IDENTITY', 'no identity issued');
-    const aud = [...new Set(audience)].sort();
-    const key = `${entryId}\n${JSON.stringify(aud)}`;
-    const held = this.#jwts.get(key);
-    if (held && isJwtSvidFresh(held.issuedAt, held.svid.expiresAt * 1000, this.#opts.clock())) return held.svid;
-    const pending = this.#jwtInflight.get(key);
-    if (pending) return pending;
-    const p = this.#jwtBatcher
-      .mint({ entryId, audience: aud })
-      .then((got) => this.#keepJwt(entry, key, got))
-      .finally(() => this.#jwtInflight.delete(key));
-    this.#jwtInflight.set(key, p);
-    return p;
+    // kept only if the entry was not updated while the JWT-SVID was being minted
+    return this.#jwts.fetch(entry, audience, (minted) => this.#entries.get(minted.id)?.revisionNumber === minted.revisionNumber);
   }
 
   // ---- the sync loop's side ----
@@ -288,7 +266,7 @@ export class SvidCache implements IdentitySource {
         dropped = true;
       }
     }
-    for (const [key, held] of this.#jwts) if (now >= held.svid.expiresAt * 1000) this.#jwts.delete(key);
+    this.#jwts.dropExpired(now);
     if (dropped) this.#stateChanged();
     return dropped;
   }
@@ -422,34 +400,6 @@ export class SvidCache implements IdentitySource {
 
   #dropEntry(id: string, entry: Entry, why: string): void {
     if (this.#svids.delete(id)) this.#opts.log.info({ [LOG_FIELDS.ENTRY_ID]: id, [LOG_FIELDS.SPIFFE_ID]: entry.spiffeId }, `X509-SVID dropped: ${why}`);
-    for (const key of this.#jwts.keys()) if (key.startsWith(`${id}\n`)) this.#jwts.delete(key);
-  }
-
-  /** Caches a minted JWT-SVID (unless its entry changed meanwhile) and returns it. */
-  #keepJwt(entry: Entry, key: string, got: MintedJwt): MintedJwtSvid {
-    const now = this.#opts.clock();
-    let issuedAt = now;
-    try {
-      const iat = decodeJwt(got.token).iat;
-      if (typeof iat === 'number') issuedAt = iat * 1000;
-    } catch {
-      // not decodable: treat as issued now
-    }
-    const svid: MintedJwtSvid = { spiffeId: got.spiffeId, token: got.token, expiresAt: got.expiresAt, hint: entry.hint };
-    if (this.#entries.get(entry.id)?.revisionNumber === entry.revisionNumber) {
-      this.#jwts.delete(key);
-      this.#jwts.set(key, { svid, issuedAt });
-      this.#trimJwtCache(now);
-    }
-    return svid;
-  }
-
-  #trimJwtCache(now: number): void {
-    if (this.#jwts.size <= JWT_CACHE_MAX_ENTRIES) return;
-    for (const [k, held] of this.#jwts) if (!isJwtSvidFresh(held.issuedAt, held.svid.expiresAt * 1000, now)) this.#jwts.delete(k);
-    for (const k of this.#jwts.keys()) {
-      if (this.#jwts.size <= JWT_CACHE_MAX_ENTRIES) break;
-      this.#jwts.delete(k);
-    }
+    this.#jwts.dropEntry(id);
   }
 }

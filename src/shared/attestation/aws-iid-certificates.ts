@@ -8,6 +8,7 @@
  * (O=Amazon Web Services LLC) and valid until the 2190s-2200s; a test checks every one parses and verifies
  * its own signature, so a transcription error cannot go unnoticed. Regions missing here (new regions,
  * other partitions) are added with the issuer's AWS_IID `certificates` setting.
+ * Over 400 lines: it is data, one certificate per region; splitting it would only scatter the table.
  * @module
  */
 
