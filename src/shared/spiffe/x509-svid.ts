@@ -21,6 +21,7 @@ import {
 import type { WispErrorData } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
 import { validateSigningCert } from './ca-cert.js';
+import { dnsNameProblem } from './dns-name.js';
 import { parseSpiffeId, pathOf, type SpiffeId } from './id.js';
 import {
   authorityKeyIdentifierOf,
@@ -49,18 +50,6 @@ export interface X509SvidParams {
   now: number;
   /** 16 random bytes; generated when omitted */
   serialNumber?: Uint8Array;
-}
-
-const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
-/** Why `name` is not a DNS name usable in a SAN (wildcard only as the whole first label), or undefined. */
-export function dnsNameProblem(name: string): string | undefined {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 253) return 'DNS name must be 1 to 253 characters';
-  const labels = name.split('.');
-  for (const [i, label] of labels.entries()) {
-    if (i === 0 && label === '*' && labels.length > 1) continue;
-    if (!DNS_LABEL.test(label)) return `"${name}" is not a valid DNS name`;
-  }
-  return undefined;
 }
 
 /**

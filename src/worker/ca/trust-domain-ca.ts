@@ -19,7 +19,8 @@ import { createCaCertificate, validateCaCert } from '../../shared/spiffe/ca-cert
 import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from '../../shared/spiffe/id.js';
 import type { JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
 import { createJwtSvidMinter, type JwtSvidMinter } from '../../shared/spiffe/jwt-svid-minter.js';
-import { dnsNameProblem, issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
+import { dnsNameProblem } from '../../shared/spiffe/dns-name.js';
+import { issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
 import { createX509SvidTemplate, issueFromTemplate, readSubjectKey, type X509SvidTemplate } from '../../shared/spiffe/x509-svid-template.js';
 import { classifyKeyAlgorithm, fromBase64, signingParams, toBase64, type KeyAlgorithmInfo, type KeyAlgorithmName, type SigningCa } from '../../shared/spiffe/x509.js';
 import { parseWorkerConfig, type WorkerConfig } from '../config.js';
