@@ -21,7 +21,8 @@ import {
   SubjectAlternativeNameExtension,
   X509CertificateGenerator,
 } from '@peculiar/x509';
-import { ascii, bytesEqual, concatBytes, contentsOf, encodingOf, derTime, derTlv, derUnsignedInteger, ecdsaRawToDer, readChildren, readWhole } from './der.js';
+import { bytesEqual, concatBytes } from '../encoding/bytes.js';
+import { ascii, contentsOf, encodingOf, derTime, derTlv, derUnsignedInteger, ecdsaRawToDer, readChildren, readWhole } from './der.js';
 import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from './id.js';
 import { dnsNameProblem } from './dns-name.js';
 import { buildX509SvidTemplate, validateX509Svid, X509_SVID_BACKDATE_MS, X509_SVID_SUBJECT_ORGANIZATION, type X509SvidParams } from './x509-svid.js';

@@ -8,6 +8,7 @@
  * @module
  */
 import { createMiddleware } from 'hono/factory';
+import { bytesEqual } from '../../shared/encoding/bytes.js';
 import { WispError } from '../../shared/errors.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
 import { validateJwtSvid } from '../../shared/spiffe/jwt-svid.js';
@@ -30,9 +31,7 @@ async function sha256(value: string): Promise<Uint8Array> {
 /** Constant-time equality of two secrets: both are hashed first, so lengths and contents leak nothing. */
 export async function secretsEqual(a: string, b: string): Promise<boolean> {
   const [x, y] = await Promise.all([sha256(a), sha256(b)]);
-  let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
-  return diff === 0;
+  return bytesEqual(x, y);
 }
 
 function deny(reason: string): never {

@@ -12,7 +12,7 @@ import { unwrap } from '../../../shared/result.js';
 import { buildBundleJson } from '../../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../../shared/spiffe/csr.js';
 import { parseSpiffeIdInTrustDomain } from '../../../shared/spiffe/id.js';
-import { fromBase64 } from '../../../shared/spiffe/x509.js';
+import { fromBase64 } from '../../../shared/encoding/base64.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { onlyFields } from './params.js';
