@@ -30,7 +30,7 @@ export default defineConfig({
   test: {
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [
-      { test: { name: 'shared-node', include: ['test/shared/**/*.test.ts', 'test/architecture.test.ts'], environment: 'node' } },
+      { test: { name: 'shared-node', include: ['test/shared/**/*.test.ts', 'test/architecture.test.ts', 'test/architecture-rules.test.ts'], environment: 'node' } },
       workerdProject('shared-workerd', ['test/shared/**/*.test.ts']),
       workerdProject('worker', ['test/worker/**/*.test.ts']),
       { test: { name: 'agent', include: ['test/agent/**/*.test.ts'], environment: 'node', testTimeout: 30_000 } },
