@@ -15,8 +15,9 @@ import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/prom
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { SpiffeBundleJson } from '../shared/agent-api.js';
+import { pemDerOf, toPem } from '../shared/encoding/pem.js';
 import { WispError } from '../shared/errors.js';
-import { certificateMatchesKey, fromPem, importPkcs8, toPem } from './keys.js';
+import { certificateMatchesKey, importPkcs8 } from './keys.js';
 
 export const DATA_DIR_MODE = 0o700;
 export const DATA_FILE_MODE = 0o600;
@@ -145,8 +146,8 @@ export async function openDataDir(path: string): Promise<DataDir> {
   async function migrateLegacy(): Promise<Pick<StoredAgentState, 'agentKey' | 'agentSvidChain'>> {
     const keyPem = await readOptional(file(LEGACY_DATA_FILES.AGENT_KEY));
     const svidPem = await readOptional(file(LEGACY_DATA_FILES.AGENT_SVID));
-    const key = keyPem ? fromPem('PRIVATE KEY', keyPem)[0] : undefined;
-    const chain = svidPem ? fromPem('CERTIFICATE', svidPem) : [];
+    const key = keyPem ? pemDerOf(keyPem, 'PRIVATE KEY')[0] : undefined;
+    const chain = svidPem ? pemDerOf(svidPem, 'CERTIFICATE') : [];
     const out: Pick<StoredAgentState, 'agentKey' | 'agentSvidChain'> = {};
     if (key) out.agentKey = key;
     if (chain.length > 0) out.agentSvidChain = chain;
@@ -161,8 +162,8 @@ export async function openDataDir(path: string): Promise<DataDir> {
       const state: StoredAgentState = {};
       const identityPem = await readOptional(file(DATA_FILES.AGENT_IDENTITY));
       if (identityPem !== undefined) {
-        const key = fromPem('PRIVATE KEY', identityPem)[0];
-        const chain = fromPem('CERTIFICATE', identityPem);
+        const key = pemDerOf(identityPem, 'PRIVATE KEY')[0];
+        const chain = pemDerOf(identityPem, 'CERTIFICATE');
         if (key) state.agentKey = key;
         if (chain.length > 0) state.agentSvidChain = chain;
         await removeLegacy(); // a crash after a migration's write, before its unlinks

@@ -181,22 +181,3 @@ function toArrayBuffer(b: Uint8Array): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 
-export function toBase64(der: Uint8Array): string {
-  return Buffer.from(der).toString('base64');
-}
-
-export function fromBase64(b64: string): Uint8Array {
-  return new Uint8Array(Buffer.from(b64, 'base64'));
-}
-
-/** PEM armour of DER bytes. */
-export function toPem(label: 'CERTIFICATE' | 'PRIVATE KEY', der: Uint8Array): string {
-  const b64 = toBase64(der).replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
-
-/** All blocks of `label` in a PEM text, DER each. */
-export function fromPem(label: 'CERTIFICATE' | 'PRIVATE KEY', pem: string): Uint8Array[] {
-  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
-  return [...pem.matchAll(re)].map((m) => fromBase64((m[1] ?? '').replace(/\s+/g, '')));
-}

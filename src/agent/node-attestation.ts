@@ -8,6 +8,7 @@
  */
 import type { AttestResponse, SpiffeBundleJson, X509SvidWire } from '../shared/agent-api.js';
 import type { Clock } from '../shared/clock.js';
+import { fromBase64, toBase64 } from '../shared/encoding/base64.js';
 import { WispError } from '../shared/errors.js';
 import type { NodeAttestor } from './attestor/node-attestor.js';
 import type { DataDir } from './data-dir.js';
@@ -15,11 +16,9 @@ import type { AgentCredentials, IssuerClient } from './issuer-client.js';
 import {
   createCsr,
   exportPkcs8,
-  fromBase64,
   generateKeyPair,
   importPkcs8,
   matchingCertificateInfo,
-  toBase64,
   toSigningCryptoKey,
   type CryptoKey,
   type KeyObject,
@@ -69,7 +68,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
   let attestorUsed = false;
 
   async function fromWire(wire: X509SvidWire, privateKey: KeyObject): Promise<AgentSvid> {
-    const certChain = wire.certChain.map(fromBase64);
+    const certChain = wire.certChain.map((c) => fromBase64(c, 'ERR_INTERNAL', 'agent SVID certificate from the issuer'));
     const leaf = certChain[0];
     if (!leaf) throw new WispError('ERR_INTERNAL', 'issuer returned an empty agent SVID chain');
     const info = matchingCertificateInfo(leaf, privateKey);

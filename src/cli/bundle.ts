@@ -6,6 +6,8 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { fromBase64 } from '../shared/encoding/base64.js';
+import { toPem } from '../shared/encoding/pem.js';
 import { WispError } from '../shared/errors.js';
 import { addGroup, type LeafBuilder } from './command.js';
 import type { CommandContext } from './context.js';
@@ -18,17 +20,11 @@ export interface SpiffeBundle {
   spiffe_refresh_hint?: number;
 }
 
-/** Base64 DER → a PEM block. */
-export function derBase64ToPem(der: string, label = 'CERTIFICATE'): string {
-  const body = der.replace(/\s+/g, '').match(/.{1,64}/g)?.join('\n') ?? '';
-  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
-}
-
 /** The X.509 authorities of a bundle (`use: x509-svid` keys, one certificate each in x5c) as PEM. */
 export function bundleToPem(bundle: SpiffeBundle): string {
   const certs = bundle.keys.filter((k) => k.use === 'x509-svid').flatMap((k) => k.x5c?.slice(0, 1) ?? []);
   if (certs.length === 0) throw new WispError('ERR_CA_NOT_READY', 'the bundle has no X.509 authorities yet');
-  return certs.map((c) => derBase64ToPem(c)).join('');
+  return certs.map((c) => toPem('CERTIFICATE', fromBase64(c, 'ERR_BAD_REQUEST', 'bundle certificate'))).join('');
 }
 
 export function registerBundleCommands(program: Command, leaf: LeafBuilder): void {

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { looksLikePem } from '../shared/encoding/pem.js';
 import { WispError } from '../shared/errors.js';
 import { parseForeignBundle } from '../shared/federation/foreign-bundle.js';
 import type { FederationRelationship } from '../shared/federation/relationship.js';
@@ -43,7 +44,7 @@ export function parseTrustDomainFlag(flag: string, value: string | undefined): T
 /** Reads a bundle file (or stdin for `-`) and checks it has the declared format; the issuer parses it strictly. */
 export async function readBundleFile(ctx: CommandContext, path: string, format: string | undefined): Promise<string> {
   const text = (await ctx.readInput(path)).trim();
-  const looksPem = text.startsWith('-----BEGIN');
+  const looksPem = looksLikePem(text);
   if (format === 'pem' && !looksPem) throw new CliUsageError(`${path}: not PEM (use --format spiffe for SPIFFE bundle JSON)`);
   if (format === 'spiffe' && !text.startsWith('{')) throw new CliUsageError(`${path}: not SPIFFE bundle JSON (use --format pem for certificates)`);
   return text;

@@ -11,7 +11,9 @@ import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { addGroup, type LeafBuilder } from './command.js';
-import { bundleToPem, derBase64ToPem, type SpiffeBundle } from './bundle.js';
+import { fromBase64, toBase64 } from '../shared/encoding/base64.js';
+import { toPem } from '../shared/encoding/pem.js';
+import { bundleToPem, type SpiffeBundle } from './bundle.js';
 import { collect, parseSpiffeIdFlag, parseTtlFlag, requireFlag } from './flags.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -33,7 +35,7 @@ export async function buildKeyAndCsr(spiffeId: string, dnsNames: readonly string
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }, ...dnsNames.map((d) => ({ type: 'dns' as const, value: d }))])],
   });
   const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  return { csrDer: new Uint8Array(csr.rawData), keyPem: derBase64ToPem(Buffer.from(pkcs8).toString('base64'), 'PRIVATE KEY') };
+  return { csrDer: new Uint8Array(csr.rawData), keyPem: toPem('PRIVATE KEY', new Uint8Array(pkcs8)) };
 }
 
 export function registerX509Commands(program: Command, leaf: LeafBuilder): void {
@@ -53,9 +55,9 @@ export function registerX509Commands(program: Command, leaf: LeafBuilder): void 
     const client = ctx.client();
     const { csrDer, keyPem } = await buildKeyAndCsr(spiffeId, dnsNames);
     const res = await client.request<MintResponse>('POST', '/admin/v1/x509-svids/mint', {
-      body: { spiffeId, csr: Buffer.from(csrDer).toString('base64'), ttlSeconds, ...(dnsNames.length ? { dnsNames } : {}) },
+      body: { spiffeId, csr: toBase64(csrDer), ttlSeconds, ...(dnsNames.length ? { dnsNames } : {}) },
     });
-    const svidPem = res.svid.certChain.map((c) => derBase64ToPem(c)).join('');
+    const svidPem = res.svid.certChain.map((c) => toPem('CERTIFICATE', fromBase64(c, 'ERR_BAD_REQUEST', 'SVID certificate'))).join('');
     const bundlePem = bundleToPem(res.bundle);
     const dir = opts['write'] as string | undefined;
     if (dir) {

@@ -14,10 +14,12 @@
  * @module
  */
 import * as x509 from '@peculiar/x509';
-import { base64url, CompactSign, compactVerify, decodeProtectedHeader, type CryptoKey } from 'jose';
+import { CompactSign, compactVerify, decodeProtectedHeader, type CryptoKey } from 'jose';
+import { decodeBase64, toBase64, toBase64Url } from './encoding/base64.js';
 import type { WispErrorData } from './errors.js';
 import { err, ok, type Result } from './result.js';
 import { isAgentId, parseSpiffeId, trustDomainOf, type SpiffeId, type TrustDomain } from './spiffe/id.js';
+import { validateX509Path } from './spiffe/x509-path.js';
 
 /** The Authorization scheme of agent proofs. */
 export const AGENT_PROOF_SCHEME = 'WispAgentProof';
@@ -143,14 +145,14 @@ export async function createAgentProof(options: CreateAgentProofOptions): Promis
     jti: options.jti,
   };
   const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ alg, typ: AGENT_PROOF_TYP, x5c: certChainDer.map(toBase64) })
+    .setProtectedHeader({ alg, typ: AGENT_PROOF_TYP, x5c: certChainDer.map((der) => toBase64(der)) })
     .sign(privateKey);
   return `${AGENT_PROOF_SCHEME} ${jws}`;
 }
 
 /** A fresh `jti`: 16 random bytes, base64url. */
 export function randomJti(): string {
-  return base64url.encode(crypto.getRandomValues(new Uint8Array(AGENT_PROOF_MIN_JTI_BYTES)));
+  return toBase64Url(crypto.getRandomValues(new Uint8Array(AGENT_PROOF_MIN_JTI_BYTES)));
 }
 
 /** Canonical serial number form: lowercase hex, no leading zeros (`0` for zero). */
@@ -233,14 +235,15 @@ async function verify(o: VerifyAgentProofOptions): Promise<Result<VerifiedAgentP
 async function verifyAgentChain(x5c: readonly string[], o: VerifyAgentProofOptions): Promise<VerifiedChain | string> {
   const chain: x509.X509Certificate[] = [];
   for (const entry of x5c) {
-    const der = fromBase64(entry);
+    const der = entry === '' ? undefined : decodeBase64(entry);
     if (!der) return 'x5c entry is not base64';
     chain.push(new x509.X509Certificate(der));
   }
-  const nowDate = new Date(o.now * 1000);
   const authorities = o.x509Authorities.map((der) => new x509.X509Certificate(der));
-  const chainProblem = await verifyChain(chain, authorities, nowDate);
-  if (chainProblem) return chainProblem;
+  // the one path validator (spiffe/x509-path.ts), as X509-SVID validation uses it
+  const path = await validateX509Path(chain, { now: o.now * 1000, roots: authorities });
+  if (!path.ok) return path.error;
+  const anchor = path.value!;
   const leaf = chain[0]!;
   const leafId = agentIdOf(leaf, o.trustDomain);
   if (typeof leafId !== 'string' || !leafId.startsWith('spiffe://')) return leafId;
@@ -249,8 +252,8 @@ async function verifyAgentChain(x5c: readonly string[], o: VerifyAgentProofOptio
     return 'leaf key is not an ECDSA P-256 or P-384 key';
   }
   const key = await crypto.subtle.importKey('spki', leaf.publicKey.rawData, { name: 'ECDSA', namedCurve: leafAlg.namedCurve }, false, ['verify']);
-  // the chain stays verified while each of its certificates, and the authorities, are valid
-  const span = [...chain, ...authorities.filter((a) => chain.some((c) => c.issuer === a.subject))];
+  // the chain stays verified while each of its certificates, and the authority it leads to, are valid
+  const span = [...chain, anchor];
   return {
     agentId: leafId as SpiffeId,
     serialNumber: normalizeSerialNumber(leaf.serialNumber),
@@ -260,52 +263,6 @@ async function verifyAgentChain(x5c: readonly string[], o: VerifyAgentProofOptio
     curve: leafAlg.namedCurve,
     key,
   };
-}
-
-/**
- * X509-SVID §5.1 path validation, as far as an agent chain needs it: each certificate signed by the next
- * (the last by an authority), every certificate (and the authority) valid at `now`, every issuer a CA.
- * Returns a problem description, or undefined when the chain is good.
- */
-async function verifyChain(chain: x509.X509Certificate[], authorities: readonly x509.X509Certificate[], now: Date): Promise<string | undefined> {
-  for (let i = 0; i < chain.length; i++) {
-    const cert = chain[i]!;
-    if (!validAt(cert, now)) return `certificate ${i} is not valid at this time`;
-    if (i > 0 && !isSigningCert(cert)) return `certificate ${i} is not a CA`;
-    const isAuthority = authorities.some((a) => sameBytes(a.rawData, cert.rawData));
-    if (isAuthority && i > 0) return undefined;
-    const parent = chain[i + 1];
-    if (parent) {
-      if (!(await signedBy(cert, parent))) return `certificate ${i} is not signed by certificate ${i + 1}`;
-      continue;
-    }
-    for (const authority of authorities) {
-      if (isSigningCert(authority) && validAt(authority, now) && (await signedBy(cert, authority))) return undefined;
-    }
-    return 'chain does not lead to an authority of the trust domain';
-  }
-  return 'empty chain';
-}
-
-async function signedBy(cert: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
-  if (cert.issuer !== issuer.subject) return false;
-  try {
-    return await cert.verify({ publicKey: issuer.publicKey, signatureOnly: true });
-  } catch {
-    return false;
-  }
-}
-
-function validAt(cert: x509.X509Certificate, now: Date): boolean {
-  return cert.notBefore.getTime() <= now.getTime() && now.getTime() <= cert.notAfter.getTime();
-}
-
-/** X509-SVID §4.1 and §4.3: a signing certificate is a CA with keyCertSign. */
-function isSigningCert(cert: x509.X509Certificate): boolean {
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca) return false;
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
-  return !ku || (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0;
 }
 
 /**
@@ -344,35 +301,12 @@ function isWellFormedJti(jti: string): boolean {
 }
 
 async function bodyHash(body: Uint8Array): Promise<string> {
-  return base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', body)));
+  return toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-256', body)));
 }
 
 function toBytes(body: Uint8Array | string | undefined): Uint8Array {
   if (body === undefined) return new Uint8Array();
   return typeof body === 'string' ? new TextEncoder().encode(body) : body;
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
-function fromBase64(s: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s)) return undefined;
-  try {
-    return Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
-}
-
-function sameBytes(a: ArrayBuffer, b: ArrayBuffer): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
 }
 
 /** The part of a WebCrypto key algorithm read here (typed locally: src/shared compiles without DOM lib). */

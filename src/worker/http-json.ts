@@ -4,6 +4,7 @@
  * @module
  */
 import type { Context } from 'hono';
+import { concatBytes } from '../shared/encoding/bytes.js';
 import { WispError } from '../shared/errors.js';
 
 /** Default body limit for API requests. */
@@ -32,13 +33,7 @@ export async function readBodyBytes(req: Request | Response, maxBytes: number, w
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** Parses the raw body as JSON after the content-type check. */

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DATA_FILES, LEGACY_DATA_FILES, openDataDir, writeFileAtomic } from '../../src/agent/data-dir.js';
 import { createJoinTokenAttestor } from '../../src/agent/attestor/join-token.js';
-import { exportPkcs8, generateKeyPair, toPem } from '../../src/agent/keys.js';
+import { toPem } from '../../src/shared/encoding/pem.js';
+import { exportPkcs8, generateKeyPair } from '../../src/agent/keys.js';
 import { createHarness } from './helpers/agent-harness.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;

@@ -4,7 +4,7 @@ import { exportJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { WispError } from '../../src/shared/errors.js';
 import { buildBundleJson, buildJwks, parseBundleJson, type PublishedJwk, type PublishedKeys } from '../../src/shared/spiffe/bundle.js';
-import { toBase64 } from '../../src/shared/spiffe/x509.js';
+import { toBase64 } from '../../src/shared/encoding/base64.js';
 import { generateKeys } from './fixtures.js';
 
 async function selfSignedCa(kind: 'P-256' | 'RSA-2048'): Promise<string> {

@@ -66,4 +66,25 @@ describe('JWT-SVID mint and validate', () => {
       expect(r.error.message).toMatch(message);
     });
   });
+
+  describe('with a key loader (admin authentication)', async () => {
+    const k = await keyPair('P-256', 'k1');
+    const token = () => mintJwtSvid({ spiffeId: ID, audience: [ISSUER], issuer: ISSUER, now: NOW, expiresAt: NOW + 300_000, kid: 'k1', alg: 'ES256', key: k.keys.privateKey });
+
+    it('loads the keys for a well-formed token and validates against them', async () => {
+      const r = await validateJwtSvid(await token(), async () => [k.jwk], { audience: ISSUER, now: NOW + 1000, trustDomain: 'example.org' });
+      expect(r.ok && r.value.spiffeId).toBe(ID);
+    });
+
+    it.each([['a.b.c'], ['not-a-jwt'], [`${(await token()).split('.')[0]}.e30x.sig`]])('does not load keys for the malformed %s', async (bad) => {
+      let loaded = false;
+      const r = await validateJwtSvid(bad, async () => ((loaded = true), [k.jwk]), { audience: ISSUER, now: NOW + 1000 });
+      expect(r.ok).toBe(false);
+      expect(loaded).toBe(false);
+    });
+
+    it('throws the loader error as is, so the caller can answer "unavailable"', async () => {
+      await expect(validateJwtSvid(await token(), () => Promise.reject(new Error('DO down')), { audience: ISSUER, now: NOW + 1000 })).rejects.toThrow('DO down');
+    });
+  });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { validateJwtSvid } from '../../src/shared/spiffe/jwt-svid.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
-import { fromBase64, toBase64 } from '../../src/shared/spiffe/x509.js';
+import { fromBase64, toBase64 } from '../../src/shared/encoding/base64.js';
 import type { TrustDomainCaApi } from '../../src/worker/ca/ca-api.js';
 import { subjectSpki } from './ca/helpers.js';
 

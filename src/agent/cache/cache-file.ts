@@ -15,9 +15,10 @@
  * @module
  */
 import type { SpiffeBundleJson } from '../../shared/agent-api.js';
+import { fromBase64, toBase64 } from '../../shared/encoding/base64.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { DataDir } from '../data-dir.js';
-import { fromBase64, importPkcs8, matchingCertificateInfo, toBase64 } from '../keys.js';
+import { importPkcs8, matchingCertificateInfo } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { CacheSnapshot, SvidCache } from './svid-cache.js';
 
@@ -145,7 +146,7 @@ export async function decodeCacheFile(text: string, expected: { trustDomain: str
 /** The SVID with validity taken from the certificate itself, or undefined if it is unusable. */
 function checkedSvid(s: FileSvid): { spiffeId: string | undefined; held: Pick<CacheSnapshot['svids'][number], 'certChain' | 'privateKey' | 'notBefore' | 'notAfter'> } | undefined {
   try {
-    const certChain = s.certChain.map(fromBase64);
+    const certChain = s.certChain.map((c) => fromBase64(c));
     const privateKey = fromBase64(s.privateKey);
     const leaf = certChain[0];
     const info = leaf ? matchingCertificateInfo(leaf, importPkcs8(privateKey)) : undefined;

@@ -6,9 +6,10 @@
  */
 import { AGENT_API_LIMITS } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
+import { decodeBase64, toBase64 } from '../../shared/encoding/base64.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
-import { certificateInfoForSpki, createCsr, exportPkcs8, exportSpki, fromBase64, generateKeyPair, toBase64 } from '../keys.js';
+import { certificateInfoForSpki, createCsr, exportPkcs8, exportSpki, generateKeyPair } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { IssuedSvid, SvidCache } from './svid-cache.js';
 
@@ -66,7 +67,9 @@ async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
   const issued: IssuedSvid[] = [];
   for (const { entryId, svid } of res.svids ?? []) {
     const key = keys.get(entryId);
-    const certChain = (svid?.certChain ?? []).map(fromBase64);
+    const decoded = (svid?.certChain ?? []).map((b) => decodeBase64(b));
+    // a certificate that is not base64 makes the whole chain unusable (logged below like a mismatch)
+    const certChain = decoded.every((d) => d !== undefined) ? (decoded as Uint8Array[]) : [];
     const leaf = certChain[0];
     const info = key && leaf ? certificateInfoForSpki(leaf, key.spki) : undefined;
     if (!key || !info) {

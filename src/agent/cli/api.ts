@@ -8,8 +8,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { toPem } from '../../shared/encoding/pem.js';
 import { writeFileAtomic } from '../data-dir.js';
-import { certificateInfo, toPem } from '../keys.js';
+import { certificateInfo } from '../keys.js';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../workload-api/client.js';
 
 export type OutputFormat = 'pretty' | 'json';

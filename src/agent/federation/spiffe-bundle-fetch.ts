@@ -9,14 +9,10 @@
  */
 import { request } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
+import { toPem } from '../../shared/encoding/pem.js';
 import { WispError } from '../../shared/errors.js';
 import { parseBundleEndpointUrl } from '../../shared/federation/relationship.js';
 import { MAX_BUNDLE_BYTES, parseBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
-
-function derToPem(der: Uint8Array): string {
-  const body = Buffer.from(der).toString('base64').match(/.{1,64}/g)?.join('\n') ?? '';
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
-}
 
 export interface SpiffeTlsFetchOptions {
   url: string;
@@ -50,7 +46,7 @@ export function checkEndpointSpiffeId(cert: PeerCertificate, expected: string): 
 async function rootsOf(bundle: SpiffeBundleJson, trustDomain: string): Promise<string[]> {
   const parsed = await parseBundleJson(bundle, trustDomain);
   if (parsed.x509Authorities.length === 0) throw new WispError('ERR_BAD_REQUEST', `the stored bundle of "${trustDomain}" has no X.509 authority to authenticate its endpoint`);
-  return parsed.x509Authorities.map(derToPem);
+  return parsed.x509Authorities.map((der) => toPem('CERTIFICATE', der));
 }
 
 function getOnce(url: string, ca: string[], expectedId: string, signal: AbortSignal): Promise<{ status: number; location?: string; body: string }> {

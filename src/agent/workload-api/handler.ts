@@ -15,6 +15,7 @@ import { create, equals, type DescMessage, type JsonObject, type MessageInitShap
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { BundleSet, IdentitySource, TrustDomainBundle, WorkloadX509Svid } from '../cache/identity-source.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
+import { concatBytes } from '../../shared/encoding/bytes.js';
 import { WispError, isWispError } from '../../shared/errors.js';
 import type { Selector } from '../../shared/registry/selectors.js';
 import { parseSpiffeId, parseTrustDomain, trustDomainId } from '../../shared/spiffe/id.js';
@@ -70,15 +71,6 @@ const notReady = () => new WispError('ERR_UNAVAILABLE', 'agent is not ready');
 /** The key of every bundle map: the SPIFFE ID of the trust domain (Workload API §4.6). */
 const bundleKey = (b: TrustDomainBundle): string => trustDomainId(parseTrustDomain(b.trustDomain));
 
-function concatDer(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 /** Public members of a JWK only: a private parameter in a bundle must never reach a workload. */
 const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
@@ -210,17 +202,17 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       throw noIdentity();
     }
     const bundles = source.bundles();
-    const ownBundle = concatDer(bundles.own.x509Authorities);
+    const ownBundle = concatBytes(bundles.own.x509Authorities);
     const federated = bundlesFor(bundles, svids.flatMap((s) => s.federatesWith)).slice(1);
     return {
       svids: svids.map((s) => ({
         spiffeId: s.spiffeId,
-        x509Svid: concatDer(s.certChain),
+        x509Svid: concatBytes(s.certChain),
         x509SvidKey: s.privateKey,
         bundle: ownBundle,
         hint: s.hint,
       })),
-      federatedBundles: Object.fromEntries(federated.map((b) => [bundleKey(b), concatDer(b.x509Authorities)])),
+      federatedBundles: Object.fromEntries(federated.map((b) => [bundleKey(b), concatBytes(b.x509Authorities)])),
     };
   }
 
@@ -236,7 +228,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       yield* watch(X509BundlesResponseSchema, ctx, () => {
         const identities = verifierIdentities(selectors);
         const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
-        return { bundles: Object.fromEntries(bundles.map((b) => [bundleKey(b), concatDer(b.x509Authorities)])) };
+        return { bundles: Object.fromEntries(bundles.map((b) => [bundleKey(b), concatBytes(b.x509Authorities)])) };
       });
     },
 

@@ -6,9 +6,9 @@
  * @module
  */
 import { X509Certificate } from '@peculiar/x509';
+import { derFromPemOrBase64 } from '../encoding/pem.js';
 import { WispError } from '../errors.js';
 import type { Selector } from '../registry/selectors.js';
-import { fromBase64 } from '../spiffe/x509.js';
 import { AWS_IID_RSA2048_CERTIFICATES } from './aws-iid-certificates.js';
 import { verifyPkcs7Signature } from './pkcs7.js';
 
@@ -65,8 +65,9 @@ export function parseInstanceIdentityDocument(document: string): InstanceIdentit
 export function buildAwsRegionKeys(extra: Readonly<Record<string, string>> = {}): Map<string, Uint8Array> {
   const keys = new Map<string, Uint8Array>();
   for (const [region, cert] of Object.entries({ ...AWS_IID_RSA2048_CERTIFICATES, ...extra })) {
-    const b64 = cert.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
-    keys.set(region, new Uint8Array(new X509Certificate(fromBase64(b64, 'ERR_CONFIG_INVALID', `certificate of ${region}`)).publicKey.rawData));
+    const der = derFromPemOrBase64(cert, 'CERTIFICATE');
+    if (!der) throw new WispError('ERR_CONFIG_INVALID', `certificate of ${region} is not base64`);
+    keys.set(region, new Uint8Array(new X509Certificate(der).publicKey.rawData));
   }
   return keys;
 }
@@ -81,12 +82,8 @@ export async function verifyInstanceIdentity(document: string, signatureBase64: 
   const doc = parseInstanceIdentityDocument(document);
   const key = regionKeys.get(doc.region);
   if (!key) throw refused(`no AWS certificate for region ${doc.region} (add it with AWS_IID certificates)`);
-  let der: Uint8Array;
-  try {
-    der = fromBase64(signatureBase64.replace(/-----(BEGIN|END) PKCS7-----/g, '').replace(/\s+/g, ''), 'ERR_ATTESTATION_FAILED', 'signature');
-  } catch {
-    throw refused('signature is not base64');
-  }
+  const der = derFromPemOrBase64(signatureBase64, 'PKCS7');
+  if (!der) throw refused('signature is not base64');
   const checked = await verifyPkcs7Signature(der, bytes, key);
   if (!checked.ok) throw refused(`instance identity signature is invalid for region ${doc.region}: ${checked.error}`);
   return doc;

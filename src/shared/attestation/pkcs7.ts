@@ -12,6 +12,7 @@
 import { Attribute, ContentInfo, id_data, id_signedData, SignedData, type SignerInfo } from '@peculiar/asn1-cms';
 import type { CryptoKey } from 'jose';
 import { AsnArray, AsnConvert, AsnType, AsnTypeTypes, OctetString } from '@peculiar/asn1-schema';
+import { bytesEqual } from '../encoding/bytes.js';
 import { err, ok, type Result } from '../result.js';
 
 /** RFC 5652 §11.1 content-type and §11.2 message-digest attribute OIDs. */
@@ -36,13 +37,6 @@ const RSA_WITH_HASH: Record<string, string> = {
 
 /** Largest PKCS#7 message accepted, bytes (AWS's are ~1.5 KB). */
 export const PKCS7_MAX_BYTES = 16 * 1024;
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
 
 function attributeValue(attrs: Attribute[], oid: string): ArrayBuffer | undefined {
   const found = attrs.filter((a) => a.attrType === oid);
@@ -72,8 +66,8 @@ function signedBytes(signer: SignerInfo, content: Uint8Array, digest: Uint8Array
   } catch {
     return err('signed attributes are malformed');
   }
-  if (!equalBytes(new Uint8Array(contentType), ID_DATA_DER)) return err('signed content type is not data');
-  if (!equalBytes(signedDigest, digest)) return err('message digest does not match the document');
+  if (!bytesEqual(new Uint8Array(contentType), ID_DATA_DER)) return err('signed content type is not data');
+  if (!bytesEqual(signedDigest, digest)) return err('message digest does not match the document');
   // Attribute values are kept as their received bytes, so re-encoding the SET reproduces the DER that
   // was signed (RFC 5652 §5.4: the signature covers the DER of SET OF Attribute, not the [0] tag).
   return ok(new Uint8Array(AsnConvert.serialize(new SignedAttributesSet(attrs))));

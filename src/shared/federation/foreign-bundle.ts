@@ -7,7 +7,9 @@
 import { WispError } from '../errors.js';
 import { parseBundleJson, MAX_BUNDLE_BYTES, type ParsedBundle, type SpiffeBundleJson } from '../spiffe/bundle.js';
 import type { TrustDomain } from '../spiffe/id.js';
-import { certificatesFromPem, parseCertificate, publicJwkFromSpki, toBase64 } from '../spiffe/x509.js';
+import { toBase64 } from '../encoding/base64.js';
+import { certificatesFromPem, looksLikePem } from '../encoding/pem.js';
+import { parseCertificate, publicJwkFromSpki } from '../spiffe/x509.js';
 
 /** A foreign bundle as stored. */
 export interface ForeignBundle {
@@ -64,7 +66,7 @@ export async function parseForeignBundle(input: unknown, trustDomain: TrustDomai
   if (typeof input === 'string') {
     if (input.length > MAX_BUNDLE_BYTES) throw malformed(trustDomain, `larger than ${MAX_BUNDLE_BYTES} bytes`);
     const text = input.trim();
-    if (text.startsWith('-----BEGIN')) doc = await fromPem(text, trustDomain);
+    if (looksLikePem(text)) doc = await fromPem(text, trustDomain);
     else if (text.startsWith('{')) doc = text;
     else throw malformed(trustDomain, 'must be SPIFFE bundle JSON or PEM certificates');
   } else if (typeof input !== 'object' || input === null) {

@@ -16,6 +16,7 @@
  */
 import { WispError } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
+import { dnsNameProblem } from '../spiffe/dns-name.js';
 import { parseSpiffeIdInTrustDomain, parseTrustDomain, pathOf, type TrustDomain } from '../spiffe/id.js';
 import type { Entry, NewEntry } from './entry.js';
 import { parseSelectors } from './selectors.js';
@@ -27,7 +28,6 @@ export const ENTRY_JWT_SVID_TTL_MAX_SECONDS = 86400;
 export const ENTRY_DNS_NAMES_MAX = 32;
 export const ENTRY_FEDERATES_WITH_MAX = 32;
 export const ENTRY_HINT_MAX_BYTES = 1024;
-export const DNS_NAME_MAX_BYTES = 253;
 export const ENTRY_ID_PATTERN = /^[A-Za-z0-9._-]{1,255}$/;
 
 const ENTRY_FIELDS = new Set([
@@ -48,8 +48,6 @@ const ENTRY_FIELDS = new Set([
   'createdAt',
 ]);
 
-const DNS_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-
 function invalid(message: string): WispError {
   return new WispError('ERR_ENTRY_INVALID', message);
 }
@@ -64,19 +62,6 @@ export function parseEntryId(input: unknown): string {
     throw invalid('id must be 1 to 255 characters of letters, digits, ".", "_" or "-"');
   }
   return input;
-}
-
-/** Why `name` is not a valid DNS SAN (RFC 1123; `*` only as the whole leftmost label), or undefined. */
-export function dnsNameProblem(name: string): string | undefined {
-  if (name.length === 0) return 'DNS name is empty';
-  if (byteLength(name) > DNS_NAME_MAX_BYTES) return `DNS name is longer than ${DNS_NAME_MAX_BYTES} bytes`;
-  const labels = name.split('.');
-  for (const [i, label] of labels.entries()) {
-    if (label === '*' && i === 0 && labels.length > 1) continue;
-    if (label.includes('*')) return `DNS name "${name}": a wildcard is only allowed as the whole leftmost label`;
-    if (!DNS_LABEL.test(label)) return `DNS name "${name}": label "${label}" is not a valid RFC 1123 label`;
-  }
-  return undefined;
 }
 
 function ttl(value: unknown, field: string, max: number): number {

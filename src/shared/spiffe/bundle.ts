@@ -7,7 +7,8 @@
 import 'reflect-metadata';
 import type { JWK } from 'jose';
 import { WispError } from '../errors.js';
-import { fromBase64, parseCertificate, publicJwkFromSpki } from './x509.js';
+import { fromBase64 } from '../encoding/base64.js';
+import { parseCertificate, publicJwkFromSpki } from './x509.js';
 
 /** A JWT authority as published: a public JWK with kid, alg and use. */
 export interface PublishedJwk {

@@ -4,6 +4,7 @@
  * lengths and trailing bytes. Everything else (general ASN.1) stays with @peculiar/x509.
  * @module
  */
+import { concatBytes } from '../encoding/bytes.js';
 
 /** DER length octets of `n`. */
 export function derLength(n: number): Uint8Array {
@@ -12,19 +13,6 @@ export function derLength(n: number): Uint8Array {
   if (n < 0x10000) return Uint8Array.of(0x82, n >> 8, n & 0xff);
   if (n < 0x1000000) return Uint8Array.of(0x83, n >> 16, (n >> 8) & 0xff, n & 0xff);
   throw new RangeError('DER value too long');
-}
-
-/** Concatenates byte arrays. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** One DER element: tag, length, then the contents (the concatenation of `parts`). */
@@ -129,13 +117,6 @@ export const contentsOf = (bytes: Uint8Array, el: DerElement): Uint8Array => byt
 
 /** Whole encoding of an element (tag, length, contents). */
 export const encodingOf = (bytes: Uint8Array, el: DerElement): Uint8Array => bytes.subarray(el.start, el.end);
-
-/** Byte equality. */
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** ECDSA signature: WebCrypto's r‖s (IEEE P1363) to DER ECDSA-Sig-Value (RFC 5480 §2.2.3 / RFC 3279). */
 export function ecdsaRawToDer(raw: Uint8Array): Uint8Array {

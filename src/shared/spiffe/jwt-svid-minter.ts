@@ -8,7 +8,7 @@
 import type { CryptoKey } from 'jose';
 import type { SpiffeId } from './id.js';
 import type { JwtSigningAlgorithm } from './jwt-svid.js';
-import { toBase64Url } from './x509.js';
+import { toBase64Url } from '../encoding/base64.js';
 
 export interface JwtSvidMinterOptions {
   /** the OIDC issuer URL (`iss`) */

@@ -4,7 +4,7 @@
  * ValidateJWTSVID and admin authentication, so every check lives here once.
  * @module
  */
-import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import type { WispErrorData } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
 import { parseSpiffeId, trustDomainOf, type SpiffeId } from './id.js';
@@ -82,14 +82,18 @@ function invalid(message: string): Result<never, WispErrorData> {
   return err({ code: 'ERR_JWT_INVALID', message });
 }
 
+/** JWT authorities: JWKs, a JWK Set, or a loader of them (called only once the token is well formed). */
+export type JwtAuthorities = readonly JWK[] | { keys: readonly JWK[] } | (() => Promise<readonly JWK[]>);
+
 /**
  * Validates a JWT-SVID against JWT authorities (JWKs with kid; `use` may be `jwt-svid` or `sig`):
  * compact form, allowed headers, alg allow-list, signature by the key named in `kid`, `exp` present and
  * not passed, `aud` present and containing `audience`, `sub` a valid SPIFFE ID. Returns a Result with code
- * ERR_JWT_INVALID and a specific message (log it; send a generic one on the wire).
+ * ERR_JWT_INVALID and a specific message (log it; send a generic one on the wire). A loader's error is
+ * thrown as is (the caller tells "cannot check now" from "invalid").
  * @example const r = await validateJwtSvid(token, bundle.jwtAuthorities, { audience: 'reports', now: Date.now() });
  */
-export async function validateJwtSvid(token: string, jwks: readonly JWK[] | { keys: readonly JWK[] }, options: ValidateJwtSvidOptions): Promise<Result<ValidatedJwtSvid>> {
+export async function validateJwtSvid(token: string, jwks: JwtAuthorities, options: ValidateJwtSvidOptions): Promise<Result<ValidatedJwtSvid>> {
   if (typeof token !== 'string' || token.length === 0) return invalid('token is empty');
   if (token.length > MAX_JWT_BYTES) return invalid(`token is larger than ${MAX_JWT_BYTES} bytes`);
   if (token.split('.').length !== 3) return invalid('token is not a JWS in compact serialization');
@@ -106,7 +110,12 @@ export async function validateJwtSvid(token: string, jwks: readonly JWK[] | { ke
   if (header.typ !== undefined && header.typ !== 'JWT' && header.typ !== 'JOSE') return invalid('token typ must be JWT or JOSE');
   const kid = header.kid;
   if (typeof kid !== 'string' || kid === '') return invalid('token header has no kid');
-  const keys = Array.isArray(jwks) ? (jwks as readonly JWK[]) : (jwks as { keys: readonly JWK[] }).keys;
+  try {
+    decodeJwt(token);
+  } catch {
+    return invalid('token claims cannot be decoded');
+  }
+  const keys = typeof jwks === 'function' ? await jwks() : Array.isArray(jwks) ? (jwks as readonly JWK[]) : (jwks as { keys: readonly JWK[] }).keys;
   const matches = keys.filter((k) => k.kid === kid);
   if (matches.length !== 1) return invalid(matches.length === 0 ? `no JWT authority with kid ${kid}` : `several JWT authorities with kid ${kid}`);
   const { use: _use, key_ops: _ops, alg: keyAlg, ...material } = matches[0]!;

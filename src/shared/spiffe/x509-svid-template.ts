@@ -21,9 +21,11 @@ import {
   SubjectAlternativeNameExtension,
   X509CertificateGenerator,
 } from '@peculiar/x509';
-import { ascii, bytesEqual, concatBytes, contentsOf, encodingOf, derTime, derTlv, derUnsignedInteger, ecdsaRawToDer, readChildren, readWhole } from './der.js';
+import { bytesEqual, concatBytes } from '../encoding/bytes.js';
+import { ascii, contentsOf, encodingOf, derTime, derTlv, derUnsignedInteger, ecdsaRawToDer, readChildren, readWhole } from './der.js';
 import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from './id.js';
-import { buildX509SvidTemplate, dnsNameProblem, validateX509Svid, X509_SVID_BACKDATE_MS, X509_SVID_SUBJECT_ORGANIZATION, type X509SvidParams } from './x509-svid.js';
+import { dnsNameProblem } from './dns-name.js';
+import { buildX509SvidTemplate, validateX509Svid, X509_SVID_BACKDATE_MS, X509_SVID_SUBJECT_ORGANIZATION, type X509SvidParams } from './x509-svid.js';
 import { authorityKeyIdentifierOf, MIN_RSA_MODULUS_BITS, randomSerialNumber, toHex, type KeyAlgorithmName, type SigningCa } from './x509.js';
 
 /** What one CA key needs to issue SVIDs without general ASN.1 encoding. Opaque to callers. */

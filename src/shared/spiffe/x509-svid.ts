@@ -20,8 +20,9 @@ import {
 } from '@peculiar/x509';
 import type { WispErrorData } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
-import { validateSigningCert } from './ca-cert.js';
+import { dnsNameProblem } from './dns-name.js';
 import { parseSpiffeId, pathOf, type SpiffeId } from './id.js';
+import { validateX509Path } from './x509-path.js';
 import {
   authorityKeyIdentifierOf,
   classifyKeyAlgorithm,
@@ -49,18 +50,6 @@ export interface X509SvidParams {
   now: number;
   /** 16 random bytes; generated when omitted */
   serialNumber?: Uint8Array;
-}
-
-const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
-/** Why `name` is not a DNS name usable in a SAN (wildcard only as the whole first label), or undefined. */
-export function dnsNameProblem(name: string): string | undefined {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 253) return 'DNS name must be 1 to 253 characters';
-  const labels = name.split('.');
-  for (const [i, label] of labels.entries()) {
-    if (i === 0 && label === '*' && labels.length > 1) continue;
-    if (!DNS_LABEL.test(label)) return `"${name}" is not a valid DNS name`;
-  }
-  return undefined;
 }
 
 /**
@@ -177,47 +166,8 @@ export async function validateX509Svid(chainDer: readonly Uint8Array[], options:
   if (eku && !(eku.usages.includes(ExtendedKeyUsage.serverAuth) && eku.usages.includes(ExtendedKeyUsage.clientAuth))) {
     return reject('leaf extKeyUsage lacks serverAuth or clientAuth');
   }
-  // §5: RFC 5280 path validation: validity, signatures, issuer names, signing certificates.
-  for (const [i, cert] of chain.entries()) {
-    if (options.now < cert.notBefore.getTime() || options.now > cert.notAfter.getTime()) return reject(`certificate ${i} is not valid at this time`);
-    if (i > 0) {
-      const problem = validateSigningCert(cert);
-      if (problem) return reject(`certificate ${i} is not a signing certificate: ${problem}`);
-    }
-    const issuer = chain[i + 1];
-    if (issuer && !(await issuedBy(cert, issuer))) return reject(`certificate ${i} is not signed by certificate ${i + 1}`);
-  }
-  if (options.roots) {
-    const top = chain[chain.length - 1]!;
-    let anchored = false;
-    for (const anchor of options.roots) {
-      let root: X509Certificate;
-      try {
-        root = anchor instanceof X509Certificate ? anchor : new X509Certificate(anchor.slice());
-      } catch {
-        continue;
-      }
-      if (options.now < root.notBefore.getTime() || options.now > root.notAfter.getTime()) continue;
-      if (validateSigningCert(root)) continue;
-      if (sameBytes(new Uint8Array(top.rawData), new Uint8Array(root.rawData)) || (await issuedBy(top, root))) {
-        anchored = true;
-        break;
-      }
-    }
-    if (!anchored) return reject('chain does not lead to a trusted X.509 authority');
-  }
+  // §5: RFC 5280 path validation: validity, signatures, issuer names, signing certificates, anchoring.
+  const path = await validateX509Path(chain, { now: options.now, roots: options.roots });
+  if (!path.ok) return reject(path.error);
   return ok({ spiffeId, notAfter: leaf.notAfter.getTime(), serialNumber: leaf.serialNumber });
-}
-
-async function issuedBy(cert: X509Certificate, issuer: X509Certificate): Promise<boolean> {
-  if (!sameBytes(new Uint8Array(cert.issuerName.toArrayBuffer()), new Uint8Array(issuer.subjectName.toArrayBuffer()))) return false;
-  try {
-    return await cert.verify({ publicKey: issuer.publicKey, signatureOnly: true });
-  } catch {
-    return false;
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

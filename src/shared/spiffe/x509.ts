@@ -1,6 +1,6 @@
 /**
- * Small X.509 helpers shared by the SVID, CSR, CA and bundle modules: base64 / PEM conversion, parsing a
- * DER certificate without throwing anything but WispError, and the key algorithms Wisp accepts.
+ * Small X.509 helpers shared by the SVID, CSR, CA and bundle modules: parsing a DER certificate without
+ * throwing anything but WispError, and the key algorithms Wisp accepts.
  * @module
  */
 import 'reflect-metadata';
@@ -8,7 +8,6 @@ import {
   AuthorityKeyIdentifierExtension,
   type Extension,
   type Name,
-  PemConverter,
   PublicKey,
   SubjectKeyIdentifierExtension,
   X509Certificate,
@@ -16,113 +15,6 @@ import {
 } from '@peculiar/x509';
 import type { CryptoKey } from 'jose';
 import { WispError, type WispErrorCode } from '../errors.js';
-
-const BASE64_CODES = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
-const BASE64URL_CODES = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_');
-const ASCII = new TextDecoder();
-
-/**
- * Standard base64 (with padding) of bytes. A table encoder into ASCII bytes: on the issuance path it runs
- * for every certificate, where building a binary string for btoa cost ~20 µs per SVID (bench/).
- */
-export function toBase64(bytes: Uint8Array | ArrayBuffer): string {
-  return encodeBase64(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), BASE64_CODES, true);
-}
-
-/** base64url without padding (RFC 4648 §5, as JWS uses it). */
-export function toBase64Url(bytes: Uint8Array): string {
-  return encodeBase64(bytes, BASE64URL_CODES, false);
-}
-
-function encodeBase64(v: Uint8Array, c: Uint8Array, pad: boolean): string {
-  const out = new Uint8Array(Math.ceil(v.length / 3) * 4);
-  let i = 0;
-  let o = 0;
-  for (; i + 2 < v.length; i += 3) {
-    const n = (v[i]! << 16) | (v[i + 1]! << 8) | v[i + 2]!;
-    out[o++] = c[n >> 18]!;
-    out[o++] = c[(n >> 12) & 63]!;
-    out[o++] = c[(n >> 6) & 63]!;
-    out[o++] = c[n & 63]!;
-  }
-  if (i < v.length) {
-    const n = (v[i]! << 16) | ((v[i + 1] ?? 0) << 8);
-    out[o++] = c[n >> 18]!;
-    out[o++] = c[(n >> 12) & 63]!;
-    if (i + 1 < v.length) out[o++] = c[(n >> 6) & 63]!;
-    else if (pad) out[o++] = 61;
-    if (pad) out[o++] = 61;
-  }
-  return ASCII.decode(out.subarray(0, o));
-}
-
-/** base64 character code → 6-bit value, 255 for anything else (standard alphabet). */
-const BASE64_VALUES = (() => {
-  const t = new Uint8Array(128).fill(255);
-  for (let i = 0; i < BASE64_CODES.length; i++) t[BASE64_CODES[i]!] = i;
-  return t;
-})();
-
-/**
- * Decodes standard base64; throws WispError `code` on anything else. Accepts exactly what the former
- * `^[A-Za-z0-9+/]*={0,2}$`-plus-length check followed by atob accepted (a table decoder: on the issuance
- * path it runs for every CSR, where atob and a binary string cost ~3% of the request; tested against atob).
- */
-export function fromBase64(input: string, code: WispErrorCode = 'ERR_BAD_REQUEST', what = 'value'): Uint8Array {
-  const length = input.length;
-  if (length % 4 !== 0) throw new WispError(code, `${what} is not base64`);
-  let pad = 0;
-  if (length > 0 && input.charCodeAt(length - 1) === 61) pad = length > 1 && input.charCodeAt(length - 2) === 61 ? 2 : 1;
-  const chars = length - pad;
-  const out = new Uint8Array((length / 4) * 3 - pad);
-  let o = 0;
-  let i = 0;
-  for (; i + 4 <= chars; i += 4) {
-    const a = input.charCodeAt(i);
-    const b = input.charCodeAt(i + 1);
-    const c = input.charCodeAt(i + 2);
-    const d = input.charCodeAt(i + 3);
-    const va = a < 128 ? BASE64_VALUES[a]! : 255;
-    const vb = b < 128 ? BASE64_VALUES[b]! : 255;
-    const vc = c < 128 ? BASE64_VALUES[c]! : 255;
-    const vd = d < 128 ? BASE64_VALUES[d]! : 255;
-    if ((va | vb | vc | vd) > 63) throw new WispError(code, `${what} is not base64`);
-    const n = (va << 18) | (vb << 12) | (vc << 6) | vd;
-    out[o++] = n >> 16;
-    out[o++] = (n >> 8) & 0xff;
-    out[o++] = n & 0xff;
-  }
-  if (pad > 0) {
-    // the last group: 4 - pad characters (atob ignores the unused low bits, as before)
-    let n = 0;
-    for (let k = 0; k < 4 - pad; k++) {
-      const ch = input.charCodeAt(i + k);
-      const v = ch < 128 ? BASE64_VALUES[ch]! : 255;
-      if (v > 63) throw new WispError(code, `${what} is not base64`);
-      n |= v << (18 - 6 * k);
-    }
-    out[o] = n >> 16;
-    if (pad === 1) out[o + 1] = (n >> 8) & 0xff;
-  }
-  return out;
-}
-
-/** The DER blocks of a PEM document of CERTIFICATE blocks, in order. Throws WispError ERR_CONFIG_INVALID. */
-export function certificatesFromPem(pem: string, what = 'certificate chain'): Uint8Array[] {
-  const blocks = PemConverter.decodeWithHeaders(pem);
-  if (blocks.length === 0) throw new WispError('ERR_CONFIG_INVALID', `${what}: no PEM CERTIFICATE block`);
-  return blocks.map((b) => {
-    if (b.type !== 'CERTIFICATE') throw new WispError('ERR_CONFIG_INVALID', `${what}: unexpected PEM block ${b.type}`);
-    return new Uint8Array(b.rawData);
-  });
-}
-
-/** The DER of a single PEM block of the given type (e.g. `PRIVATE KEY`). Throws WispError ERR_CONFIG_INVALID. */
-export function derFromPem(pem: string, type: string, what: string): Uint8Array {
-  const blocks = PemConverter.decodeWithHeaders(pem).filter((b) => b.type === type);
-  if (blocks.length !== 1) throw new WispError('ERR_CONFIG_INVALID', `${what}: expected exactly one PEM ${type} block`);
-  return new Uint8Array(blocks[0]!.rawData);
-}
 
 /** Parses a DER certificate; garbage becomes WispError `code`. */
 export function parseCertificate(der: Uint8Array, code: WispErrorCode, what = 'certificate'): X509Certificate {

@@ -19,9 +19,11 @@ import { createCaCertificate, validateCaCert } from '../../shared/spiffe/ca-cert
 import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from '../../shared/spiffe/id.js';
 import type { JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
 import { createJwtSvidMinter, type JwtSvidMinter } from '../../shared/spiffe/jwt-svid-minter.js';
-import { dnsNameProblem, issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
+import { dnsNameProblem } from '../../shared/spiffe/dns-name.js';
+import { issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
 import { createX509SvidTemplate, issueFromTemplate, readSubjectKey, type X509SvidTemplate } from '../../shared/spiffe/x509-svid-template.js';
-import { classifyKeyAlgorithm, fromBase64, signingParams, toBase64, type KeyAlgorithmInfo, type KeyAlgorithmName, type SigningCa } from '../../shared/spiffe/x509.js';
+import { fromBase64, toBase64 } from '../../shared/encoding/base64.js';
+import { classifyKeyAlgorithm, signingParams, type KeyAlgorithmInfo, type KeyAlgorithmName, type SigningCa } from '../../shared/spiffe/x509.js';
 import { parseWorkerConfig, type WorkerConfig } from '../config.js';
 import { logEvent } from '../log.js';
 import type { PublishedKeys, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';

@@ -7,7 +7,8 @@
 import 'reflect-metadata';
 import { WispError } from '../../shared/errors.js';
 import { validateSigningCert } from '../../shared/spiffe/ca-cert.js';
-import { certificatesFromPem, classifyKeyAlgorithm, derFromPem, parseCertificate, signingParams, type KeyAlgorithmInfo, type SigningCa } from '../../shared/spiffe/x509.js';
+import { certificatesFromPem, derFromPem } from '../../shared/encoding/pem.js';
+import { classifyKeyAlgorithm, parseCertificate, signingParams, type KeyAlgorithmInfo, type SigningCa } from '../../shared/spiffe/x509.js';
 import { importSigningKey } from './key-crypto.js';
 
 export interface UpstreamCa {

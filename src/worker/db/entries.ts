@@ -7,6 +7,7 @@
  * of schema.ts (checked by test/worker/db-schema.test.ts).
  * @module
  */
+import { decodeBase64Url, toBase64Url } from '../../shared/encoding/base64.js';
 import { WispError } from '../../shared/errors.js';
 import type { BatchResult, Entry, NewEntry } from '../../shared/registry/entry.js';
 import { walkAuthorizedEntries } from '../../shared/registry/authorized-entries.js';
@@ -121,19 +122,22 @@ function uniqueSelectors(selectors: readonly Selector[]): Selector[] {
   return [...seen.values()];
 }
 
+const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export function encodePageToken(lastKey: string): string {
-  return btoa(lastKey).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return toBase64Url(new TextEncoder().encode(lastKey));
 }
 
 /** Decodes an opaque page token back to the last key of the previous page; `check` validates it. */
 export function decodePageToken(token: string, check: (key: string) => boolean): string {
-  let key: string;
+  const bytes = decodeBase64Url(token);
+  let key: string | undefined;
   try {
-    key = atob(token.replace(/-/g, '+').replace(/_/g, '/'));
+    key = bytes && UTF8_STRICT.decode(bytes);
   } catch {
-    throw new WispError('ERR_BAD_REQUEST', 'pageToken is invalid');
+    key = undefined;
   }
-  if (!check(key)) throw new WispError('ERR_BAD_REQUEST', 'pageToken is invalid');
+  if (key === undefined || !check(key)) throw new WispError('ERR_BAD_REQUEST', 'pageToken is invalid');
   return key;
 }
 

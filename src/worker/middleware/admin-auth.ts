@@ -8,9 +8,10 @@
  * @module
  */
 import { createMiddleware } from 'hono/factory';
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
+import { bytesEqual } from '../../shared/encoding/bytes.js';
 import { WispError } from '../../shared/errors.js';
-import { parseSpiffeIdInTrustDomain, type SpiffeId } from '../../shared/spiffe/id.js';
+import type { SpiffeId } from '../../shared/spiffe/id.js';
+import { validateJwtSvid } from '../../shared/spiffe/jwt-svid.js';
 import type { AppDeps } from '../deps.js';
 import { logEvent } from '../log.js';
 
@@ -21,7 +22,6 @@ export interface AdminEntryLookup {
 
 /** Longest bearer token read; anything longer is refused without further work. */
 export const ADMIN_BEARER_MAX_BYTES = 16 * 1024;
-const JWT_SVID_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
 const DENIED_MESSAGE = 'permission denied';
 
 async function sha256(value: string): Promise<Uint8Array> {
@@ -31,9 +31,7 @@ async function sha256(value: string): Promise<Uint8Array> {
 /** Constant-time equality of two secrets: both are hashed first, so lengths and contents leak nothing. */
 export async function secretsEqual(a: string, b: string): Promise<boolean> {
   const [x, y] = await Promise.all([sha256(a), sha256(b)]);
-  let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
-  return diff === 0;
+  return bytesEqual(x, y);
 }
 
 function deny(reason: string): never {
@@ -42,37 +40,17 @@ function deny(reason: string): never {
 }
 
 async function adminSpiffeIdOf(token: string, deps: AppDeps, entries: AdminEntryLookup): Promise<SpiffeId> {
+  const loadKeys = async () => (await deps.ca().getPublishedKeys()).jwtAuthorities;
+  let verdict: Awaited<ReturnType<typeof validateJwtSvid>>;
   try {
-    decodeProtectedHeader(token);
-    decodeJwt(token);
-  } catch {
-    deny('bearer token is neither the admin token nor a well-formed JWT');
-  }
-  let keys: JWK[];
-  try {
-    keys = (await deps.ca().getPublishedKeys()).jwtAuthorities as JWK[];
+    // the one JWT-SVID validator (shared/spiffe/jwt-svid.ts); it loads the keys only for a well-formed token
+    verdict = await validateJwtSvid(token, loadKeys, { audience: deps.config.jwtIssuer, now: deps.clock(), trustDomain: deps.config.trustDomain });
   } catch (e) {
     logEvent('error', 'admin authentication: cannot read JWT authorities', { cause: e instanceof Error ? e.message : String(e) });
     throw new WispError('ERR_UNAVAILABLE', 'cannot verify the credential right now');
   }
-  let sub: unknown;
-  try {
-    const { payload } = await jwtVerify(token, createLocalJWKSet({ keys }), {
-      audience: deps.config.jwtIssuer,
-      algorithms: JWT_SVID_ALGORITHMS,
-      requiredClaims: ['sub', 'exp', 'aud'],
-      currentDate: new Date(deps.clock()),
-    });
-    sub = payload.sub;
-  } catch (e) {
-    deny(`JWT-SVID rejected: ${e instanceof Error ? e.name : 'error'}`);
-  }
-  let spiffeId: SpiffeId;
-  try {
-    spiffeId = parseSpiffeIdInTrustDomain(sub, deps.config.trustDomain, 'sub');
-  } catch {
-    deny('JWT-SVID sub is not a SPIFFE ID of the trust domain');
-  }
+  if (!verdict.ok) deny(`JWT-SVID rejected: ${verdict.error.message}`);
+  const spiffeId = verdict.value.spiffeId;
   if (!(await entries.isAdmin(spiffeId, Math.floor(deps.clock() / 1000)))) deny(`no admin entry for ${spiffeId}`);
   return spiffeId;
 }

@@ -12,6 +12,7 @@
 import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { AGENT_PROOF_SCHEME, createAgentChainCache, normalizeSerialNumber, verifyAgentProof, type AgentChainCache } from '../../shared/agent-proof.js';
+import { fromBase64 } from '../../shared/encoding/base64.js';
 import { WispError } from '../../shared/errors.js';
 import type { AgentRequestStore, AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
 import type { Clock } from '../../shared/clock.js';
@@ -84,7 +85,7 @@ async function publishedAuthorities(deps: AgentAuthDeps, fresh: boolean): Promis
   if (!fresh && cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS) return cached;
   const { x509Authorities } = await readPublishedKeys(deps.ca());
   const key = x509Authorities.join(',');
-  slot.current = cached?.key === key ? { ...cached, fetchedAt: now } : { fetchedAt: now, key, authorities: x509Authorities.map(base64ToBytes), chains: createAgentChainCache() };
+  slot.current = cached?.key === key ? { ...cached, fetchedAt: now } : { fetchedAt: now, key, authorities: x509Authorities.map((b64) => fromBase64(b64, 'ERR_INTERNAL', 'X.509 authority')), chains: createAgentChainCache() };
   return slot.current;
 }
 
@@ -157,8 +158,4 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
 /** Parses the authenticated request's body (read by `agentAuth`) as JSON, after the content-type check. */
 export function signedJsonBody(c: Context<AgentAuthEnv>): unknown {
   return parseJsonBytes(c.req.header('content-type') ?? null, c.var.agentRequestBody);
-}
-
-function base64ToBytes(b64: string): Uint8Array {
-  return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
 }

@@ -29,7 +29,7 @@ import { unwrap } from '../../shared/result.js';
 import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
-import { fromBase64 } from '../../shared/spiffe/x509.js';
+import { fromBase64 } from '../../shared/encoding/base64.js';
 import type { SignedX509Svid, SignX509SvidRequest, TrustDomainCaApi } from '../ca/ca-api.js';
 import { MAX_SIGN_BATCH } from '../ca/trust-domain-ca.js';
 import type { WorkerConfig } from '../config.js';

@@ -12,7 +12,7 @@ import {
   refreshIntervalSeconds,
 } from '../../../src/shared/federation/relationship.js';
 import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
-import { toBase64 } from '../../../src/shared/spiffe/x509.js';
+import { toBase64 } from '../../../src/shared/encoding/base64.js';
 import { generateKeys } from '../fixtures.js';
 
 const OWN = parseTrustDomain('example.org');

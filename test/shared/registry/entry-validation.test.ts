@@ -1,7 +1,7 @@
 // Entry parsing rules, table-driven (pure; runs on Node and workerd).
 import { describe, expect, it } from 'vitest';
 import { WispError } from '../../../src/shared/errors.js';
-import { dnsNameProblem, isEntryExpired, parseEntryInput, validateEntryInput } from '../../../src/shared/registry/entry-validation.js';
+import { isEntryExpired, parseEntryInput, validateEntryInput } from '../../../src/shared/registry/entry-validation.js';
 import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
 
 const td = parseTrustDomain('example.org');
@@ -76,26 +76,6 @@ describe('parseEntryInput', () => {
     expect(codeOf(null)).toBe('ERR_BAD_REQUEST');
     expect(validateEntryInput({ ...base, hint: 5 }, td)).toEqual({ ok: false, error: { code: 'ERR_ENTRY_INVALID', message: 'hint must be a string' } });
     expect(validateEntryInput(base, td).ok).toBe(true);
-  });
-});
-
-describe('dnsNameProblem', () => {
-  it.each([
-    ['example.org', true],
-    ['*.example.org', true],
-    ['a-b.c1.example', true],
-    ['localhost', true],
-    ['*', false],
-    ['a.*.org', false],
-    ['*a.example.org', false],
-    ['-a.example.org', false],
-    ['a-.example.org', false],
-    ['a..example.org', false],
-    ['example.org.', false],
-    [`${'a'.repeat(64)}.org`, false],
-    [`${'a.'.repeat(127)}ab`, false],
-  ])('%s valid: %s', (name, valid) => {
-    expect(dnsNameProblem(name) === undefined).toBe(valid);
   });
 });
 

@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { ok } from '../../../src/shared/result.js';
 import type { PublishedJwk, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { toBase64 } from '../../../src/shared/spiffe/x509.js';
+import { toBase64 } from '../../../src/shared/encoding/base64.js';
 import { makeCsr } from '../../shared/fixtures.js';
 import { createFakeCa, type FakeCa } from '../fixtures/fake-ca.js';
 import { config, errorCode, makeAdmin, NOW_MS, sid, unique } from './helpers.js';

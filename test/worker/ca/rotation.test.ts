@@ -9,7 +9,7 @@ import { planRotation } from '../../../src/shared/ca/rotation.js';
 import type { KeySlot } from '../../../src/shared/ca/key-slot.js';
 import { validateJwtSvid } from '../../../src/shared/spiffe/jwt-svid.js';
 import { validateX509Svid } from '../../../src/shared/spiffe/x509-svid.js';
-import { fromBase64 } from '../../../src/shared/spiffe/x509.js';
+import { fromBase64 } from '../../../src/shared/encoding/base64.js';
 import type { TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
 import { freshCa, setCaClock, subjectSpki } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { fromBase64, toBase64 } from '../../../src/shared/spiffe/x509.js';
+import { fromBase64, toBase64 } from '../../../src/shared/encoding/base64.js';
 import { validateJwtSvid } from '../../../src/shared/spiffe/jwt-svid.js';
 import { validateX509Svid } from '../../../src/shared/spiffe/x509-svid.js';
 import { validateCaCert } from '../../../src/shared/spiffe/ca-cert.js';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createCaCertificate } from '../../../src/shared/spiffe/ca-cert.js';
 import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
 import { validateX509Svid } from '../../../src/shared/spiffe/x509-svid.js';
-import { fromBase64, toBase64 } from '../../../src/shared/spiffe/x509.js';
+import { fromBase64, toBase64 } from '../../../src/shared/encoding/base64.js';
 import type { TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
 import { generateKeys, spkiOf, type KeyPair } from '../../shared/fixtures.js';
 import { freshCa, subjectSpki } from './helpers.js';

@@ -6,12 +6,13 @@
  */
 import { Hono } from 'hono';
 import { WispError } from '../../../shared/errors.js';
-import { dnsNameProblem, ENTRY_DNS_NAMES_MAX, ENTRY_JWT_SVID_TTL_MAX_SECONDS, ENTRY_X509_SVID_TTL_MAX_SECONDS } from '../../../shared/registry/entry-validation.js';
+import { dnsNameProblem } from '../../../shared/spiffe/dns-name.js';
+import { ENTRY_DNS_NAMES_MAX, ENTRY_JWT_SVID_TTL_MAX_SECONDS, ENTRY_X509_SVID_TTL_MAX_SECONDS } from '../../../shared/registry/entry-validation.js';
 import { unwrap } from '../../../shared/result.js';
 import { buildBundleJson } from '../../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../../shared/spiffe/csr.js';
 import { parseSpiffeIdInTrustDomain } from '../../../shared/spiffe/id.js';
-import { fromBase64 } from '../../../shared/spiffe/x509.js';
+import { fromBase64 } from '../../../shared/encoding/base64.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { onlyFields } from './params.js';

@@ -1,6 +1,6 @@
-// The table base64 encoders of x509.ts against btoa, for every length remainder. Node and workerd.
+// The one base64 codec (src/shared/encoding/base64.ts) against btoa / atob, for every length remainder. Node and workerd.
 import { describe, expect, it } from 'vitest';
-import { fromBase64, toBase64, toBase64Url } from '../../src/shared/spiffe/x509.js';
+import { decodeBase64, decodeBase64Url, fromBase64, toBase64, toBase64Url } from '../../../src/shared/encoding/base64.js';
 
 const reference = (b: Uint8Array) => btoa(String.fromCharCode(...b));
 
@@ -50,5 +50,23 @@ describe('fromBase64', () => {
 
   it('throws WispError with the caller\'s code and name', () => {
     expect(() => fromBase64('A===', 'ERR_CSR_INVALID', 'csr')).toThrow('csr is not base64');
+  });
+});
+
+describe('decodeBase64Url', () => {
+  it('decodes what toBase64Url encodes, for lengths 0..64', () => {
+    for (let len = 0; len <= 64; len++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(len));
+      expect(decodeBase64Url(toBase64Url(bytes))).toEqual(bytes);
+    }
+  });
+
+  it.each(['A', 'AAAAA', 'AA==', 'AA+/', 'AA A', 'AAé'])('refuses %j', (s) => {
+    expect(decodeBase64Url(s)).toBeUndefined();
+  });
+
+  it('accepts the url alphabet, and decodeBase64 does not', () => {
+    expect(decodeBase64Url('-_-_')).toEqual(new Uint8Array([0xfb, 0xff, 0xbf]));
+    expect(decodeBase64('-_-_')).toBeUndefined();
   });
 });
