@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { WispError } from '../shared/errors.js';
+import { isLoopbackHost } from '../shared/net/loopback.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -129,12 +130,6 @@ interface Sourced {
 
 function bad(key: string, from: Sourced | undefined, message: string): WispError {
   return new WispError('ERR_CONFIG_INVALID', `${key}${from ? ` (from ${from.source})` : ''}: ${message}`);
-}
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-
-function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) || hostname.endsWith('.localhost');
 }
 
 function parseServerUrl(s: Sourced): string {

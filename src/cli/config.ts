@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { WispError } from '../shared/errors.js';
+import { isLoopbackHost } from '../shared/net/loopback.js';
 
 export interface CliConfig {
   /** issuer base URL: https, or http for loopback hosts only; no trailing slash */
@@ -36,7 +37,6 @@ export const CLI_CONFIG_ENV: Record<CliConfigKey, string> = {
 
 export const CLI_DEFAULT_TIMEOUT_SECONDS = 30;
 const MAX_TIMEOUT_SECONDS = 600;
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 interface Sourced {
   value: unknown;
@@ -70,8 +70,7 @@ function parseServerUrl(s: Sourced): string {
   } catch {
     throw bad('serverURL', s, `"${s.value}" is not a URL`);
   }
-  const loopback = LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
-  if (url.protocol === 'http:' && !loopback) throw bad('serverURL', s, `http is allowed only for loopback hosts (got ${url.hostname}); use https`);
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) throw bad('serverURL', s, `http is allowed only for loopback hosts (got ${url.hostname}); use https`);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad('serverURL', s, `scheme must be https (got ${url.protocol.replace(':', '')})`);
   if (url.username || url.password || url.search || url.hash) throw bad('serverURL', s, 'must not contain credentials, a query or a fragment');
   return url.toString().replace(/\/+$/, '');

@@ -4,6 +4,7 @@
  * @module
  */
 import { WispError } from '../shared/errors.js';
+import { isHttpsOrLoopbackHttp } from '../shared/net/loopback.js';
 import { parseDurationSeconds } from '../shared/duration.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 import { parseCloudAttestorsConfig, type CloudAttestorsConfig, type CloudAttestorsEnv } from './attestation/cloud-config.js';
@@ -91,9 +92,8 @@ function issuerUrl(raw: string | undefined): string {
   } catch {
     throw bad('JWT_ISSUER', `"${raw}" is not a URL`);
   }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw bad('JWT_ISSUER', 'must be https (http only for localhost)');
+  if (!isHttpsOrLoopbackHttp(url)) {
+    throw bad('JWT_ISSUER', 'must be https (http only for a loopback host)');
   }
   if (url.search || url.hash) throw bad('JWT_ISSUER', 'must not have a query or fragment');
   return raw.replace(/\/+$/, '');

@@ -47,6 +47,10 @@ describe('parseWorkerConfig', () => {
 
   it('accepts http only for a loopback issuer URL', () => {
     expect(parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://127.0.0.1:8787/' }).jwtIssuer).toBe('http://127.0.0.1:8787');
+    // the one loopback rule (src/shared/net/loopback.ts): all of 127.0.0.0/8, not *.localhost
+    expect(parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://127.0.0.2:8787' }).jwtIssuer).toBe('http://127.0.0.2:8787');
+    expect(() => parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://wisp.localhost' })).toThrow(/^JWT_ISSUER: must be https/);
+    expect(() => parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://issuer.example' })).toThrow(/^JWT_ISSUER: must be https/);
   });
 });
 

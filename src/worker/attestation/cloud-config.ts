@@ -9,6 +9,7 @@
  * @module
  */
 import { WispError } from '../../shared/errors.js';
+import { isHttpsOrLoopbackHttp } from '../../shared/net/loopback.js';
 import { parseAgentPathTemplate, type AgentPathTemplate } from '../../shared/attestation/agent-path-template.js';
 import { AWS_IID_DEFAULT_PATH_TEMPLATE, AWS_IID_TEMPLATE_FIELDS, buildAwsRegionKeys } from '../../shared/attestation/aws-iid.js';
 import {
@@ -106,8 +107,7 @@ function keysUrl(key: string, value: unknown, fallback: string): string {
   } catch {
     throw bad(key, `"${raw}" is not a URL`);
   }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw bad(key, 'must be https (http only for localhost)');
+  if (!isHttpsOrLoopbackHttp(url)) throw bad(key, 'must be https (http only for a loopback host)');
   return raw;
 }
 
