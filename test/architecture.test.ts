@@ -1,5 +1,6 @@
 // The layering rule (STYLE G1), checked rather than trusted: src/shared knows no runtime and no upper layer,
-// the worker and the agent never import each other, and no import cycle runs through src/.
+// the worker and the agent never import each other, src/node (Node-only code of the agent and the CLI) is
+// imported by those two only, and no import cycle runs through src/.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { expect, it } from 'vitest';
@@ -18,7 +19,7 @@ const importsOf = (file: string) =>
 it('src/shared imports no runtime module and no upper layer', () => {
   for (const file of tsFiles('src/shared')) {
     for (const spec of importsOf(file)) {
-      expect(spec, file).not.toMatch(/^(node:|cloudflare:)|\/(worker|agent|cli)\/|^(hono|drizzle-orm|pino|commander|@grpc\/)/);
+      expect(spec, file).not.toMatch(/^(node:|cloudflare:)|\/(worker|agent|cli|node)\/|^(hono|drizzle-orm|pino|commander|@grpc\/)/);
     }
   }
 });
@@ -35,6 +36,15 @@ it('the worker and the agent never import each other', () => {
   }
   for (const file of tsFiles('src/agent')) {
     for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/\/worker\//);
+  }
+});
+
+it('src/node imports no Worker code and no cloudflare: module; only the agent and the CLI import it', () => {
+  for (const file of tsFiles('src/node')) {
+    for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/^cloudflare:|\/(worker|agent|cli)\//);
+  }
+  for (const file of [...tsFiles('src/shared'), ...tsFiles('src/worker')]) {
+    for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/(^|\/)node\//);
   }
 });
 

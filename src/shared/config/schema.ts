@@ -168,3 +168,11 @@ export const keyCheck = <T extends Record<string, unknown>>(key: keyof T & strin
     const input = dataset.value;
     addIssue({ message: message(input), path: [{ type: 'object', origin: 'value', input, key, value: input[key] }] });
   });
+
+/** A key that must be set: `message` (saying where to set it) when no source has it. */
+export const required = <S extends v.GenericSchema>(schema: S, message: string) =>
+  v.pipe(
+    v.any(),
+    v.check((x) => x !== undefined, message),
+    schema,
+  );
