@@ -2,7 +2,7 @@
  * Test projects, one per runtime (STYLE G17):
  * - shared-node / shared-workerd: the runtime-agnostic core, run on both runtimes (proves it needs neither)
  * - worker: the issuer inside workerd with real D1 (migrations applied) and Durable Objects
- * - agent: the Node agent
+ * - agent: the Node agent (and src/node, the Node-only code it shares with the CLI)
  * - e2e: black-box runs of the real issuer (wrangler dev) and real agent processes
  */
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
@@ -33,7 +33,7 @@ export default defineConfig({
       { test: { name: 'shared-node', include: ['test/shared/**/*.test.ts', 'test/architecture*.test.ts'], environment: 'node' } },
       workerdProject('shared-workerd', ['test/shared/**/*.test.ts']),
       workerdProject('worker', ['test/worker/**/*.test.ts']),
-      { test: { name: 'agent', include: ['test/agent/**/*.test.ts'], environment: 'node', testTimeout: 30_000 } },
+      { test: { name: 'agent', include: ['test/agent/**/*.test.ts', 'test/node/**/*.test.ts'], environment: 'node', testTimeout: 30_000 } },
       { test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 180_000, hookTimeout: 180_000, fileParallelism: false } },
     ],
   },

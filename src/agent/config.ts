@@ -1,16 +1,19 @@
 /**
  * The agent's configuration, parsed once at the edge (STYLE G14): a JSON file, then the environment
  * (`WISP_*`, `SPIFFE_ENDPOINT_SOCKET`), then command-line flags, later sources winning. Errors name the key
- * and the source its value came from. No module below this one reads `process.env` or a config path.
+ * and the source its value came from (the layering: src/node/config-sources.ts; the value kinds:
+ * src/shared/config/schema.ts). No module below this one reads `process.env` or a config path.
  * Format documented in docs/agent-config.md.
  * @module
  */
-import { readFileSync } from 'node:fs';
+import * as v from 'valibot';
+import { mergeConfigSources, parseMergedConfig, readConfigFile, type ConfigFile, type ConfigLayout } from '../node/config-sources.js';
+import { issuerBaseUrl, jsonObject, knownKeys, nonEmptyString, oneOf, parsedBy, required, urlString, wholeNumber } from '../shared/config/schema.js';
 import { WispError } from '../shared/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
-const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const satisfies readonly LogLevel[];
 
 export interface AgentConfig {
   /** issuer base URL: https, or http for loopback hosts only; no trailing slash */
@@ -102,145 +105,17 @@ const MAX_SYNC_INTERVAL_SECONDS = 3600;
 const MAX_REQUEST_TIMEOUT_SECONDS = 300;
 
 /** A parsed JSON config file and where it came from (for error messages). */
-export interface AgentConfigFile {
-  path: string;
-  content: unknown;
-}
+export type AgentConfigFile = ConfigFile;
 
 /** Reads and JSON-parses a config file; a one-line `WispError` if it cannot. */
-export function readAgentConfigFile(path: string): AgentConfigFile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new WispError('ERR_CONFIG_INVALID', `config file ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  try {
-    return { path, content: JSON.parse(text) as unknown };
-  } catch (e) {
-    throw new WispError('ERR_CONFIG_INVALID', `config file ${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
+export const readAgentConfigFile: (path: string) => AgentConfigFile = readConfigFile;
 
-interface Sourced {
-  value: unknown;
-  source: string;
-}
-
-function bad(key: string, from: Sourced | undefined, message: string): WispError {
-  return new WispError('ERR_CONFIG_INVALID', `${key}${from ? ` (from ${from.source})` : ''}: ${message}`);
-}
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-
-function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) || hostname.endsWith('.localhost');
-}
-
-function parseServerUrl(s: Sourced): string {
-  if (typeof s.value !== 'string' || s.value === '') throw bad('serverUrl', s, 'must be a URL string');
-  let url: URL;
-  try {
-    url = new URL(s.value);
-  } catch {
-    throw bad('serverUrl', s, `"${s.value}" is not a URL`);
-  }
-  if (url.protocol === 'http:') {
-    if (!isLoopbackHost(url.hostname)) throw bad('serverUrl', s, `http is allowed only for loopback hosts (got ${url.hostname}); use https`);
-  } else if (url.protocol !== 'https:') {
-    throw bad('serverUrl', s, `scheme must be https (got ${url.protocol.replace(':', '')})`);
-  }
-  if (url.username || url.password) throw bad('serverUrl', s, 'must not contain credentials');
-  if (url.search || url.hash) throw bad('serverUrl', s, 'must not contain a query or fragment');
-  return url.toString().replace(/\/+$/, '');
-}
-
-function parseString(key: AgentConfigKey, s: Sourced): string {
-  if (typeof s.value !== 'string' || s.value.trim() === '') throw bad(key, s, 'must be a non-empty string');
-  return s.value;
-}
-
-function parseInteger(key: AgentConfigKey, s: Sourced, min: number, max: number): number {
-  const n = typeof s.value === 'string' && /^\s*\d+\s*$/.test(s.value) ? Number(s.value) : s.value;
-  if (typeof n !== 'number' || !Number.isInteger(n)) throw bad(key, s, `must be a whole number of seconds (got ${JSON.stringify(s.value)})`);
-  if (n < min || n > max) throw bad(key, s, `must be between ${min} and ${max}`);
-  return n;
-}
-
-/** A cloud attestor's object: from the file as JSON, from the environment as a JSON string. */
-function cloudObject(key: AgentConfigKey, s: Sourced, known: readonly string[]): Record<string, unknown> {
-  let value = s.value;
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      throw bad(key, s, 'must be a JSON object');
-    }
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(key, s, 'must be an object (e.g. {} for the defaults)');
-  for (const k of Object.keys(value)) {
-    if (!known.includes(k)) throw bad(`${key}.${k}`, s, `unknown key; known keys: ${known.join(', ')}`);
-  }
-  return value as Record<string, unknown>;
-}
-
-function metadataUrl(key: string, s: Sourced, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string') throw bad(key, s, 'must be a URL string');
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw bad(key, s, `"${value}" is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad(key, s, 'must be http or https');
-  if (url.search || url.hash || url.username) throw bad(key, s, 'must be a base URL without credentials, query or fragment');
-  return value.replace(/\/+$/, '');
-}
-
-function cloudString(key: string, s: Sourced, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || value.trim() === '') throw bad(key, s, 'must be a non-empty string');
-  return value;
-}
-
-function cloudTimeout(key: string, s: Sourced, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 60) throw bad(key, s, 'must be a whole number of seconds between 1 and 60');
-  return value;
-}
-
-function parseAwsIid(s: Sourced): AwsIidAgentConfig {
-  const d = CLOUD_ATTESTOR_DEFAULTS.awsIid;
-  const o = cloudObject('awsIid', s, ['metadataUrl', 'imdsV1Fallback', 'timeoutSeconds']);
-  if (o.imdsV1Fallback !== undefined && typeof o.imdsV1Fallback !== 'boolean') throw bad('awsIid.imdsV1Fallback', s, 'must be true or false');
-  return {
-    metadataUrl: metadataUrl('awsIid.metadataUrl', s, o.metadataUrl, d.metadataUrl),
-    imdsV1Fallback: (o.imdsV1Fallback as boolean | undefined) ?? d.imdsV1Fallback,
-    timeoutSeconds: cloudTimeout('awsIid.timeoutSeconds', s, o.timeoutSeconds, d.timeoutSeconds),
-  };
-}
-
-function parseGcpIit(s: Sourced): GcpIitAgentConfig {
-  const d = CLOUD_ATTESTOR_DEFAULTS.gcpIit;
-  const o = cloudObject('gcpIit', s, ['metadataUrl', 'audience', 'serviceAccount', 'timeoutSeconds']);
-  return {
-    metadataUrl: metadataUrl('gcpIit.metadataUrl', s, o.metadataUrl, d.metadataUrl),
-    audience: cloudString('gcpIit.audience', s, o.audience, d.audience),
-    serviceAccount: cloudString('gcpIit.serviceAccount', s, o.serviceAccount, d.serviceAccount),
-    timeoutSeconds: cloudTimeout('gcpIit.timeoutSeconds', s, o.timeoutSeconds, d.timeoutSeconds),
-  };
-}
-
-function parseAzureMsi(s: Sourced): AzureMsiAgentConfig {
-  const d = CLOUD_ATTESTOR_DEFAULTS.azureMsi;
-  const o = cloudObject('azureMsi', s, ['metadataUrl', 'resource', 'timeoutSeconds']);
-  return {
-    metadataUrl: metadataUrl('azureMsi.metadataUrl', s, o.metadataUrl, d.metadataUrl),
-    resource: cloudString('azureMsi.resource', s, o.resource, d.resource),
-    timeoutSeconds: cloudTimeout('azureMsi.timeoutSeconds', s, o.timeoutSeconds, d.timeoutSeconds),
-  };
-}
+const LAYOUT: ConfigLayout<AgentConfigKey> = {
+  keys: KEYS,
+  // SPIFFE_ENDPOINT_SOCKET (the standard's variable) sets socketPath too; WISP_SOCKET_PATH wins
+  env: (key) => (key === 'socketPath' ? ['SPIFFE_ENDPOINT_SOCKET', AGENT_CONFIG_ENV[key]] : [AGENT_CONFIG_ENV[key]]),
+  flag: (key) => AGENT_CONFIG_FLAGS[key] ?? key,
+};
 
 /** `unix:///run/x.sock` (SPIFFE Workload Endpoint §4) or a plain path → the path. */
 export function socketPathFromEndpoint(value: string): string {
@@ -253,17 +128,80 @@ export function socketPathFromEndpoint(value: string): string {
   return value;
 }
 
-function parseSocketPath(s: Sourced): string {
-  const raw = parseString('socketPath', s);
-  let path: string;
-  try {
-    path = socketPathFromEndpoint(raw);
-  } catch {
-    throw bad('socketPath', s, `"${raw}" is not a unix:// endpoint or an absolute path`);
-  }
-  if (!path.startsWith('/')) throw bad('socketPath', s, `must be an absolute path (got "${raw}")`);
-  return path;
-}
+const seconds = (max: number) =>
+  wholeNumber(1, max, { notWhole: (x) => `must be a whole number of seconds (got ${JSON.stringify(x)})`, outOfRange: `must be between 1 and ${max}` });
+
+const requiredKey = (key: AgentConfigKey) =>
+  `is required (config file, env ${AGENT_CONFIG_ENV[key]}${AGENT_CONFIG_FLAGS[key] ? ` or flag ${AGENT_CONFIG_FLAGS[key]}` : ''})`;
+
+const metadataUrl = (fallback: string) =>
+  v.optional(
+    v.pipe(
+      urlString('must be a URL string'),
+      v.check((s) => ['http:', 'https:'].includes(new URL(s).protocol), 'must be http or https'),
+      v.check((s) => { const u = new URL(s); return !u.search && !u.hash && !u.username; }, 'must be a base URL without credentials, query or fragment'),
+      v.transform((s) => s.replace(/\/+$/, '')),
+    ),
+    fallback,
+  );
+
+const TIMEOUT = 'must be a whole number of seconds between 1 and 60';
+const cloudTimeout = (fallback: number) => v.optional(v.pipe(v.number(TIMEOUT), v.integer(TIMEOUT), v.minValue(1, TIMEOUT), v.maxValue(60, TIMEOUT)), fallback);
+
+/** A cloud attestor's object: from the file as JSON, from the environment as a JSON string. */
+const cloudObject = <E extends v.ObjectEntries>(entries: E) =>
+  v.optional(v.pipe(jsonObject('must be a JSON object', 'must be an object (e.g. {} for the defaults)'), knownKeys(entries)));
+
+const AWS = CLOUD_ATTESTOR_DEFAULTS.awsIid;
+const GCP = CLOUD_ATTESTOR_DEFAULTS.gcpIit;
+const AZURE = CLOUD_ATTESTOR_DEFAULTS.azureMsi;
+
+/** Keys in the order their errors are reported. */
+const AGENT_SCHEMA = v.object({
+  serverUrl: required(issuerBaseUrl(), requiredKey('serverUrl')),
+  trustDomain: required(v.pipe(v.unknown(), parsedBy((x: unknown) => parseTrustDomain(x))), requiredKey('trustDomain')),
+  logLevel: v.optional(oneOf(LOG_LEVELS), AGENT_CONFIG_DEFAULTS.logLevel),
+  dataDir: v.optional(v.pipe(nonEmptyString(), v.check((s) => s.startsWith('/'), 'must be an absolute path')), AGENT_CONFIG_DEFAULTS.dataDir),
+  socketPath: v.optional(
+    v.pipe(
+      nonEmptyString(),
+      parsedBy(
+        (raw: string) => {
+          let path: string;
+          try {
+            path = socketPathFromEndpoint(raw);
+          } catch {
+            throw new Error(`"${raw}" is not a unix:// endpoint or an absolute path`);
+          }
+          if (!path.startsWith('/')) throw new Error(`must be an absolute path (got "${raw}")`);
+          return path;
+        },
+      ),
+    ),
+    AGENT_CONFIG_DEFAULTS.socketPath,
+  ),
+  joinToken: v.optional(nonEmptyString()),
+  awsIid: cloudObject({
+    metadataUrl: metadataUrl(AWS.metadataUrl),
+    imdsV1Fallback: v.optional(v.boolean('must be true or false'), AWS.imdsV1Fallback),
+    timeoutSeconds: cloudTimeout(AWS.timeoutSeconds),
+  }),
+  gcpIit: cloudObject({
+    metadataUrl: metadataUrl(GCP.metadataUrl),
+    audience: v.optional(nonEmptyString(), GCP.audience),
+    serviceAccount: v.optional(nonEmptyString(), GCP.serviceAccount),
+    timeoutSeconds: cloudTimeout(GCP.timeoutSeconds),
+  }),
+  azureMsi: cloudObject({
+    metadataUrl: metadataUrl(AZURE.metadataUrl),
+    resource: v.optional(nonEmptyString(), AZURE.resource),
+    timeoutSeconds: cloudTimeout(AZURE.timeoutSeconds),
+  }),
+  syncIntervalSeconds: v.optional(seconds(MAX_SYNC_INTERVAL_SECONDS), AGENT_CONFIG_DEFAULTS.syncIntervalSeconds),
+  requestTimeoutSeconds: v.optional(seconds(MAX_REQUEST_TIMEOUT_SECONDS), AGENT_CONFIG_DEFAULTS.requestTimeoutSeconds),
+});
+
+const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi'] as const;
 
 /**
  * Merges file, environment and flags (later wins) into an `AgentConfig`, applying defaults.
@@ -274,82 +212,24 @@ export function parseAgentConfig(
   env: Readonly<Record<string, string | undefined>>,
   flags: AgentConfigInput,
 ): AgentConfig {
-  const merged = new Map<AgentConfigKey, Sourced>();
-
-  if (file) {
-    const c = file.content;
-    if (typeof c !== 'object' || c === null || Array.isArray(c)) {
-      throw new WispError('ERR_CONFIG_INVALID', `config file ${file.path}: must be a JSON object`);
-    }
-    for (const [key, value] of Object.entries(c)) {
-      if (!(KEYS as string[]).includes(key)) {
-        throw new WispError('ERR_CONFIG_INVALID', `${key} (from file ${file.path}): unknown key; known keys: ${KEYS.join(', ')}`);
-      }
-      if (value !== undefined && value !== null) merged.set(key as AgentConfigKey, { value, source: `file ${file.path}` });
-    }
-  }
-
-  const endpoint = env['SPIFFE_ENDPOINT_SOCKET'];
-  if (endpoint) merged.set('socketPath', { value: endpoint, source: 'env SPIFFE_ENDPOINT_SOCKET' });
-  for (const key of KEYS) {
-    const name = AGENT_CONFIG_ENV[key];
-    const value = env[name];
-    if (value !== undefined && value !== '') merged.set(key, { value, source: `env ${name}` });
-  }
-
-  for (const key of Object.keys(flags) as AgentConfigKey[]) {
-    const value = flags[key];
-    if (!(KEYS as string[]).includes(key)) throw new TypeError(`unknown config flag key ${String(key)}`);
-    if (value !== undefined) merged.set(key, { value, source: `flag ${AGENT_CONFIG_FLAGS[key] ?? key}` });
-  }
-
-  const get = (key: AgentConfigKey): Sourced | undefined => merged.get(key);
-  const orDefault = (key: keyof typeof AGENT_CONFIG_DEFAULTS): Sourced =>
-    get(key) ?? { value: AGENT_CONFIG_DEFAULTS[key], source: 'default' };
-  const required = (key: AgentConfigKey): Sourced => {
-    const s = get(key);
-    if (!s) {
-      throw bad(key, undefined, `is required (config file, env ${AGENT_CONFIG_ENV[key]}${AGENT_CONFIG_FLAGS[key] ? ` or flag ${AGENT_CONFIG_FLAGS[key]}` : ''})`);
-    }
-    return s;
-  };
-
-  const serverUrl = parseServerUrl(required('serverUrl'));
-  const tdSource = required('trustDomain');
-  let trustDomain: TrustDomain;
-  try {
-    trustDomain = parseTrustDomain(tdSource.value);
-  } catch (e) {
-    throw bad('trustDomain', tdSource, (e as Error).message);
-  }
-  const logLevelSource = orDefault('logLevel');
-  if (!LOG_LEVELS.includes(logLevelSource.value as LogLevel)) {
-    throw bad('logLevel', logLevelSource, `must be one of ${LOG_LEVELS.join(', ')}`);
-  }
-  const dataDirSource = orDefault('dataDir');
-  const dataDir = parseString('dataDir', dataDirSource);
-  if (!dataDir.startsWith('/')) throw bad('dataDir', dataDirSource, 'must be an absolute path');
-  const joinTokenSource = get('joinToken');
-  const attestorKeys = (['joinToken', 'awsIid', 'gcpIit', 'azureMsi'] as const).filter((k) => get(k));
-  if (attestorKeys.length > 1) {
-    const [first, second] = attestorKeys.map((k) => `${k} (from ${get(k)!.source})`);
+  const merged = mergeConfigSources(LAYOUT, file, env, flags);
+  const attestors = NODE_ATTESTOR_KEYS.filter((k) => merged.has(k));
+  if (attestors.length > 1) {
+    const [first, second] = attestors.map((k) => `${k} (from ${merged.get(k)!.source})`);
     throw new WispError('ERR_CONFIG_INVALID', `${first} and ${second}: configure one node attestor only`);
   }
-  const awsIidSource = get('awsIid');
-  const gcpIitSource = get('gcpIit');
-  const azureMsiSource = get('azureMsi');
-
+  const c = parseMergedConfig(LAYOUT, merged, AGENT_SCHEMA);
   return {
-    serverUrl,
-    trustDomain,
-    dataDir,
-    socketPath: parseSocketPath(orDefault('socketPath')),
-    ...(joinTokenSource ? { joinToken: parseString('joinToken', joinTokenSource) } : {}),
-    ...(awsIidSource ? { awsIid: parseAwsIid(awsIidSource) } : {}),
-    ...(gcpIitSource ? { gcpIit: parseGcpIit(gcpIitSource) } : {}),
-    ...(azureMsiSource ? { azureMsi: parseAzureMsi(azureMsiSource) } : {}),
-    logLevel: logLevelSource.value as LogLevel,
-    syncIntervalSeconds: parseInteger('syncIntervalSeconds', orDefault('syncIntervalSeconds'), 1, MAX_SYNC_INTERVAL_SECONDS),
-    requestTimeoutSeconds: parseInteger('requestTimeoutSeconds', orDefault('requestTimeoutSeconds'), 1, MAX_REQUEST_TIMEOUT_SECONDS),
+    serverUrl: c.serverUrl,
+    trustDomain: c.trustDomain,
+    dataDir: c.dataDir,
+    socketPath: c.socketPath,
+    ...(c.joinToken !== undefined ? { joinToken: c.joinToken } : {}),
+    ...(c.awsIid ? { awsIid: c.awsIid } : {}),
+    ...(c.gcpIit ? { gcpIit: c.gcpIit } : {}),
+    ...(c.azureMsi ? { azureMsi: c.azureMsi } : {}),
+    logLevel: c.logLevel,
+    syncIntervalSeconds: c.syncIntervalSeconds,
+    requestTimeoutSeconds: c.requestTimeoutSeconds,
   };
 }

@@ -10,17 +10,20 @@
  * they match rewrites them as the one identity file, then removes them.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { SpiffeBundleJson } from '../shared/agent-api.js';
 import { pemDerOf, toPem } from '../shared/encoding/pem.js';
 import { WispError } from '../shared/errors.js';
+import { writeFileAtomic } from '../node/file-output.js';
 import { certificateMatchesKey, importPkcs8 } from './keys.js';
 
 export const DATA_DIR_MODE = 0o700;
 export const DATA_FILE_MODE = 0o600;
+
+// the one atomic writer (src/node/file-output.ts), mode 0600 by default; re-exported for the tests
+export { writeFileAtomic };
 
 export const DATA_FILES = {
   /** PKCS#8 private key block, then the SVID chain (leaf first) */
@@ -61,35 +64,6 @@ export interface DataDir {
 
 /** Chunk size of `readTextInChunks`, bytes: well below glibc's 128 KiB mmap threshold. */
 const READ_CHUNK_BYTES = 64 * 1024;
-
-/** Writes `data` (or its pieces, in order, each taken once the one before is written) to `file` atomically with mode 0600. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', DATA_FILE_MODE);
-  try {
-    // writeFile on a handle writes from the current position: the pieces follow one another
-    for (const piece of typeof data === 'string' || data instanceof Uint8Array ? [data] : data) await handle.writeFile(piece);
-    await handle.chmod(DATA_FILE_MODE); // umask may have narrowed, never widened, but be explicit
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  await handle.close();
-  try {
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  const dir = await open(join(file, '..'), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
 
 async function readOptional(file: string, read: (file: string) => Promise<string> = (f) => readFile(f, 'utf8')): Promise<string | undefined> {
   try {

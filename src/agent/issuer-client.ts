@@ -1,5 +1,5 @@
 /**
- * The agent's client of the issuer's agent API (src/shared/agent-api.ts): JSON over HTTP (http-request.ts), a timeout on
+ * The agent's client of the issuer's agent API (src/shared/agent-api.ts): JSON over HTTP (src/node/http-request.ts), a timeout on
  * every call (STYLE G21), every call but `attest` signed with an agent proof (src/shared/agent-proof.ts)
  * made with the agent's current key and SVID. Failures become `WispError`s: the issuer's
  * `{"error":{"code","message"}}` keeps its code; a network failure or timeout is `ERR_UNAVAILABLE`.
@@ -25,9 +25,9 @@ import {
 } from '../shared/agent-api.js';
 import { createAgentProof, randomJti } from '../shared/agent-proof.js';
 import type { Clock } from '../shared/clock.js';
-import { ERROR_STATUS } from '../shared/error-status.js';
-import { WispError, type WispErrorCode } from '../shared/errors.js';
-import { httpRequest, HttpRequestError, type HttpResponse } from './http-request.js';
+import { WispError } from '../shared/errors.js';
+import { httpRequest, HttpRequestError, type HttpResponse } from '../node/http-request.js';
+import { issuerError, parseJsonBody } from '../node/issuer-response.js';
 import type { CryptoKey } from './keys.js';
 
 /** Largest issuer response the agent reads, bytes. */
@@ -73,19 +73,6 @@ export function isAgentUnknownError(e: unknown): boolean {
   return e instanceof WispError && (e.code === 'ERR_AGENT_AUTH_FAILED' || e.code === 'ERR_UNAUTHENTICATED' || e.code === 'ERR_AGENT_NOT_FOUND');
 }
 
-function isKnownCode(code: unknown): code is WispErrorCode {
-  return typeof code === 'string' && Object.hasOwn(ERROR_STATUS, code);
-}
-
-function codeForStatus(status: number): WispErrorCode {
-  if (status === 401) return 'ERR_UNAUTHENTICATED';
-  if (status === 403) return 'ERR_PERMISSION_DENIED';
-  if (status === 404) return 'ERR_NOT_FOUND';
-  if (status === 413) return 'ERR_REQUEST_TOO_LARGE';
-  if (status >= 500) return status === 503 || status === 502 || status === 504 ? 'ERR_UNAVAILABLE' : 'ERR_INTERNAL';
-  return 'ERR_BAD_REQUEST';
-}
-
 /** @example const client = createIssuerClient({ serverUrl, timeoutMs: 10_000, clock: systemClock, credentials: () => identity.current() }) */
 export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
   async function call<T>(method: 'GET' | 'POST', route: string, body: unknown, signed: boolean): Promise<T> {
@@ -112,18 +99,10 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
     } catch (e) {
       throw new WispError('ERR_UNAVAILABLE', `issuer ${method} ${route}${failureText(e, options.timeoutMs)}`, { cause: e });
     }
-    const text = res.text;
-    let json: unknown;
-    try {
-      json = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const json = parseJsonBody(res.text);
     if (res.status < 200 || res.status > 299) {
-      const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-      const code = isKnownCode(error?.code) ? error.code : codeForStatus(res.status);
-      const message = typeof error?.message === 'string' ? error.message : `HTTP ${res.status}`;
-      throw new WispError(code, `issuer ${method} ${route}: ${message}`);
+      const { code, message } = issuerError(res.status, json);
+      throw new WispError(code, `issuer ${method} ${route}: ${message ?? `HTTP ${res.status}`}`);
     }
     if (typeof json !== 'object' || json === null) {
       throw new WispError('ERR_UNAVAILABLE', `issuer ${method} ${route}: response is not a JSON object (HTTP ${res.status})`);

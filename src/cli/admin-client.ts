@@ -1,10 +1,17 @@
 /**
- * The CLI's only way to the issuer: `fetch` with a timeout and a bearer credential, turning every failure
- * (issuer error JSON, unreachable server, timeout, non-JSON answer) into a one-line `WispError` carrying the
- * issuer's code and message.
+ * The CLI's only way to the issuer: one HTTP exchange (src/node/http-request.ts, as the agent's) with a
+ * timeout and a bearer credential, turning every failure (issuer error JSON, unreachable server, timeout,
+ * non-JSON answer) into a one-line `WispError` carrying the issuer's code and message
+ * (src/node/issuer-response.ts). Redirects are not followed: the bearer credential goes to the
+ * configured issuer only.
  * @module
  */
-import { WispError, type WispErrorCode } from '../shared/errors.js';
+import { httpRequest, HttpRequestError, type HttpResponse } from '../node/http-request.js';
+import { issuerError, parseJsonBody } from '../node/issuer-response.js';
+import { WispError } from '../shared/errors.js';
+
+/** Largest admin API answer read, bytes (a page of entries is far smaller). */
+export const MAX_ADMIN_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 export interface AdminClientOptions {
   /** issuer base URL without a trailing slash */
@@ -12,7 +19,6 @@ export interface AdminClientOptions {
   /** the bearer credential: the admin token, or an admin JWT-SVID fetched on first use */
   credential: () => Promise<string>;
   timeoutMs: number;
-  fetch?: typeof fetch;
 }
 
 export type QueryValue = string | number | boolean | undefined | readonly string[];
@@ -30,29 +36,14 @@ export interface AdminClient {
   request<T>(method: string, path: string, req?: AdminRequest): Promise<T>;
 }
 
-/** Fallback codes for error answers that carry no Wisp error JSON (a proxy, a crash). */
-function codeForStatus(status: number): WispErrorCode {
-  if (status === 401) return 'ERR_UNAUTHENTICATED';
-  if (status === 403) return 'ERR_PERMISSION_DENIED';
-  if (status === 404) return 'ERR_NOT_FOUND';
-  if (status === 413) return 'ERR_REQUEST_TOO_LARGE';
-  if (status >= 500) return 'ERR_UNAVAILABLE';
-  return 'ERR_BAD_REQUEST';
-}
-
-function buildUrl(base: string, path: string, query: AdminRequest['query']): string {
+function buildUrl(base: string, path: string, query: AdminRequest['query']): URL {
   const url = new URL(base + path);
   for (const [key, value] of Object.entries(query ?? {})) {
     if (value === undefined) continue;
     if (Array.isArray(value)) for (const v of value) url.searchParams.append(key, v);
     else url.searchParams.set(key, String(value));
   }
-  return url.toString();
-}
-
-function describeNetworkError(e: unknown): string {
-  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (e as Error).message ?? String(e);
+  return url;
 }
 
 /**
@@ -61,43 +52,36 @@ function describeNetworkError(e: unknown): string {
  *          const { entries } = await client.request('GET', '/admin/v1/entries');
  */
 export function createAdminClient(options: AdminClientOptions): AdminClient {
-  const doFetch = options.fetch ?? fetch;
   return {
     serverUrl: options.serverUrl,
     async request<T>(method: string, path: string, req: AdminRequest = {}): Promise<T> {
       const headers: Record<string, string> = { accept: 'application/json' };
       if (!req.anonymous) headers['authorization'] = `Bearer ${await options.credential()}`;
-      if (req.body !== undefined) headers['content-type'] = 'application/json';
-      let res: Response;
-      let text: string;
+      const body = req.body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(req.body));
+      if (body) headers['content-type'] = 'application/json';
+      let res: HttpResponse;
       try {
-        res = await doFetch(buildUrl(options.serverUrl, path, req.query), {
+        res = await httpRequest({
+          url: buildUrl(options.serverUrl, path, req.query),
           method,
           headers,
-          body: req.body === undefined ? undefined : JSON.stringify(req.body),
-          signal: AbortSignal.timeout(options.timeoutMs),
+          ...(body ? { body } : {}),
+          timeoutMs: options.timeoutMs,
+          maxResponseBytes: MAX_ADMIN_RESPONSE_BYTES,
         });
-        text = await res.text();
       } catch (e) {
-        if ((e as Error).name === 'TimeoutError') {
+        if (e instanceof HttpRequestError && e.kind === 'timeout') {
           throw new WispError('ERR_UNAVAILABLE', `the issuer at ${options.serverUrl} did not answer within ${options.timeoutMs / 1000}s`);
         }
-        throw new WispError('ERR_UNAVAILABLE', `cannot reach the issuer at ${options.serverUrl} (${describeNetworkError(e)})`);
+        const reason = e instanceof HttpRequestError ? (e.code ?? e.message) : String(e);
+        throw new WispError('ERR_UNAVAILABLE', `cannot reach the issuer at ${options.serverUrl} (${reason})`);
       }
-      let json: unknown;
-      try {
-        json = text === '' ? undefined : JSON.parse(text);
-      } catch {
-        json = undefined;
+      const json = parseJsonBody(res.text);
+      if (res.status < 200 || res.status > 299) {
+        const { code, message } = issuerError(res.status, json);
+        throw new WispError(code, message ?? `${method} ${path}: HTTP ${res.status} ${res.statusText}`.trim());
       }
-      if (!res.ok) {
-        const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-        if (error && typeof error.code === 'string' && typeof error.message === 'string') {
-          throw new WispError(error.code as WispErrorCode, error.message);
-        }
-        throw new WispError(codeForStatus(res.status), `${method} ${path}: HTTP ${res.status} ${res.statusText}`.trim());
-      }
-      if (json === undefined && text !== '') {
+      if (json === undefined && res.text !== '') {
         throw new WispError('ERR_UNAVAILABLE', `${method} ${path}: the issuer answered with something that is not JSON`);
       }
       return json as T;

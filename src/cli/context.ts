@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { WispError, type WispErrorCode } from '../shared/errors.js';
 import { createAdminClient, type AdminClient } from './admin-client.js';
-import { parseCliConfig, readCliConfigFile, type CliConfig, type CliConfigInput } from './config.js';
+import { readConfigFile } from '../node/config-sources.js';
+import { parseCliConfig, type CliConfig, type CliConfigInput } from './config.js';
 
 export type OutputFormat = 'pretty' | 'json';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['pretty', 'json'];
@@ -80,7 +81,7 @@ export function createCommandContext(io: CliIo, globals: GlobalFlags, output: Ou
   const getConfig = (): CliConfig => {
     if (config) return config;
     const configPath = globals.config ?? io.env['WISP_CONFIG'];
-    const file = configPath ? readCliConfigFile(configPath) : undefined;
+    const file = configPath ? readConfigFile(configPath) : undefined;
     const flags: CliConfigInput = {
       serverURL: globals.serverURL,
       adminToken: globals.adminToken,

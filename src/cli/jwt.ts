@@ -3,8 +3,8 @@
  * `spire-server jwt mint`).
  * @module
  */
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { PRIVATE_FILE_MODE, writeFileAtomic } from '../node/file-output.js';
 import { addGroup, type LeafBuilder } from './command.js';
 import { collect, parseSpiffeIdFlag, parseTtlFlag, requireFlag } from './flags.js';
 
@@ -24,7 +24,7 @@ export function registerJwtCommands(program: Command, leaf: LeafBuilder): void {
     const ttlSeconds = parseTtlFlag('--ttl', opts['ttl'] as string | undefined);
     const res = await ctx.client().request<{ token: string; expiresAt: number }>('POST', '/admin/v1/jwt-svids/mint', { body: { spiffeId, audience, ttlSeconds } });
     const write = opts['write'] as string | undefined;
-    if (write) writeFileSync(write, `${res.token}\n`, { mode: 0o600 });
+    if (write) await writeFileAtomic(write, `${res.token}\n`, PRIVATE_FILE_MODE);
     if (ctx.output === 'json') return ctx.printJson(res);
     if (write) ctx.print(`JWT-SVID written to ${write}`);
     else ctx.print(res.token);

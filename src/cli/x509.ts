@@ -6,10 +6,10 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeOutputFiles } from '../node/file-output.js';
 import { addGroup, type LeafBuilder } from './command.js';
 import { fromBase64, toBase64 } from '../shared/encoding/base64.js';
 import { toPem } from '../shared/encoding/pem.js';
@@ -61,10 +61,11 @@ export function registerX509Commands(program: Command, leaf: LeafBuilder): void 
     const bundlePem = bundleToPem(res.bundle);
     const dir = opts['write'] as string | undefined;
     if (dir) {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'svid.pem'), svidPem, { mode: 0o644 });
-      writeFileSync(join(dir, 'key.pem'), keyPem, { mode: 0o600 });
-      writeFileSync(join(dir, 'bundle.pem'), bundlePem, { mode: 0o644 });
+      await writeOutputFiles(dir, [
+        { name: 'svid.pem', data: svidPem, mode: PUBLIC_FILE_MODE },
+        { name: 'key.pem', data: keyPem, mode: PRIVATE_FILE_MODE },
+        { name: 'bundle.pem', data: bundlePem, mode: PUBLIC_FILE_MODE },
+      ]);
     }
     if (ctx.output === 'json') {
       return ctx.printJson({ svid: res.svid, ...(dir ? { written: ['svid.pem', 'key.pem', 'bundle.pem'].map((f) => join(dir, f)) } : { privateKey: keyPem }), bundle: res.bundle });

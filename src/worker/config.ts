@@ -1,32 +1,37 @@
 /**
- * The issuer's configuration: wrangler.toml [vars] plus secrets, parsed once into a typed `WorkerConfig`.
- * No module below this one reads `env.X` for configuration. Errors name the bad key.
+ * The issuer's configuration: wrangler.toml [vars] plus secrets, parsed once into a typed `WorkerConfig`
+ * (valibot schemas, src/shared/config/schema.ts). No module below this one reads `env.X` for
+ * configuration. Errors name the bad key. `parseCaConfig` is the part the CA Durable Object needs.
  * @module
  */
-import { WispError } from '../shared/errors.js';
-import { parseDurationSeconds } from '../shared/duration.js';
+import * as v from 'valibot';
+import { durationSeconds, httpsUrl, keyCheck, oneOf, parseConfig, parsedBy, secret, urlString } from '../shared/config/schema.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
-import { parseCloudAttestorsConfig, type CloudAttestorsConfig, type CloudAttestorsEnv } from './attestation/cloud-config.js';
+import { CLOUD_ATTESTORS_ENTRIES, cloudAttestorsFromEnv, type CloudAttestorsConfig, type CloudAttestorsEnv } from './attestation/cloud-config.js';
 
 export type JwtKeyType = 'ES256' | 'RS256';
 
-export interface WorkerConfig {
+/** What the CA Durable Object needs: its trust domain, CA and SVID lifetimes, JWT key type and key encryption. */
+export interface CaConfig {
   trustDomain: TrustDomain;
   /** RFC 4514-style subject of the CA certificate, e.g. `O=Wisp,CN=Wisp CA` */
   caSubject: string;
   caTtlSeconds: number;
   x509SvidTtlSeconds: number;
   jwtSvidTtlSeconds: number;
-  /** `iss` of JWT-SVIDs and the OIDC issuer; https in production, http allowed for localhost */
-  jwtIssuer: string;
   jwtKeyType: JwtKeyType;
   jwksMaxAgeSeconds: number;
   /** ≥ 32 bytes; CA and JWT private keys are encrypted at rest under a key derived from it */
   keyEncryptionSecret: string;
-  /** ≥ 32 bytes; bearer token of the admin API */
-  adminToken: string;
   /** Optional upstream CA: PEM chain (intermediate-issuing cert first, root last) and its PKCS#8 PEM key. */
   upstreamCa?: { certChainPem: string; keyPem: string };
+}
+
+export interface WorkerConfig extends CaConfig {
+  /** `iss` of JWT-SVIDs and the OIDC issuer; https in production, http allowed on a loopback host */
+  jwtIssuer: string;
+  /** ≥ 32 bytes; bearer token of the admin API */
+  adminToken: string;
   /** How long a signed agent request stays fresh (±), seconds. */
   agentRequestMaxSkewSeconds: number;
   /** Cloud node attestors (AWS_IID, GCP_IIT, AZURE_MSI JSON vars); absent ones are disabled. */
@@ -63,83 +68,90 @@ export const CONFIG_DEFAULTS = {
 const MIN_SECRET_LENGTH = 32;
 const MIN_CA_TTL_SECONDS = 60;
 const MAX_CA_TTL_SECONDS = 10 * 365 * 86400;
+const UPSTREAM_PAIR = 'upstream CA needs both UPSTREAM_CA_CERT_CHAIN and UPSTREAM_CA_KEY';
 
-function bad(key: string, message: string): WispError {
-  return new WispError('ERR_CONFIG_INVALID', `${key}: ${message}`);
+const CA_ENTRIES = {
+  TRUST_DOMAIN: v.pipe(v.optional(v.string(), ''), parsedBy((s: string) => parseTrustDomain(s))),
+  CA_TTL: v.optional(v.pipe(durationSeconds(MIN_CA_TTL_SECONDS), v.maxValue(MAX_CA_TTL_SECONDS, 'must be at most 10 years')), CONFIG_DEFAULTS.CA_TTL),
+  X509_SVID_TTL: v.optional(durationSeconds(), CONFIG_DEFAULTS.X509_SVID_TTL),
+  JWT_SVID_TTL: v.optional(durationSeconds(), CONFIG_DEFAULTS.JWT_SVID_TTL),
+  JWKS_MAX_AGE: v.optional(durationSeconds(0), CONFIG_DEFAULTS.JWKS_MAX_AGE),
+  JWT_KEY_TYPE: v.optional(oneOf(['ES256', 'RS256'], 'must be ES256 or RS256'), CONFIG_DEFAULTS.JWT_KEY_TYPE),
+  CA_SUBJECT: v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z][A-Za-z0-9.]*=[^,]+(,[A-Za-z][A-Za-z0-9.]*=[^,]+)*$/, 'must look like "O=Example,CN=Example CA"')),
+    CONFIG_DEFAULTS.CA_SUBJECT,
+  ),
+  UPSTREAM_CA_CERT_CHAIN: v.optional(v.string()),
+  UPSTREAM_CA_KEY: v.optional(v.string()),
+  KEY_ENCRYPTION_SECRET: secret(MIN_SECRET_LENGTH),
+};
+
+type CaInput = v.InferOutput<v.ObjectSchema<typeof CA_ENTRIES, undefined>>;
+
+/** The checks between keys, after each key is valid on its own. */
+function withCaChecks<T extends CaInput>(schema: v.GenericSchema<WorkerConfigEnv, T>) {
+  return v.pipe(
+    schema,
+    // A relying party caching the JWKS for max-age must see a prepared key before it signs:
+    // prepare→activate lead time is lifetime/3 (SPIRE's 1/2 and 1/6 thresholds).
+    keyCheck<T>(
+      'JWKS_MAX_AGE',
+      (c) => c.JWKS_MAX_AGE < c.CA_TTL / 3,
+      (c) => `must be shorter than a third of CA_TTL (${Math.floor(c.CA_TTL / 3)}s), the key pre-publication lead time`,
+    ),
+    keyCheck<T>('UPSTREAM_CA_KEY', (c) => !c.UPSTREAM_CA_CERT_CHAIN || Boolean(c.UPSTREAM_CA_KEY), () => UPSTREAM_PAIR),
+    keyCheck<T>('UPSTREAM_CA_CERT_CHAIN', (c) => Boolean(c.UPSTREAM_CA_CERT_CHAIN) || !c.UPSTREAM_CA_KEY, () => UPSTREAM_PAIR),
+  );
 }
 
-function duration(env: WorkerConfigEnv, key: keyof typeof CONFIG_DEFAULTS & keyof WorkerConfigEnv, min = 1): number {
-  const raw = env[key] ?? CONFIG_DEFAULTS[key];
-  const seconds = parseDurationSeconds(raw);
-  if (seconds === undefined) throw bad(key, `"${raw}" is not a duration (e.g. 90s, 5m, 1h, 7d)`);
-  if (seconds < min) throw bad(key, `must be at least ${min}s`);
-  return seconds;
+function toCaConfig(c: CaInput): CaConfig {
+  return {
+    trustDomain: c.TRUST_DOMAIN,
+    caSubject: c.CA_SUBJECT,
+    caTtlSeconds: c.CA_TTL,
+    x509SvidTtlSeconds: c.X509_SVID_TTL,
+    jwtSvidTtlSeconds: c.JWT_SVID_TTL,
+    jwtKeyType: c.JWT_KEY_TYPE,
+    jwksMaxAgeSeconds: c.JWKS_MAX_AGE,
+    keyEncryptionSecret: c.KEY_ENCRYPTION_SECRET,
+    upstreamCa: c.UPSTREAM_CA_CERT_CHAIN ? { certChainPem: c.UPSTREAM_CA_CERT_CHAIN, keyPem: c.UPSTREAM_CA_KEY! } : undefined,
+  };
 }
 
-function secret(env: WorkerConfigEnv, key: 'KEY_ENCRYPTION_SECRET' | 'ADMIN_TOKEN'): string {
-  const value = env[key];
-  if (!value) throw bad(key, 'secret is not set (wrangler secret put, or .dev.vars locally)');
-  if (value.length < MIN_SECRET_LENGTH) throw bad(key, `must be at least ${MIN_SECRET_LENGTH} characters`);
-  return value;
-}
+const CA_SCHEMA = v.pipe(withCaChecks(v.object(CA_ENTRIES)), v.transform(toCaConfig));
 
-function issuerUrl(raw: string | undefined): string {
-  if (!raw) throw bad('JWT_ISSUER', 'is required (the public https URL of this issuer)');
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw bad('JWT_ISSUER', `"${raw}" is not a URL`);
-  }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw bad('JWT_ISSUER', 'must be https (http only for localhost)');
-  }
-  if (url.search || url.hash) throw bad('JWT_ISSUER', 'must not have a query or fragment');
-  return raw.replace(/\/+$/, '');
+const WORKER_SCHEMA = v.pipe(
+  withCaChecks(v.object({
+    ...CA_ENTRIES,
+    JWT_ISSUER: v.pipe(
+      v.optional(v.string(), ''),
+      v.check((s) => s !== '', 'is required (the public https URL of this issuer)'),
+      urlString(),
+      httpsUrl(),
+      v.check((s) => { const u = new URL(s); return !u.search && !u.hash; }, 'must not have a query or fragment'),
+      v.transform((s) => s.replace(/\/+$/, '')),
+    ),
+    ADMIN_TOKEN: secret(MIN_SECRET_LENGTH),
+    AGENT_REQUEST_MAX_SKEW: v.optional(durationSeconds(), CONFIG_DEFAULTS.AGENT_REQUEST_MAX_SKEW),
+    ...CLOUD_ATTESTORS_ENTRIES,
+  })),
+  v.transform(
+    (c): WorkerConfig => ({
+      ...toCaConfig(c),
+      jwtIssuer: c.JWT_ISSUER,
+      adminToken: c.ADMIN_TOKEN,
+      agentRequestMaxSkewSeconds: c.AGENT_REQUEST_MAX_SKEW,
+      nodeAttestors: cloudAttestorsFromEnv(c),
+    }),
+  ),
+);
+
+/** Parses the bindings the CA Durable Object needs; throws WispError ERR_CONFIG_INVALID naming the key. */
+export function parseCaConfig(env: WorkerConfigEnv): CaConfig {
+  return parseConfig(CA_SCHEMA, env);
 }
 
 /** Parses bindings into a WorkerConfig; throws WispError ERR_CONFIG_INVALID naming the key. */
 export function parseWorkerConfig(env: WorkerConfigEnv): WorkerConfig {
-  let trustDomain: TrustDomain;
-  try {
-    trustDomain = parseTrustDomain(env.TRUST_DOMAIN ?? '');
-  } catch (e) {
-    throw bad('TRUST_DOMAIN', e instanceof Error ? e.message : 'invalid');
-  }
-  const caTtlSeconds = duration(env, 'CA_TTL', MIN_CA_TTL_SECONDS);
-  if (caTtlSeconds > MAX_CA_TTL_SECONDS) throw bad('CA_TTL', 'must be at most 10 years');
-  const x509SvidTtlSeconds = duration(env, 'X509_SVID_TTL');
-  const jwtSvidTtlSeconds = duration(env, 'JWT_SVID_TTL');
-  const jwksMaxAgeSeconds = duration(env, 'JWKS_MAX_AGE', 0);
-  // A relying party caching the JWKS for max-age must see a prepared key before it signs:
-  // prepare→activate lead time is lifetime/3 (SPIRE's 1/2 and 1/6 thresholds).
-  if (jwksMaxAgeSeconds >= caTtlSeconds / 3) {
-    throw bad('JWKS_MAX_AGE', `must be shorter than a third of CA_TTL (${Math.floor(caTtlSeconds / 3)}s), the key pre-publication lead time`);
-  }
-  const jwtKeyType = env.JWT_KEY_TYPE ?? CONFIG_DEFAULTS.JWT_KEY_TYPE;
-  if (jwtKeyType !== 'ES256' && jwtKeyType !== 'RS256') throw bad('JWT_KEY_TYPE', 'must be ES256 or RS256');
-  const caSubject = env.CA_SUBJECT ?? CONFIG_DEFAULTS.CA_SUBJECT;
-  if (!/^[A-Za-z][A-Za-z0-9.]*=[^,]+(,[A-Za-z][A-Za-z0-9.]*=[^,]+)*$/.test(caSubject)) {
-    throw bad('CA_SUBJECT', 'must look like "O=Example,CN=Example CA"');
-  }
-  const hasChain = Boolean(env.UPSTREAM_CA_CERT_CHAIN);
-  if (hasChain !== Boolean(env.UPSTREAM_CA_KEY)) {
-    throw bad(hasChain ? 'UPSTREAM_CA_KEY' : 'UPSTREAM_CA_CERT_CHAIN', 'upstream CA needs both UPSTREAM_CA_CERT_CHAIN and UPSTREAM_CA_KEY');
-  }
-  return {
-    trustDomain,
-    caSubject,
-    caTtlSeconds,
-    x509SvidTtlSeconds,
-    jwtSvidTtlSeconds,
-    jwtIssuer: issuerUrl(env.JWT_ISSUER),
-    jwtKeyType,
-    jwksMaxAgeSeconds,
-    keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
-    adminToken: secret(env, 'ADMIN_TOKEN'),
-    upstreamCa: hasChain ? { certChainPem: env.UPSTREAM_CA_CERT_CHAIN!, keyPem: env.UPSTREAM_CA_KEY! } : undefined,
-    agentRequestMaxSkewSeconds: duration(env, 'AGENT_REQUEST_MAX_SKEW'),
-    nodeAttestors: parseCloudAttestorsConfig(env),
-  };
+  return parseConfig(WORKER_SCHEMA, env);
 }

@@ -1,4 +1,5 @@
-// The CLI's layering, checked rather than trusted: src/cli imports src/shared only, never src/worker; the
+// The CLI's layering, checked rather than trusted: src/cli imports src/shared and src/node (the Node-only code
+// it shares with the agent) only, never src/worker; the
 // exceptions are agent modules loaded lazily by one command each: the Workload API client (--useWorkloadAPI,
 // main.ts) and the SPIFFE-authenticated bundle fetch (`wisp federation refresh` of https_spiffe, federation.ts).
 import { readdirSync, readFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ const LAZY_AGENT_MODULES: Record<string, string> = {
 };
 const importsOf = (file: string) => [...readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)].map((m) => m[1]!);
 
-it('src/cli imports only src/shared, itself and packages (plus a few agent modules, lazily)', () => {
+it('src/cli imports only src/shared, src/node, itself and packages (plus a few agent modules, lazily)', () => {
   for (const name of readdirSync(CLI_DIR).filter((n) => n.endsWith('.ts'))) {
     const file = join(CLI_DIR, name);
     for (const spec of importsOf(file)) {
@@ -23,7 +24,7 @@ it('src/cli imports only src/shared, itself and packages (plus a few agent modul
         continue;
       }
       expect(spec, file).not.toMatch(/\/(worker|agent)\//);
-      if (spec.startsWith('.')) expect(spec, file).toMatch(/^(\.\/|\.\.\/shared\/)/);
+      if (spec.startsWith('.')) expect(spec, file).toMatch(/^(\.\/|\.\.\/shared\/|\.\.\/node\/)/);
     }
   }
 });

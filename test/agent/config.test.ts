@@ -60,6 +60,11 @@ describe('parseAgentConfig', () => {
     }
   });
 
+  it('uses the one loopback rule: 127.0.0.0/8 yes, *.localhost no (src/shared/net/loopback.ts)', () => {
+    expect(parseAgentConfig(file({ ...base, serverUrl: 'http://127.0.0.2:8787' }), {}, {}).serverUrl).toBe('http://127.0.0.2:8787');
+    expect(() => parseAgentConfig(file({ ...base, serverUrl: 'http://wisp.localhost:8787' }), {}, {})).toThrow(/http is allowed only for loopback hosts \(got wisp.localhost\)/);
+  });
+
   it('reports missing required keys with where to set them', () => {
     expect(() => parseAgentConfig(file({ serverUrl: base.serverUrl }), {}, {})).toThrow(/^trustDomain: is required \(config file, env WISP_TRUST_DOMAIN or flag --trustDomain\)/);
   });

@@ -2,7 +2,7 @@ import { createExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { WispError } from '../../src/shared/errors.js';
-import { parseWorkerConfig, type WorkerConfigEnv } from '../../src/worker/config.js';
+import { parseCaConfig, parseWorkerConfig, type WorkerConfigEnv } from '../../src/worker/config.js';
 import worker from '../../src/worker/index.js';
 
 const valid: WorkerConfigEnv = {
@@ -47,6 +47,41 @@ describe('parseWorkerConfig', () => {
 
   it('accepts http only for a loopback issuer URL', () => {
     expect(parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://127.0.0.1:8787/' }).jwtIssuer).toBe('http://127.0.0.1:8787');
+    // the one loopback rule (src/shared/net/loopback.ts): all of 127.0.0.0/8, not *.localhost
+    expect(parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://127.0.0.2:8787' }).jwtIssuer).toBe('http://127.0.0.2:8787');
+    expect(() => parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://wisp.localhost' })).toThrow(/^JWT_ISSUER: must be https/);
+    expect(() => parseWorkerConfig({ ...valid, JWT_ISSUER: 'http://issuer.example' })).toThrow(/^JWT_ISSUER: must be https/);
+  });
+});
+
+describe('parseCaConfig', () => {
+  it('parses only what the CA Durable Object needs, with the same defaults and errors', () => {
+    const ca = parseCaConfig({ TRUST_DOMAIN: 'example.org', KEY_ENCRYPTION_SECRET: 'k'.repeat(32) });
+    expect(ca).toEqual({
+      trustDomain: 'example.org',
+      caSubject: 'O=Wisp,CN=Wisp CA',
+      caTtlSeconds: 86400,
+      x509SvidTtlSeconds: 3600,
+      jwtSvidTtlSeconds: 300,
+      jwtKeyType: 'ES256',
+      jwksMaxAgeSeconds: 300,
+      keyEncryptionSecret: 'k'.repeat(32),
+      upstreamCa: undefined,
+    });
+    const { jwtIssuer: _i, adminToken: _a, agentRequestMaxSkewSeconds: _s, nodeAttestors: _n, ...caPart } = parseWorkerConfig(valid);
+    expect(parseCaConfig(valid)).toEqual(caPart);
+    expect(() => parseCaConfig({ TRUST_DOMAIN: 'example.org' })).toThrow(/^KEY_ENCRYPTION_SECRET: secret is not set/);
+    expect(() => parseCaConfig({ ...valid, CA_TTL: '1h', JWKS_MAX_AGE: '30m' })).toThrow(/^JWKS_MAX_AGE: must be shorter than a third of CA_TTL \(1200s\)/);
+    expect(() => parseCaConfig({ ...valid, UPSTREAM_CA_CERT_CHAIN: 'pem' })).toThrow(/^UPSTREAM_CA_KEY: upstream CA needs both/);
+    expect(parseCaConfig({ ...valid, UPSTREAM_CA_CERT_CHAIN: 'c', UPSTREAM_CA_KEY: 'k' }).upstreamCa).toEqual({ certChainPem: 'c', keyPem: 'k' });
+  });
+
+  it('leaves an empty cloud attestor var disabled and refuses one that is not an object', () => {
+    expect(parseWorkerConfig({ ...valid, AWS_IID: '', GCP_IIT: '' }).nodeAttestors).toEqual({});
+    expect(configError({ AZURE_MSI: '{' })).toBe('AZURE_MSI: must be a JSON object');
+    expect(configError({ AWS_IID: '{"certificates":["pem"]}' })).toBe('AWS_IID.certificates: must map regions to PEM certificates');
+    expect(configError({ AWS_IID: '{"certificates":{"US_EAST":"pem"}}' })).toBe('AWS_IID.certificates.US_EAST: must be a region name mapped to a PEM certificate');
+    expect(configError({ CA_TTL: '11000d' })).toBe('CA_TTL: must be at most 10 years');
   });
 });
 

@@ -8,7 +8,7 @@
 import { WispError } from '../../shared/errors.js';
 import type { AwsIidAgentConfig } from '../config.js';
 import { MetadataHttpError, metadataRequest } from './metadata-client.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 /** IMDSv2 session token lifetime requested, seconds (only used for the two reads that follow). */
 const IMDS_TOKEN_TTL_SECONDS = 60;

@@ -6,7 +6,7 @@
 import { WispError } from '../../shared/errors.js';
 import type { AzureMsiAgentConfig } from '../config.js';
 import { metadataRequest } from './metadata-client.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 /** The IMDS API version SPIRE's agent uses for managed identity tokens. */
 const IMDS_API_VERSION = '2018-02-01';

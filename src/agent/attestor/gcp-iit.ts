@@ -6,7 +6,7 @@
 import { WispError } from '../../shared/errors.js';
 import type { GcpIitAgentConfig } from '../config.js';
 import { metadataRequest } from './metadata-client.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 export function createGcpIitAttestor(config: GcpIitAgentConfig): NodeAttestor {
   const path = `/computeMetadata/v1/instance/service-accounts/${encodeURIComponent(config.serviceAccount)}/identity`;

@@ -5,7 +5,7 @@
  * @module
  */
 import { tokenHashPrefix } from '../log.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 export function createJoinTokenAttestor(token: string): NodeAttestor {
   return {

@@ -5,7 +5,7 @@
  * @module
  */
 import { WispError } from '../../shared/errors.js';
-import { httpRequest, HttpRequestError, type HttpResponse } from '../http-request.js';
+import { httpRequest, HttpRequestError, type HttpResponse } from '../../node/http-request.js';
 
 /** Largest metadata response read, bytes (documents and tokens are a few KB). */
 export const METADATA_MAX_BYTES = 64 * 1024;

@@ -9,19 +9,11 @@ import { createAwsIidAttestor } from './aws-iid.js';
 import { createAzureMsiAttestor } from './azure-msi.js';
 import { createGcpIitAttestor } from './gcp-iit.js';
 import { createJoinTokenAttestor } from './join-token.js';
+import type { NodeAttestor, NodeAttestorType } from './types.js';
 
-export interface NodeAttestor {
-  /** `attestationType` on the wire, e.g. `join_token` */
-  readonly type: string;
-  /** true when the credential works once only: after one successful attestation it cannot attest again */
-  readonly singleUse: boolean;
-  /** the attestor-specific payload (e.g. `{ token }`) */
-  payload(): Promise<Record<string, unknown>>;
-  /** safe to log: never the credential itself */
-  describe(): Record<string, string>;
-}
+// re-exported: agent.ts, node-attestation.ts and the tests name the attestor contract from here
+export type { NodeAttestor, NodeAttestorType } from './types.js';
 
-export type NodeAttestorType = 'join_token' | 'aws_iid' | 'gcp_iit' | 'azure_msi';
 type AttestorConfig = Pick<AgentConfig, 'joinToken' | 'awsIid' | 'gcpIit' | 'azureMsi'>;
 
 /** Each attestor's factory: returns undefined when the config does not enable it. */

@@ -5,11 +5,10 @@
  * bundle.N.pem. Output is human-readable, or JSON with `--output json`.
  * @module
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { toPem } from '../../shared/encoding/pem.js';
-import { writeFileAtomic } from '../data-dir.js';
+import { PRIVATE_FILE_MODE, writeOutputFiles } from '../../node/file-output.js';
 import { certificateInfo } from '../keys.js';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../workload-api/client.js';
 
@@ -77,15 +76,16 @@ export async function fetchX509(o: ApiCommandOptions & { writeDir?: string }): P
   const res = await withClient(o, (c, signal) => first(c.fetchX509SVID({ signal }), signal));
   const described = describeX509(res.svids);
   if (o.writeDir) {
-    await mkdir(o.writeDir, { recursive: true, mode: 0o700 });
-    for (const [i, s] of res.svids.entries()) {
-      await writeFileAtomic(join(o.writeDir, `svid.${i}.pem`), splitDer(s.x509Svid).map((d) => toPem('CERTIFICATE', d)).join(''));
-      await writeFileAtomic(join(o.writeDir, `svid.${i}.key`), toPem('PRIVATE KEY', s.x509SvidKey));
-      await writeFileAtomic(join(o.writeDir, `bundle.${i}.pem`), splitDer(s.bundle).map((d) => toPem('CERTIFICATE', d)).join(''));
-    }
-    for (const [j, [td, bundle]] of Object.entries(res.federatedBundles).entries()) {
-      await writeFileAtomic(join(o.writeDir, `federated_bundle.${j}.pem`), `# ${td}\n${splitDer(bundle).map((d) => toPem('CERTIFICATE', d)).join('')}`);
-    }
+    const certs = (der: Uint8Array) => splitDer(der).map((d) => toPem('CERTIFICATE', d)).join('');
+    const mode = PRIVATE_FILE_MODE; // every file 0600, as before: the directory is the agent user's
+    await writeOutputFiles(o.writeDir, [
+      ...res.svids.flatMap((s, i) => [
+        { name: `svid.${i}.pem`, data: certs(s.x509Svid), mode },
+        { name: `svid.${i}.key`, data: toPem('PRIVATE KEY', s.x509SvidKey), mode },
+        { name: `bundle.${i}.pem`, data: certs(s.bundle), mode },
+      ]),
+      ...Object.entries(res.federatedBundles).map(([td, bundle], j) => ({ name: `federated_bundle.${j}.pem`, data: `# ${td}\n${certs(bundle)}`, mode })),
+    ]);
   }
   if (o.output === 'json') {
     o.print(JSON.stringify({ svids: described, federatedTrustDomains: Object.keys(res.federatedBundles), ...(o.writeDir ? { writtenTo: o.writeDir } : {}) }));

@@ -6,6 +6,7 @@
  * @module
  */
 import { WispError } from '../errors.js';
+import { isHttpsOrLoopbackHttp } from '../net/loopback.js';
 import { isAgentId, parseSpiffeId, parseSpiffeIdInTrustDomain, parseTrustDomain, trustDomainOf, type SpiffeId, type TrustDomain } from '../spiffe/id.js';
 
 export type BundleEndpointProfile = 'https_web' | 'https_spiffe';
@@ -49,15 +50,8 @@ export const FEDERATION_REFRESH_DEFAULT_SECONDS = 300;
 /** Longest bundle endpoint URL accepted. */
 export const BUNDLE_ENDPOINT_URL_MAX_CHARS = 2048;
 
-const LOOPBACK_HOSTS = new Set(['localhost', '[::1]']);
-
 function bad(message: string): WispError {
   return new WispError('ERR_BAD_REQUEST', message);
-}
-
-/** True for localhost, 127.0.0.0/8 and [::1]. */
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 /**
@@ -74,7 +68,7 @@ export function parseBundleEndpointUrl(input: unknown): string {
   } catch {
     throw bad(`bundleEndpointUrl "${input}" is not a URL`);
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+  if (!isHttpsOrLoopbackHttp(url)) {
     throw bad('bundleEndpointUrl must be https (http only for a loopback host)');
   }
   if (url.username || url.password) throw bad('bundleEndpointUrl must not carry credentials');

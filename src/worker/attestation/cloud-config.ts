@@ -5,10 +5,12 @@
  *   GCP_IIT   = {"projectIds":["my-project"], "audience":"spire-gcp-node-attestor", "keysUrl":"https://...", "issuer":"https://accounts.google.com", "agentPathTemplate":"..."}
  *   AZURE_MSI = {"tenants":["<tenant id>"], "resource":"https://management.azure.com/", "keysUrl":"https://..."}
  *
- * Allow-lists are optional (empty = any account/project/tenant, as SPIRE's aws_iid); errors name the key.
+ * Allow-lists are optional (empty = any account/project/tenant, as SPIRE's aws_iid); errors name the key
+ * (valibot schemas, src/shared/config/schema.ts).
  * @module
  */
-import { WispError } from '../../shared/errors.js';
+import * as v from 'valibot';
+import { httpsUrl, jsonText, knownKeys, nonEmptyString, parseConfig, parsedBy, plainObject, urlString } from '../../shared/config/schema.js';
 import { parseAgentPathTemplate, type AgentPathTemplate } from '../../shared/attestation/agent-path-template.js';
 import { AWS_IID_DEFAULT_PATH_TEMPLATE, AWS_IID_TEMPLATE_FIELDS, buildAwsRegionKeys } from '../../shared/attestation/aws-iid.js';
 import {
@@ -56,123 +58,84 @@ export interface CloudAttestorsEnv {
   AZURE_MSI?: string;
 }
 
-function bad(key: string, message: string): WispError {
-  return new WispError('ERR_CONFIG_INVALID', `${key}: ${message}`);
-}
+const strings = (pattern: RegExp, what: string) =>
+  v.optional(v.array(v.pipe(v.string(`must be ${what}`), v.regex(pattern, `must be ${what}`)), 'must be an array of strings'), []);
 
-type Obj = Record<string, unknown>;
+const str = (fallback: string) => v.optional(nonEmptyString(), fallback);
 
-function parseObject(key: string, raw: string): Obj {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw bad(key, 'must be a JSON object');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(key, 'must be a JSON object');
-  return value as Obj;
-}
+const bool = v.optional(v.boolean('must be true or false'), false);
 
-function onlyKeys(key: string, obj: Obj, known: string[]): void {
-  for (const k of Object.keys(obj)) if (!known.includes(k)) throw bad(`${key}.${k}`, `unknown key; known keys: ${known.join(', ')}`);
-}
+const keysUrl = (fallback: string) => v.optional(v.pipe(nonEmptyString(), urlString(), httpsUrl()), fallback);
 
-function strings(key: string, value: unknown, pattern: RegExp, what: string): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) throw bad(key, 'must be an array of strings');
-  return value.map((v, i) => {
-    if (typeof v !== 'string' || !pattern.test(v)) throw bad(`${key}[${i}]`, `must be ${what}`);
-    return v;
-  });
-}
+const template = (fallback: string, fields: readonly string[]) =>
+  v.optional(v.pipe(nonEmptyString(), parsedBy((source: string): AgentPathTemplate => parseAgentPathTemplate(source, fields))), fallback);
 
-function str(key: string, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || value.trim() === '') throw bad(key, 'must be a non-empty string');
-  return value;
-}
+const REGION_PEM = 'must be a region name mapped to a PEM certificate';
 
-function bool(key: string, value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw bad(key, 'must be true or false');
-  return value;
-}
+const certificates = v.optional(
+  v.pipe(
+    plainObject('must map regions to PEM certificates'),
+    v.record(v.pipe(v.string(), v.regex(/^[a-z0-9-]{1,64}$/, REGION_PEM)), v.string(REGION_PEM)),
+    parsedBy(
+      (c: Record<string, string>) => (buildAwsRegionKeys(c), c),
+      (m) => `a certificate does not parse (${m})`,
+    ),
+  ),
+  {},
+);
 
-function keysUrl(key: string, value: unknown, fallback: string): string {
-  const raw = str(key, value, fallback);
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw bad(key, `"${raw}" is not a URL`);
-  }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw bad(key, 'must be https (http only for localhost)');
-  return raw;
-}
+/** A JSON var: unset or empty leaves the attestor disabled. */
+const jsonVar = <O>(schema: v.GenericSchema<Record<string, unknown>, O>) =>
+  v.pipe(
+    v.optional(v.string()),
+    v.transform((s) => (s === '' ? undefined : s)),
+    v.optional(v.pipe(v.string(), jsonText('must be a JSON object'), plainObject('must be a JSON object'), schema)),
+  );
 
-function template(key: string, value: unknown, fallback: string, fields: readonly string[]): AgentPathTemplate {
-  const source = str(key, value, fallback);
-  try {
-    return parseAgentPathTemplate(source, fields);
-  } catch (e) {
-    throw bad(key, (e as Error).message);
-  }
-}
+const AWS_IID_SCHEMA = knownKeys({
+  accountIds: strings(/^\d{12}$/, 'a 12-digit AWS account ID'),
+  agentPathTemplate: template(AWS_IID_DEFAULT_PATH_TEMPLATE, AWS_IID_TEMPLATE_FIELDS),
+  certificates,
+  allowReattestation: bool,
+});
 
-function parseAwsIid(raw: string): AwsIidConfig {
-  const o = parseObject('AWS_IID', raw);
-  onlyKeys('AWS_IID', o, ['accountIds', 'agentPathTemplate', 'certificates', 'allowReattestation']);
-  const certificates: Record<string, string> = {};
-  if (o.certificates !== undefined) {
-    if (typeof o.certificates !== 'object' || o.certificates === null || Array.isArray(o.certificates)) throw bad('AWS_IID.certificates', 'must map regions to PEM certificates');
-    for (const [region, pem] of Object.entries(o.certificates)) {
-      if (!/^[a-z0-9-]{1,64}$/.test(region) || typeof pem !== 'string') throw bad(`AWS_IID.certificates.${region}`, 'must be a region name mapped to a PEM certificate');
-      certificates[region] = pem;
-    }
-    try {
-      buildAwsRegionKeys(certificates);
-    } catch (e) {
-      throw bad('AWS_IID.certificates', `a certificate does not parse (${(e as Error).message})`);
-    }
-  }
+const GCP_IIT_SCHEMA = knownKeys({
+  projectIds: strings(/^[a-z][a-z0-9.:-]{0,127}$/, 'a GCP project ID'),
+  audience: str(GCP_IIT_DEFAULT_AUDIENCE),
+  issuer: str(GCP_IIT_DEFAULT_ISSUER),
+  keysUrl: keysUrl(GCP_IIT_DEFAULT_KEYS_URL),
+  agentPathTemplate: template(GCP_IIT_DEFAULT_PATH_TEMPLATE, GCP_IIT_TEMPLATE_FIELDS),
+  allowReattestation: bool,
+});
+
+const AZURE_MSI_SCHEMA = knownKeys({
+  tenants: strings(/^[A-Za-z0-9._-]{1,128}$/, 'a tenant ID'),
+  resource: str(AZURE_MSI_DEFAULT_RESOURCE),
+  keysUrl: keysUrl(AZURE_MSI_DEFAULT_KEYS_URL),
+  allowReattestation: bool,
+});
+
+/** The vars' schemas, for parseCloudAttestorsConfig and the Worker's whole config (src/worker/config.ts). */
+export const CLOUD_ATTESTORS_ENTRIES = {
+  AWS_IID: jsonVar(AWS_IID_SCHEMA),
+  GCP_IIT: jsonVar(GCP_IIT_SCHEMA),
+  AZURE_MSI: jsonVar(AZURE_MSI_SCHEMA),
+};
+
+type ParsedVars = { [K in keyof typeof CLOUD_ATTESTORS_ENTRIES]?: v.InferOutput<(typeof CLOUD_ATTESTORS_ENTRIES)[K]> };
+
+/** The parsed vars as a CloudAttestorsConfig (an empty var: that attestor absent). */
+export function cloudAttestorsFromEnv(vars: ParsedVars): CloudAttestorsConfig {
   return {
-    accountIds: strings('AWS_IID.accountIds', o.accountIds, /^\d{12}$/, 'a 12-digit AWS account ID'),
-    agentPathTemplate: template('AWS_IID.agentPathTemplate', o.agentPathTemplate, AWS_IID_DEFAULT_PATH_TEMPLATE, AWS_IID_TEMPLATE_FIELDS),
-    certificates,
-    allowReattestation: bool('AWS_IID.allowReattestation', o.allowReattestation),
+    ...(vars.AWS_IID ? { awsIid: vars.AWS_IID } : {}),
+    ...(vars.GCP_IIT ? { gcpIit: vars.GCP_IIT } : {}),
+    ...(vars.AZURE_MSI ? { azureMsi: vars.AZURE_MSI } : {}),
   };
 }
 
-function parseGcpIit(raw: string): GcpIitConfig {
-  const o = parseObject('GCP_IIT', raw);
-  onlyKeys('GCP_IIT', o, ['projectIds', 'audience', 'issuer', 'keysUrl', 'agentPathTemplate', 'allowReattestation']);
-  return {
-    projectIds: strings('GCP_IIT.projectIds', o.projectIds, /^[a-z][a-z0-9.:-]{0,127}$/, 'a GCP project ID'),
-    audience: str('GCP_IIT.audience', o.audience, GCP_IIT_DEFAULT_AUDIENCE),
-    issuer: str('GCP_IIT.issuer', o.issuer, GCP_IIT_DEFAULT_ISSUER),
-    keysUrl: keysUrl('GCP_IIT.keysUrl', o.keysUrl, GCP_IIT_DEFAULT_KEYS_URL),
-    agentPathTemplate: template('GCP_IIT.agentPathTemplate', o.agentPathTemplate, GCP_IIT_DEFAULT_PATH_TEMPLATE, GCP_IIT_TEMPLATE_FIELDS),
-    allowReattestation: bool('GCP_IIT.allowReattestation', o.allowReattestation),
-  };
-}
-
-function parseAzureMsi(raw: string): AzureMsiConfig {
-  const o = parseObject('AZURE_MSI', raw);
-  onlyKeys('AZURE_MSI', o, ['tenants', 'resource', 'keysUrl', 'allowReattestation']);
-  return {
-    tenants: strings('AZURE_MSI.tenants', o.tenants, /^[A-Za-z0-9._-]{1,128}$/, 'a tenant ID'),
-    resource: str('AZURE_MSI.resource', o.resource, AZURE_MSI_DEFAULT_RESOURCE),
-    keysUrl: keysUrl('AZURE_MSI.keysUrl', o.keysUrl, AZURE_MSI_DEFAULT_KEYS_URL),
-    allowReattestation: bool('AZURE_MSI.allowReattestation', o.allowReattestation),
-  };
-}
+const CLOUD_ATTESTORS_SCHEMA = v.pipe(v.object(CLOUD_ATTESTORS_ENTRIES), v.transform(cloudAttestorsFromEnv));
 
 /** Parses the cloud attestor vars; an unset or empty var leaves that attestor disabled. */
 export function parseCloudAttestorsConfig(env: CloudAttestorsEnv): CloudAttestorsConfig {
-  return {
-    ...(env.AWS_IID ? { awsIid: parseAwsIid(env.AWS_IID) } : {}),
-    ...(env.GCP_IIT ? { gcpIit: parseGcpIit(env.GCP_IIT) } : {}),
-    ...(env.AZURE_MSI ? { azureMsi: parseAzureMsi(env.AZURE_MSI) } : {}),
-  };
+  return parseConfig(CLOUD_ATTESTORS_SCHEMA, env);
 }

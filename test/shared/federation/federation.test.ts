@@ -6,11 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { parseForeignBundle, planBundleUpdate } from '../../../src/shared/federation/foreign-bundle.js';
 import {
   FEDERATION_REFRESH_DEFAULT_SECONDS,
-  isLoopbackHost,
   parseBundleEndpointUrl,
   parseRelationshipInput,
   refreshIntervalSeconds,
 } from '../../../src/shared/federation/relationship.js';
+import { isLoopbackHost } from '../../../src/shared/net/loopback.js';
 import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
 import { toBase64 } from '../../../src/shared/encoding/base64.js';
 import { generateKeys } from '../fixtures.js';

@@ -1,7 +1,8 @@
 /**
- * One HTTP exchange with node:http / node:https, for the agent's own calls (the issuer's agent API, cloud
- * metadata services): a timeout over the whole exchange, a cap on the response body, no redirects, and
- * failures sorted by kind so callers word them.
+ * One HTTP exchange with node:http / node:https, for the agent's calls (the issuer's agent API, cloud
+ * metadata services) and the CLI's (the admin API): a timeout over the whole exchange, a cap on the
+ * response body, no redirects (a bearer credential is never sent on to another place), and failures
+ * sorted by kind so callers word them.
  *
  * The agent does not use the global `fetch`: its first call loads undici (Node's fetch), which added ~9 MB
  * to the agent's RSS for two or three requests a sync interval (docs/performance.md, agent RSS). Node's
@@ -25,6 +26,8 @@ export interface HttpRequest {
 
 export interface HttpResponse {
   status: number;
+  /** the reason phrase (`Bad Gateway`), '' when there is none */
+  statusText: string;
   /** the body, UTF-8 decoded (as fetch's `text()`) */
   text: string;
 }
@@ -99,7 +102,7 @@ export async function httpRequest(r: HttpRequest): Promise<HttpResponse> {
       }
       // decoded chunk by chunk (a StringDecoder): one buffer of the whole body (a /sync with 1,000 entries:
       // ~0.5 MB) would be malloc'd and freed per call, which raises glibc's mmap threshold
-      // (cache/cache-file.ts encodeCacheFileParts)
+      // (src/agent/cache/cache-file.ts encodeCacheFileParts)
       const decoder = new StringDecoder('utf8');
       let text = '';
       let total = 0;
@@ -108,7 +111,7 @@ export async function httpRequest(r: HttpRequest): Promise<HttpResponse> {
         if (total > r.maxResponseBytes) finish(new HttpRequestError('too-large', 'response too large'));
         else text += decoder.write(chunk);
       });
-      res.on('end', () => finish(undefined, { status, text: text + decoder.end() }));
+      res.on('end', () => finish(undefined, { status, statusText: res.statusMessage ?? '', text: text + decoder.end() }));
       res.on('aborted', () => finish(new HttpRequestError('interrupted', 'response interrupted')));
       res.on('error', (e: NodeJS.ErrnoException) => finish(new HttpRequestError('interrupted', `response interrupted (${e.code ?? e.message})`, { cause: e, code: e.code })));
     });
