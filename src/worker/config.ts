@@ -99,8 +99,14 @@ function issuerUrl(raw: string | undefined): string {
   return raw.replace(/\/+$/, '');
 }
 
-/** Parses bindings into a WorkerConfig; throws WispError ERR_CONFIG_INVALID naming the key. */
-export function parseWorkerConfig(env: WorkerConfigEnv): WorkerConfig {
+/** What the CA Durable Object needs (it does not parse the rest). */
+export type CaConfig = Pick<
+  WorkerConfig,
+  'trustDomain' | 'caSubject' | 'caTtlSeconds' | 'x509SvidTtlSeconds' | 'jwtSvidTtlSeconds' | 'jwtIssuer' | 'jwtKeyType' | 'jwksMaxAgeSeconds' | 'keyEncryptionSecret' | 'upstreamCa'
+>;
+
+/** Parses the CA's part of the bindings; throws WispError ERR_CONFIG_INVALID naming the key. */
+export function parseCaConfig(env: WorkerConfigEnv): CaConfig {
   let trustDomain: TrustDomain;
   try {
     trustDomain = parseTrustDomain(env.TRUST_DOMAIN ?? '');
@@ -137,8 +143,15 @@ export function parseWorkerConfig(env: WorkerConfigEnv): WorkerConfig {
     jwtKeyType,
     jwksMaxAgeSeconds,
     keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
-    adminToken: secret(env, 'ADMIN_TOKEN'),
     upstreamCa: hasChain ? { certChainPem: env.UPSTREAM_CA_CERT_CHAIN!, keyPem: env.UPSTREAM_CA_KEY! } : undefined,
+  };
+}
+
+/** Parses bindings into a WorkerConfig; throws WispError ERR_CONFIG_INVALID naming the key. */
+export function parseWorkerConfig(env: WorkerConfigEnv): WorkerConfig {
+  return {
+    ...parseCaConfig(env),
+    adminToken: secret(env, 'ADMIN_TOKEN'),
     agentRequestMaxSkewSeconds: duration(env, 'AGENT_REQUEST_MAX_SKEW'),
     nodeAttestors: parseCloudAttestorsConfig(env),
   };

@@ -50,7 +50,9 @@ async function adminSpiffeIdOf(token: string, deps: AppDeps, entries: AdminEntry
   }
   let keys: JWK[];
   try {
-    keys = (await deps.ca().getPublishedKeys()).jwtAuthorities as JWK[];
+    const published = await deps.ca().getPublishedKeys();
+    if (!published.ok) throw new Error(published.error.message);
+    keys = published.value.jwtAuthorities as JWK[];
   } catch (e) {
     logEvent('error', 'admin authentication: cannot read JWT authorities', { cause: e instanceof Error ? e.message : String(e) });
     throw new WispError('ERR_UNAVAILABLE', 'cannot verify the credential right now');

@@ -30,8 +30,7 @@ import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bund
 import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
 import { fromBase64 } from '../../shared/spiffe/x509.js';
-import type { SignedX509Svid, SignX509SvidRequest, TrustDomainCaApi } from '../ca/ca-api.js';
-import { MAX_SIGN_BATCH } from '../ca/trust-domain-ca.js';
+import { MAX_SIGN_BATCH, type SignedX509Svid, type SignX509SvidRequest, type TrustDomainCaApi } from '../ca/ca-api.js';
 import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';

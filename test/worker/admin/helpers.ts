@@ -18,14 +18,12 @@ const noCa: TrustDomainCaApi = {
   signX509Svids: async () => [],
   signJwtSvid: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   signJwtSvids: async (requests) => requests.map(() => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } })),
-  getPublishedKeys: async () => {
-    throw new Error('no CA in this test');
-  },
+  getPublishedKeys: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   status: async () => ({ ready: false }),
 };
 
 export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {
-  return { ...noCa, getPublishedKeys: async () => ({ x509Authorities: [], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 60, ...keys }) };
+  return { ...noCa, getPublishedKeys: async () => ({ ok: true, value: { x509Authorities: [], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 60, ...keys } }) };
 }
 
 export function makeAdmin(ca: TrustDomainCaApi = noCa, nowMs = NOW_MS) {
