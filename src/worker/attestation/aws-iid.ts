@@ -8,7 +8,7 @@ import { renderAgentId } from '../../shared/attestation/agent-path-template.js';
 import { AWS_IID_TYPE, awsIidSelectors, awsIidTemplateValues, buildAwsRegionKeys, verifyInstanceIdentity } from '../../shared/attestation/aws-iid.js';
 import { WispError } from '../../shared/errors.js';
 import type { AwsIidConfig } from './cloud-config.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 /** Region keys parsed once per isolate and certificate set. */
 const regionKeysCache = new Map<string, Map<string, Uint8Array>>();

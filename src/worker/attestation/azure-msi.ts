@@ -9,7 +9,7 @@ import { WispError } from '../../shared/errors.js';
 import { spiffeIdFromSegments } from '../../shared/spiffe/id.js';
 import type { AzureMsiConfig } from './cloud-config.js';
 import { keySetFor } from './key-sets.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 export function createAzureMsiAttestor(config: AzureMsiConfig, fetchImpl?: typeof fetch): NodeAttestor {
   const keys = keySetFor(config.keysUrl, fetchImpl);

@@ -8,7 +8,7 @@ import { GCP_IIT_TYPE, gcpIitSelectors, gcpIitTemplateValues, verifyGcpIdentityT
 import { WispError } from '../../shared/errors.js';
 import type { GcpIitConfig } from './cloud-config.js';
 import { keySetFor } from './key-sets.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 export function createGcpIitAttestor(config: GcpIitConfig, fetchImpl?: typeof fetch): NodeAttestor {
   const keys = keySetFor(config.keysUrl, fetchImpl);
