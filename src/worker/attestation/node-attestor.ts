@@ -20,7 +20,7 @@ export interface NodeAttestorDeps {
   joinTokens: JoinTokenStore;
   /** enabled cloud attestors (WorkerConfig.nodeAttestors) */
   cloud?: CloudAttestorsConfig;
-  /** fetch for signing keys (tests); defaults to the global fetch with an isolate-wide key cache */
+  /** fetch for signing keys (tests); default: the global fetch. Each attestor caches keys for its lifetime. */
   fetch?: typeof fetch;
 }
 

@@ -40,7 +40,7 @@ export type AgentAuthVariables = {
   revisions: { registry: string; federation: string };
 };
 
-export type AgentAuthEnv = { Bindings: Env; Variables: AgentAuthVariables };
+export type AgentAuthEnv = { Variables: AgentAuthVariables };
 
 export interface AgentAuthDeps {
   trustDomain: TrustDomain;
@@ -50,6 +50,8 @@ export interface AgentAuthDeps {
   requests: AgentRequestStore;
   agents: Pick<AgentStore, 'forgetPreviousSerial'>;
   clock: Clock;
+  /** one per app (AppDeps.caches), shared by every agent route */
+  authorities: PublishedAuthoritiesCache;
 }
 
 export interface AgentAuthOptions {
@@ -58,11 +60,16 @@ export interface AgentAuthOptions {
 }
 
 /**
- * How long the trust domain's published X.509 authorities are reused before the CA is asked again. A key
- * published meanwhile is picked up at once (a proof that fails against the cached set is checked again
- * against a fresh one); a key withdrawn from the bundle still authenticates agents for at most this long.
+ * Agent authentication needs the trust domain's published X.509 authorities (the CA DO holds them) to verify
+ * the agent's chain. It does not ask the DO per request: the set is reused for PUBLISHED_AUTHORITIES_CACHE_MS.
+ * A key published meanwhile is picked up early (a proof that fails against the cached set is checked again
+ * against a fresh one, at most once per FORCED_REFRESH_MIN_INTERVAL_MS, so bad proofs cannot turn into a DO
+ * call each); a key withdrawn from the bundle still authenticates agents for at most the cache time.
+ * Rotation never needs the early pick-up: a CA key is published at least a third of CA_TTL (>= 20 s) before
+ * it signs, longer than the cache lives; it is there for key sets replaced outside rotation.
  */
 export const PUBLISHED_AUTHORITIES_CACHE_MS = 5_000;
+export const FORCED_REFRESH_MIN_INTERVAL_MS = 1_000;
 
 interface CachedAuthorities {
   fetchedAt: number;
@@ -73,15 +80,24 @@ interface CachedAuthorities {
   chains: AgentChainCache;
 }
 
-/** One cache per `AgentAuthDeps` object (agentRoutes makes one per app, so one per isolate in production). */
-const authoritiesCaches = new WeakMap<AgentAuthDeps, { current?: CachedAuthorities }>();
+/** The published authorities one app verifies agent proofs against (see createAppDeps). */
+export interface PublishedAuthoritiesCache {
+  current?: CachedAuthorities;
+  /** when the last forced (failure-driven) re-read happened */
+  forcedAt?: number;
+}
+
+export function createPublishedAuthoritiesCache(): PublishedAuthoritiesCache {
+  return {};
+}
 
 async function publishedAuthorities(deps: AgentAuthDeps, fresh: boolean): Promise<CachedAuthorities> {
-  let slot = authoritiesCaches.get(deps);
-  if (!slot) authoritiesCaches.set(deps, (slot = {}));
+  const slot = deps.authorities;
   const now = deps.clock();
   const cached = slot.current;
-  if (!fresh && cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS) return cached;
+  const reusable = cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS;
+  if (reusable && (!fresh || (slot.forcedAt !== undefined && now >= slot.forcedAt && now - slot.forcedAt < FORCED_REFRESH_MIN_INTERVAL_MS))) return cached;
+  if (fresh) slot.forcedAt = now;
   const { x509Authorities } = await readPublishedKeys(deps.ca());
   const key = x509Authorities.join(',');
   slot.current = cached?.key === key ? { ...cached, fetchedAt: now } : { fetchedAt: now, key, authorities: x509Authorities.map(base64ToBytes), chains: createAgentChainCache() };

@@ -19,7 +19,7 @@ import type { WorkerConfig } from '../config.js';
 import { parseSubmission, submitRefresh } from '../federation/submit.js';
 import { asObject } from '../http-json.js';
 import { logEvent } from '../log.js';
-import { agentAuth, signedJsonBody, type AgentAuthEnv } from '../middleware/agent-auth.js';
+import { agentAuth, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
 
 export interface AgentFederationDeps {
   config: WorkerConfig;
@@ -28,17 +28,16 @@ export interface AgentFederationDeps {
   agents: Pick<AgentStore, 'forgetPreviousSerial'>;
   requests: AgentRequestStore;
   federation: FederationStore;
+  authorities: PublishedAuthoritiesCache;
 }
 
 /** Body limit of a submission: one bundle plus a little. */
 const SUBMIT_MAX_BYTES = MAX_BUNDLE_BYTES + 16 * 1024;
 
 export function agentFederationRoutes(deps: AgentFederationDeps): Hono<AgentAuthEnv> {
-  const auth = (maxBodyBytes: number) =>
-    agentAuth(
-      { trustDomain: deps.config.trustDomain, maxSkewSeconds: deps.config.agentRequestMaxSkewSeconds, ca: deps.ca, agents: deps.agents, requests: deps.requests, clock: deps.clock },
-      { maxBodyBytes },
-    );
+  const { config, ca, agents, requests, clock, authorities } = deps;
+  const authDeps = { trustDomain: config.trustDomain, maxSkewSeconds: config.agentRequestMaxSkewSeconds, ca, agents, requests, clock, authorities };
+  const auth = (maxBodyBytes: number) => agentAuth(authDeps, { maxBodyBytes });
   const app = new Hono<AgentAuthEnv>();
 
   app.get('/refresh-tasks', auth(1024), async (c) => {

@@ -6,6 +6,7 @@ import { WispError } from '../../../src/shared/errors.js';
 import type { PublishedKeys, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { parseWorkerConfig } from '../../../src/worker/config.js';
 import type { AppDeps } from '../../../src/worker/deps.js';
+import { createAppDeps } from '../../../src/worker/wiring.js';
 import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
 import { adminRoutes } from '../../../src/worker/routes/admin.js';
 
@@ -27,7 +28,7 @@ export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {
 }
 
 export function makeAdmin(ca: TrustDomainCaApi = noCa, nowMs = NOW_MS) {
-  const deps: AppDeps = { config, ca: () => ca, db: env.DB, clock: () => nowMs };
+  const deps: AppDeps = createAppDeps({ config, ca: () => ca, db: env.DB, clock: () => nowMs });
   const app = new Hono();
   app.onError(errorHandler);
   app.notFound(() => {
