@@ -15,8 +15,9 @@ import { AGENT_PROOF_SCHEME, createAgentChainCache, normalizeSerialNumber, verif
 import { WispError } from '../../shared/errors.js';
 import type { AgentRequestStore, AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
 import type { Clock } from '../../shared/clock.js';
-import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
+import type { SpiffeId } from '../../shared/spiffe/id.js';
 import type { TrustDomainCaApi } from '../ca/ca-api.js';
+import type { WorkerConfig } from '../config.js';
 import { parseJsonBytes, readBodyBytes } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { readPublishedKeys } from '../ca/published-keys.js';
@@ -42,9 +43,9 @@ export type AgentAuthVariables = {
 
 export type AgentAuthEnv = { Variables: AgentAuthVariables };
 
+/** A part of what the agent route groups get (AgentApiDeps, AgentFederationDeps): they pass theirs as is. */
 export interface AgentAuthDeps {
-  trustDomain: TrustDomain;
-  maxSkewSeconds: number;
+  config: Pick<WorkerConfig, 'trustDomain' | 'agentRequestMaxSkewSeconds'>;
   ca: () => Pick<TrustDomainCaApi, 'getPublishedKeys'>;
   /** the jti, the agent's record and the revisions, in one round trip */
   requests: AgentRequestStore;
@@ -115,7 +116,7 @@ function authFailed(reason: string, fields: Record<string, unknown> = {}): WispE
  */
 export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
   if (!Number.isSafeInteger(options.maxBodyBytes) || options.maxBodyBytes < 0) throw new Error('agentAuth: maxBodyBytes must be a non-negative integer');
-  if (!(deps.maxSkewSeconds > 0)) throw new Error('agentAuth: maxSkewSeconds must be positive');
+  if (!(deps.config.agentRequestMaxSkewSeconds > 0)) throw new Error('agentAuth: agentRequestMaxSkewSeconds must be positive');
   return createMiddleware<AgentAuthEnv>(async (c, next) => {
     const url = new URL(c.req.url);
     const authorization = c.req.header('authorization');
@@ -133,9 +134,9 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
         body,
         x509Authorities: authorities.authorities,
         chainCache: authorities.chains,
-        trustDomain: deps.trustDomain,
+        trustDomain: deps.config.trustDomain,
         now,
-        maxSkewSeconds: deps.maxSkewSeconds,
+        maxSkewSeconds: deps.config.agentRequestMaxSkewSeconds,
       });
     const cached = await publishedAuthorities(deps, false);
     let verified = await verifyWith(cached);

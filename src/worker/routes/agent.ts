@@ -95,17 +95,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   const { config } = deps;
   const attestors = deps.nodeAttestors;
   const nowSeconds = () => Math.floor(deps.clock() / 1000);
-  const authDeps = {
-    trustDomain: config.trustDomain,
-    maxSkewSeconds: config.agentRequestMaxSkewSeconds,
-    ca: deps.ca,
-    agents: deps.agents,
-    requests: deps.requests,
-    clock: deps.clock,
-    authorities: deps.authorities,
-  };
-  const small = agentAuth(authDeps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
-  const large = agentAuth(authDeps, { maxBodyBytes: AGENT_API_LIMITS.MAX_BODY_BYTES });
+  const small = agentAuth(deps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
+  const large = agentAuth(deps, { maxBodyBytes: AGENT_API_LIMITS.MAX_BODY_BYTES });
 
   /** Signs a batch in DO calls of at most MAX_SIGN_BATCH (the API allows larger batches); any failed item fails the whole call. */
   async function signX509(requests: SignX509SvidRequest[]): Promise<SignedX509Svid[]> {
