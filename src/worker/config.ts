@@ -19,6 +19,8 @@ export interface CaConfig {
   caTtlSeconds: number;
   x509SvidTtlSeconds: number;
   jwtSvidTtlSeconds: number;
+  /** `iss` of JWT-SVIDs and the OIDC issuer; https in production, http allowed on a loopback host */
+  jwtIssuer: string;
   jwtKeyType: JwtKeyType;
   jwksMaxAgeSeconds: number;
   /** ≥ 32 bytes; CA and JWT private keys are encrypted at rest under a key derived from it */
@@ -28,8 +30,6 @@ export interface CaConfig {
 }
 
 export interface WorkerConfig extends CaConfig {
-  /** `iss` of JWT-SVIDs and the OIDC issuer; https in production, http allowed on a loopback host */
-  jwtIssuer: string;
   /** ≥ 32 bytes; bearer token of the admin API */
   adminToken: string;
   /** How long a signed agent request stays fresh (±), seconds. */
@@ -84,6 +84,14 @@ const CA_ENTRIES = {
   UPSTREAM_CA_CERT_CHAIN: v.optional(v.string()),
   UPSTREAM_CA_KEY: v.optional(v.string()),
   KEY_ENCRYPTION_SECRET: secret(MIN_SECRET_LENGTH),
+  JWT_ISSUER: v.pipe(
+    v.optional(v.string(), ''),
+    v.check((s) => s !== '', 'is required (the public https URL of this issuer)'),
+    urlString(),
+    httpsUrl(),
+    v.check((s) => { const u = new URL(s); return !u.search && !u.hash; }, 'must not have a query or fragment'),
+    v.transform((s) => s.replace(/\/+$/, '')),
+  ),
 };
 
 type CaInput = v.InferOutput<v.ObjectSchema<typeof CA_ENTRIES, undefined>>;
@@ -113,6 +121,7 @@ function toCaConfig(c: CaInput): CaConfig {
     jwtSvidTtlSeconds: c.JWT_SVID_TTL,
     jwtKeyType: c.JWT_KEY_TYPE,
     jwksMaxAgeSeconds: c.JWKS_MAX_AGE,
+    jwtIssuer: c.JWT_ISSUER,
     keyEncryptionSecret: c.KEY_ENCRYPTION_SECRET,
     upstreamCa: c.UPSTREAM_CA_CERT_CHAIN ? { certChainPem: c.UPSTREAM_CA_CERT_CHAIN, keyPem: c.UPSTREAM_CA_KEY! } : undefined,
   };
@@ -123,14 +132,6 @@ const CA_SCHEMA = v.pipe(withCaChecks(v.object(CA_ENTRIES)), v.transform(toCaCon
 const WORKER_SCHEMA = v.pipe(
   withCaChecks(v.object({
     ...CA_ENTRIES,
-    JWT_ISSUER: v.pipe(
-      v.optional(v.string(), ''),
-      v.check((s) => s !== '', 'is required (the public https URL of this issuer)'),
-      urlString(),
-      httpsUrl(),
-      v.check((s) => { const u = new URL(s); return !u.search && !u.hash; }, 'must not have a query or fragment'),
-      v.transform((s) => s.replace(/\/+$/, '')),
-    ),
     ADMIN_TOKEN: secret(MIN_SECRET_LENGTH),
     AGENT_REQUEST_MAX_SKEW: v.optional(durationSeconds(), CONFIG_DEFAULTS.AGENT_REQUEST_MAX_SKEW),
     ...CLOUD_ATTESTORS_ENTRIES,
@@ -138,7 +139,6 @@ const WORKER_SCHEMA = v.pipe(
   v.transform(
     (c): WorkerConfig => ({
       ...toCaConfig(c),
-      jwtIssuer: c.JWT_ISSUER,
       adminToken: c.ADMIN_TOKEN,
       agentRequestMaxSkewSeconds: c.AGENT_REQUEST_MAX_SKEW,
       nodeAttestors: cloudAttestorsFromEnv(c),

@@ -1,17 +1,43 @@
 /**
- * What the routes depend on, built once per request from the bindings. Tests build their own.
+ * What the app depends on, built once per app by the wiring (wiring.ts; index.ts from the bindings): routes
+ * receive these, they make none of them. Tests and Node code build their own with `createAppDeps`.
  * @module
  */
 import type { Clock } from '../shared/clock.js';
+import type { FederationStore } from '../shared/federation/federation-store.js';
+import type { AgentRequestStore, AgentStore, JoinTokenStore } from '../shared/registry/ports.js';
+import type { NodeAttestor } from './attestation/types.js';
 import type { TrustDomainCaApi } from './ca/ca-api.js';
 import type { WorkerConfig } from './config.js';
+import type { D1EntryStore } from './db/entries.js';
+import type { PublishedAuthoritiesCache } from './middleware/agent-auth.js';
+
+/** The registry, agents and federation state (D1 in production). */
+export interface AppStores {
+  entries: D1EntryStore;
+  agents: AgentStore;
+  joinTokens: JoinTokenStore;
+  requests: AgentRequestStore;
+  federation: FederationStore;
+  /** resolves when the database answers (healthz) */
+  ping(): Promise<void>;
+}
+
+/** State kept across requests by one app (one per isolate in production). */
+export interface AppCaches {
+  /** the published X.509 authorities and the agent chains verified under them (agent-auth.ts) */
+  agentAuthorities: PublishedAuthoritiesCache;
+}
 
 export interface AppDeps {
   config: WorkerConfig;
-  /** The trust domain's CA Durable Object (one per trust domain: idFromName(trustDomain)). */
-  ca: () => TrustDomainCaApi;
-  db: D1Database;
   clock: Clock;
-  /** outbound fetch (federated bundle endpoints); default: the global fetch */
-  fetch?: typeof fetch;
+  /** The trust domain's CA (production: a stub of the Durable Object idFromName(trustDomain), made per call). */
+  ca: () => TrustDomainCaApi;
+  stores: AppStores;
+  /** outbound fetch (federated bundle endpoints, cloud attestors' signing keys) */
+  fetch: typeof fetch;
+  /** the node attestors the issuer accepts, by type */
+  nodeAttestors: Record<string, NodeAttestor>;
+  caches: AppCaches;
 }

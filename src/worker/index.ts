@@ -1,5 +1,6 @@
 /**
- * Worker entry: wires bindings into the app. No logic here.
+ * Worker entry and the one place bindings are read: bindings → parts → createAppDeps (wiring.ts) →
+ * createApp, one app per isolate. No logic here.
  * @module
  */
 import 'reflect-metadata';
@@ -10,20 +11,25 @@ import { createApp } from './app.js';
 import type { TrustDomainCaApi } from './ca/ca-api.js';
 import { parseWorkerConfig } from './config.js';
 import type { AppDeps } from './deps.js';
-import { createFederationStore } from './db/federation.js';
 import { refreshDueRelationships } from './federation/refresh.js';
 import { logEvent } from './log.js';
+import { createAppDeps } from './wiring.js';
 
 export { TrustDomainCa } from './ca/trust-domain-ca.js';
 
 export function depsFromEnv(env: Env): AppDeps {
   const config = parseWorkerConfig(env);
-  return {
+  return createAppDeps({
     config,
     ca: () => env.CA.get(env.CA.idFromName(config.trustDomain)) as unknown as TrustDomainCaApi,
     db: env.DB,
     clock: systemClock,
-  };
+  });
+}
+
+interface Wired {
+  deps: AppDeps;
+  app: ReturnType<typeof createApp>;
 }
 
 /**
@@ -31,12 +37,15 @@ export function depsFromEnv(env: Env): AppDeps {
  * routes are built once, and the per-app caches (published authorities, verified agent chains) live across
  * requests. The app holds no request-scoped I/O objects; DO stubs are made per call by `deps.ca()`.
  */
-const apps = new WeakMap<Env, ReturnType<typeof createApp>>();
+const wired = new WeakMap<Env, Wired>();
 
-function appFor(env: Env): ReturnType<typeof createApp> {
-  let app = apps.get(env);
-  if (!app) apps.set(env, (app = createApp(depsFromEnv(env))));
-  return app;
+function wiredFor(env: Env): Wired {
+  let w = wired.get(env);
+  if (!w) {
+    const deps = depsFromEnv(env);
+    wired.set(env, (w = { deps, app: createApp(deps) }));
+  }
+  return w;
 }
 
 /** A bad configuration fails every request with one JSON error naming the key (never a bare runtime 500). */
@@ -51,18 +60,18 @@ export default {
   fetch: (req, env, ctx) => {
     let app: ReturnType<typeof createApp>;
     try {
-      app = appFor(env);
+      app = wiredFor(env).app;
     } catch (e) {
       return configErrorResponse(e);
     }
     return app.fetch(req, env, ctx);
   },
   scheduled: async (_event, env) => {
-    const deps = depsFromEnv(env);
+    const { deps } = wiredFor(env);
     // the CA nudge and the https_web bundle refresh are independent: one failing must not skip the other
     const results = await Promise.allSettled([
       deps.ca().status(),
-      refreshDueRelationships({ store: createFederationStore(env.DB), fetch, now: () => Math.floor(deps.clock() / 1000) }),
+      refreshDueRelationships({ store: deps.stores.federation, fetch: deps.fetch, now: () => Math.floor(deps.clock() / 1000) }),
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;

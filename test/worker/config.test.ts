@@ -99,19 +99,19 @@ describe('a CA that cannot publish keys', () => {
     const { createApp } = await import('../../src/worker/app.js');
     const { depsFromEnv } = await import('../../src/worker/index.js');
     const deps = depsFromEnv(env);
-    const broken = {
-      ...deps,
-      ca: () => ({
-        ...deps.ca(),
-        getPublishedKeys: () => Promise.reject(new Error('no active key (rotation failed)')),
-        status: async () => ({ ready: false }),
-      }),
-    };
-    const app = createApp(broken);
-    for (const path of ['/keys', '/bundle', '/.well-known/openid-configuration']) {
-      const res = await app.request(path, {}, env);
-      expect(res.status, path).toBe(503);
-      expect(await res.json()).toEqual({ error: { code: 'ERR_CA_NOT_READY', message: 'the trust domain CA is not ready' } });
+    // a failed RPC, and the DO's own not-ready Result
+    const failures = [
+      () => Promise.reject(new Error('no active key (rotation failed)')),
+      async () => ({ ok: false as const, error: { code: 'ERR_CA_NOT_READY' as const, message: 'the trust domain CA is not ready' } }),
+    ];
+    for (const getPublishedKeys of failures) {
+      const broken = { ...deps, ca: () => ({ ...deps.ca(), getPublishedKeys, status: async () => ({ ready: false }) }) };
+      const app = createApp(broken);
+      for (const path of ['/keys', '/bundle', '/.well-known/openid-configuration']) {
+        const res = await app.request(path, {}, env);
+        expect(res.status, path).toBe(503);
+        expect(await res.json()).toEqual({ error: { code: 'ERR_CA_NOT_READY', message: 'the trust domain CA is not ready' } });
+      }
     }
   });
 });

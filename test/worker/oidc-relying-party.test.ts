@@ -12,6 +12,7 @@ import { JWKS_MAX_KEYS, buildJwks } from '../../src/shared/spiffe/bundle.js';
 import { parseWorkerConfig } from '../../src/worker/config.js';
 import type { TrustDomainCa } from '../../src/worker/ca/trust-domain-ca.js';
 import { buildDiscoveryDocument, publicRoutes } from '../../src/worker/routes/public.js';
+import { createAppDeps } from '../../src/worker/wiring.js';
 import { freshCa, setCaClock } from './ca/helpers.js';
 
 const config = parseWorkerConfig(env as unknown as Record<string, string>);
@@ -61,7 +62,7 @@ describe('OIDC relying party across JWT key rotations', () => {
     let now = t0;
     await setCaClock(stub, () => now);
     expect(await api.status()).toEqual({ ready: true });
-    const routes = publicRoutes({ config, ca: () => api, db: env.DB, clock: () => now });
+    const routes = publicRoutes(createAppDeps({ config, ca: () => api, db: env.DB, clock: () => now }));
     const rp = relyingParty(() => Promise.resolve(routes.request('http://issuer.test/keys')), () => now);
 
     const live: { token: string; expiresAt: number }[] = [];
@@ -107,7 +108,7 @@ describe('OIDC relying party across JWT key rotations', () => {
     const { stub, api } = freshCa();
     const now = Date.now();
     await setCaClock(stub, () => now);
-    const routes = publicRoutes({ config, ca: () => api, db: env.DB, clock: () => now });
+    const routes = publicRoutes(createAppDeps({ config, ca: () => api, db: env.DB, clock: () => now }));
     const res = await routes.request('http://issuer.test/.well-known/openid-configuration');
     expect(res.headers.get('cache-control')).toBe(`public, max-age=${config.jwksMaxAgeSeconds}`);
     const doc = (await res.json()) as Record<string, unknown>;

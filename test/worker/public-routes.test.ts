@@ -1,5 +1,6 @@
 // OIDC discovery, JWKS and SPIFFE bundle through the real Worker entry and the real CA Durable Object.
 import { env, exports } from 'cloudflare:workers';
+import { unwrap } from '../../src/shared/result.js';
 import { describe, expect, it } from 'vitest';
 import { parseBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { validateJwtSvid } from '../../src/shared/spiffe/jwt-svid.js';
@@ -55,7 +56,7 @@ describe('public routes', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     const bundle = await parseBundleJson(await res.text(), env.TRUST_DOMAIN);
-    const published = await ca().getPublishedKeys();
+    const published = unwrap(await ca().getPublishedKeys());
     expect(bundle.x509Authorities.map((d) => toBase64(d))).toEqual(published.x509Authorities);
     expect(bundle.jwtAuthorities.map((k) => k.kid)).toEqual(published.jwtAuthorities.map((k) => k.kid));
     expect(bundle.sequence).toBe(published.sequence);

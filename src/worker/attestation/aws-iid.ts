@@ -8,22 +8,11 @@ import { renderAgentId } from '../../shared/attestation/agent-path-template.js';
 import { AWS_IID_TYPE, awsIidSelectors, awsIidTemplateValues, buildAwsRegionKeys, verifyInstanceIdentity } from '../../shared/attestation/aws-iid.js';
 import { WispError } from '../../shared/errors.js';
 import type { AwsIidConfig } from './cloud-config.js';
-import type { NodeAttestor } from './node-attestor.js';
-
-/** Region keys parsed once per isolate and certificate set. */
-const regionKeysCache = new Map<string, Map<string, Uint8Array>>();
-
-function regionKeys(certificates: Record<string, string>): Map<string, Uint8Array> {
-  const cacheKey = JSON.stringify(certificates);
-  let keys = regionKeysCache.get(cacheKey);
-  if (!keys) {
-    keys = buildAwsRegionKeys(certificates);
-    regionKeysCache.set(cacheKey, keys);
-  }
-  return keys;
-}
+import type { NodeAttestor } from './types.js';
 
 export function createAwsIidAttestor(config: AwsIidConfig): NodeAttestor {
+  // parsed on first use, once per attestor (one per app, so per isolate)
+  let regionKeys: Map<string, Uint8Array> | undefined;
   return {
     type: AWS_IID_TYPE,
     async attest(payload, ctx) {
@@ -31,7 +20,7 @@ export function createAwsIidAttestor(config: AwsIidConfig): NodeAttestor {
       if (typeof document !== 'string' || typeof signature !== 'string') {
         throw new WispError('ERR_BAD_REQUEST', 'aws_iid payload must have string fields document and signature');
       }
-      const doc = await verifyInstanceIdentity(document, signature, regionKeys(config.certificates));
+      const doc = await verifyInstanceIdentity(document, signature, (regionKeys ??= buildAwsRegionKeys(config.certificates)));
       if (config.accountIds.length > 0 && !config.accountIds.includes(doc.accountId)) {
         throw new WispError('ERR_ATTESTATION_FAILED', `aws_iid: account ${doc.accountId} is not in the allowed accounts`);
       }

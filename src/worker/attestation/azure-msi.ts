@@ -5,14 +5,15 @@
  * @module
  */
 import { AZURE_MSI_TYPE, azureMsiSelectors, verifyAzureMsiToken } from '../../shared/attestation/azure-msi.js';
+import { RemoteKeySet } from '../../shared/attestation/remote-key-set.js';
 import { WispError } from '../../shared/errors.js';
 import { spiffeIdFromSegments } from '../../shared/spiffe/id.js';
 import type { AzureMsiConfig } from './cloud-config.js';
-import { keySetFor } from './key-sets.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 export function createAzureMsiAttestor(config: AzureMsiConfig, fetchImpl?: typeof fetch): NodeAttestor {
-  const keys = keySetFor(config.keysUrl, fetchImpl);
+  // made once per app (createAppDeps), so the key cache lives as long as the app: one per isolate
+  const keys = new RemoteKeySet({ url: config.keysUrl, fetch: fetchImpl });
   return {
     type: AZURE_MSI_TYPE,
     async attest(payload, ctx) {

@@ -5,13 +5,14 @@
  */
 import { renderAgentId } from '../../shared/attestation/agent-path-template.js';
 import { GCP_IIT_TYPE, gcpIitSelectors, gcpIitTemplateValues, verifyGcpIdentityToken } from '../../shared/attestation/gcp-iit.js';
+import { RemoteKeySet } from '../../shared/attestation/remote-key-set.js';
 import { WispError } from '../../shared/errors.js';
 import type { GcpIitConfig } from './cloud-config.js';
-import { keySetFor } from './key-sets.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 export function createGcpIitAttestor(config: GcpIitConfig, fetchImpl?: typeof fetch): NodeAttestor {
-  const keys = keySetFor(config.keysUrl, fetchImpl);
+  // made once per app (createAppDeps), so the key cache lives as long as the app: one per isolate
+  const keys = new RemoteKeySet({ url: config.keysUrl, fetch: fetchImpl });
   return {
     type: GCP_IIT_TYPE,
     async attest(payload, ctx) {

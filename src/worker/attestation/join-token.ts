@@ -10,7 +10,7 @@
 import { WispError } from '../../shared/errors.js';
 import type { JoinTokenStore } from '../../shared/registry/ports.js';
 import { isAgentId, spiffeIdFromSegments, trustDomainOf, type SpiffeId } from '../../shared/spiffe/id.js';
-import type { NodeAttestor } from './node-attestor.js';
+import type { NodeAttestor } from './types.js';
 
 export const JOIN_TOKEN_ATTESTATION_TYPE = 'join_token';
 /** Longest token accepted (SPIRE's are UUIDs, 36 characters). */

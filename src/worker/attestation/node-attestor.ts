@@ -1,46 +1,26 @@
 /**
  * Node attestation: how a machine proves what it is before it gets an agent SVID (SPIRE's server-side node
  * attestor plugins, without the plugin catalog: a plain table, STYLE 7.10). Each attestor turns an
- * attestor-specific payload into an agent ID and node selectors, or throws a WispError. The cloud
- * attestors (aws_iid, gcp_iit, azure_msi), each in its own module, are enabled by their config.
+ * attestor-specific payload into an agent ID and node selectors, or throws a WispError (types.ts). The
+ * cloud attestors (aws_iid, gcp_iit, azure_msi), each in its own module, are enabled by their config.
  * @module
  */
 import type { JoinTokenStore } from '../../shared/registry/ports.js';
-import type { Selector } from '../../shared/registry/selectors.js';
-import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
 import { createAwsIidAttestor } from './aws-iid.js';
 import { createAzureMsiAttestor } from './azure-msi.js';
 import type { CloudAttestorsConfig } from './cloud-config.js';
 import { createGcpIitAttestor } from './gcp-iit.js';
 import { createJoinTokenAttestor } from './join-token.js';
+import type { NodeAttestor } from './types.js';
 
-export interface NodeAttestationContext {
-  trustDomain: TrustDomain;
-  /** seconds since the epoch */
-  now: number;
-}
-
-export interface NodeAttestationResult {
-  /** `spiffe://<td>/spire/agent/...` */
-  agentId: SpiffeId;
-  /** node selectors: matched against node-alias entries (SPIRE) */
-  selectors: Selector[];
-  /** whether an agent already attested under this ID may attest again (SPIRE: TOFU attestors say no) */
-  allowReattestation: boolean;
-}
-
-export interface NodeAttestor {
-  /** the `attestationType` of AttestRequest, e.g. `join_token` */
-  readonly type: string;
-  /** Verifies the payload; throws WispError (one code, one message per failure kind) when it does not. */
-  attest(payload: Record<string, unknown>, ctx: NodeAttestationContext): Promise<NodeAttestationResult>;
-}
+// The types live in types.ts (the attestors import them from there, not from this registry: no cycle).
+export type { NodeAttestationContext, NodeAttestationResult, NodeAttestor } from './types.js';
 
 export interface NodeAttestorDeps {
   joinTokens: JoinTokenStore;
   /** enabled cloud attestors (WorkerConfig.nodeAttestors) */
   cloud?: CloudAttestorsConfig;
-  /** fetch for signing keys (tests); defaults to the global fetch with an isolate-wide key cache */
+  /** fetch for signing keys (tests); default: the global fetch. Each attestor caches keys for its lifetime. */
   fetch?: typeof fetch;
 }
 

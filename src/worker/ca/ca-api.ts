@@ -5,6 +5,9 @@
  */
 import type { Result } from '../../shared/result.js';
 
+/** Most SVIDs signed in one signX509Svids / signJwtSvids call (callers split larger batches). */
+export const MAX_SIGN_BATCH = 256;
+
 export interface SignX509SvidRequest {
   spiffeId: string;
   /**
@@ -48,7 +51,8 @@ export interface TrustDomainCaApi {
   signJwtSvid(request: SignJwtSvidRequest): Promise<Result<SignedJwtSvid>>;
   /** one result per request, in order (at most MAX_SIGN_BATCH per call): one RPC for a whole agent batch */
   signJwtSvids(requests: SignJwtSvidRequest[]): Promise<Result<SignedJwtSvid>[]>;
-  getPublishedKeys(): Promise<PublishedKeys>;
+  /** err ERR_CA_NOT_READY when the CA has no usable keys (a failed first generation or rotation) */
+  getPublishedKeys(): Promise<Result<PublishedKeys>>;
   /** ready = an active X.509 CA and an active JWT key exist */
   status(): Promise<{ ready: boolean }>;
 }

@@ -1,15 +1,10 @@
 /**
- * The CA Durable Object's SQLite storage: a versioned schema (migrations run once per version under
- * blockConcurrencyWhile), the key slots of both kinds, and the published-set sequence. Private keys are
- * stored only as AES-GCM ciphertext (see key-crypto.ts). Documented in docs/storage.md terms:
- *
- *   ca_key_slots(kid PK, kind 'x509'|'jwt', status 'prepared'|'active'|'old', issued_at ms, not_after ms,
- *                alg, cert_der BLOB (x509) | public_jwk JSON (jwt), key_iv BLOB, key_ciphertext BLOB)
- *   ca_meta(key PK, value)      -- 'sequence': spiffe_sequence of the published set
- *   ca_schema(version)          -- one row, the applied schema version
+ * The CA's storage port: what the CA core (ca-core.ts) needs to persist, with no runtime in it. Two
+ * implementations with the same semantics: DO SQLite (do-ca-storage.ts, production) and memory (below, for
+ * the core in plain Node or in tests). Private keys are stored only sealed (key-crypto.ts).
  * @module
  */
-import type { KeyKind, KeySlot, SlotStatus } from '../../shared/ca/key-slot.js';
+import type { KeyKind, KeySlot } from '../../shared/ca/key-slot.js';
 
 /** A slot as stored: rotation metadata plus the key material (private key encrypted). */
 export interface StoredSlot extends KeySlot {
@@ -24,97 +19,48 @@ export interface StoredSlot extends KeySlot {
   keyCiphertext: Uint8Array;
 }
 
-/** Ordered migrations; index + 1 is the schema version. Append only. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE ca_key_slots (
-     kid TEXT PRIMARY KEY,
-     kind TEXT NOT NULL CHECK (kind IN ('x509', 'jwt')),
-     status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'old')),
-     issued_at INTEGER NOT NULL,
-     not_after INTEGER NOT NULL,
-     alg TEXT NOT NULL,
-     cert_der BLOB,
-     public_jwk TEXT,
-     key_iv BLOB NOT NULL,
-     key_ciphertext BLOB NOT NULL
-   );
-   CREATE TABLE ca_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
-];
-
-export const CA_SCHEMA_VERSION = MIGRATIONS.length;
-
-/** Brings the schema to CA_SCHEMA_VERSION; a no-op when already there. */
-export function migrateCaStorage(sql: SqlStorage): void {
-  sql.exec('CREATE TABLE IF NOT EXISTS ca_schema (version INTEGER NOT NULL)');
-  const row = sql.exec<{ version: number }>('SELECT version FROM ca_schema').toArray()[0];
-  let version = row?.version ?? 0;
-  if (!row) sql.exec('INSERT INTO ca_schema (version) VALUES (0)');
-  if (version > CA_SCHEMA_VERSION) throw new Error(`CA storage schema ${version} is newer than this code (${CA_SCHEMA_VERSION})`);
-  while (version < CA_SCHEMA_VERSION) {
-    sql.exec(MIGRATIONS[version]!);
-    version++;
-    sql.exec('UPDATE ca_schema SET version = ?', version);
-  }
+/** Everything the CA keeps: its slots (ordered by issuedAt, kid) and the published-set sequence. */
+export interface CaState {
+  slots: StoredSlot[];
+  sequence: number;
 }
 
-type SlotRow = {
-  kid: string;
-  kind: string;
-  status: string;
-  issued_at: number;
-  not_after: number;
-  alg: string;
-  cert_der: ArrayBuffer | null;
-  public_jwk: string | null;
-  key_iv: ArrayBuffer;
-  key_ciphertext: ArrayBuffer;
-};
+/** One rotation step as written. `activate` also demotes the kind's current active slot to old. */
+export type SlotWrite = { op: 'insert'; slot: StoredSlot } | { op: 'activate'; kind: KeyKind; kid: string } | { op: 'retire'; kid: string };
 
-const buf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
-
-export function loadSlots(sql: SqlStorage): StoredSlot[] {
-  return sql.exec<SlotRow>('SELECT * FROM ca_key_slots ORDER BY issued_at, kid').toArray().map((r) => ({
-    kid: r.kid,
-    kind: r.kind as KeyKind,
-    status: r.status as SlotStatus,
-    issuedAt: r.issued_at,
-    notAfter: r.not_after,
-    alg: r.alg,
-    certDer: r.cert_der ? new Uint8Array(r.cert_der) : undefined,
-    publicJwk: r.public_jwk ? (JSON.parse(r.public_jwk) as Record<string, string>) : undefined,
-    keyIv: new Uint8Array(r.key_iv),
-    keyCiphertext: new Uint8Array(r.key_ciphertext),
-  }));
+export interface CaStorage {
+  load(): CaState;
+  /** Applies one step atomically, with the new published-set sequence when the step changes that set. */
+  commit(write: SlotWrite, sequence?: number): void;
+  /** the next rotation check, ms since the epoch (a DO alarm in production) */
+  getAlarm(): Promise<number | null>;
+  setAlarm(at: number): Promise<void>;
 }
 
-export function insertSlot(sql: SqlStorage, s: StoredSlot): void {
-  sql.exec(
-    'INSERT INTO ca_key_slots (kid, kind, status, issued_at, not_after, alg, cert_der, public_jwk, key_iv, key_ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    s.kid,
-    s.kind,
-    s.status,
-    s.issuedAt,
-    s.notAfter,
-    s.alg,
-    s.certDer ? buf(s.certDer) : null,
-    s.publicJwk ? JSON.stringify(s.publicJwk) : null,
-    buf(s.keyIv),
-    buf(s.keyCiphertext),
-  );
-}
-
-export function updateSlotStatus(sql: SqlStorage, kid: string, status: SlotStatus): void {
-  sql.exec('UPDATE ca_key_slots SET status = ? WHERE kid = ?', status, kid);
-}
-
-export function deleteSlot(sql: SqlStorage, kid: string): void {
-  sql.exec('DELETE FROM ca_key_slots WHERE kid = ?', kid);
-}
-
-export function loadSequence(sql: SqlStorage): number {
-  return sql.exec<{ value: number }>("SELECT value FROM ca_meta WHERE key = 'sequence'").toArray()[0]?.value ?? 0;
-}
-
-export function saveSequence(sql: SqlStorage, sequence: number): void {
-  sql.exec("INSERT INTO ca_meta (key, value) VALUES ('sequence', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", sequence);
+/** In-memory CaStorage: copies in and out (no aliasing with the core's state), the SQL order on load. */
+export function createMemoryCaStorage(): CaStorage & { readonly alarm: number | null } {
+  let slots: StoredSlot[] = [];
+  let sequence = 0;
+  let alarm: number | null = null;
+  return {
+    get alarm() {
+      return alarm;
+    },
+    load: () => ({ slots: structuredClone(slots).sort((a, b) => a.issuedAt - b.issuedAt || (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0)), sequence }),
+    commit(write, next) {
+      if (write.op === 'insert') {
+        if (slots.some((s) => s.kid === write.slot.kid)) throw new Error(`slot ${write.slot.kid} exists`);
+        slots = [...slots, structuredClone(write.slot)];
+      }
+      if (write.op === 'activate') {
+        slots = slots.map((s) => (s.kid === write.kid ? { ...s, status: 'active' } : s.kind === write.kind && s.status === 'active' ? { ...s, status: 'old' } : s));
+      }
+      if (write.op === 'retire') slots = slots.filter((s) => s.kid !== write.kid);
+      if (next !== undefined) sequence = next;
+    },
+    getAlarm: async () => alarm,
+    setAlarm: async (at) => {
+      alarm = at;
+    },
+  };
 }

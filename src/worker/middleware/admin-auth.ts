@@ -40,7 +40,11 @@ function deny(reason: string): never {
 }
 
 async function adminSpiffeIdOf(token: string, deps: AppDeps, entries: AdminEntryLookup): Promise<SpiffeId> {
-  const loadKeys = async () => (await deps.ca().getPublishedKeys()).jwtAuthorities;
+  const loadKeys = async () => {
+    const published = await deps.ca().getPublishedKeys();
+    if (!published.ok) throw new Error(published.error.message);
+    return published.value.jwtAuthorities;
+  };
   let verdict: Awaited<ReturnType<typeof validateJwtSvid>>;
   try {
     // the one JWT-SVID validator (shared/spiffe/jwt-svid.ts); it loads the keys only for a well-formed token

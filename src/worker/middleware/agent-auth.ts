@@ -16,8 +16,9 @@ import { fromBase64 } from '../../shared/encoding/base64.js';
 import { WispError } from '../../shared/errors.js';
 import type { AgentRequestStore, AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
 import type { Clock } from '../../shared/clock.js';
-import type { SpiffeId, TrustDomain } from '../../shared/spiffe/id.js';
+import type { SpiffeId } from '../../shared/spiffe/id.js';
 import type { TrustDomainCaApi } from '../ca/ca-api.js';
+import type { WorkerConfig } from '../config.js';
 import { parseJsonBytes, readBodyBytes } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { readPublishedKeys } from '../ca/published-keys.js';
@@ -41,16 +42,18 @@ export type AgentAuthVariables = {
   revisions: { registry: string; federation: string };
 };
 
-export type AgentAuthEnv = { Bindings: Env; Variables: AgentAuthVariables };
+export type AgentAuthEnv = { Variables: AgentAuthVariables };
 
+/** A part of what the agent route groups get (AgentApiDeps, AgentFederationDeps): they pass theirs as is. */
 export interface AgentAuthDeps {
-  trustDomain: TrustDomain;
-  maxSkewSeconds: number;
+  config: Pick<WorkerConfig, 'trustDomain' | 'agentRequestMaxSkewSeconds'>;
   ca: () => Pick<TrustDomainCaApi, 'getPublishedKeys'>;
   /** the jti, the agent's record and the revisions, in one round trip */
   requests: AgentRequestStore;
   agents: Pick<AgentStore, 'forgetPreviousSerial'>;
   clock: Clock;
+  /** one per app (AppDeps.caches), shared by every agent route */
+  authorities: PublishedAuthoritiesCache;
 }
 
 export interface AgentAuthOptions {
@@ -59,11 +62,16 @@ export interface AgentAuthOptions {
 }
 
 /**
- * How long the trust domain's published X.509 authorities are reused before the CA is asked again. A key
- * published meanwhile is picked up at once (a proof that fails against the cached set is checked again
- * against a fresh one); a key withdrawn from the bundle still authenticates agents for at most this long.
+ * Agent authentication needs the trust domain's published X.509 authorities (the CA DO holds them) to verify
+ * the agent's chain. It does not ask the DO per request: the set is reused for PUBLISHED_AUTHORITIES_CACHE_MS.
+ * A key published meanwhile is picked up early (a proof that fails against the cached set is checked again
+ * against a fresh one, at most once per FORCED_REFRESH_MIN_INTERVAL_MS, so bad proofs cannot turn into a DO
+ * call each); a key withdrawn from the bundle still authenticates agents for at most the cache time.
+ * Rotation never needs the early pick-up: a CA key is published at least a third of CA_TTL (>= 20 s) before
+ * it signs, longer than the cache lives; it is there for key sets replaced outside rotation.
  */
 export const PUBLISHED_AUTHORITIES_CACHE_MS = 5_000;
+export const FORCED_REFRESH_MIN_INTERVAL_MS = 1_000;
 
 interface CachedAuthorities {
   fetchedAt: number;
@@ -74,15 +82,24 @@ interface CachedAuthorities {
   chains: AgentChainCache;
 }
 
-/** One cache per `AgentAuthDeps` object (agentRoutes makes one per app, so one per isolate in production). */
-const authoritiesCaches = new WeakMap<AgentAuthDeps, { current?: CachedAuthorities }>();
+/** The published authorities one app verifies agent proofs against (see createAppDeps). */
+export interface PublishedAuthoritiesCache {
+  current?: CachedAuthorities;
+  /** when the last forced (failure-driven) re-read happened */
+  forcedAt?: number;
+}
+
+export function createPublishedAuthoritiesCache(): PublishedAuthoritiesCache {
+  return {};
+}
 
 async function publishedAuthorities(deps: AgentAuthDeps, fresh: boolean): Promise<CachedAuthorities> {
-  let slot = authoritiesCaches.get(deps);
-  if (!slot) authoritiesCaches.set(deps, (slot = {}));
+  const slot = deps.authorities;
   const now = deps.clock();
   const cached = slot.current;
-  if (!fresh && cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS) return cached;
+  const reusable = cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS;
+  if (reusable && (!fresh || (slot.forcedAt !== undefined && now >= slot.forcedAt && now - slot.forcedAt < FORCED_REFRESH_MIN_INTERVAL_MS))) return cached;
+  if (fresh) slot.forcedAt = now;
   const { x509Authorities } = await readPublishedKeys(deps.ca());
   const key = x509Authorities.join(',');
   slot.current = cached?.key === key ? { ...cached, fetchedAt: now } : { fetchedAt: now, key, authorities: x509Authorities.map((b64) => fromBase64(b64, 'ERR_INTERNAL', 'X.509 authority')), chains: createAgentChainCache() };
@@ -100,7 +117,7 @@ function authFailed(reason: string, fields: Record<string, unknown> = {}): WispE
  */
 export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
   if (!Number.isSafeInteger(options.maxBodyBytes) || options.maxBodyBytes < 0) throw new Error('agentAuth: maxBodyBytes must be a non-negative integer');
-  if (!(deps.maxSkewSeconds > 0)) throw new Error('agentAuth: maxSkewSeconds must be positive');
+  if (!(deps.config.agentRequestMaxSkewSeconds > 0)) throw new Error('agentAuth: agentRequestMaxSkewSeconds must be positive');
   return createMiddleware<AgentAuthEnv>(async (c, next) => {
     const url = new URL(c.req.url);
     const authorization = c.req.header('authorization');
@@ -118,9 +135,9 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
         body,
         x509Authorities: authorities.authorities,
         chainCache: authorities.chains,
-        trustDomain: deps.trustDomain,
+        trustDomain: deps.config.trustDomain,
         now,
-        maxSkewSeconds: deps.maxSkewSeconds,
+        maxSkewSeconds: deps.config.agentRequestMaxSkewSeconds,
       });
     const cached = await publishedAuthorities(deps, false);
     let verified = await verifyWith(cached);

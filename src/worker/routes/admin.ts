@@ -5,10 +5,6 @@
  * @module
  */
 import { Hono } from 'hono';
-import { createAgentStore } from '../db/agents.js';
-import { createEntryStore } from '../db/entries.js';
-import { createFederationStore } from '../db/federation.js';
-import { createJoinTokenStore } from '../db/join-tokens.js';
 import type { AppDeps } from '../deps.js';
 import { adminAuth } from '../middleware/admin-auth.js';
 import { agentRoutes } from './admin/agents.js';
@@ -18,13 +14,12 @@ import { joinTokenRoutes } from './admin/join-tokens.js';
 import { svidRoutes } from './admin/svids.js';
 
 export function adminRoutes(deps: AppDeps): Hono {
-  const entries = createEntryStore(deps.db);
+  const { entries, agents, joinTokens, federation } = deps.stores;
   const app = new Hono();
   app.use('*', adminAuth(deps, entries));
   app.route('/entries', entryRoutes(deps, entries));
-  app.route('/agents', agentRoutes(deps, createAgentStore(deps.db)));
-  app.route('/join-tokens', joinTokenRoutes(deps, createJoinTokenStore(deps.db)));
-  const federation = createFederationStore(deps.db);
+  app.route('/agents', agentRoutes(deps, agents));
+  app.route('/join-tokens', joinTokenRoutes(deps, joinTokens));
   app.route('/federation', federationRoutes(deps, federation));
   app.route('/bundles', foreignBundleRoutes(deps, federation));
   app.route('/', svidRoutes(deps));

@@ -8,25 +8,16 @@
  */
 import { Hono } from 'hono';
 import type { FederationRefreshTasksResponse, SubmitFederatedBundleResponse } from '../../shared/agent-api.js';
-import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
 import type { FederationStore } from '../../shared/federation/federation-store.js';
-import type { AgentRequestStore, AgentStore } from '../../shared/registry/ports.js';
 import { MAX_BUNDLE_BYTES } from '../../shared/spiffe/bundle.js';
 import { parseTrustDomain } from '../../shared/spiffe/id.js';
-import type { TrustDomainCaApi } from '../ca/ca-api.js';
-import type { WorkerConfig } from '../config.js';
 import { parseSubmission, submitRefresh } from '../federation/submit.js';
 import { asObject } from '../http-json.js';
 import { logEvent } from '../log.js';
-import { agentAuth, signedJsonBody, type AgentAuthEnv } from '../middleware/agent-auth.js';
+import { agentAuth, signedJsonBody, type AgentAuthDeps, type AgentAuthEnv } from '../middleware/agent-auth.js';
 
-export interface AgentFederationDeps {
-  config: WorkerConfig;
-  ca: () => Pick<TrustDomainCaApi, 'getPublishedKeys'>;
-  clock: Clock;
-  agents: Pick<AgentStore, 'forgetPreviousSerial'>;
-  requests: AgentRequestStore;
+export interface AgentFederationDeps extends AgentAuthDeps {
   federation: FederationStore;
 }
 
@@ -34,11 +25,7 @@ export interface AgentFederationDeps {
 const SUBMIT_MAX_BYTES = MAX_BUNDLE_BYTES + 16 * 1024;
 
 export function agentFederationRoutes(deps: AgentFederationDeps): Hono<AgentAuthEnv> {
-  const auth = (maxBodyBytes: number) =>
-    agentAuth(
-      { trustDomain: deps.config.trustDomain, maxSkewSeconds: deps.config.agentRequestMaxSkewSeconds, ca: deps.ca, agents: deps.agents, requests: deps.requests, clock: deps.clock },
-      { maxBodyBytes },
-    );
+  const auth = (maxBodyBytes: number) => agentAuth(deps, { maxBodyBytes });
   const app = new Hono<AgentAuthEnv>();
 
   app.get('/refresh-tasks', auth(1024), async (c) => {

@@ -30,13 +30,12 @@ import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bund
 import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
 import { fromBase64 } from '../../shared/encoding/base64.js';
-import type { SignedX509Svid, SignX509SvidRequest, TrustDomainCaApi } from '../ca/ca-api.js';
-import { MAX_SIGN_BATCH } from '../ca/trust-domain-ca.js';
+import { MAX_SIGN_BATCH, type SignedX509Svid, type SignX509SvidRequest, type TrustDomainCaApi } from '../ca/ca-api.js';
 import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
-import { agentAuth, signedJsonBody, type AgentAuthEnv } from '../middleware/agent-auth.js';
-import { createNodeAttestors, type NodeAttestor } from '../attestation/node-attestor.js';
+import { agentAuth, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
+import type { NodeAttestor } from '../attestation/types.js';
 import { readPublishedKeys } from '../ca/published-keys.js';
 
 /** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
@@ -58,8 +57,10 @@ export interface AgentApiDeps {
   requests: AgentRequestStore;
   /** federated bundles for /sync and /bundle; absent: the issuer federates with nobody */
   federation?: FederationStore;
-  /** defaults to createNodeAttestors({ joinTokens, cloud: config.nodeAttestors }) */
-  nodeAttestors?: Record<string, NodeAttestor>;
+  /** the node attestors accepted, by type (createAppDeps makes them from the config) */
+  nodeAttestors: Record<string, NodeAttestor>;
+  /** the app's published-authorities cache for agent authentication */
+  authorities: PublishedAuthoritiesCache;
 }
 
 function badRequest(message: string): WispError {
@@ -92,18 +93,10 @@ function svidWire(signed: SignedX509Svid): X509SvidWire {
 
 export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   const { config } = deps;
-  const attestors = deps.nodeAttestors ?? createNodeAttestors({ joinTokens: deps.joinTokens, cloud: config.nodeAttestors });
+  const attestors = deps.nodeAttestors;
   const nowSeconds = () => Math.floor(deps.clock() / 1000);
-  const authDeps = {
-    trustDomain: config.trustDomain,
-    maxSkewSeconds: config.agentRequestMaxSkewSeconds,
-    ca: deps.ca,
-    agents: deps.agents,
-    requests: deps.requests,
-    clock: deps.clock,
-  };
-  const small = agentAuth(authDeps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
-  const large = agentAuth(authDeps, { maxBodyBytes: AGENT_API_LIMITS.MAX_BODY_BYTES });
+  const small = agentAuth(deps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
+  const large = agentAuth(deps, { maxBodyBytes: AGENT_API_LIMITS.MAX_BODY_BYTES });
 
   /** Signs a batch in DO calls of at most MAX_SIGN_BATCH (the API allows larger batches); any failed item fails the whole call. */
   async function signX509(requests: SignX509SvidRequest[]): Promise<SignedX509Svid[]> {

@@ -7,7 +7,7 @@
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { buildBundleJson, buildJwks } from '../../shared/spiffe/bundle.js';
-import type { AppDeps } from '../deps.js';
+import type { AppDeps, AppStores } from '../deps.js';
 import type { WorkerConfig } from '../config.js';
 import type { PublishedKeys } from '../ca/ca-api.js';
 import { readPublishedKeys } from '../ca/published-keys.js';
@@ -31,7 +31,7 @@ export function buildDiscoveryDocument(config: Pick<WorkerConfig, 'jwtIssuer' | 
   };
 }
 
-export function publicRoutes(deps: AppDeps): Hono {
+export function publicRoutes(deps: Pick<AppDeps, 'config' | 'ca'> & { stores: Pick<AppStores, 'ping'> }): Hono {
   const app = new Hono();
   const cacheControl = `public, max-age=${deps.config.jwksMaxAgeSeconds}`;
   const openGet = cors({ origin: '*', allowMethods: ['GET'] });
@@ -59,7 +59,7 @@ export function publicRoutes(deps: AppDeps): Hono {
     const { ready } = await deps.ca().status();
     let dbOk = true;
     try {
-      await deps.db.prepare('SELECT 1').first();
+      await deps.stores.ping();
     } catch {
       dbOk = false;
     }

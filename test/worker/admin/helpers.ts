@@ -6,6 +6,7 @@ import { WispError } from '../../../src/shared/errors.js';
 import type { PublishedKeys, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { parseWorkerConfig } from '../../../src/worker/config.js';
 import type { AppDeps } from '../../../src/worker/deps.js';
+import { createAppDeps } from '../../../src/worker/wiring.js';
 import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
 import { adminRoutes } from '../../../src/worker/routes/admin.js';
 
@@ -18,18 +19,16 @@ const noCa: TrustDomainCaApi = {
   signX509Svids: async () => [],
   signJwtSvid: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   signJwtSvids: async (requests) => requests.map(() => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } })),
-  getPublishedKeys: async () => {
-    throw new Error('no CA in this test');
-  },
+  getPublishedKeys: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   status: async () => ({ ready: false }),
 };
 
 export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {
-  return { ...noCa, getPublishedKeys: async () => ({ x509Authorities: [], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 60, ...keys }) };
+  return { ...noCa, getPublishedKeys: async () => ({ ok: true, value: { x509Authorities: [], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 60, ...keys } }) };
 }
 
 export function makeAdmin(ca: TrustDomainCaApi = noCa, nowMs = NOW_MS) {
-  const deps: AppDeps = { config, ca: () => ca, db: env.DB, clock: () => nowMs };
+  const deps: AppDeps = createAppDeps({ config, ca: () => ca, db: env.DB, clock: () => nowMs });
   const app = new Hono();
   app.onError(errorHandler);
   app.notFound(() => {

@@ -3,7 +3,7 @@
 // TrustDomainCa Durable Object once it signs.
 import { X509Certificate } from '@peculiar/x509';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { ok } from '../../../src/shared/result.js';
+import { ok, unwrap } from '../../../src/shared/result.js';
 import type { PublishedJwk, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../../src/shared/encoding/base64.js';
@@ -23,7 +23,7 @@ beforeAll(async () => {
   const withJwt: TrustDomainCaApi = {
     signX509Svids: (r) => ca.signX509Svids(r),
     status: () => ca.status(),
-    getPublishedKeys: async () => ({ ...(await ca.getPublishedKeys()), jwtAuthorities: [jwk] }),
+    getPublishedKeys: async () => ({ ok: true, value: { ...unwrap(await ca.getPublishedKeys()), jwtAuthorities: [jwk] } }),
     signJwtSvid: async (r) => {
       signedJwt++;
       const iat = NOW_MS / 1000;

@@ -14,6 +14,7 @@ import { createJoinTokenStore } from '../../../src/worker/db/join-tokens.js';
 import { createAgentRequestStore } from '../../../src/worker/db/agent-requests.js';
 import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
 import { agentRoutes } from '../../../src/worker/routes/agent.js';
+import { createPublishedAuthoritiesCache } from '../../../src/worker/middleware/agent-auth.js';
 import { fromBase64, makeCsr, toBase64 } from '../../shared/fixtures/agent-svid.js';
 import { createHarness, TD, type Harness, type TestAgent } from '../fixtures/agent-client.js';
 import { createFakeCa, type FakeCa } from '../fixtures/fake-ca.js';
@@ -46,6 +47,7 @@ export async function createCloudHarness(vars: { AWS_IID?: string; GCP_IIT?: str
       joinTokens,
       requests: createAgentRequestStore(env.DB),
       nodeAttestors: createNodeAttestors({ joinTokens, cloud: config.nodeAttestors, fetch: fetchImpl }),
+      authorities: createPublishedAuthoritiesCache(),
     }),
   );
   const h = createHarness(() => ca, clock);

@@ -2,6 +2,7 @@
 // runtime would, and checks at every step that what is issued verifies against what is published then,
 // and that everything issued earlier and not yet expired still verifies (old keys stay published).
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { unwrap } from '../../../src/shared/result.js';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { HOUR_MS } from '../../../src/shared/clock.js';
@@ -50,7 +51,7 @@ describe('CA rotation over two lifetimes', () => {
       const alarm = await runInDurableObject(stub, (_i: TrustDomainCa, state) => state.storage.getAlarm());
       expect(alarm).toBeGreaterThan(now);
 
-      const published = await api.getPublishedKeys();
+      const published = unwrap(await api.getPublishedKeys());
       expect(published.sequence).toBeGreaterThanOrEqual(lastSequence);
       lastSequence = published.sequence;
       published.x509Authorities.forEach((a) => authoritiesSeen.add(a));
@@ -80,9 +81,9 @@ describe('CA rotation over two lifetimes', () => {
     const { stub, api } = freshCa();
     let now = Date.now();
     await setCaClock(stub, () => now);
-    const first = await api.getPublishedKeys();
+    const first = unwrap(await api.getPublishedKeys());
     now += 3 * CA_TTL_MS;
-    const later = await api.getPublishedKeys();
+    const later = unwrap(await api.getPublishedKeys());
     expect(later.x509Authorities).toHaveLength(1);
     expect(later.x509Authorities[0]).not.toBe(first.x509Authorities[0]);
     expect(later.sequence).toBeGreaterThan(first.sequence);

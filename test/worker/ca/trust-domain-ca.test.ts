@@ -1,4 +1,5 @@
 import { abortAllDurableObjects, runInDurableObject } from 'cloudflare:test';
+import { unwrap } from '../../../src/shared/result.js';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { fromBase64, toBase64 } from '../../../src/shared/encoding/base64.js';
@@ -17,7 +18,7 @@ describe('TrustDomainCa', () => {
   it('creates its CA and JWT keys on first use and publishes them', async () => {
     const { api } = freshCa();
     expect(await api.status()).toEqual({ ready: true });
-    const keys = await api.getPublishedKeys();
+    const keys = unwrap(await api.getPublishedKeys());
     expect(keys.x509Authorities).toHaveLength(1);
     expect(validateCaCert(der(keys.x509Authorities[0]!), { trustDomain: TD, now: Date.now() }).ok).toBe(true);
     expect(keys.jwtAuthorities).toEqual([{ kty: 'EC', crv: 'P-256', x: expect.any(String), y: expect.any(String), kid: expect.any(String), alg: 'ES256', use: 'sig' }]);
@@ -39,7 +40,7 @@ describe('TrustDomainCa', () => {
       { spiffeId: `${ID}/g`, publicKeySpki: 'AAAA' as unknown as Uint8Array, dnsNames: [], ttlSeconds: 60 },
     ];
     const results = await api.signX509Svids(requests);
-    const keys = await api.getPublishedKeys();
+    const keys = unwrap(await api.getPublishedKeys());
     const roots = keys.x509Authorities.map(der);
     expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'ok', 'ERR_TRUST_DOMAIN_MISMATCH', 'ERR_CSR_INVALID', 'ERR_BAD_REQUEST', 'ERR_BAD_REQUEST', 'ok', 'ERR_CSR_INVALID']);
     for (const [i, r] of results.slice(0, 2).entries()) {
@@ -59,7 +60,7 @@ describe('TrustDomainCa', () => {
     const r = await api.signJwtSvid({ spiffeId: ID, audience: ['reports'], ttlSeconds: 300 });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    const keys = await api.getPublishedKeys();
+    const keys = unwrap(await api.getPublishedKeys());
     const v = await validateJwtSvid(r.value.token, keys.jwtAuthorities, { audience: 'reports', now: Date.now(), trustDomain: TD, issuer: env.JWT_ISSUER });
     expect(v.ok, JSON.stringify(v)).toBe(true);
     expect(await api.signJwtSvid({ spiffeId: ID, audience: [], ttlSeconds: 300 })).toMatchObject({ ok: false, error: { code: 'ERR_BAD_REQUEST' } });
@@ -68,7 +69,7 @@ describe('TrustDomainCa', () => {
 
   it('stores private keys only encrypted, and keeps its CA across a restart', async () => {
     const { name, stub, api: first } = freshCa();
-    const before = await first.getPublishedKeys();
+    const before = unwrap(await first.getPublishedKeys());
     const rows = await runInDurableObject(stub, (_i: TrustDomainCa, state) =>
       state.storage.sql.exec<{ kind: string; key_ciphertext: ArrayBuffer }>('SELECT kind, key_ciphertext FROM ca_key_slots').toArray(),
     );
@@ -79,7 +80,7 @@ describe('TrustDomainCa', () => {
     }
     await abortAllDurableObjects();
     const { api } = caNamed(name);
-    const after = await api.getPublishedKeys();
+    const after = unwrap(await api.getPublishedKeys());
     expect(after).toEqual(before);
     const [svid] = await api.signX509Svids([{ spiffeId: ID, publicKeySpki: await subjectSpki(), dnsNames: [], ttlSeconds: 60 }]);
     expect(svid!.ok).toBe(true);
@@ -93,7 +94,7 @@ describe('TrustDomainCa', () => {
     await runInDurableObject(stub, (instance: TrustDomainCa) => {
       (instance as unknown as { env: Record<string, unknown> }).env = { ...env, JWT_KEY_TYPE: 'RS256' };
     });
-    const keys = await api.getPublishedKeys();
+    const keys = unwrap(await api.getPublishedKeys());
     expect(keys.jwtAuthorities).toEqual([{ kty: 'RSA', n: expect.any(String), e: 'AQAB', kid: expect.any(String), alg: 'RS256', use: 'sig' }]);
     const r = await api.signJwtSvid({ spiffeId: ID, audience: ['reports'], ttlSeconds: 300 });
     if (!r.ok) throw new Error(JSON.stringify(r));

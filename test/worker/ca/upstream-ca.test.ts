@@ -1,6 +1,7 @@
 // UPSTREAM_CA_*: the CA certificate becomes an intermediate under the upstream CA; SVID chains carry it and
 // the bundle holds only the upstream root.
 import 'reflect-metadata';
+import { unwrap } from '../../../src/shared/result.js';
 import { PemConverter, X509Certificate } from '@peculiar/x509';
 import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
@@ -44,7 +45,7 @@ describe('TrustDomainCa with an upstream CA', () => {
       // Configuration is parsed on first use; give this instance the upstream secrets before that.
       (instance as unknown as { env: Record<string, unknown> }).env = { ...env, UPSTREAM_CA_CERT_CHAIN: upstream.certChainPem, UPSTREAM_CA_KEY: upstream.keyPem };
     });
-    const keys = await api.getPublishedKeys();
+    const keys = unwrap(await api.getPublishedKeys());
     expect(keys.x509Authorities).toEqual([toBase64(upstream.root)]);
     const [svid] = await api.signX509Svids([{ spiffeId: ID, publicKeySpki: await subjectSpki(), dnsNames: [], ttlSeconds: 3600 }]);
     if (!svid!.ok) throw new Error(JSON.stringify(svid));

@@ -88,7 +88,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
     if (!relationship) throw noRelationship(td);
     const now = nowSeconds(deps);
     if (relationship.bundleEndpointProfile === 'https_web') {
-      const outcome = await refreshRelationship({ store, fetch: deps.fetch ?? fetch, now: () => now }, relationship);
+      const outcome = await refreshRelationship({ store, fetch: deps.fetch, now: () => now }, relationship);
       if (outcome.status === 'failed') throw new WispError('ERR_UNAVAILABLE', `refresh of "${td}" failed: ${outcome.error}`);
       return c.json({ status: outcome.status, relationship: await store.getRelationship(td), bundle: await store.getBundle(td) });
     }

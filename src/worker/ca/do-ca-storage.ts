@@ -1,0 +1,130 @@
+/**
+ * CaStorage (ca-storage.ts) on the CA Durable Object's SQLite storage: a versioned schema (migrations run
+ * once per version under blockConcurrencyWhile), the key slots of both kinds, and the published-set
+ * sequence. Private keys are stored only as AES-GCM ciphertext (see key-crypto.ts). Documented in docs/storage.md terms:
+ *
+ *   ca_key_slots(kid PK, kind 'x509'|'jwt', status 'prepared'|'active'|'old', issued_at ms, not_after ms,
+ *                alg, cert_der BLOB (x509) | public_jwk JSON (jwt), key_iv BLOB, key_ciphertext BLOB)
+ *   ca_meta(key PK, value)      -- 'sequence': spiffe_sequence of the published set
+ *   ca_schema(version)          -- one row, the applied schema version
+ * @module
+ */
+import type { KeyKind, SlotStatus } from '../../shared/ca/key-slot.js';
+import type { CaStorage, StoredSlot } from './ca-storage.js';
+
+/** Ordered migrations; index + 1 is the schema version. Append only. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE ca_key_slots (
+     kid TEXT PRIMARY KEY,
+     kind TEXT NOT NULL CHECK (kind IN ('x509', 'jwt')),
+     status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'old')),
+     issued_at INTEGER NOT NULL,
+     not_after INTEGER NOT NULL,
+     alg TEXT NOT NULL,
+     cert_der BLOB,
+     public_jwk TEXT,
+     key_iv BLOB NOT NULL,
+     key_ciphertext BLOB NOT NULL
+   );
+   CREATE TABLE ca_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
+];
+
+export const CA_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the schema to CA_SCHEMA_VERSION; a no-op when already there. */
+function migrateCaStorage(sql: SqlStorage): void {
+  sql.exec('CREATE TABLE IF NOT EXISTS ca_schema (version INTEGER NOT NULL)');
+  const row = sql.exec<{ version: number }>('SELECT version FROM ca_schema').toArray()[0];
+  let version = row?.version ?? 0;
+  if (!row) sql.exec('INSERT INTO ca_schema (version) VALUES (0)');
+  if (version > CA_SCHEMA_VERSION) throw new Error(`CA storage schema ${version} is newer than this code (${CA_SCHEMA_VERSION})`);
+  while (version < CA_SCHEMA_VERSION) {
+    sql.exec(MIGRATIONS[version]!);
+    version++;
+    sql.exec('UPDATE ca_schema SET version = ?', version);
+  }
+}
+
+type SlotRow = {
+  kid: string;
+  kind: string;
+  status: string;
+  issued_at: number;
+  not_after: number;
+  alg: string;
+  cert_der: ArrayBuffer | null;
+  public_jwk: string | null;
+  key_iv: ArrayBuffer;
+  key_ciphertext: ArrayBuffer;
+};
+
+const buf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
+
+function loadSlots(sql: SqlStorage): StoredSlot[] {
+  return sql.exec<SlotRow>('SELECT * FROM ca_key_slots ORDER BY issued_at, kid').toArray().map((r) => ({
+    kid: r.kid,
+    kind: r.kind as KeyKind,
+    status: r.status as SlotStatus,
+    issuedAt: r.issued_at,
+    notAfter: r.not_after,
+    alg: r.alg,
+    certDer: r.cert_der ? new Uint8Array(r.cert_der) : undefined,
+    publicJwk: r.public_jwk ? (JSON.parse(r.public_jwk) as Record<string, string>) : undefined,
+    keyIv: new Uint8Array(r.key_iv),
+    keyCiphertext: new Uint8Array(r.key_ciphertext),
+  }));
+}
+
+function insertSlot(sql: SqlStorage, s: StoredSlot): void {
+  sql.exec(
+    'INSERT INTO ca_key_slots (kid, kind, status, issued_at, not_after, alg, cert_der, public_jwk, key_iv, key_ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    s.kid,
+    s.kind,
+    s.status,
+    s.issuedAt,
+    s.notAfter,
+    s.alg,
+    s.certDer ? buf(s.certDer) : null,
+    s.publicJwk ? JSON.stringify(s.publicJwk) : null,
+    buf(s.keyIv),
+    buf(s.keyCiphertext),
+  );
+}
+
+function updateSlotStatus(sql: SqlStorage, kid: string, status: SlotStatus): void {
+  sql.exec('UPDATE ca_key_slots SET status = ? WHERE kid = ?', status, kid);
+}
+
+function deleteSlot(sql: SqlStorage, kid: string): void {
+  sql.exec('DELETE FROM ca_key_slots WHERE kid = ?', kid);
+}
+
+function loadSequence(sql: SqlStorage): number {
+  return sql.exec<{ value: number }>("SELECT value FROM ca_meta WHERE key = 'sequence'").toArray()[0]?.value ?? 0;
+}
+
+function saveSequence(sql: SqlStorage, sequence: number): void {
+  sql.exec("INSERT INTO ca_meta (key, value) VALUES ('sequence', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", sequence);
+}
+
+/** The DO's CaStorage: migrates the schema now (call inside blockConcurrencyWhile), writes in one transaction. */
+export function createDoCaStorage(storage: DurableObjectStorage): CaStorage {
+  const sql = storage.sql;
+  migrateCaStorage(sql);
+  return {
+    load: () => ({ slots: loadSlots(sql), sequence: loadSequence(sql) }),
+    commit(write, sequence) {
+      storage.transactionSync(() => {
+        if (write.op === 'insert') insertSlot(sql, write.slot);
+        if (write.op === 'activate') {
+          sql.exec("UPDATE ca_key_slots SET status = 'old' WHERE kind = ? AND status = 'active'", write.kind);
+          updateSlotStatus(sql, write.kid, 'active');
+        }
+        if (write.op === 'retire') deleteSlot(sql, write.kid);
+        if (sequence !== undefined) saveSequence(sql, sequence);
+      });
+    },
+    getAlarm: () => storage.getAlarm(),
+    setAlarm: (at) => storage.setAlarm(at),
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Builds the app's dependencies from their parts, with no runtime in it: index.ts passes the Worker's
+ * bindings (one app per isolate), tests and Node code pass theirs (a real D1 from Miniflare, the CA core on
+ * memory storage). Nothing else makes stores, attestors or caches.
+ * @module
+ */
+import { systemClock, type Clock } from '../shared/clock.js';
+import { createNodeAttestors } from './attestation/node-attestor.js';
+import type { NodeAttestor } from './attestation/types.js';
+import type { TrustDomainCaApi } from './ca/ca-api.js';
+import type { WorkerConfig } from './config.js';
+import { createAgentRequestStore } from './db/agent-requests.js';
+import { createAgentStore } from './db/agents.js';
+import { createEntryStore } from './db/entries.js';
+import { createFederationStore } from './db/federation.js';
+import { createJoinTokenStore } from './db/join-tokens.js';
+import type { AppDeps, AppStores } from './deps.js';
+import { createPublishedAuthoritiesCache } from './middleware/agent-auth.js';
+
+export interface AppParts {
+  config: WorkerConfig;
+  ca: () => TrustDomainCaApi;
+  db: D1Database;
+  /** default: the system clock */
+  clock?: Clock;
+  /** default: the global fetch */
+  fetch?: typeof fetch;
+  /** default: join_token plus the cloud attestors the config enables */
+  nodeAttestors?: Record<string, NodeAttestor>;
+}
+
+export function createD1Stores(db: D1Database): AppStores {
+  return {
+    entries: createEntryStore(db),
+    agents: createAgentStore(db),
+    joinTokens: createJoinTokenStore(db),
+    requests: createAgentRequestStore(db),
+    federation: createFederationStore(db),
+    ping: async () => {
+      await db.prepare('SELECT 1').first();
+    },
+  };
+}
+
+export function createAppDeps(parts: AppParts): AppDeps {
+  const stores = createD1Stores(parts.db);
+  return {
+    config: parts.config,
+    clock: parts.clock ?? systemClock,
+    ca: parts.ca,
+    stores,
+    // late-bound: the global fetch as it is when called
+    fetch: parts.fetch ?? ((input, init) => fetch(input, init)),
+    nodeAttestors: parts.nodeAttestors ?? createNodeAttestors({ joinTokens: stores.joinTokens, cloud: parts.config.nodeAttestors, fetch: parts.fetch }),
+    caches: { agentAuthorities: createPublishedAuthoritiesCache() },
+  };
+}
