@@ -1,4 +1,4 @@
-// The real issuer in this Node process (test/helpers/in-process-issuer.ts): admin API, node attestation
+// The real issuer in this Node process (test/helpers/node/in-process-issuer.ts): admin API, node attestation
 // with a real CSR, a proof-signed agent call, and the public bundle, over HTTP on 127.0.0.1.
 import 'reflect-metadata';
 import { X509Certificate } from '@peculiar/x509';
@@ -9,7 +9,7 @@ import { createAgentProof, randomJti } from '../../src/shared/agent-proof.js';
 import type { AttestResponse, BundleResponse } from '../../src/shared/agent-api.js';
 import { parseBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
-import { startInProcessIssuer, type InProcessIssuer } from '../helpers/in-process-issuer.js';
+import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
 import { fromBase64, makeCsr, toBase64 } from '../shared/fixtures/agent-svid.js';
 
 let now = Date.now();

@@ -9,7 +9,7 @@ import { certificateInfo, certificateInfoForSpki, certificateMatchesKey, createC
 import { parseCsr } from '../../src/shared/spiffe/csr.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { issueX509Svid } from '../../src/shared/spiffe/x509-svid.js';
-import { createOpensslKit, newTestCa, openssl } from './helpers/openssl-kit.js';
+import { createOpensslKit, newTestCa, openssl } from '../helpers/node/agent/openssl-kit.js';
 
 /** subjectAltName (by OID: the extension class may come from @peculiar/x509's other build) */
 const SAN_OID = '2.5.29.17';

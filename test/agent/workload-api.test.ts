@@ -13,8 +13,8 @@ import { createWorkloadApi, type WorkloadApiDeps } from '../../src/agent/workloa
 import { WispError } from '../../src/shared/errors.js';
 import { startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/workload-api/server.js';
 import { createUnixAttestor } from '../../src/agent/workload-api/unix-attestor.js';
-import { createTrustDomain, issueX509Svid, signJwtSvid, type TestTrustDomain } from './helpers/identity-fixtures.js';
-import { MemoryIdentitySource } from './helpers/memory-identity-source.js';
+import { createTrustDomain, issueX509Svid, signJwtSvid, type TestTrustDomain } from '../helpers/node/agent/identity-fixtures.js';
+import { MemoryIdentitySource } from '../helpers/node/agent/memory-identity-source.js';
 
 const UID = process.getuid!();
 const OWN = 'example.org';
@@ -351,7 +351,7 @@ describe('Workload API as another uid', () => {
     await start();
     await webEntry();
     const tsx = resolve('node_modules/.bin/tsx');
-    const script = resolve('test/agent/helpers/workload-client-script.ts');
+    const script = resolve('test/helpers/node/agent/workload-client-script.ts');
     const run = (args: string[]) =>
       new Promise<string>((done, fail) => {
         const child = spawn(args[0]!, args.slice(1), { env: { ...process.env, HOME: dir, TSX_DISABLE_CACHE: '1' } });

@@ -4,7 +4,7 @@
 import 'reflect-metadata';
 import { X509Certificate as NodeX509 } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createOpensslKit, newTestCa, openssl } from './helpers/openssl-kit.js';
+import { createOpensslKit, newTestCa, openssl } from '../helpers/node/agent/openssl-kit.js';
 import { WispError } from '../../src/shared/errors.js';
 import { parseCsr } from '../../src/shared/spiffe/csr.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';

@@ -2,8 +2,8 @@
 // identity-fixtures.ts, JWT-SVIDs signed for real. It keeps the real contract: an entry matches when its
 // selectors are a subset of the workload's (SPIRE), and listeners are counted so tests can prove that
 // cancelled streams unsubscribe.
-import type { BundleSet, IdentitySource, MintedJwtSvid, WorkloadX509Svid } from '../../../src/agent/cache/identity-source.js';
-import { selectorsMatch, type Selector } from '../../../src/shared/registry/selectors.js';
+import type { BundleSet, IdentitySource, MintedJwtSvid, WorkloadX509Svid } from '../../../../src/agent/cache/identity-source.js';
+import { selectorsMatch, type Selector } from '../../../../src/shared/registry/selectors.js';
 import { signJwtSvid, type TestTrustDomain } from './identity-fixtures.js';
 
 export interface MemoryEntry {

@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PemConverter, X509Certificate } from '@peculiar/x509';
-import { createCaCertificate } from '../../../src/shared/spiffe/ca-cert.js';
-import type { TrustDomain } from '../../../src/shared/spiffe/id.js';
-import type { SigningCa } from '../../../src/shared/spiffe/x509.js';
+import { createCaCertificate } from '../../../../src/shared/spiffe/ca-cert.js';
+import type { TrustDomain } from '../../../../src/shared/spiffe/id.js';
+import type { SigningCa } from '../../../../src/shared/spiffe/x509.js';
 
 export const ES256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
 

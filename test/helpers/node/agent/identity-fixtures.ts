@@ -4,7 +4,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { TrustDomainBundle, WorkloadX509Svid } from '../../../src/agent/cache/identity-source.js';
+import type { TrustDomainBundle, WorkloadX509Svid } from '../../../../src/agent/cache/identity-source.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
