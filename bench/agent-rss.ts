@@ -1,7 +1,7 @@
 /**
  * A quick look at the agent's memory alone: a real `wisp-agent` process (bin/wisp-agent.js, so the bundle
- * when it is built) against the agent tests' fake issuer (test/agent/helpers/fake-issuer.ts) holding N
- * workload entries, without workerd. It prints VmRSS (and its anonymous / file parts) once the agent has
+ * when it is built) against the real issuer app in this process (test/helpers/node/in-process-issuer.ts:
+ * the app and CA core in Node, D1 from Miniflare) holding N workload entries. It prints VmRSS (and its anonymous / file parts) once the agent has
  * cached N X509-SVIDs. The figure in docs/performance.md comes from `npm run bench` (the real issuer); this
  * one is for trying agent changes and Node flags in seconds:
  *
@@ -13,7 +13,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeIssuer } from '../test/agent/helpers/fake-issuer.js';
+import { ADMIN_BATCH_MAX_ITEMS } from '../src/worker/routes/admin/params.js';
+import { startInProcessIssuer } from '../test/helpers/node/in-process-issuer.js';
 import { REPO_ROOT } from '../scripts/local-stack.js';
 
 const n = Number(process.argv[2] ?? 1000);
@@ -26,14 +27,20 @@ function status(pid: number): Record<string, number> {
   return out;
 }
 
-const issuer = await new FakeIssuer({ trustDomain: 'example.org', clock: Date.now, x509SvidTtlSeconds: 3600 }).start();
-for (let i = 0; i < n; i++) issuer.addEntry(`e-${i}`, `/rss/${i}`, [{ type: 'unix', value: `uid:${i === 0 ? uid : 100000 + i}` }]);
-issuer.joinTokens.add('rss-token');
+const issuer = await startInProcessIssuer({ trustDomain: 'example.org', config: { X509_SVID_TTL: '1h' } });
+const { token } = await issuer.admin<{ token: string }>('POST', '/join-tokens', {});
+const entries = Array.from({ length: n }, (_, i) => ({
+  id: `e-${i}`,
+  spiffeId: `spiffe://example.org/rss/${i}`,
+  parentId: `spiffe://example.org/spire/agent/join_token/${token}`,
+  selectors: [{ type: 'unix', value: `uid:${i === 0 ? uid : 100000 + i}` }],
+}));
+for (let i = 0; i < n; i += ADMIN_BATCH_MAX_ITEMS) await issuer.admin('POST', '/entries/batch-create', { entries: entries.slice(i, i + ADMIN_BATCH_MAX_ITEMS) });
 const dir = mkdtempSync(join(tmpdir(), 'wisp-agent-rss-'));
 const dataDir = join(dir, 'data');
 mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 const config = join(dir, 'agent.json');
-writeFileSync(config, JSON.stringify({ serverUrl: issuer.url, trustDomain: 'example.org', dataDir, socketPath: join(dir, 'agent.sock'), joinToken: 'rss-token', logLevel: 'warn' }));
+writeFileSync(config, JSON.stringify({ serverUrl: issuer.url, trustDomain: 'example.org', dataDir, socketPath: join(dir, 'agent.sock'), joinToken: token, logLevel: 'warn' }));
 const agent = spawn(process.execPath, [...nodeArgs, join(REPO_ROOT, 'bin', 'wisp-agent.js'), 'run', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
 const started = Date.now();
 try {
@@ -52,6 +59,6 @@ try {
 } finally {
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));
-  await issuer.stop();
+  await issuer.close();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,5 +1,6 @@
-// The whole daemon (runAgent) against the fake issuer, with the real Workload API server on a Unix socket
-// in a tmpdir, driven through the same functions the `wisp-agent api` and `healthcheck` commands use.
+// The whole daemon (runAgent) against the real issuer in process (test/helpers/node/agent/test-issuer.ts),
+// with the real Workload API server on a Unix socket in a tmpdir, driven through the same functions the
+// `wisp-agent api` and `healthcheck` commands use. Agent and issuer share the system clock.
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { runAgent } from '../../src/agent/agent.js';
 import { fetchJwt, fetchX509, healthcheck, validateJwt, type ApiCommandOptions } from '../../src/agent/cli/api.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { silentLogger } from '../../src/agent/log.js';
-import { FakeIssuer } from './helpers/fake-issuer.js';
+import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -25,16 +26,16 @@ async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise
 
 describe('wisp-agent run', () => {
   it('attests, serves X509 and JWT SVIDs on its socket, shuts down cleanly, and restarts without a token', async () => {
-    const issuer = await new FakeIssuer({ trustDomain: 'example.org', clock: Date.now }).start();
-    stops.push(() => issuer.stop());
-    issuer.joinTokens.add('tok-run');
-    issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }]);
+    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
+    stops.push(() => issuer.close());
+    const token = await issuer.createJoinToken();
+    await issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }], { parentId: issuer.agentIdOf(token) });
     const dir = mkdtempSync(join(tmpdir(), 'wisp-run-'));
     const socketPath = join(dir, 'api.sock');
     const config = parseAgentConfig(
       { path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1 } },
       {},
-      { joinToken: 'tok-run' },
+      { joinToken: token },
     );
     const start = () => {
       const controller = new AbortController();

@@ -7,9 +7,10 @@ import { DATA_FILES, LEGACY_DATA_FILES, openDataDir, writeFileAtomic } from '../
 import { createJoinTokenAttestor } from '../../src/agent/attestor/join-token.js';
 import { toPem } from '../../src/shared/encoding/pem.js';
 import { exportPkcs8, generateKeyPair } from '../../src/agent/keys.js';
-import { createHarness } from './helpers/agent-harness.js';
+import { useAgentHarness } from '../helpers/node/agent/agent-harness.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
+const createHarness = useAgentHarness();
 
 async function attestedHarnessDir() {
   const h = await createHarness();
@@ -63,7 +64,7 @@ describe('data dir', () => {
     const { svid } = await again.identity.start();
     expect(svid.certChain).toEqual(agentSvidChain);
     expect(h.issuer.callsTo('/attest').length).toBe(1); // no re-attestation
-    await expect(again.client.sync({})).resolves.toMatchObject({ revision: h.issuer.revision });
+    await expect(again.client.sync({})).resolves.toMatchObject({ revision: await h.issuer.revision() });
     expect(readFileSync(identityFile, 'utf8')).toBe(before);
     expect(mode(identityFile)).toBe(0o600);
     for (const f of Object.values(LEGACY_DATA_FILES)) expect(existsSync(join(dir, f))).toBe(false);
@@ -77,10 +78,10 @@ describe('data dir', () => {
     // the old renewal order: the new key was written, then the process died before the new SVID was
     writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_KEY), toPem('PRIVATE KEY', exportPkcs8(generateKeyPair().privateKey)));
     writeFileSync(join(dir, LEGACY_DATA_FILES.AGENT_SVID), agentSvidChain!.map((c) => toPem('CERTIFICATE', c)).join(''));
-    h.issuer.joinTokens.add('token-2');
-    const again = await h.restart(createJoinTokenAttestor('token-2'));
+    const token2 = await h.issuer.createJoinToken();
+    const again = await h.restart(createJoinTokenAttestor(token2));
     const { svid } = await again.identity.start();
-    expect(svid.spiffeId).toBe('spiffe://example.org/spire/agent/join_token/token-2');
+    expect(svid.spiffeId).toBe(`spiffe://example.org/spire/agent/join_token/${token2}`);
     expect(readdirSync(dir).sort()).toEqual([DATA_FILES.AGENT_IDENTITY, DATA_FILES.BUNDLE].sort());
     await h.close();
   });

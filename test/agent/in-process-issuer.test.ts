@@ -53,6 +53,43 @@ describe('the in-process issuer', () => {
   });
 });
 
+describe("the in-process issuer's time", () => {
+  // Years away from the system clock: a check that read Date.now() instead of deps.clock would fail here.
+  it('comes from its clock alone: join-token expiry, proof freshness and SVID validity', async () => {
+    now = Date.UTC(2036, 5, 1, 12, 0, 0);
+    const attest = async (token: string) => {
+      const csr = await makeCsr();
+      const res = await fetch(`${issuer.url}/agent/v1/attest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ attestationType: 'join_token', payload: { token }, csr: toBase64(csr.der) }),
+      });
+      return { res, csr };
+    };
+    // a token made at `now` expires ttlSeconds after `now`
+    const expired = (await issuer.admin<{ token: string }>('POST', '/join-tokens', { ttlSeconds: 60 })).token;
+    now += 61_000;
+    expect((await (await attest(expired)).res.json()) as unknown).toMatchObject({ error: { code: 'ERR_JOIN_TOKEN_INVALID' } });
+
+    const { token } = await issuer.admin<{ token: string }>('POST', '/join-tokens', { ttlSeconds: 60 });
+    const { res, csr } = await attest(token);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const { svid } = (await res.json()) as AttestResponse;
+    const leaf = new X509Certificate(fromBase64(svid.certChain[0]!));
+    expect(leaf.notBefore.getTime()).toBeLessThanOrEqual(now);
+    expect(leaf.notAfter.getTime()).toBeGreaterThan(now);
+
+    const path = '/agent/v1/bundle';
+    const signedAt = async (at: number) =>
+      fetch(`${issuer.url}${path}`, {
+        headers: { authorization: await createAgentProof({ method: 'GET', pathAndQuery: path, body: '', certChainDer: svid.certChain.map(fromBase64), privateKey: csr.keys.privateKey, now: at / 1000, jti: randomJti() }) },
+      });
+    expect((await signedAt(now)).status).toBe(200);
+    // a proof made at the system time is years outside AGENT_REQUEST_MAX_SKEW of the issuer's clock
+    expect((await signedAt(Date.now())).status).toBe(401);
+  });
+});
+
 /** Every relative import reachable from `entry`, by path. */
 function importGraph(entry: string, seen = new Map<string, string[]>()): Map<string, string[]> {
   if (seen.has(entry)) return seen;

@@ -7,9 +7,10 @@ import { syncOnce } from '../../src/agent/cache/sync.js';
 import { DATA_FILES } from '../../src/agent/data-dir.js';
 import { silentLogger } from '../../src/agent/log.js';
 import { runRotator } from '../../src/agent/rotator.js';
-import { createHarness, type Harness } from './helpers/agent-harness.js';
+import { TTL, useAgentHarness, type Harness } from '../helpers/node/agent/agent-harness.js';
 
 const log = silentLogger();
+const createHarness = useAgentHarness();
 let h: Harness;
 afterEach(() => h?.close());
 
@@ -22,8 +23,8 @@ describe('node attestation', () => {
   it('attests with the join token on first start and persists key, SVID and bundle (0600)', async () => {
     h = await createHarness();
     const { svid, bundle } = await h.identity.start();
-    expect(svid.spiffeId).toBe('spiffe://example.org/spire/agent/join_token/token-1');
-    expect(bundle?.spiffe_sequence).toBe(1);
+    expect(svid.spiffeId).toBe(`spiffe://example.org/spire/agent/join_token/${h.joinToken}`);
+    expect(bundle).toEqual(await h.issuer.bundle());
     expect(h.issuer.callsTo('/attest').length).toBe(1);
     for (const f of [DATA_FILES.AGENT_IDENTITY, DATA_FILES.BUNDLE]) expect(statSync(join(h.dataDirPath, f)).mode & 0o777).toBe(0o600);
   });
@@ -36,19 +37,19 @@ describe('node attestation', () => {
     expect(svid.certChain).toEqual(first.svid.certChain);
     expect(h.issuer.callsTo('/attest').length).toBe(1);
     // and the restored key signs requests the issuer accepts
-    await expect(again.client.sync({})).resolves.toMatchObject({ revision: h.issuer.revision });
+    await expect(again.client.sync({})).resolves.toMatchObject({ revision: await h.issuer.revision() });
   });
 
   it('renews its own SVID at half-life with a new key, signed with the old one', async () => {
     h = await createHarness();
     const { svid } = await h.identity.start();
-    h.clock.advance((h.issuer.agentSvidTtlSeconds * 1000) / 2 - 1000);
+    h.clock.advance((TTL.agent * 1000) / 2 - 1000);
     expect(await h.identity.renewIfDue()).toBe(false);
     h.clock.advance(1000);
     expect(await h.identity.renewIfDue()).toBe(true);
     const renewed = h.identity.current()!;
     expect(renewed.certChain[0]).not.toEqual(svid.certChain[0]);
-    expect(h.issuer.callsTo('/renew')[0]!.agentId).toBe(svid.spiffeId);
+    expect(h.issuer.callsTo('/renew')[0]!).toMatchObject({ status: 200, agentId: svid.spiffeId });
     const restarted = await (await h.restart(undefined)).identity.start();
     expect(restarted.svid.certChain).toEqual(renewed.certChain);
   });
@@ -58,7 +59,7 @@ describe('node attestation', () => {
     const { svid } = await h.identity.start();
     const file = join(h.dataDirPath, DATA_FILES.AGENT_IDENTITY);
     const before = readFileSync(file, 'utf8');
-    h.clock.advance((h.issuer.agentSvidTtlSeconds * 1000) / 2);
+    h.clock.advance((TTL.agent * 1000) / 2);
     expect(await h.identity.renewIfDue()).toBe(true);
     const renewed = h.identity.current()!;
     const after = readFileSync(file, 'utf8');
@@ -70,7 +71,7 @@ describe('node attestation', () => {
       writeFileSync(`${file}.0123456789ab.tmp`, after);
       const again = await h.restart(undefined);
       expect((await again.identity.start()).svid.certChain).toEqual(chain);
-      await expect(again.client.sync({})).resolves.toMatchObject({ revision: h.issuer.revision });
+      await expect(again.client.sync({})).resolves.toMatchObject({ revision: await h.issuer.revision() });
     }
     expect(h.issuer.callsTo('/attest').length).toBe(1);
   });
@@ -78,7 +79,7 @@ describe('node attestation', () => {
   it('when the stored SVID expired while offline and no attestor is configured: a clear fatal error', async () => {
     h = await createHarness();
     await h.identity.start();
-    h.clock.advance(h.issuer.agentSvidTtlSeconds * 1000);
+    h.clock.advance(TTL.agent * 1000);
     const again = await h.restart(undefined);
     await expect(again.identity.start()).rejects.toThrow(/must attest \(stored agent SVID expired\) but no node attestor is configured: set joinToken/);
   });
@@ -86,8 +87,8 @@ describe('node attestation', () => {
   it('a used join token is refused with a message that says what to do', async () => {
     h = await createHarness();
     await h.identity.start();
-    h.clock.advance(h.issuer.agentSvidTtlSeconds * 1000);
-    const again = await h.restart(selectNodeAttestor({ joinToken: 'token-1' }));
+    h.clock.advance(TTL.agent * 1000);
+    const again = await h.restart(selectNodeAttestor({ joinToken: h.joinToken }));
     await expect(again.identity.start()).rejects.toMatchObject({
       code: 'ERR_JOIN_TOKEN_INVALID',
       message: expect.stringMatching(/unknown, expired or already used; create a new one and restart with --joinToken/),
@@ -95,25 +96,28 @@ describe('node attestation', () => {
   });
 
   it('evicted by the issuer (401): re-attests with an attestor that can, then syncs from scratch', async () => {
-    h = await createHarness({ attestor: tokenSequenceAttestor(['t-a', 't-b']), joinToken: 't-a' });
-    h.issuer.joinTokens.add('t-b');
-    h.issuer.addEntry('e1', '/w', [{ type: 'unix', value: 'uid:1' }]);
+    const tokens: string[] = [];
+    h = await createHarness({ attestor: () => tokenSequenceAttestor(tokens) });
+    const second = await h.issuer.createJoinToken();
+    tokens.push(h.joinToken, second);
+    await h.addEntry('e1', '/w', [{ type: 'unix', value: 'uid:1' }]);
     await h.identity.start();
     await syncOnce({ client: h.client, cache: h.cache, clock: h.clock.fn, log });
-    h.issuer.evicted.add(h.identity.current()!.spiffeId);
+    await h.issuer.evict(h.identity.current()!.spiffeId);
     const controller = new AbortController();
     await runRotator(
       { identity: h.identity, cache: h.cache, client: h.client, dataDir: h.dataDir, clock: h.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => controller.abort() },
       controller.signal,
     );
-    expect(h.identity.current()!.spiffeId).toBe('spiffe://example.org/spire/agent/join_token/t-b');
-    expect(h.issuer.callsTo('/sync').at(-1)!.body).toEqual({ bundleSequence: 1 }); // revision reset: full entry list
+    expect(h.identity.current()!.spiffeId).toBe(`spiffe://example.org/spire/agent/join_token/${second}`);
+    // revision reset: full entry list
+    expect(h.issuer.callsTo('/sync').at(-1)!.body).toEqual({ bundleSequence: (await h.issuer.bundle()).spiffe_sequence });
   });
 
   it('evicted with only a single-use join token already spent: the loop stops with a clear error', async () => {
     h = await createHarness();
     await h.identity.start();
-    h.issuer.evicted.add(h.identity.current()!.spiffeId);
+    await h.issuer.evict(h.identity.current()!.spiffeId);
     const controller = new AbortController();
     await expect(
       runRotator(

@@ -15,14 +15,15 @@ import { DATA_FILES, openDataDir } from '../../src/agent/data-dir.js';
 import { toBase64 } from '../../src/shared/encoding/base64.js';
 import { exportPkcs8, generateKeyPair } from '../../src/agent/keys.js';
 import { silentLogger, type Logger } from '../../src/agent/log.js';
-import { createHarness, TRUST_DOMAIN, type Harness } from './helpers/agent-harness.js';
-import { FakeIssuer } from './helpers/fake-issuer.js';
+import { TRUST_DOMAIN, TTL, useAgentHarness, type Harness } from '../helpers/node/agent/agent-harness.js';
+import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
 import type { SpiffeId } from '../../src/shared/spiffe/id.js';
 import { makeEntry } from '../shared/fixtures/entry.js';
 
 const UID = { type: 'unix', value: 'uid:1000' };
 const GID = { type: 'unix', value: 'gid:50' };
 
+const createHarness = useAgentHarness();
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
@@ -54,8 +55,8 @@ function wireCache(h: Harness, client: Harness['client'], agentId: () => string,
 async function firstRun() {
   const h = await createHarness();
   stops.push(() => h.close());
-  h.issuer.addEntry('e-web', '/web', [UID]);
-  h.issuer.addEntry('e-db', '/db', [UID, GID]);
+  await h.addEntry('e-web', '/web', [UID]);
+  await h.addEntry('e-db', '/db', [UID, GID]);
   await h.identity.start();
   const first = wireCache(h, h.client, () => h.identity.current()!.spiffeId);
   await syncOnce({ client: h.client, cache: first.cache, clock: h.clock.fn, log: silentLogger() });
@@ -80,12 +81,12 @@ describe('workload SVID cache file', () => {
     const path = join(h.dataDirPath, DATA_FILES.SVID_CACHE);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const file = JSON.parse(readFileSync(path, 'utf8')) as { revision: string; bundle: { spiffe_sequence: number }; entries: Array<{ entry: { id: string }; svid: { privateKey: string; notAfter: number } }> };
-    expect(file.revision).toBe(h.issuer.revision);
-    expect(file.bundle.spiffe_sequence).toBe(1);
+    expect(file.revision).toBe(await h.issuer.revision());
+    expect(file.bundle.spiffe_sequence).toBe((await h.issuer.bundle()).spiffe_sequence);
     expect(file.entries.map((e) => e.entry.id).sort()).toEqual(['e-db', 'e-web']);
     const web = first.cache.x509SvidsFor([UID])[0]!;
     expect(file.entries.find((e) => e.entry.id === 'e-web')!.svid.privateKey).toBe(toBase64(web.privateKey));
-    expect(file.entries[0]!.svid.notAfter).toBe(h.clock.now + h.issuer.x509SvidTtlSeconds * 1000);
+    expect(file.entries[0]!.svid.notAfter).toBe(h.clock.now + TTL.x509 * 1000);
 
     for (let i = 0; i < 100; i++) first.persister.schedule();
     await Promise.all([first.persister.flush(), first.persister.flush()]);
@@ -97,6 +98,8 @@ describe('workload SVID cache file', () => {
   it('restart with the issuer down: ready at once, serving the cached SVIDs (same certificates and keys)', async () => {
     const { h, first } = await firstRun();
     const before = first.cache.x509SvidsFor([UID, GID]);
+    const authorities = await h.issuer.x509Authorities();
+    expect(authorities).toHaveLength(1);
     h.issuer.down = true;
     h.clock.advance(60_000);
     const again = await restart(h);
@@ -104,7 +107,7 @@ describe('workload SVID cache file', () => {
     expect(again.cache.isReady()).toBe(true);
     const served = again.cache.x509SvidsFor([UID, GID]);
     expect(served.map((s) => [s.entryId, s.certChain, s.privateKey])).toEqual(before.map((s) => [s.entryId, s.certChain, s.privateKey]));
-    expect(again.cache.bundles().own.x509Authorities).toEqual([h.issuer.caDer]);
+    expect(again.cache.bundles().own.x509Authorities).toEqual(authorities);
     // the first sync fails; the cache keeps serving
     await expect(syncOnce({ client: again.client, cache: again.cache, clock: h.clock.fn, log: silentLogger() })).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
     expect(again.cache.x509SvidsFor([UID]).length).toBe(1);
@@ -113,7 +116,7 @@ describe('workload SVID cache file', () => {
 
   it('does not serve SVIDs that expired while the agent was down, and issues new ones at the first sync', async () => {
     const { h } = await firstRun();
-    h.clock.advance(h.issuer.x509SvidTtlSeconds * 1000);
+    h.clock.advance(TTL.x509 * 1000);
     const again = await restart(h);
     expect(again.loaded).toEqual({ served: 0, expired: 2 });
     expect(again.cache.x509SvidsFor([UID, GID])).toEqual([]);
@@ -124,8 +127,8 @@ describe('workload SVID cache file', () => {
 
   it('a changed registry replaces what was loaded at the first sync', async () => {
     const { h } = await firstRun();
-    h.issuer.deleteEntry('e-db');
-    h.issuer.addEntry('e-new', '/new', [GID]);
+    await h.issuer.deleteEntry('e-db');
+    await h.addEntry('e-new', '/new', [GID]);
     const again = await restart(h);
     expect(again.cache.x509SvidsFor([UID, GID]).map((s) => s.entryId).sort()).toEqual(['e-db', 'e-web']);
     const out = await syncOnce({ client: again.client, cache: again.cache, clock: h.clock.fn, log: silentLogger() });
@@ -208,16 +211,16 @@ async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise
 
 describe('wisp-agent run, restarted while the issuer is down', () => {
   it('serves the SVIDs it cached before the restart, straight away', async () => {
-    const issuer = await new FakeIssuer({ trustDomain: 'example.org', clock: Date.now }).start();
-    stops.push(() => issuer.stop());
-    issuer.joinTokens.add('tok-cache');
-    issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }]);
+    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
+    stops.push(() => issuer.close());
+    const token = await issuer.createJoinToken();
+    await issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }], { parentId: issuer.agentIdOf(token) });
     const dir = mkdtempSync(join(tmpdir(), 'wisp-cache-run-'));
     const socketPath = join(dir, 'api.sock');
     const config = parseAgentConfig(
       { path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1 } },
       {},
-      { joinToken: 'tok-cache' },
+      { joinToken: token },
     );
     const start = () => {
       const controller = new AbortController();

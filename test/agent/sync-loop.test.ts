@@ -7,11 +7,14 @@ import { silentLogger } from '../../src/agent/log.js';
 import { runRotator } from '../../src/agent/rotator.js';
 import type { JwtSvidsRequest } from '../../src/shared/agent-api.js';
 import { WispError } from '../../src/shared/errors.js';
-import { createHarness, type Harness } from './helpers/agent-harness.js';
+import type { TrustDomain } from '../../src/shared/spiffe/id.js';
+import { TTL, useAgentHarness, type Harness } from '../helpers/node/agent/agent-harness.js';
+import { foreignCaBundle } from '../helpers/node/agent/test-issuer.js';
 
 const UID = { type: 'unix', value: 'uid:1000' };
 const GID = { type: 'unix', value: 'gid:50' };
 const log = silentLogger();
+const createHarness = useAgentHarness();
 
 let h: Harness;
 let notified: number;
@@ -19,15 +22,15 @@ const sync = () => syncOnce({ client: h.client, cache: h.cache, clock: h.clock.f
 
 beforeEach(async () => {
   h = await createHarness();
-  h.issuer.addEntry('e-web', '/web', [UID]);
-  h.issuer.addEntry('e-db', '/db', [UID, GID]);
+  await h.addEntry('e-web', '/web', [UID]);
+  await h.addEntry('e-db', '/db', [UID, GID]);
   await h.identity.start();
   notified = 0;
   h.cache.subscribe(() => notified++);
 });
 afterEach(() => h.close());
 
-describe('sync loop against a fake issuer', () => {
+describe('sync loop against the real issuer (in process)', () => {
   it('first sync issues SVIDs with keys generated locally, and serves them by selectors', async () => {
     expect(h.cache.isReady()).toBe(false);
     const out = await sync();
@@ -44,9 +47,14 @@ describe('sync loop against a fake issuer', () => {
     // the CSRs carried public keys only; every signed call passed the issuer's agent-proof check
     const csrCall = h.issuer.callsTo('/x509-svids')[0]!;
     expect(JSON.stringify(csrCall.body)).not.toMatch(/PRIVATE/);
-    expect(csrCall.agentId).toBe('spiffe://example.org/spire/agent/join_token/token-1');
-    expect(h.cache.bundles().own.x509Authorities).toEqual([h.issuer.caDer]);
-    expect(h.cache.bundles().own.jwtAuthorities.map((k) => k.kid)).toEqual(['jwt-1']);
+    expect(csrCall).toMatchObject({ status: 200, agentId: `spiffe://example.org/spire/agent/join_token/${h.joinToken}` });
+    // the issuer's published bundle: one CA and one JWT key
+    const published = await h.issuer.bundle();
+    expect(await h.issuer.x509Authorities()).toHaveLength(1);
+    expect(h.cache.bundles().own.x509Authorities).toEqual(await h.issuer.x509Authorities());
+    const jwtKids = published.keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+    expect(jwtKids).toHaveLength(1);
+    expect(h.cache.bundles().own.jwtAuthorities.map((k) => k.kid)).toEqual(jwtKids);
   });
 
   it('an unchanged sync sends the last revision and bundle sequence, gets nothing new, signs nothing', async () => {
@@ -55,14 +63,14 @@ describe('sync loop against a fake issuer', () => {
     notified = 0;
     const out = await sync();
     expect(out).toEqual({ entriesChanged: false, bundleChanged: false, issued: 0 });
-    expect(h.issuer.callsTo('/sync').at(-1)!.body).toEqual({ revision: h.issuer.revision, bundleSequence: 1 });
+    expect(h.issuer.callsTo('/sync').at(-1)!.body).toEqual({ revision: await h.issuer.revision(), bundleSequence: (await h.issuer.bundle()).spiffe_sequence });
     expect(h.issuer.callsTo('/x509-svids').length).toBe(before);
     expect(notified).toBe(0);
   });
 
   it('drops the SVID of a deleted entry and notifies subscribers', async () => {
     await sync();
-    h.issuer.deleteEntry('e-web');
+    await h.issuer.deleteEntry('e-web');
     notified = 0;
     const out = await sync();
     expect(out.entriesChanged).toBe(true);
@@ -74,7 +82,7 @@ describe('sync loop against a fake issuer', () => {
   it('renews each SVID at half of its lifetime, not before', async () => {
     await sync();
     const first = h.cache.x509SvidsFor([UID])[0]!;
-    const ttlMs = h.issuer.x509SvidTtlSeconds * 1000;
+    const ttlMs = TTL.x509 * 1000;
     h.clock.advance(ttlMs / 2 - 1000);
     expect((await sync()).issued).toBe(0);
     h.clock.advance(1000);
@@ -89,22 +97,28 @@ describe('sync loop against a fake issuer', () => {
 
   it('re-issues an SVID when its entry is updated', async () => {
     await sync();
-    h.issuer.addEntry('e-web', '/web', [UID], { revisionNumber: 2, hint: 'external' });
+    await h.issuer.updateEntry('e-web', '/web', [UID], { x509SvidTtl: TTL.x509, hint: 'external' });
     expect((await sync()).issued).toBe(1);
     expect(h.cache.x509SvidsFor([UID])[0]!.hint).toBe('external');
   });
 
   it('follows bundle changes (persisting them) and federated bundles', async () => {
     await sync();
-    await h.issuer.addAuthority();
+    const before = await h.issuer.bundle();
+    // a real rotation: the CA's alarm at half its life prepares (publishes) its next X.509 CA and JWT key
+    await h.fireCaAlarm();
+    const rotated = await h.issuer.bundle();
+    expect(rotated.spiffe_sequence).toBeGreaterThan(before.spiffe_sequence!);
     notified = 0;
     const out = await sync();
     expect(out.bundleChanged).toBe(true);
     expect(notified).toBe(1);
     expect(h.cache.bundles().own.x509Authorities.length).toBe(2);
-    expect((await h.dataDir.load()).bundle?.spiffe_sequence).toBe(2);
+    expect((await h.dataDir.load()).bundle?.spiffe_sequence).toBe(rotated.spiffe_sequence);
 
-    h.issuer.federatedBundles = { 'partner.example': await h.issuer.bundle() };
+    // a foreign bundle (of a real CA of partner.example) reaches the agent once an entry federates with it
+    await h.issuer.putForeignBundle('partner.example', await foreignCaBundle('partner.example', h.clock.fn));
+    await h.issuer.updateEntry('e-web', '/web', [UID], { x509SvidTtl: TTL.x509, federatesWith: ['partner.example' as TrustDomain] });
     expect((await sync()).bundleChanged).toBe(true);
     expect([...h.cache.bundles().federated.keys()]).toEqual(['partner.example']);
     expect((await sync()).bundleChanged).toBe(false);
@@ -113,10 +127,12 @@ describe('sync loop against a fake issuer', () => {
   it('keeps the previous bundle when the issuer sends a malformed one', async () => {
     await sync();
     const before = h.cache.bundles().own;
-    const changed = await h.cache.applySync({ revision: h.issuer.revision, bundle: { keys: [{ kty: 'EC', use: 'x509-svid', x5c: ['bm90IGEgY2VydA=='] }], spiffe_sequence: 9 } });
+    const sequence = h.cache.syncState().bundleSequence;
+    expect(sequence).toBe((await h.issuer.bundle()).spiffe_sequence);
+    const changed = await h.cache.applySync({ revision: await h.issuer.revision(), bundle: { keys: [{ kty: 'EC', use: 'x509-svid', x5c: ['bm90IGEgY2VydA=='] }], spiffe_sequence: 9 } });
     expect(changed.bundle).toBe(false);
     expect(h.cache.bundles().own).toBe(before);
-    expect(h.cache.syncState().bundleSequence).toBe(1);
+    expect(h.cache.syncState().bundleSequence).toBe(sequence);
   });
 
   it('while the issuer is down: serves cached SVIDs until they expire, backoff grows, then recovers', async () => {
@@ -155,7 +171,7 @@ describe('sync loop against a fake issuer', () => {
   it('stops serving an SVID once it expires while the issuer is unreachable, and says so to subscribers', async () => {
     await sync();
     h.issuer.down = true;
-    h.clock.advance(h.issuer.x509SvidTtlSeconds * 1000);
+    h.clock.advance(TTL.x509 * 1000);
     expect(h.cache.x509SvidsFor([UID])).toEqual([]);
     const controller = new AbortController();
     notified = 0;
@@ -181,7 +197,7 @@ describe('JWT-SVIDs', () => {
     expect(h.issuer.callsTo('/jwt-svids').length).toBe(1);
     expect(a.spiffeId).toBe('spiffe://example.org/web');
 
-    h.clock.advance((h.issuer.jwtSvidTtlSeconds * 1000) / 2 - 1000);
+    h.clock.advance((TTL.jwt * 1000) / 2 - 1000);
     expect((await h.cache.fetchJwtSvid('e-web', ['aud-1'])).token).toBe(a.token);
     await h.cache.fetchJwtSvid('e-web', ['aud-2']);
     expect(h.issuer.callsTo('/jwt-svids').length).toBe(2);
@@ -230,9 +246,9 @@ describe('JWT-SVIDs', () => {
 
   it('requests arriving while a batch is at the issuer go out in the next batch', async () => {
     await sync();
-    h.issuer.jwtDelayMs = 30;
+    h.issuer.transport.delayMs = (path) => (path === '/agent/v1/jwt-svids' ? 100 : 0); // a slow issuer
     const first = Promise.all([h.cache.fetchJwtSvid('e-web', ['a']), h.cache.fetchJwtSvid('e-db', ['a'])]);
-    await new Promise((r) => setTimeout(r, 15)); // the first batch is out, not answered
+    await new Promise((r) => setTimeout(r, 30)); // the first batch is out, not answered
     const second = Promise.all([h.cache.fetchJwtSvid('e-web', ['b']), h.cache.fetchJwtSvid('e-db', ['b']), h.cache.fetchJwtSvid('e-web', ['a'])]);
     const [a, b] = await Promise.all([first, second]);
     expect(b[2]!.token).toBe(a[0]!.token); // identical to one in flight: joined it
@@ -241,7 +257,7 @@ describe('JWT-SVIDs', () => {
 
   it('an entry the issuer refuses fails only its own request in a batch', async () => {
     await sync();
-    h.issuer.deleteEntry('e-db'); // the agent has not synced: it still holds e-db
+    await h.issuer.deleteEntry('e-db'); // the agent has not synced: it still holds e-db
     const results = await Promise.allSettled([h.cache.fetchJwtSvid('e-web', ['a']), h.cache.fetchJwtSvid('e-db', ['a']), h.cache.fetchJwtSvid('e-web', ['b'])]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_NO_IDENTITY' });
