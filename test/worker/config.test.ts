@@ -56,7 +56,7 @@ describe('parseWorkerConfig', () => {
 
 describe('parseCaConfig', () => {
   it('parses only what the CA Durable Object needs, with the same defaults and errors', () => {
-    const ca = parseCaConfig({ TRUST_DOMAIN: 'example.org', KEY_ENCRYPTION_SECRET: 'k'.repeat(32) });
+    const ca = parseCaConfig({ TRUST_DOMAIN: 'example.org', KEY_ENCRYPTION_SECRET: 'k'.repeat(32), JWT_ISSUER: 'https://wisp.example.org/' });
     expect(ca).toEqual({
       trustDomain: 'example.org',
       caSubject: 'O=Wisp,CN=Wisp CA',
@@ -65,12 +65,15 @@ describe('parseCaConfig', () => {
       jwtSvidTtlSeconds: 300,
       jwtKeyType: 'ES256',
       jwksMaxAgeSeconds: 300,
+      jwtIssuer: 'https://wisp.example.org',
       keyEncryptionSecret: 'k'.repeat(32),
       upstreamCa: undefined,
     });
-    const { jwtIssuer: _i, adminToken: _a, agentRequestMaxSkewSeconds: _s, nodeAttestors: _n, ...caPart } = parseWorkerConfig(valid);
+    const { adminToken: _a, agentRequestMaxSkewSeconds: _s, nodeAttestors: _n, ...caPart } = parseWorkerConfig(valid);
     expect(parseCaConfig(valid)).toEqual(caPart);
     expect(() => parseCaConfig({ TRUST_DOMAIN: 'example.org' })).toThrow(/^KEY_ENCRYPTION_SECRET: secret is not set/);
+    // the CA sets `iss` on every JWT-SVID: the issuer URL is part of its config
+    expect(() => parseCaConfig({ TRUST_DOMAIN: 'example.org', KEY_ENCRYPTION_SECRET: 'k'.repeat(32) })).toThrow(/^JWT_ISSUER: is required/);
     expect(() => parseCaConfig({ ...valid, CA_TTL: '1h', JWKS_MAX_AGE: '30m' })).toThrow(/^JWKS_MAX_AGE: must be shorter than a third of CA_TTL \(1200s\)/);
     expect(() => parseCaConfig({ ...valid, UPSTREAM_CA_CERT_CHAIN: 'pem' })).toThrow(/^UPSTREAM_CA_KEY: upstream CA needs both/);
     expect(parseCaConfig({ ...valid, UPSTREAM_CA_CERT_CHAIN: 'c', UPSTREAM_CA_KEY: 'k' }).upstreamCa).toEqual({ certChainPem: 'c', keyPem: 'k' });
