@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { FederationRefreshTask, SubmitFederatedBundleRequest } from '../../src/shared/agent-api.js';
 import { WispError } from '../../src/shared/errors.js';
 import { refreshTask, runBundleRefresher, type BundleRefresherDeps } from '../../src/agent/federation/bundle-refresher.js';
-import { makeRootCa, toBase64 } from '../shared/fixtures/agent-svid.js';
+import { makeRootCa, toBase64 } from '../helpers/shared/agent-svid.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
 

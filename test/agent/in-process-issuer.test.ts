@@ -10,7 +10,7 @@ import type { AttestResponse, BundleResponse } from '../../src/shared/agent-api.
 import { parseBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
 import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
-import { fromBase64, makeCsr, toBase64 } from '../shared/fixtures/agent-svid.js';
+import { fromBase64, makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
 
 let now = Date.now();
 let issuer: InProcessIssuer;

@@ -18,7 +18,7 @@ import { silentLogger, type Logger } from '../../src/agent/log.js';
 import { TRUST_DOMAIN, TTL, useAgentHarness, type Harness } from '../helpers/node/agent/agent-harness.js';
 import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
 import type { SpiffeId } from '../../src/shared/spiffe/id.js';
-import { makeEntry } from '../shared/fixtures/entry.js';
+import { makeEntry } from '../helpers/shared/entry.js';
 
 const UID = { type: 'unix', value: 'uid:1000' };
 const GID = { type: 'unix', value: 'gid:50' };

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient } from '../../src/agent/workload-api/client.js';
 import { adminCall, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
-import { azureMsiClaims, createJwtSigner, gcpIdentityClaims, instanceIdentityDocument, type JwtSigner } from '../helpers/cloud-attestation.js';
+import { azureMsiClaims, createJwtSigner, gcpIdentityClaims, instanceIdentityDocument, type JwtSigner } from '../helpers/shared/cloud-attestation.js';
 
 const TD = 'example.org';
 const ACCOUNT = '123456789012';

@@ -13,7 +13,7 @@ import {
   type VerifyAgentProofOptions,
 } from '../../src/shared/agent-proof.js';
 import { parseTrustDomain } from '../../src/shared/spiffe/id.js';
-import { makeIntermediateCa, makeRootCa, makeSvid, toBase64, type KeyPair, type TestCert } from './fixtures/agent-svid.js';
+import { makeIntermediateCa, makeRootCa, makeSvid, toBase64, type KeyPair, type TestCert } from '../helpers/shared/agent-svid.js';
 
 const NOW = 1_800_000_000;
 const TD = parseTrustDomain('example.org');

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { WispError } from '../../src/shared/errors.js';
 import { buildBundleJson, buildJwks, parseBundleJson, type PublishedJwk, type PublishedKeys } from '../../src/shared/spiffe/bundle.js';
 import { toBase64 } from '../../src/shared/encoding/base64.js';
-import { generateKeys } from './fixtures.js';
+import { generateKeys } from '../helpers/shared/pki.js';
 
 async function selfSignedCa(kind: 'P-256' | 'RSA-2048'): Promise<string> {
   const keys = await generateKeys(kind);

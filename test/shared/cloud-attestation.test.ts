@@ -8,7 +8,7 @@ import { AWS_IID_TEMPLATE_FIELDS } from '../../src/shared/attestation/aws-iid.js
 import { verifyPkcs7Signature } from '../../src/shared/attestation/pkcs7.js';
 import { cacheLifetimeMs, RemoteKeySet } from '../../src/shared/attestation/remote-key-set.js';
 import { parseTrustDomain } from '../../src/shared/spiffe/id.js';
-import { createRegionSigner } from '../helpers/cloud-attestation.js';
+import { createRegionSigner } from '../helpers/shared/cloud-attestation.js';
 
 const TD = parseTrustDomain('example.org');
 const b64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));

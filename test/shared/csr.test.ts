@@ -3,7 +3,7 @@ import * as x509 from '@peculiar/x509';
 import { describe, expect, it } from 'vitest';
 import { WispError } from '../../src/shared/errors.js';
 import { MAX_CSR_BYTES, parseCsr } from '../../src/shared/spiffe/csr.js';
-import { generateKeys, makeCsr, spkiOf, type KeyKind } from './fixtures.js';
+import { generateKeys, makeCsr, spkiOf, type KeyKind } from '../helpers/shared/pki.js';
 
 async function rejection(p: Promise<unknown>): Promise<WispError> {
   try {

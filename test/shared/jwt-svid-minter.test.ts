@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSpiffeId } from '../../src/shared/spiffe/id.js';
 import { mintJwtSvid, validateJwtSvid } from '../../src/shared/spiffe/jwt-svid.js';
 import { createJwtSvidMinter } from '../../src/shared/spiffe/jwt-svid-minter.js';
-import { generateKeys } from './fixtures.js';
+import { generateKeys } from '../helpers/shared/pki.js';
 
 const ID = parseSpiffeId('spiffe://example.org/ns/prod/sa/web');
 const NOW = Date.UTC(2026, 5, 1, 10, 0, 0, 500);

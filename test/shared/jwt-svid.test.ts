@@ -2,7 +2,7 @@ import { exportJWK, SignJWT, type JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { parseSpiffeId } from '../../src/shared/spiffe/id.js';
 import { mintJwtSvid, validateJwtSvid } from '../../src/shared/spiffe/jwt-svid.js';
-import { generateKeys } from './fixtures.js';
+import { generateKeys } from '../helpers/shared/pki.js';
 
 const NOW = Date.UTC(2026, 5, 1);
 const ID = parseSpiffeId('spiffe://example.org/ns/prod/sa/web');

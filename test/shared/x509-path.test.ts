@@ -3,7 +3,7 @@
 import type * as x509 from '@peculiar/x509';
 import { describe, expect, it } from 'vitest';
 import { validateX509Path } from '../../src/shared/spiffe/x509-path.js';
-import { makeIntermediateCa, makeRootCa, makeSvid, type TestCert } from './fixtures/agent-svid.js';
+import { makeIntermediateCa, makeRootCa, makeSvid, type TestCert } from '../helpers/shared/agent-svid.js';
 
 const NOW = 1_800_000_000;
 const ID = 'spiffe://example.org/ns/prod/sa/web';

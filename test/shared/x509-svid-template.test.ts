@@ -10,7 +10,7 @@ import { ecdsaDerToRaw, ecdsaRawToDer } from '../../src/shared/spiffe/der.js';
 import { buildX509SvidTemplate, validateX509Svid, type X509SvidParams } from '../../src/shared/spiffe/x509-svid.js';
 import { createX509SvidTemplate, encodeTbs, issueFromTemplate, readSubjectKey, tbsOf } from '../../src/shared/spiffe/x509-svid-template.js';
 import { classifyKeyAlgorithm, signCertificate, type KeyAlgorithmInfo, type SigningCa } from '../../src/shared/spiffe/x509.js';
-import { generateKeys, spkiOf, type KeyPair } from './fixtures.js';
+import { generateKeys, spkiOf, type KeyPair } from '../helpers/shared/pki.js';
 
 const TD = parseTrustDomain('example.org');
 const ID = parseSpiffeId('spiffe://example.org/ns/prod/sa/web');

@@ -5,7 +5,7 @@ import { createCaCertificate, validateCaCert } from '../../src/shared/spiffe/ca-
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { issueX509Svid, validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
 import { signCertificate, type SigningCa } from '../../src/shared/spiffe/x509.js';
-import { generateKeys, spkiOf, type KeyPair } from './fixtures.js';
+import { generateKeys, spkiOf, type KeyPair } from '../helpers/shared/pki.js';
 
 const TD = parseTrustDomain('example.org');
 const ID = parseSpiffeId('spiffe://example.org/ns/prod/sa/web');

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createAgentProof, randomJti } from '../../src/shared/agent-proof.js';
 import type { AttestResponse, JwtSvidsResponse, RenewResponse, SyncResponse, X509SvidsResponse } from '../../src/shared/agent-api.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
-import { fromBase64, makeCsr, makeRootCa, makeSvid, toBase64, type KeyPair } from '../shared/fixtures/agent-svid.js';
+import { fromBase64, makeCsr, makeRootCa, makeSvid, toBase64, type KeyPair } from '../helpers/shared/agent-svid.js';
 
 const BASE = 'http://issuer.test';
 const ADMIN = { authorization: `Bearer ${(env as unknown as { ADMIN_TOKEN: string }).ADMIN_TOKEN}`, 'content-type': 'application/json' };

@@ -3,9 +3,9 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_API_LIMITS } from '../../src/shared/agent-api.js';
-import { makeCsr, toBase64 } from '../shared/fixtures/agent-svid.js';
-import { createHarness, expectError, TD, type Harness, type TestAgent } from './fixtures/agent-client.js';
-import { createFakeCa, type FakeCa } from './fixtures/fake-ca.js';
+import { makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
+import { createHarness, expectError, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
+import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
 
 let ca: FakeCa;
 let h: Harness;

@@ -6,9 +6,9 @@ import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AttestResponse, JwtSvidsResponse, SyncResponse, X509SvidsResponse } from '../../src/shared/agent-api.js';
 import { AGENT_AUTH_FAILED_MESSAGE } from '../../src/worker/middleware/agent-auth.js';
-import { makeCsr, makeRootCa, makeSvid, toBase64, fromBase64 } from '../shared/fixtures/agent-svid.js';
-import { agents, createHarness, expectError, renew, TD, type Harness, type TestAgent } from './fixtures/agent-client.js';
-import { createFakeCa, type FakeCa } from './fixtures/fake-ca.js';
+import { makeCsr, makeRootCa, makeSvid, toBase64, fromBase64 } from '../helpers/shared/agent-svid.js';
+import { agents, createHarness, expectError, renew, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
+import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
 
 let ca: FakeCa;
 let h: Harness;

@@ -3,9 +3,9 @@
 // FORCED_REFRESH_MIN_INTERVAL_MS, so a stream of them does not become a stream of DO calls.
 import { describe, expect, it } from 'vitest';
 import { FORCED_REFRESH_MIN_INTERVAL_MS, PUBLISHED_AUTHORITIES_CACHE_MS } from '../../src/worker/middleware/agent-auth.js';
-import { makeRootCa, makeSvid } from '../shared/fixtures/agent-svid.js';
-import { createHarness, TD } from './fixtures/agent-client.js';
-import { createFakeCa } from './fixtures/fake-ca.js';
+import { makeRootCa, makeSvid } from '../helpers/shared/agent-svid.js';
+import { createHarness, TD } from '../helpers/workerd/agent-client.js';
+import { createFakeCa } from '../helpers/workerd/fake-ca.js';
 
 describe('agent authentication and the CA', () => {
   it('reads the published authorities once per cache period, bad proofs included', async () => {

@@ -8,10 +8,10 @@ import type { BundleResponse, FederationRefreshTasksResponse, SyncResponse } fro
 import { buildBundleJson, type SpiffeBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { createFederationStore } from '../../src/worker/db/federation.js';
 import { refreshDueRelationships, refreshRelationship } from '../../src/worker/federation/refresh.js';
-import { createHarness, type TestAgent } from './fixtures/agent-client.js';
-import { createFakeCa, type FakeCa } from './fixtures/fake-ca.js';
-import { errorCode, makeAdmin, NOW_MS } from './admin/helpers.js';
-import { makeRootCa, toBase64 } from '../shared/fixtures/agent-svid.js';
+import { createHarness, type TestAgent } from '../helpers/workerd/agent-client.js';
+import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
+import { errorCode, makeAdmin, NOW_MS } from '../helpers/workerd/admin.js';
+import { makeRootCa, toBase64 } from '../helpers/shared/agent-svid.js';
 
 const NOW_S = Math.floor(NOW_MS / 1000);
 const store = createFederationStore(env.DB);

@@ -13,7 +13,7 @@ import { parseWorkerConfig } from '../../src/worker/config.js';
 import type { TrustDomainCa } from '../../src/worker/ca/trust-domain-ca.js';
 import { buildDiscoveryDocument, publicRoutes } from '../../src/worker/routes/public.js';
 import { createAppDeps } from '../../src/worker/wiring.js';
-import { freshCa, setCaClock } from './ca/helpers.js';
+import { freshCa, setCaClock } from '../helpers/workerd/ca.js';
 
 const config = parseWorkerConfig(env as unknown as Record<string, string>);
 const SUB = `spiffe://${config.trustDomain}/ns/prod/sa/uploader`;

@@ -7,7 +7,7 @@ import { validateJwtSvid } from '../../src/shared/spiffe/jwt-svid.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
 import { fromBase64, toBase64 } from '../../src/shared/encoding/base64.js';
 import type { TrustDomainCaApi } from '../../src/worker/ca/ca-api.js';
-import { subjectSpki } from './ca/helpers.js';
+import { subjectSpki } from '../helpers/workerd/ca.js';
 
 const BASE = 'http://issuer.test';
 const ca = () => env.CA.get(env.CA.idFromName(env.TRUST_DOMAIN)) as unknown as TrustDomainCaApi;

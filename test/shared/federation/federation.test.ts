@@ -13,7 +13,7 @@ import {
 import { isLoopbackHost } from '../../../src/shared/net/loopback.js';
 import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
 import { toBase64 } from '../../../src/shared/encoding/base64.js';
-import { generateKeys } from '../fixtures.js';
+import { generateKeys } from '../../helpers/shared/pki.js';
 
 const OWN = parseTrustDomain('example.org');
 const TD = parseTrustDomain('partner.example');

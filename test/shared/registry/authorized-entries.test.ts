@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Entry } from '../../../src/shared/registry/entry.js';
 import { authorizedEntriesOf, walkAuthorizedEntries } from '../../../src/shared/registry/authorized-entries.js';
 import { parseSpiffeId, type SpiffeId } from '../../../src/shared/spiffe/id.js';
-import { makeEntry } from '../fixtures/entry.js';
+import { makeEntry } from '../../helpers/shared/entry.js';
 
 const id = (p: string) => parseSpiffeId(`spiffe://example.org${p}`);
 const AGENT = id('/spire/agent/join_token/abc');

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSpiffeId } from '../../../src/shared/spiffe/id.js';
 import { createAgentStore } from '../../../src/worker/db/agents.js';
 import { createJoinTokenStore, sha256Hex } from '../../../src/worker/db/join-tokens.js';
-import { errorCode, makeAdmin, NOW_MS, sid, unique } from './helpers.js';
+import { errorCode, makeAdmin, NOW_MS, sid, unique } from '../../helpers/workerd/admin.js';
 
 const admin = makeAdmin();
 const NOW = NOW_MS / 1000;

@@ -4,7 +4,7 @@ import { exports } from 'cloudflare:workers';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PublishedJwk } from '../../../src/worker/ca/ca-api.js';
-import { ADMIN_TOKEN, config, errorCode, fakeCa, makeAdmin, NOW_MS, sid, unique } from './helpers.js';
+import { ADMIN_TOKEN, config, errorCode, fakeCa, makeAdmin, NOW_MS, sid, unique } from '../../helpers/workerd/admin.js';
 
 let key: CryptoKey;
 let jwk: PublishedJwk;

@@ -1,7 +1,7 @@
 // Admin entry endpoints over real D1: create, batch-create, list/count with filters and pages, get, replace,
 // batch-update, delete, batch-delete; bad input answers {"error":{code,message}} and writes nothing.
 import { describe, expect, it } from 'vitest';
-import { errorCode, makeAdmin, sid, unique } from './helpers.js';
+import { errorCode, makeAdmin, sid, unique } from '../../helpers/workerd/admin.js';
 
 const admin = makeAdmin();
 type EntryJson = { id: string; spiffeId: string; parentId: string; selectors: { type: string; value: string }[]; revisionNumber: number; [k: string]: unknown };

@@ -1,4 +1,4 @@
-// Admin SVID minting and the bundle, against a CA stand-in with the real RPC contract (test/worker/fixtures/
+// Admin SVID minting and the bundle, against a CA stand-in with the real RPC contract (test/helpers/workerd/
 // fake-ca.ts for X.509, plus a JWT authority of our own that it publishes). TODO(CA): repeat against the
 // TrustDomainCa Durable Object once it signs.
 import { X509Certificate } from '@peculiar/x509';
@@ -7,9 +7,9 @@ import { ok, unwrap } from '../../../src/shared/result.js';
 import type { PublishedJwk, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../../src/shared/encoding/base64.js';
-import { makeCsr } from '../../shared/fixtures.js';
-import { createFakeCa, type FakeCa } from '../fixtures/fake-ca.js';
-import { config, errorCode, makeAdmin, NOW_MS, sid, unique } from './helpers.js';
+import { makeCsr } from '../../helpers/shared/pki.js';
+import { createFakeCa, type FakeCa } from '../../helpers/workerd/fake-ca.js';
+import { config, errorCode, makeAdmin, NOW_MS, sid, unique } from '../../helpers/workerd/admin.js';
 
 let ca: FakeCa;
 let admin: ReturnType<typeof makeAdmin>;

@@ -10,9 +10,9 @@ import { AWS_IID_RSA2048_CERTIFICATES } from '../../../src/shared/attestation/aw
 import { serverId } from '../../../src/shared/spiffe/id.js';
 import { parseWorkerConfig } from '../../../src/worker/config.js';
 import { createAgentStore } from '../../../src/worker/db/agents.js';
-import { createRegionSigner, instanceIdentityDocument, type RegionSigner } from '../../helpers/cloud-attestation.js';
-import { TD } from '../fixtures/agent-client.js';
-import { createCloudHarness, type CloudHarness } from './harness.js';
+import { createRegionSigner, instanceIdentityDocument, type RegionSigner } from '../../helpers/shared/cloud-attestation.js';
+import { TD } from '../../helpers/workerd/agent-client.js';
+import { createCloudHarness, type CloudHarness } from '../../helpers/workerd/attestation-harness.js';
 
 const ACCOUNT = '123456789012';
 let east: RegionSigner;

@@ -6,9 +6,9 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseWorkerConfig } from '../../../src/worker/config.js';
 import { createAgentStore } from '../../../src/worker/db/agents.js';
-import { createJwtSigner, gcpIdentityClaims, type JwtSigner } from '../../helpers/cloud-attestation.js';
-import { TD } from '../fixtures/agent-client.js';
-import { createCloudHarness, jwksServer, type CloudHarness } from './harness.js';
+import { createJwtSigner, gcpIdentityClaims, type JwtSigner } from '../../helpers/shared/cloud-attestation.js';
+import { TD } from '../../helpers/workerd/agent-client.js';
+import { createCloudHarness, jwksServer, type CloudHarness } from '../../helpers/workerd/attestation-harness.js';
 
 const KEYS_URL = 'http://127.0.0.1:9/gcp/certs';
 let google: JwtSigner;

@@ -15,7 +15,7 @@ import { createMemoryCaStorage, type CaStorage, type SlotWrite, type StoredSlot 
 import { createDoCaStorage } from '../../../src/worker/ca/do-ca-storage.js';
 import type { TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
 import { parseCaConfig } from '../../../src/worker/config.js';
-import { freshCa, subjectSpki } from './helpers.js';
+import { freshCa, subjectSpki } from '../../helpers/workerd/ca.js';
 
 const config = parseCaConfig(env);
 const ID = `spiffe://${config.trustDomain}/ns/prod/sa/web`;

@@ -12,7 +12,7 @@ import { validateJwtSvid } from '../../../src/shared/spiffe/jwt-svid.js';
 import { validateX509Svid } from '../../../src/shared/spiffe/x509-svid.js';
 import { fromBase64 } from '../../../src/shared/encoding/base64.js';
 import type { TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
-import { freshCa, setCaClock, subjectSpki } from './helpers.js';
+import { freshCa, setCaClock, subjectSpki } from '../../helpers/workerd/ca.js';
 
 const ID = `spiffe://${env.TRUST_DOMAIN}/ns/prod/sa/web`;
 const CA_TTL_MS = 24 * HOUR_MS;

@@ -8,7 +8,7 @@ import { validateX509Svid } from '../../../src/shared/spiffe/x509-svid.js';
 import { validateCaCert } from '../../../src/shared/spiffe/ca-cert.js';
 import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
 import type { TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
-import { caNamed, freshCa, subjectSpki } from './helpers.js';
+import { caNamed, freshCa, subjectSpki } from '../../helpers/workerd/ca.js';
 
 const TD = parseTrustDomain(env.TRUST_DOMAIN);
 const ID = `spiffe://${TD}/ns/prod/sa/web`;

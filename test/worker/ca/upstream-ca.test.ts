@@ -11,8 +11,8 @@ import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
 import { validateX509Svid } from '../../../src/shared/spiffe/x509-svid.js';
 import { fromBase64, toBase64 } from '../../../src/shared/encoding/base64.js';
 import type { TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
-import { generateKeys, spkiOf, type KeyPair } from '../../shared/fixtures.js';
-import { freshCa, subjectSpki } from './helpers.js';
+import { generateKeys, spkiOf, type KeyPair } from '../../helpers/shared/pki.js';
+import { freshCa, subjectSpki } from '../../helpers/workerd/ca.js';
 
 const ES256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const ID = `spiffe://${env.TRUST_DOMAIN}/ns/prod/sa/web`;

@@ -7,7 +7,7 @@ import { authorizedEntriesOf } from '../../../src/shared/registry/authorized-ent
 import type { Selector } from '../../../src/shared/registry/selectors.js';
 import { parseSpiffeId, type SpiffeId } from '../../../src/shared/spiffe/id.js';
 import { createEntryStore } from '../../../src/worker/db/entries.js';
-import { makeNewEntry } from '../../shared/fixtures/entry.js';
+import { makeNewEntry } from '../../helpers/shared/entry.js';
 
 const store = createEntryStore(env.DB);
 const NOW = 1_800_000_000;

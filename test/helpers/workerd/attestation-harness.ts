@@ -15,9 +15,9 @@ import { createAgentRequestStore } from '../../../src/worker/db/agent-requests.j
 import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
 import { agentRoutes } from '../../../src/worker/routes/agent.js';
 import { createPublishedAuthoritiesCache } from '../../../src/worker/middleware/agent-auth.js';
-import { fromBase64, makeCsr, toBase64 } from '../../shared/fixtures/agent-svid.js';
-import { createHarness, TD, type Harness, type TestAgent } from '../fixtures/agent-client.js';
-import { createFakeCa, type FakeCa } from '../fixtures/fake-ca.js';
+import { fromBase64, makeCsr, toBase64 } from '../shared/agent-svid.js';
+import { createHarness, TD, type Harness, type TestAgent } from './agent-client.js';
+import { createFakeCa, type FakeCa } from './fake-ca.js';
 
 export interface CloudHarness {
   ca: FakeCa;

@@ -4,7 +4,7 @@ import { env } from 'cloudflare:workers';
 import type { TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { CA_CLOCK, type TrustDomainCa } from '../../../src/worker/ca/trust-domain-ca.js';
 import { parseCsr } from '../../../src/shared/spiffe/csr.js';
-import { generateKeys, makeCsr, type KeyKind } from '../../shared/fixtures.js';
+import { generateKeys, makeCsr, type KeyKind } from '../shared/pki.js';
 
 let counter = 0;
 
