@@ -94,3 +94,23 @@ it('the cycle search finds a cycle and names its path', () => {
   ]);
   expect(importCycles(graph)).toEqual(['a.ts -> b.ts -> c.ts -> a.ts']);
 });
+
+it('cloudflare: modules are imported only by the Durable Object facade, so the app and the CA core run in Node', () => {
+  const importers = tsFiles('src').filter((file) => importsOf(file).some((spec) => spec.startsWith('cloudflare:')));
+  expect(importers).toEqual([join('src', 'worker', 'ca', 'trust-domain-ca.ts')]);
+});
+
+it('the agent and the CLI never import each other', () => {
+  for (const file of tsFiles('src/agent')) {
+    for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/\.\.\/cli\//);
+  }
+  for (const file of tsFiles('src/cli')) {
+    for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/\/agent\//);
+  }
+});
+
+it('test helpers live in test/helpers only', () => {
+  const misplaced = tsFiles('test').filter((file) => !file.startsWith(join('test', 'helpers')) && !/\.test\.ts$/.test(file));
+  // vitest's own files: the workerd setup and the summary reporter
+  expect(misplaced.sort()).toEqual([join('test', 'summary-reporter.ts'), join('test', 'worker', 'setup.ts')]);
+});

@@ -21,7 +21,7 @@ import { backoffDelayMs } from './rotation-policy.js';
 import { runRotator } from './rotator.js';
 import { abortableSleep, runTasks } from './run-tasks.js';
 import { runBundleRefresher } from './federation/bundle-refresher.js';
-import { fetchBundleOverSpiffeTls } from './federation/spiffe-bundle-fetch.js';
+import { fetchBundleOverSpiffeTls } from '../node/spiffe-bundle-fetch.js';
 
 /** How often the agent reads its federation refresh tasks: 12 sync intervals, at most a minute. */
 function federationPollMs(syncIntervalSeconds: number): number {

@@ -12,7 +12,7 @@ import { runAgent } from './agent.js';
 import { fetchJwt, fetchJwtBundles, fetchX509, healthcheck, validateJwt, watchX509, type ApiCommandOptions, type OutputFormat } from './cli/api.js';
 import { AGENT_CONFIG_DEFAULTS, parseAgentConfig, readAgentConfigFile, type AgentConfigInput } from './config.js';
 import { createLogger } from './log.js';
-import { isGrpcError } from './workload-api/client.js';
+import { isGrpcError } from '../node/workload-api/client.js';
 
 const API_TIMEOUT_MS = 10_000;
 

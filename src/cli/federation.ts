@@ -100,7 +100,7 @@ async function refreshFromNode(ctx: CommandContext, td: TrustDomain, shown: Show
   const r = shown.relationship;
   if (!shown.bundle) throw new WispError('ERR_BUNDLE_NOT_FOUND', `no stored bundle of "${td}" to authenticate its endpoint: wisp bundle set --id ${td} --path …`);
   // node:https and TLS verification live with the agent; loaded only for this command
-  const { fetchBundleOverSpiffeTls } = await import('../agent/federation/spiffe-bundle-fetch.js');
+  const { fetchBundleOverSpiffeTls } = await import('../node/spiffe-bundle-fetch.js');
   let text: string;
   try {
     text = await fetchBundleOverSpiffeTls({

@@ -84,7 +84,7 @@ export async function runCli(args: readonly string[], deps: CliDeps): Promise<nu
 /** Fetches an admin JWT-SVID (audience: the issuer URL unless --adminAudience) from the local Workload API. */
 const workloadApiToken: WorkloadApiTokenSource = async (config, env) => {
   // the one import outside src/shared: the agent's Workload API client (grpc-js), loaded only when asked for
-  const { createWorkloadApiClient, resolveEndpointAddress, isGrpcError } = await import('../agent/workload-api/client.js');
+  const { createWorkloadApiClient, resolveEndpointAddress, isGrpcError } = await import('../node/workload-api/client.js');
   const client = createWorkloadApiClient(resolveEndpointAddress(config.socketPath, env));
   try {
     const res = await client.fetchJWTSVID({ audience: [config.adminAudience ?? config.serverUrl] }, { timeoutMs: config.timeoutSeconds * 1000 });

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseEndpointAddress, resolveEndpointAddress } from '../../src/agent/workload-api/client.js';
+import { parseEndpointAddress, resolveEndpointAddress } from '../../src/node/workload-api/client.js';
 import { peerCredentials, type PeerCredentials } from '../../src/agent/workload-api/peer.js';
 import { createUnixAttestor, parseStartTime, parseStatus, processStartTime } from '../../src/agent/workload-api/unix-attestor.js';
 import { formatSelector } from '../../src/shared/registry/selectors.js';

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync, statSync } from 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/agent/workload-api/client.js';
+import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { createWorkloadApi, type WorkloadApiDeps } from '../../src/agent/workload-api/handler.js';
 import { WispError } from '../../src/shared/errors.js';
 import { startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/workload-api/server.js';
@@ -306,7 +306,7 @@ describe('Workload API server', () => {
     const fns = client.grpc as unknown as Record<string, (req: unknown, md: unknown) => AsyncIterable<unknown>>;
     const { Metadata } = await import('@grpc/grpc-js');
     const { create } = await import('@bufbuild/protobuf');
-    const { WITSVIDRequestSchema } = await import('../../src/agent/workload-api/gen/workload_pb.js');
+    const { WITSVIDRequestSchema } = await import('../../src/node/workload-api/gen/workload_pb.js');
     const md = new Metadata();
     md.set('workload.spiffe.io', 'true');
     await expectGrpcError(first(fns.fetchWITSVID!.call(client.grpc, create(WITSVIDRequestSchema), md)), status.UNIMPLEMENTED);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/agent/workload-api/client.js';
+import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, agentCli, REPO_ROOT, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { certsOf, toPem, uriSans } from '../helpers/node/der.js';
 

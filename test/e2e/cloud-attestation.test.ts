@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkloadApiClient } from '../../src/agent/workload-api/client.js';
+import { createWorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { azureMsiClaims, createJwtSigner, gcpIdentityClaims, instanceIdentityDocument, type JwtSigner } from '../helpers/shared/cloud-attestation.js';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/agent/workload-api/client.js';
+import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { certsOf, toPem } from '../helpers/node/der.js';
 import { runWisp } from '../helpers/node/wisp-cli.js';

@@ -10,7 +10,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { toPem } from '../../shared/encoding/pem.js';
 import { PRIVATE_FILE_MODE, writeOutputFiles } from '../../node/file-output.js';
 import { certificateInfo } from '../keys.js';
-import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../workload-api/client.js';
+import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../node/workload-api/client.js';
 
 export type OutputFormat = 'pretty' | 'json';
 

@@ -15,7 +15,7 @@ import { FEDERATION_REFRESH_DEFAULT_SECONDS, refreshIntervalSeconds } from '../.
 import type { SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
 import type { IssuerClient } from '../issuer-client.js';
 import type { Logger } from '../log.js';
-import type { SpiffeTlsFetchOptions } from './spiffe-bundle-fetch.js';
+import type { SpiffeTlsFetchOptions } from '../../node/spiffe-bundle-fetch.js';
 
 /** Timeout of one bundle endpoint fetch, ms. */
 export const FEDERATION_FETCH_TIMEOUT_MS = 10_000;

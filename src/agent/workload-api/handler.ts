@@ -24,7 +24,7 @@ import {
   X509BundlesResponseSchema,
   X509SVIDResponseSchema,
   type SpiffeWorkloadAPI,
-} from './gen/workload_pb.js';
+} from '../../node/workload-api/gen/workload_pb.js';
 import { validateWorkloadJwt, type JwtSvidValidator } from './jwt-validate.js';
 import type { PeerInfo, WorkloadAttestor } from './unix-attestor.js';
 

@@ -30,10 +30,10 @@ import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { grpcCodeOf, type GrpcCodeName } from '../../shared/error-status.js';
 import { WispError, isWispError } from '../../shared/errors.js';
-import { SpiffeWorkloadAPI } from './gen/workload_pb.js';
+import { SpiffeWorkloadAPI } from '../../node/workload-api/gen/workload_pb.js';
 import type { CallContext, WorkloadApiImpl } from './handler.js';
 import { peerCredentials } from './peer.js';
-import { SECURITY_HEADER, SECURITY_HEADER_VALUE, workloadApiServiceDefinition } from './service.js';
+import { SECURITY_HEADER, SECURITY_HEADER_VALUE, workloadApiServiceDefinition } from '../../node/workload-api/service.js';
 import { processStartTime, type PeerInfo } from './unix-attestor.js';
 
 /** Any local user may connect; the caller's identity comes from the kernel, not from file permissions. */

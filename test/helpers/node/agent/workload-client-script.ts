@@ -1,6 +1,6 @@
 // Run as a separate process (possibly under another uid via setpriv): calls the Workload API at argv[2]
 // and prints one JSON line per call: {method, ok, code?, spiffeIds?}.
-import { createWorkloadApiClient } from '../../../../src/agent/workload-api/client.js';
+import { createWorkloadApiClient } from '../../../../src/node/workload-api/client.js';
 
 const client = createWorkloadApiClient(process.argv[2]!);
 

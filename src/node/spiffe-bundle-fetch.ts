@@ -9,10 +9,10 @@
  */
 import { request } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { toPem } from '../../shared/encoding/pem.js';
-import { WispError } from '../../shared/errors.js';
-import { parseBundleEndpointUrl } from '../../shared/federation/relationship.js';
-import { MAX_BUNDLE_BYTES, parseBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
+import { toPem } from '../shared/encoding/pem.js';
+import { WispError } from '../shared/errors.js';
+import { parseBundleEndpointUrl } from '../shared/federation/relationship.js';
+import { MAX_BUNDLE_BYTES, parseBundleJson, type SpiffeBundleJson } from '../shared/spiffe/bundle.js';
 
 export interface SpiffeTlsFetchOptions {
   url: string;
