@@ -5,9 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_API_LIMITS } from '../../src/shared/agent-api.js';
 import { makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
 import { createHarness, expectError, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
-import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
+import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
 
-let ca: FakeCa;
+let ca: TestCa;
 let h: Harness;
 let agent: TestAgent;
 let entryId: string;
@@ -16,7 +16,7 @@ const badCsrs: Record<string, string> = {};
 
 beforeAll(async () => {
   const clock = { nowMs: Date.now() };
-  ca = await createFakeCa(TD, () => clock.nowMs);
+  ca = createTestCa(TD, () => clock.nowMs);
   h = createHarness(() => ca, clock);
   const token = crypto.randomUUID();
   await h.createToken(token);

@@ -1,21 +1,23 @@
-// Agent API through the app (createApp) with real D1 stores and a stand-in CA (fixtures/fake-ca.ts):
-// attestation, the signed-request rules of agent-auth, sync, and batch issuance authorization.
+// Agent API through the app (createApp) with real D1 stores and the real CA core on memory storage
+// (test/helpers/workerd/test-ca.ts): attestation, the signed-request rules of agent-auth, sync, batch
+// issuance authorization, and the bundle after a CA rotation.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AttestResponse, JwtSvidsResponse, SyncResponse, X509SvidsResponse } from '../../src/shared/agent-api.js';
+import { prepareAt } from '../../src/shared/ca/key-slot.js';
 import { AGENT_AUTH_FAILED_MESSAGE } from '../../src/worker/middleware/agent-auth.js';
 import { makeCsr, makeRootCa, makeSvid, toBase64, fromBase64 } from '../helpers/shared/agent-svid.js';
 import { agents, createHarness, expectError, renew, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
-import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
+import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
 
-let ca: FakeCa;
+let ca: TestCa;
 let h: Harness;
 
 beforeAll(async () => {
   const clock = { nowMs: Date.now() };
-  ca = await createFakeCa(TD, () => clock.nowMs);
+  ca = createTestCa(TD, () => clock.nowMs);
   h = createHarness(() => ca, clock);
 });
 
@@ -44,7 +46,7 @@ describe('attest', () => {
     expect(body.svid.expiresAt).toBe(h.nowSeconds() + 3600);
     const cert = new x509.X509Certificate(fromBase64(body.svid.certChain[0]!));
     expect(new Uint8Array(cert.publicKey.rawData)).toEqual(new Uint8Array(new x509.Pkcs10CertificateRequest(csr.der).publicKey.rawData));
-    expect(body.bundle.keys[0]).toMatchObject({ use: 'x509-svid', x5c: [toBase64(ca.root.der)] });
+    expect(body.bundle.keys[0]).toMatchObject({ use: 'x509-svid', x5c: (await ca.published()).x509Authorities });
     const record = await agents().get(body.svid.spiffeId as never);
     expect(record).toMatchObject({ attestationType: 'join_token', nodeSelectors: [], banned: false, serialNumber: cert.serialNumber.replace(/^0+/, '') });
   });
@@ -188,15 +190,13 @@ describe('sync, issuance and bundle', () => {
   });
 
   it('sends entries and the bundle only when they changed', async () => {
+    const { sequence } = await ca.published();
     const first = (await (await h.call(agent, 'POST', '/agent/v1/sync', {})).json()) as SyncResponse;
     expect(first.entries?.map((e) => e.id).sort()).toEqual([web.id, db.id].sort());
-    expect(first.bundle?.spiffe_sequence).toBe(ca.sequence);
-    const again = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: ca.sequence })).json()) as SyncResponse;
+    expect(first.bundle?.spiffe_sequence).toBe(sequence);
+    const again = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: sequence })).json()) as SyncResponse;
     expect(again).toEqual({ revision: first.revision });
-    ca.sequence++;
-    const rotated = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: ca.sequence - 1 })).json()) as SyncResponse;
-    expect(rotated.entries).toBeUndefined();
-    expect(rotated.bundle?.spiffe_sequence).toBe(ca.sequence);
+    // a changed bundle (a CA rotation): see the last test of this file
   });
 
   it('signs a batch of workload X509-SVIDs with ID, DNS names and TTL from the entries', async () => {
@@ -240,7 +240,35 @@ describe('sync, issuance and bundle', () => {
   it('serves the bundle to an authenticated agent', async () => {
     const res = await h.call(agent, 'GET', '/agent/v1/bundle');
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { bundle: { keys: unknown[] } }).bundle.keys).toHaveLength(1);
+    // the X.509 authority and the JWT authority: one key each
+    expect(((await res.json()) as { bundle: { keys: { use: string }[] } }).bundle.keys.map((k) => k.use)).toEqual(['x509-svid', 'jwt-svid']);
     await expectAuthFailed(await h.fetch('/agent/v1/bundle'));
+  });
+});
+
+// Last in the file: it moves the shared clock half a CA lifetime on, past every SVID the tests above hold.
+describe('after a CA rotation', () => {
+  it('sends the new bundle, and no entries, to an agent that has the previous one', async () => {
+    const [authority] = (await ca.published()).x509Authorities;
+    const notAfter = new x509.X509Certificate(fromBase64(authority!)).notAfter.getTime();
+    // the CA publishes its next key once half its lifetime is left (src/shared/ca/key-slot.ts)
+    const publishNext = prepareAt({ kid: '', status: 'active', issuedAt: notAfter - ca.config.caTtlSeconds * 1000, notAfter });
+    h.clock.nowMs = publishNext - 10 * 60_000;
+    const agent = await attestFresh();
+    const entry = await h.createEntry({ spiffeId: `spiffe://example.org/web-${uniq()}` as never, parentId: agent.agentId });
+    const { sequence } = await ca.published();
+    const first = (await (await h.call(agent, 'POST', '/agent/v1/sync', {})).json()) as SyncResponse;
+    expect(first.entries?.map((e) => e.id)).toEqual([entry.id]);
+    expect(first.bundle?.spiffe_sequence).toBe(sequence);
+    expect((await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: sequence })).json()) as SyncResponse).toEqual({ revision: first.revision });
+
+    h.clock.nowMs = publishNext + 60_000;
+    const rotated = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: sequence })).json()) as SyncResponse;
+    expect(rotated.entries).toBeUndefined();
+    const published = await ca.published();
+    expect(published.sequence).toBeGreaterThan(sequence);
+    expect(published.x509Authorities).toHaveLength(2);
+    expect(rotated.bundle?.spiffe_sequence).toBe(published.sequence);
+    expect(rotated.bundle?.keys.filter((k) => k.use === 'x509-svid')).toHaveLength(2);
   });
 });

@@ -5,14 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { FORCED_REFRESH_MIN_INTERVAL_MS, PUBLISHED_AUTHORITIES_CACHE_MS } from '../../src/worker/middleware/agent-auth.js';
 import { makeRootCa, makeSvid } from '../helpers/shared/agent-svid.js';
 import { createHarness, TD } from '../helpers/workerd/agent-client.js';
-import { createFakeCa } from '../helpers/workerd/fake-ca.js';
+import { createTestCa } from '../helpers/workerd/test-ca.js';
 
 describe('agent authentication and the CA', () => {
   it('reads the published authorities once per cache period, bad proofs included', async () => {
     const clock = { nowMs: Date.now() };
-    const fake = await createFakeCa(TD, () => clock.nowMs);
+    const real = createTestCa(TD, () => clock.nowMs);
     let reads = 0;
-    const ca = { ...fake, getPublishedKeys: () => (reads++, fake.getPublishedKeys()) };
+    const ca = { ...real, getPublishedKeys: () => (reads++, real.getPublishedKeys()) };
     const h = createHarness(() => ca, clock);
     const token = `tok-${crypto.randomUUID()}`;
     await h.createToken(token);

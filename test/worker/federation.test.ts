@@ -9,7 +9,7 @@ import { buildBundleJson, type SpiffeBundleJson } from '../../src/shared/spiffe/
 import { createFederationStore } from '../../src/worker/db/federation.js';
 import { refreshDueRelationships, refreshRelationship } from '../../src/worker/federation/refresh.js';
 import { createHarness, type TestAgent } from '../helpers/workerd/agent-client.js';
-import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
+import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
 import { errorCode, makeAdmin, NOW_MS } from '../helpers/workerd/admin.js';
 import { makeRootCa, toBase64 } from '../helpers/shared/agent-svid.js';
 
@@ -197,7 +197,7 @@ describe('https_web refresh', () => {
 });
 
 describe('agent API: federated bundles', () => {
-  let ca: FakeCa;
+  let ca: TestCa;
   let h: ReturnType<typeof createHarness>;
   let agent: TestAgent;
   let tdA: string;
@@ -206,7 +206,7 @@ describe('agent API: federated bundles', () => {
 
   beforeAll(async () => {
     const clock = { nowMs: Date.now() };
-    ca = await createFakeCa('example.org', () => clock.nowMs);
+    ca = createTestCa('example.org', () => clock.nowMs);
     h = createHarness(() => ca, clock);
     const token = `tok-${Date.now()}-${Math.random()}`;
     await h.createToken(token);
@@ -219,21 +219,22 @@ describe('agent API: federated bundles', () => {
   });
 
   it("sends only the bundles of the agent's federatesWith, and again only when federation changes", async () => {
+    const { sequence } = await ca.published();
     const first = (await (await h.call(agent, 'POST', '/agent/v1/sync', {})).json()) as SyncResponse;
     expect(Object.keys(first.federatedBundles ?? {}).sort()).toEqual([tdA, tdB].sort());
-    const again = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: ca.sequence })).json()) as SyncResponse;
+    const again = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: sequence })).json()) as SyncResponse;
     expect(again).toEqual({ revision: first.revision });
 
     // a new bundle of tdA: federatedBundles (complete set), no entries
     await store.putBundle({ trustDomain: tdA as never, bundle: (await foreignBundle(tdA, 2)).doc, sequence: 2, updatedAt: NOW_S });
-    const changed = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: ca.sequence })).json()) as SyncResponse;
+    const changed = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: first.revision, bundleSequence: sequence })).json()) as SyncResponse;
     expect(changed.entries).toBeUndefined();
     expect(Object.keys(changed.federatedBundles ?? {}).sort()).toEqual([tdA, tdB].sort());
     expect(changed.federatedBundles?.[tdA]?.spiffe_sequence).toBe(2);
 
     // deleting a bundle: the set shrinks
     await store.deleteBundle(tdB as never);
-    const shrunk = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: changed.revision, bundleSequence: ca.sequence })).json()) as SyncResponse;
+    const shrunk = (await (await h.call(agent, 'POST', '/agent/v1/sync', { revision: changed.revision, bundleSequence: sequence })).json()) as SyncResponse;
     expect(Object.keys(shrunk.federatedBundles ?? {})).toEqual([tdA]);
 
     const bundle = (await (await h.call(agent, 'GET', '/agent/v1/bundle')).json()) as BundleResponse;
@@ -244,7 +245,7 @@ describe('agent API: federated bundles', () => {
 describe('agent API: https_spiffe refresh by the assigned agent', () => {
   it('lists the tasks of the assigned agent only, and takes its bundles and errors', async () => {
     const clock = { nowMs: NOW_MS };
-    const ca = await createFakeCa('example.org', () => clock.nowMs);
+    const ca = createTestCa('example.org', () => clock.nowMs);
     const h = createHarness(() => ca, clock);
     const attest = async () => {
       const token = `tok-${Date.now()}-${Math.random()}`;

@@ -1,26 +1,17 @@
-// A harness for cloud node attestation through the real agent routes, D1 stores and error handler, with a
-// stand-in CA that counts what it signs (so "nothing issued" is checked) and an injectable fetch for the
-// signing-key URLs. Signed agent calls (sync) go through the shared agent-client harness on the same DB/CA.
+// A harness for cloud node attestation through the real app (agent-client.ts: createApp over createAppDeps,
+// real D1 stores and error handler) with the cloud attestor vars and an injectable fetch for the signing-key
+// URLs, and the real CA core (test-ca.ts), which counts what it signs (so "nothing issued" is checked).
 import { env } from 'cloudflare:workers';
-import { Hono } from 'hono';
 import { expect } from 'vitest';
 import type { AttestResponse } from '../../../src/shared/agent-api.js';
 import type { SpiffeId } from '../../../src/shared/spiffe/id.js';
-import { createNodeAttestors } from '../../../src/worker/attestation/node-attestor.js';
-import { parseWorkerConfig } from '../../../src/worker/config.js';
 import { createAgentStore } from '../../../src/worker/db/agents.js';
-import { createEntryStore } from '../../../src/worker/db/entries.js';
-import { createJoinTokenStore } from '../../../src/worker/db/join-tokens.js';
-import { createAgentRequestStore } from '../../../src/worker/db/agent-requests.js';
-import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
-import { agentRoutes } from '../../../src/worker/routes/agent.js';
-import { createPublishedAuthoritiesCache } from '../../../src/worker/middleware/agent-auth.js';
 import { fromBase64, makeCsr, toBase64 } from '../shared/agent-svid.js';
 import { createHarness, TD, type Harness, type TestAgent } from './agent-client.js';
-import { createFakeCa, type FakeCa } from './fake-ca.js';
+import { createTestCa, type TestCa } from './test-ca.js';
 
 export interface CloudHarness {
-  ca: FakeCa;
+  ca: TestCa;
   h: Harness;
   clock: { nowMs: number };
   attestRaw(attestationType: string, payload: unknown): Promise<Response>;
@@ -31,30 +22,12 @@ export interface CloudHarness {
 
 export async function createCloudHarness(vars: { AWS_IID?: string; GCP_IIT?: string; AZURE_MSI?: string }, fetchImpl?: typeof fetch): Promise<CloudHarness> {
   const clock = { nowMs: Date.now() };
-  const ca = await createFakeCa(TD, () => clock.nowMs);
-  const config = parseWorkerConfig({ ...env, TRUST_DOMAIN: TD, ...vars });
-  const joinTokens = createJoinTokenStore(env.DB);
-  const app = new Hono();
-  app.onError(errorHandler);
-  app.route(
-    '/agent/v1',
-    agentRoutes({
-      config,
-      ca: () => ca,
-      clock: () => clock.nowMs,
-      entries: createEntryStore(env.DB),
-      agents: createAgentStore(env.DB),
-      joinTokens,
-      requests: createAgentRequestStore(env.DB),
-      nodeAttestors: createNodeAttestors({ joinTokens, cloud: config.nodeAttestors, fetch: fetchImpl }),
-      authorities: createPublishedAuthoritiesCache(),
-    }),
-  );
-  const h = createHarness(() => ca, clock);
+  const ca = createTestCa(TD, () => clock.nowMs);
+  const h = createHarness(() => ca, clock, { vars, fetch: fetchImpl });
   const csrs = new Map<Response, Awaited<ReturnType<typeof makeCsr>>>();
   const attestRaw = async (attestationType: string, payload: unknown) => {
     const csr = await makeCsr();
-    const res = await app.request('http://issuer.test/agent/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ attestationType, payload, csr: toBase64(csr.der) }) });
+    const res = await h.attestRaw({ attestationType, payload, csr: toBase64(csr.der) });
     csrs.set(res, csr);
     return res;
   };

@@ -1,46 +1,29 @@
-// Admin SVID minting and the bundle, against a CA stand-in with the real RPC contract (test/helpers/workerd/
-// fake-ca.ts for X.509, plus a JWT authority of our own that it publishes). TODO(CA): repeat against the
-// TrustDomainCa Durable Object once it signs.
+// Admin SVID minting and the bundle, against the real CA core on memory storage (test/helpers/workerd/
+// test-ca.ts: what the TrustDomainCa Durable Object runs), counting what it signs.
 import { X509Certificate } from '@peculiar/x509';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { ok, unwrap } from '../../../src/shared/result.js';
-import type { PublishedJwk, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../../src/shared/encoding/base64.js';
 import { makeCsr } from '../../helpers/shared/pki.js';
-import { createFakeCa, type FakeCa } from '../../helpers/workerd/fake-ca.js';
+import { createTestCa, type TestCa } from '../../helpers/workerd/test-ca.js';
 import { config, errorCode, makeAdmin, NOW_MS, sid, unique } from '../../helpers/workerd/admin.js';
 
-let ca: FakeCa;
+let ca: TestCa;
 let admin: ReturnType<typeof makeAdmin>;
 let csr: string;
-let signedJwt = 0;
 
 beforeAll(async () => {
-  ca = await createFakeCa(config.trustDomain, () => NOW_MS);
-  const jwtKey = await generateKeyPair('ES256', { extractable: true });
-  const jwk = { ...(await exportJWK(jwtKey.publicKey)), kid: 'admin-test', alg: 'ES256', use: 'sig' } as PublishedJwk;
-  const withJwt: TrustDomainCaApi = {
-    signX509Svids: (r) => ca.signX509Svids(r),
-    status: () => ca.status(),
-    getPublishedKeys: async () => ({ ok: true, value: { ...unwrap(await ca.getPublishedKeys()), jwtAuthorities: [jwk] } }),
-    signJwtSvid: async (r) => {
-      signedJwt++;
-      const iat = NOW_MS / 1000;
-      const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'admin-test', typ: 'JWT' }).setSubject(r.spiffeId).setAudience(r.audience).setIssuedAt(iat).setExpirationTime(iat + r.ttlSeconds).sign(jwtKey.privateKey);
-      return ok({ spiffeId: r.spiffeId, token, expiresAt: iat + r.ttlSeconds });
-    },
-    signJwtSvids: (requests) => Promise.all(requests.map((r) => withJwt.signJwtSvid(r))),
-  };
-  admin = makeAdmin(withJwt);
+  ca = createTestCa(config.trustDomain, () => NOW_MS);
+  admin = makeAdmin(ca);
   csr = toBase64(await makeCsr('P-256'));
 });
 
 describe('POST /x509-svids/mint', () => {
   it('mints an X509-SVID for a SPIFFE ID of the trust domain, with DNS names, and returns the bundle', async () => {
     const spiffeId = sid(`/minted/${unique()}`);
+    const before = ca.signedX509;
     const res = await admin.call('POST', '/x509-svids/mint', { spiffeId, csr, ttlSeconds: 120, dnsNames: ['svc.example.org'] });
     expect(res.status).toBe(200);
+    expect(ca.signedX509).toBe(before + 1);
     const body = (await res.json()) as { svid: { spiffeId: string; certChain: string[]; expiresAt: number }; bundle: { keys: unknown[] } };
     expect(body.svid.spiffeId).toBe(spiffeId);
     expect(body.svid.expiresAt).toBe(NOW_MS / 1000 + 120);
@@ -67,18 +50,20 @@ describe('POST /x509-svids/mint', () => {
 
 describe('POST /jwt-svids/mint', () => {
   it('mints a JWT-SVID with the default TTL', async () => {
+    const before = ca.signedJwt;
     const res = await admin.call('POST', '/jwt-svids/mint', { spiffeId: sid('/minted/jwt'), audience: ['spiffe://example.org/db'] });
     expect(res.status).toBe(200);
+    expect(ca.signedJwt).toBe(before + 1);
     const body = (await res.json()) as { token: string; expiresAt: number };
     expect(body.token.split('.')).toHaveLength(3);
     expect(body.expiresAt).toBeGreaterThan(NOW_MS / 1000);
   });
 
   it.each([[{ audience: [] }], [{ audience: 'db' }], [{ audience: [''] }], [{ ttlSeconds: 86401 }]])('rejects %j without signing', async (override) => {
-    const before = signedJwt;
+    const before = ca.signedJwt;
     const res = await admin.call('POST', '/jwt-svids/mint', { spiffeId: sid('/minted/jwt'), audience: ['db'], ...override });
     expect(await errorCode(res)).toBe('ERR_BAD_REQUEST');
-    expect(signedJwt).toBe(before);
+    expect(ca.signedJwt).toBe(before);
   });
 
   it('a minted JWT-SVID of an admin entry, for the issuer audience, authenticates admin requests', async () => {

@@ -1,0 +1,57 @@
+// The real CA core (src/worker/ca/ca-core.ts) on memory storage for in-process app tests: what the
+// TrustDomainCa Durable Object runs, minus the DO. It is wrapped only to count what it signs (ok results),
+// so a test can prove a refused request signed nothing.
+import { env } from 'cloudflare:workers';
+import type { Clock } from '../../../src/shared/clock.js';
+import { unwrap, type Result } from '../../../src/shared/result.js';
+import type { PublishedKeys, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
+import { createCaCore } from '../../../src/worker/ca/ca-core.js';
+import { createMemoryCaStorage } from '../../../src/worker/ca/ca-storage.js';
+import { parseCaConfig, type CaConfig } from '../../../src/worker/config.js';
+
+export interface TestCa extends TrustDomainCaApi {
+  /** the CA's configuration (lifetimes, issuer, ...) */
+  readonly config: CaConfig;
+  /** X509-SVIDs signed so far (ok results) */
+  readonly signedX509: number;
+  /** JWT-SVIDs signed so far (ok results) */
+  readonly signedJwt: number;
+  /** the published keys, unwrapped (uncounted: the CA makes its keys on first use, at `clock()`) */
+  published(): Promise<PublishedKeys>;
+}
+
+/** A CA of `trustDomain` with the test run's CA config (wrangler.toml plus test secrets), `overrides` on top. */
+export function createTestCa(trustDomain: string, clock: Clock, overrides: Partial<CaConfig> = {}): TestCa {
+  const config = { ...parseCaConfig({ ...env, TRUST_DOMAIN: trustDomain }), ...overrides };
+  const core = createCaCore({ storage: createMemoryCaStorage(), config, clock });
+  let signedX509 = 0;
+  let signedJwt = 0;
+  const okCount = (results: Result<unknown>[]) => results.filter((r) => r.ok).length;
+  return {
+    config,
+    get signedX509() {
+      return signedX509;
+    },
+    get signedJwt() {
+      return signedJwt;
+    },
+    async signX509Svids(requests) {
+      const results = await core.signX509Svids(requests);
+      signedX509 += okCount(results);
+      return results;
+    },
+    async signJwtSvid(request) {
+      const result = await core.signJwtSvid(request);
+      signedJwt += okCount([result]);
+      return result;
+    },
+    async signJwtSvids(requests) {
+      const results = await core.signJwtSvids(requests);
+      signedJwt += okCount(results);
+      return results;
+    },
+    getPublishedKeys: () => core.getPublishedKeys(),
+    status: () => core.status(),
+    published: async () => unwrap(await core.getPublishedKeys()),
+  };
+}
