@@ -67,6 +67,15 @@ function badRequest(message: string): WispError {
   return new WispError('ERR_BAD_REQUEST', message);
 }
 
+function attestRefused(reason: 'banned' | 'attested', agentId: SpiffeId, attestationType: string): WispError {
+  if (reason === 'banned') {
+    logEvent('warn', 'banned agent tried to attest', { agent_id: agentId, attestation_type: attestationType });
+    return new WispError('ERR_AGENT_BANNED', 'agent is banned');
+  }
+  logEvent('warn', 'agent attested twice', { agent_id: agentId, attestation_type: attestationType });
+  return new WispError('ERR_AGENT_ALREADY_ATTESTED', 'agent is already attested; evict it first');
+}
+
 function decodeCsr(value: unknown, what: string): Uint8Array {
   if (typeof value !== 'string' || value.length === 0) throw badRequest(`${what} must be a base64 string`);
   if (value.length > Math.ceil(AGENT_API_LIMITS.MAX_CSR_BYTES / 3) * 4) {
@@ -180,22 +189,25 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
       throw e;
     }
     const { agentId, selectors, allowReattestation } = result;
-    const existing = await deps.agents.get(agentId);
-    if (existing?.banned) {
-      logEvent('warn', 'banned agent tried to attest', { agent_id: agentId, attestation_type: attestor.type });
-      throw new WispError('ERR_AGENT_BANNED', 'agent is banned');
+    // claim the agent ID before anything is signed: of concurrent attestations of one ID at most one gets here
+    const claim = await deps.agents.claimAttestation({ spiffeId: agentId, attestationType: attestor.type, allowReattestation }, now);
+    if (!claim.claimed) throw attestRefused(claim.reason, agentId, attestor.type);
+    let signed: SignedX509Svid;
+    try {
+      [signed] = (await signX509([{ spiffeId: agentId, publicKeySpki: csr.publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }])) as [SignedX509Svid];
+    } catch (e) {
+      await deps.agents.releaseAttestation(agentId, claim.token);
+      throw e;
     }
-    if (existing && existing.serialNumber !== '' && !allowReattestation) {
-      logEvent('warn', 'agent attested twice', { agent_id: agentId, attestation_type: attestor.type });
-      throw new WispError('ERR_AGENT_ALREADY_ATTESTED', 'agent is already attested; evict it first');
-    }
-    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki: csr.publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
-    await deps.agents.upsertAttested(
-      { spiffeId: agentId, attestationType: attestor.type, serialNumber: normalizeSerialNumber(signed!.serialNumber), expiresAt: signed!.expiresAt, nodeSelectors: selectors },
+    const recorded = await deps.agents.completeAttestation(
+      claim.token,
+      { spiffeId: agentId, attestationType: attestor.type, serialNumber: normalizeSerialNumber(signed.serialNumber), expiresAt: signed.expiresAt, nodeSelectors: selectors },
       now,
     );
-    logEvent('info', 'agent attested', { agent_id: agentId, attestation_type: attestor.type, serial: normalizeSerialNumber(signed!.serialNumber) });
-    const response: AttestResponse = { svid: svidWire(signed!), bundle: await buildBundleJson(await readPublishedKeys(deps.ca())) };
+    // the claim was lost meanwhile (banned, evicted, or taken as abandoned): the SVID signed is never sent
+    if (!recorded) throw attestRefused((await deps.agents.get(agentId))?.banned ? 'banned' : 'attested', agentId, attestor.type);
+    logEvent('info', 'agent attested', { agent_id: agentId, attestation_type: attestor.type, serial: normalizeSerialNumber(signed.serialNumber) });
+    const response: AttestResponse = { svid: svidWire(signed), bundle: await buildBundleJson(await readPublishedKeys(deps.ca())) };
     return c.json(response);
   });
 
