@@ -35,6 +35,7 @@ import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { agentAuth, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
+import { noStore } from '../middleware/no-store.js';
 import type { NodeAttestor } from '../attestation/types.js';
 import { readPublishedKeys } from '../ca/published-keys.js';
 
@@ -169,6 +170,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   }
 
   const app = new Hono<AgentAuthEnv>();
+  // agent SVIDs, workload SVIDs and JWT-SVIDs are credentials: no cache keeps any answer of this API
+  app.use('*', noStore);
 
   app.post('/attest', async (c) => {
     const body = asObject(await readJsonBody(c, AGENT_SMALL_BODY_MAX_BYTES));
