@@ -1,8 +1,10 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { describe, expect, it } from 'vitest';
+import { concatBytes } from '../../src/shared/encoding/bytes.js';
 import { WispError } from '../../src/shared/errors.js';
 import { MAX_CSR_BYTES, parseCsr } from '../../src/shared/spiffe/csr.js';
+import { contentsOf, derTlv, readWhole } from '../../src/shared/spiffe/der.js';
 import { generateKeys, makeCsr, spkiOf, type KeyKind } from '../helpers/shared/pki.js';
 
 async function rejection(p: Promise<unknown>): Promise<WispError> {
@@ -65,4 +67,34 @@ describe('parseCsr', () => {
   ])('rejects an unsupported %s key', async (kind, message) => {
     expect((await rejection(parseCsr(await makeCsr(kind)))).message).toMatch(message);
   });
+
+  describe('refuses bytes after the CSR (one DER element, nothing else)', () => {
+    const cat = (...parts: Uint8Array[]) => concatBytes(parts);
+    it.each<[KeyKind | 'P-256-SHA512', string, (csr: Uint8Array) => Promise<Uint8Array> | Uint8Array]>([
+      ['P-256', '00 00 00', (csr) => cat(csr, new Uint8Array(3))],
+      ['P-256', 'a second CSR', async (csr) => cat(csr, await makeCsr('P-256'))],
+      ['P-256', '2 KB of junk', (csr) => cat(csr, crypto.getRandomValues(new Uint8Array(2048)))],
+      ['RSA-2048', 'a single 00', (csr) => cat(csr, new Uint8Array(1))],
+      // an uncommon shape (ECDSA with SHA-512) takes the general path: it must refuse trailing bytes too
+      ['P-256-SHA512', '00 00 00', (csr) => cat(csr, new Uint8Array(3))],
+    ])('%s CSR followed by %s', async (kind, _what, append) => {
+      const csr = kind === 'P-256-SHA512' ? await p256Sha512Csr() : await makeCsr(kind);
+      await parseCsr(csr); // accepted alone
+      expect((await rejection(parseCsr(await append(csr)))).message).toMatch(/after its DER encoding/);
+    });
+
+    it.each(['P-256', 'P-256-SHA512'])('%s CSR with an extra element inside its outer SEQUENCE', async (kind) => {
+      const csr = kind === 'P-256-SHA512' ? await p256Sha512Csr() : await makeCsr('P-256');
+      const outer = readWhole(csr, 0x30);
+      const padded = derTlv(0x30, contentsOf(csr, outer), Uint8Array.of(0x05, 0x00));
+      await rejection(parseCsr(padded));
+    });
+  });
 });
+
+/** A P-256 CSR signed with ecdsa-with-SHA512: valid, but not one of the shapes the fast reader knows. */
+async function p256Sha512Csr(): Promise<Uint8Array> {
+  const keys = await generateKeys('P-256');
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=x', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-512' } });
+  return new Uint8Array(csr.rawData);
+}

@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_API_LIMITS } from '../../src/shared/agent-api.js';
+import { concatBytes } from '../../src/shared/encoding/bytes.js';
 import { makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
 import { createHarness, expectError, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
 import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
@@ -35,6 +36,9 @@ beforeAll(async () => {
     'wrongly signed': toBase64(tampered),
     'RSA-1024 (unsupported key)': toBase64(new Uint8Array(weak.rawData)),
     'too large': 'A'.repeat(12 * 1024),
+    'followed by 00 00 00': toBase64(concatBytes([csr.der, new Uint8Array(3)])),
+    'followed by a second CSR': toBase64(concatBytes([csr.der, (await makeCsr()).der])),
+    'followed by 2 KB of junk': toBase64(concatBytes([csr.der, crypto.getRandomValues(new Uint8Array(2048))])),
   });
 });
 

@@ -29,6 +29,12 @@ export const ENTRY_DNS_NAMES_MAX = 32;
 export const ENTRY_FEDERATES_WITH_MAX = 32;
 export const ENTRY_HINT_MAX_BYTES = 1024;
 export const ENTRY_ID_PATTERN = /^[A-Za-z0-9._-]{1,255}$/;
+/**
+ * IDs an entry may not get, though ENTRY_ID_PATTERN matches them: URL parsing removes "." and ".." path
+ * segments, so /admin/v1/entries/<id> could never reach such an entry. Lookups (parseEntryId) still accept
+ * them, so batch-delete removes entries made before they were refused.
+ */
+const UNREACHABLE_ENTRY_IDS = new Set(['.', '..']);
 
 const ENTRY_FIELDS = new Set([
   'id',
@@ -100,6 +106,9 @@ export function parseEntryInput(input: unknown, td: TrustDomain): NewEntry {
     if (!ENTRY_FIELDS.has(key)) throw invalid(`unknown entry field "${key}"`);
   }
   const id = o.id === undefined ? undefined : parseEntryId(o.id);
+  if (id !== undefined && UNREACHABLE_ENTRY_IDS.has(id)) {
+    throw invalid('id must not be "." or "..": URLs drop such path segments, so /entries/<id> could not reach the entry');
+  }
   if (o.spiffeId === undefined) throw new WispError('ERR_SPIFFE_ID_INVALID', 'spiffeId is required');
   if (o.parentId === undefined) throw new WispError('ERR_SPIFFE_ID_INVALID', 'parentId is required');
   const spiffeId = parseSpiffeIdInTrustDomain(o.spiffeId, td, 'spiffeId');

@@ -52,10 +52,31 @@ export interface AttestedAgent {
   updatedAt: number;
 }
 
+/** What claiming an agent ID for one attestation found (AgentStore.claimAttestation). */
+export type AttestationClaim =
+  /** the ID is this attestation's until it completes or releases it; `token` names the claim */
+  | { claimed: true; token: string }
+  /** banned; or attested and the attestor forbids re-attestation, or another attestation of it is in flight */
+  | { claimed: false; reason: 'banned' | 'attested' };
+
+/** What the attestation records once its SVID is signed. */
+export type AttestationRecord = Omit<AttestedAgent, 'banned' | 'createdAt' | 'updatedAt' | 'previousSerialNumber'>;
+
 export interface AgentStore {
   get(spiffeId: SpiffeId): Promise<AttestedAgent | undefined>;
-  /** First attestation, or re-attestation (after eviction, or where the attestor allows it). */
-  upsertAttested(agent: Omit<AttestedAgent, 'banned' | 'createdAt' | 'updatedAt' | 'previousSerialNumber'>, now: number): Promise<AttestedAgent>;
+  /**
+   * Claims an agent ID for one attestation, in one atomic step before anything is signed: of concurrent
+   * claims at most one succeeds. Refused when the agent is banned, when it is attested (has a serial) and
+   * `allowReattestation` is false, or while another claim is in flight (claims older than a minute count
+   * as abandoned). The agent's current SVID keeps working until the claim completes.
+   */
+  claimAttestation(claim: { spiffeId: SpiffeId; attestationType: string; allowReattestation: boolean }, now: number): Promise<AttestationClaim>;
+  /** Records the signed SVID of a claim; undefined when the claim was lost meanwhile (evicted, banned, abandoned). */
+  completeAttestation(token: string, agent: AttestationRecord, now: number): Promise<AttestedAgent | undefined>;
+  /** Gives a claim up (signing failed): the agent is as it was before the claim. */
+  releaseAttestation(spiffeId: SpiffeId, token: string): Promise<void>;
+  /** Writes an attestation without a claim (tests and seeding; the attest route claims first). */
+  upsertAttested(agent: AttestationRecord, now: number): Promise<AttestedAgent>;
   /** Renewal: previous := current, current := serial. */
   renew(spiffeId: SpiffeId, serialNumber: string, expiresAt: number, now: number): Promise<void>;
   /** The new serial was used: forget the previous one. */

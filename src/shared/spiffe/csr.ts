@@ -7,7 +7,7 @@
 import 'reflect-metadata';
 import { Pkcs10CertificateRequest } from '@peculiar/x509';
 import { WispError } from '../errors.js';
-import { contentsOf, ecdsaDerToRaw, encodingOf, readChildren, readWhole } from './der.js';
+import { contentsOf, ecdsaDerToRaw, encodingOf, readChildren, readDer, type DerElement } from './der.js';
 import { readSubjectKey } from './x509-svid-template.js';
 import { classifyKeyAlgorithm, signingParams, toHex, type KeyAlgorithmInfo, type KeyAlgorithmName } from './x509.js';
 
@@ -34,12 +34,48 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   if (!(der instanceof Uint8Array)) throw new TypeError('parseCsr expects DER bytes');
   if (der.byteLength === 0) throw invalid('CSR is empty');
   if (der.byteLength > MAX_CSR_BYTES) throw invalid(`CSR is larger than ${MAX_CSR_BYTES} bytes`);
-  const lean = readCommonCsr(der);
+  const lean = readCommonCsr(der, readCsrFrame(der));
   if (lean) {
     if (!(await verifyCommonCsr(lean))) throw invalid('CSR signature does not verify with its public key (no proof of possession)');
     return { publicKeySpki: lean.spki.slice(), keyAlgorithm: lean.keyAlgorithm };
   }
   return parseCsrGeneral(der);
+}
+
+/** The elements of a CertificationRequest (RFC 2986 §4), read once for both paths. */
+interface CsrFrame {
+  info: DerElement;
+  alg: DerElement;
+  sig: DerElement;
+  version: DerElement;
+  spki: DerElement;
+}
+
+/**
+ * The strict structural read every CSR passes first: exactly one DER element, a SEQUENCE of
+ * certificationRequestInfo, signatureAlgorithm and signature, the info of version, subject, subjectPKInfo and
+ * [0] attributes, nothing before, between or after (the general parser alone tolerated trailing bytes).
+ */
+function readCsrFrame(der: Uint8Array): CsrFrame {
+  let outer: DerElement;
+  try {
+    outer = readDer(der, 0);
+  } catch (e) {
+    throw invalid('CSR is not a DER PKCS#10 certification request', e);
+  }
+  if (outer.tag === 0x30 && outer.end !== der.length) throw invalid(`CSR has ${der.length - outer.end} bytes after its DER encoding`);
+  try {
+    if (outer.tag !== 0x30) throw new RangeError('DER: not a SEQUENCE');
+    const [info, alg, sig, extra] = readChildren(der, outer);
+    if (!info || !alg || !sig || extra || info.tag !== 0x30 || alg.tag !== 0x30 || sig.tag !== 0x03) throw new RangeError('DER: not a CertificationRequest');
+    const [version, subject, spki, attributes, more] = readChildren(der, info);
+    if (!version || !subject || !spki || !attributes || more || version.tag !== 0x02 || subject.tag !== 0x30 || spki.tag !== 0x30 || attributes.tag !== 0xa0) {
+      throw new RangeError('DER: not a CertificationRequestInfo');
+    }
+    return { info, alg, sig, version, spki };
+  } catch (e) {
+    throw invalid('CSR is not a DER PKCS#10 certification request', e);
+  }
 }
 
 /** The general path: @peculiar/x509 parses and verifies anything PKCS#10 allows, with precise errors. */
@@ -87,20 +123,16 @@ interface CommonCsr {
 }
 
 /**
- * Reads the common shape of a CSR with a small strict DER reader (no general ASN.1 decoding, which is what
- * costs on the issuance path): v1, an EC P-256/P-384 or RSA ≥ 2048 key, and one of the common signature
- * algorithms. Anything else returns undefined and goes to the general path.
+ * Reads the common shape of a framed CSR without general ASN.1 decoding (which is what costs on the issuance
+ * path): v1, an EC P-256/P-384 or RSA ≥ 2048 key, and one of the common signature algorithms. Anything else
+ * returns undefined and goes to the general path.
  */
-function readCommonCsr(der: Uint8Array): CommonCsr | undefined {
+function readCommonCsr(der: Uint8Array, frame: CsrFrame): CommonCsr | undefined {
   try {
-    const outer = readWhole(der, 0x30);
-    const [info, alg, sig, extra] = readChildren(der, outer);
-    if (!info || !alg || !sig || extra || info.tag !== 0x30 || alg.tag !== 0x30 || sig.tag !== 0x03) return undefined;
+    const { info, alg, sig, version, spki: spkiEl } = frame;
     const algorithm = COMMON_SIGNATURE_ALGORITHMS[toHex(encodingOf(der, alg))];
     if (!algorithm) return undefined;
-    const [version, subject, spkiEl, attributes, more] = readChildren(der, info);
-    if (!version || !subject || !spkiEl || !attributes || more) return undefined;
-    if (version.tag !== 0x02 || toHex(contentsOf(der, version)) !== '00' || subject.tag !== 0x30 || spkiEl.tag !== 0x30 || attributes.tag !== 0xa0) return undefined;
+    if (toHex(contentsOf(der, version)) !== '00') return undefined;
     const spki = encodingOf(der, spkiEl);
     const key = readSubjectKey(spki);
     if (typeof key === 'string' || (key.kind === 'RSA') === algorithm.ecdsa) return undefined;

@@ -1,8 +1,13 @@
 /**
  * AgentStore over D1 (drizzle): attested agents, their current and previous SVID serials, bans.
+ *
+ * Attestation claims the agent ID first (one INSERT ... ON CONFLICT DO UPDATE ... WHERE, so of concurrent
+ * claims at most one changes a row): the claim puts a token `attesting:<uuid>` in `serial` (no SVID serial
+ * looks like it, so no proof matches it) and keeps the agent's current serial in `previous_serial`, which
+ * agent-auth still accepts, until the signed SVID replaces both (completeAttestation, conditional on the token).
  * @module
  */
-import { asc, count as countRows, eq, gt } from 'drizzle-orm';
+import { and, asc, count as countRows, eq, gt } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/d1';
 import type { AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
 import type { Selector } from '../../shared/registry/selectors.js';
@@ -12,12 +17,29 @@ import { agents } from './schema.js';
 
 type AgentRow = typeof agents.$inferSelect;
 
+const CLAIM_PREFIX = 'attesting:';
+/** A claim older than this (seconds) was abandoned (its isolate died between claim and completion). */
+export const ATTESTATION_CLAIM_TIMEOUT_SECONDS = 60;
+
+// Unqualified columns in DO UPDATE's SET and WHERE are the existing row's; `excluded.` is the new one.
+const CLAIM_SQL = `INSERT INTO agents (spiffe_id, attestation_type, serial, previous_serial, expires_at, banned, node_selectors, created_at, updated_at)
+VALUES (?1, ?2, ?3, NULL, 0, 0, '[]', ?4, ?4)
+ON CONFLICT (spiffe_id) DO UPDATE SET
+  serial = excluded.serial,
+  previous_serial = CASE WHEN serial LIKE '${CLAIM_PREFIX}%' THEN previous_serial ELSE NULLIF(serial, '') END,
+  updated_at = excluded.updated_at
+WHERE banned = 0 AND (
+  (serial LIKE '${CLAIM_PREFIX}%' AND updated_at <= ?5)
+  OR (serial NOT LIKE '${CLAIM_PREFIX}%' AND (serial = '' OR ?6 = 1)))
+RETURNING spiffe_id`;
+
 /** A row of `agents` (as drizzle maps it) as the port's AttestedAgent; agent-requests.ts maps its raw rows through it too. */
 export function rowToAgent(row: AgentRow): AttestedAgent {
   return {
     spiffeId: row.spiffeId as SpiffeId,
     attestationType: row.attestationType,
-    serialNumber: row.serial,
+    // a claim in flight has no current SVID yet (its token is store-internal)
+    serialNumber: row.serial.startsWith(CLAIM_PREFIX) ? '' : row.serial,
     ...(row.previousSerial === null ? {} : { previousSerialNumber: row.previousSerial }),
     expiresAt: row.expiresAt,
     banned: row.banned,
@@ -37,6 +59,42 @@ export function createAgentStore(d1: D1Database): AgentStore {
     async get(spiffeId) {
       const row = await db.select().from(agents).where(eq(agents.spiffeId, spiffeId)).get();
       return row ? rowToAgent(row) : undefined;
+    },
+
+    async claimAttestation(claim, now) {
+      const token = `${CLAIM_PREFIX}${crypto.randomUUID()}`;
+      const row = await d1
+        .prepare(CLAIM_SQL)
+        .bind(claim.spiffeId, claim.attestationType, token, now, now - ATTESTATION_CLAIM_TIMEOUT_SECONDS, claim.allowReattestation ? 1 : 0)
+        .first();
+      if (row) return { claimed: true, token };
+      const existing = await this.get(claim.spiffeId);
+      return { claimed: false, reason: existing?.banned ? 'banned' : 'attested' };
+    },
+
+    async completeAttestation(token, agent, now) {
+      const row = await db
+        .update(agents)
+        .set({
+          attestationType: agent.attestationType,
+          serial: agent.serialNumber,
+          previousSerial: null,
+          expiresAt: agent.expiresAt,
+          nodeSelectors: JSON.stringify(agent.nodeSelectors.map(({ type, value }) => ({ type, value }))),
+          updatedAt: now,
+        })
+        .where(and(eq(agents.spiffeId, agent.spiffeId), eq(agents.serial, token), eq(agents.banned, false)))
+        .returning()
+        .get();
+      return row ? rowToAgent(row) : undefined;
+    },
+
+    async releaseAttestation(spiffeId, token) {
+      // a claim that created the row leaves none (as an evicted agent); otherwise the serial it displaced is back
+      await d1.batch([
+        d1.prepare('DELETE FROM agents WHERE spiffe_id = ? AND serial = ? AND previous_serial IS NULL AND banned = 0').bind(spiffeId, token),
+        d1.prepare("UPDATE agents SET serial = COALESCE(previous_serial, ''), previous_serial = NULL WHERE spiffe_id = ? AND serial = ?").bind(spiffeId, token),
+      ]);
     },
 
     async upsertAttested(agent, now) {

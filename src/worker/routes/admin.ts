@@ -7,6 +7,7 @@
 import { Hono } from 'hono';
 import type { AppDeps } from '../deps.js';
 import { adminAuth } from '../middleware/admin-auth.js';
+import { noStore } from '../middleware/no-store.js';
 import { agentRoutes } from './admin/agents.js';
 import { entryRoutes } from './admin/entries.js';
 import { federationRoutes, foreignBundleRoutes } from './admin/federation.js';
@@ -16,6 +17,7 @@ import { svidRoutes } from './admin/svids.js';
 export function adminRoutes(deps: AppDeps): Hono {
   const { entries, agents, joinTokens, federation } = deps.stores;
   const app = new Hono();
+  app.use('*', noStore);
   app.use('*', adminAuth(deps, entries));
   app.route('/entries', entryRoutes(deps, entries));
   app.route('/agents', agentRoutes(deps, agents));

@@ -16,6 +16,7 @@ import { parseSubmission, submitRefresh } from '../federation/submit.js';
 import { asObject } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { agentAuth, signedJsonBody, type AgentAuthDeps, type AgentAuthEnv } from '../middleware/agent-auth.js';
+import { noStore } from '../middleware/no-store.js';
 
 export interface AgentFederationDeps extends AgentAuthDeps {
   federation: FederationStore;
@@ -27,6 +28,7 @@ const SUBMIT_MAX_BYTES = MAX_BUNDLE_BYTES + 16 * 1024;
 export function agentFederationRoutes(deps: AgentFederationDeps): Hono<AgentAuthEnv> {
   const auth = (maxBodyBytes: number) => agentAuth(deps, { maxBodyBytes });
   const app = new Hono<AgentAuthEnv>();
+  app.use('*', noStore);
 
   app.get('/refresh-tasks', auth(1024), async (c) => {
     const tasks = await deps.federation.refreshTasksFor(c.var.agent.agentId);

@@ -35,6 +35,7 @@ import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { agentAuth, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
+import { noStore } from '../middleware/no-store.js';
 import type { NodeAttestor } from '../attestation/types.js';
 import { readPublishedKeys } from '../ca/published-keys.js';
 
@@ -65,6 +66,15 @@ export interface AgentApiDeps {
 
 function badRequest(message: string): WispError {
   return new WispError('ERR_BAD_REQUEST', message);
+}
+
+function attestRefused(reason: 'banned' | 'attested', agentId: SpiffeId, attestationType: string): WispError {
+  if (reason === 'banned') {
+    logEvent('warn', 'banned agent tried to attest', { agent_id: agentId, attestation_type: attestationType });
+    return new WispError('ERR_AGENT_BANNED', 'agent is banned');
+  }
+  logEvent('warn', 'agent attested twice', { agent_id: agentId, attestation_type: attestationType });
+  return new WispError('ERR_AGENT_ALREADY_ATTESTED', 'agent is already attested; evict it first');
 }
 
 function decodeCsr(value: unknown, what: string): Uint8Array {
@@ -160,6 +170,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   }
 
   const app = new Hono<AgentAuthEnv>();
+  // agent SVIDs, workload SVIDs and JWT-SVIDs are credentials: no cache keeps any answer of this API
+  app.use('*', noStore);
 
   app.post('/attest', async (c) => {
     const body = asObject(await readJsonBody(c, AGENT_SMALL_BODY_MAX_BYTES));
@@ -180,22 +192,25 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
       throw e;
     }
     const { agentId, selectors, allowReattestation } = result;
-    const existing = await deps.agents.get(agentId);
-    if (existing?.banned) {
-      logEvent('warn', 'banned agent tried to attest', { agent_id: agentId, attestation_type: attestor.type });
-      throw new WispError('ERR_AGENT_BANNED', 'agent is banned');
+    // claim the agent ID before anything is signed: of concurrent attestations of one ID at most one gets here
+    const claim = await deps.agents.claimAttestation({ spiffeId: agentId, attestationType: attestor.type, allowReattestation }, now);
+    if (!claim.claimed) throw attestRefused(claim.reason, agentId, attestor.type);
+    let signed: SignedX509Svid;
+    try {
+      [signed] = (await signX509([{ spiffeId: agentId, publicKeySpki: csr.publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }])) as [SignedX509Svid];
+    } catch (e) {
+      await deps.agents.releaseAttestation(agentId, claim.token);
+      throw e;
     }
-    if (existing && existing.serialNumber !== '' && !allowReattestation) {
-      logEvent('warn', 'agent attested twice', { agent_id: agentId, attestation_type: attestor.type });
-      throw new WispError('ERR_AGENT_ALREADY_ATTESTED', 'agent is already attested; evict it first');
-    }
-    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki: csr.publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
-    await deps.agents.upsertAttested(
-      { spiffeId: agentId, attestationType: attestor.type, serialNumber: normalizeSerialNumber(signed!.serialNumber), expiresAt: signed!.expiresAt, nodeSelectors: selectors },
+    const recorded = await deps.agents.completeAttestation(
+      claim.token,
+      { spiffeId: agentId, attestationType: attestor.type, serialNumber: normalizeSerialNumber(signed.serialNumber), expiresAt: signed.expiresAt, nodeSelectors: selectors },
       now,
     );
-    logEvent('info', 'agent attested', { agent_id: agentId, attestation_type: attestor.type, serial: normalizeSerialNumber(signed!.serialNumber) });
-    const response: AttestResponse = { svid: svidWire(signed!), bundle: await buildBundleJson(await readPublishedKeys(deps.ca())) };
+    // the claim was lost meanwhile (banned, evicted, or taken as abandoned): the SVID signed is never sent
+    if (!recorded) throw attestRefused((await deps.agents.get(agentId))?.banned ? 'banned' : 'attested', agentId, attestor.type);
+    logEvent('info', 'agent attested', { agent_id: agentId, attestation_type: attestor.type, serial: normalizeSerialNumber(signed.serialNumber) });
+    const response: AttestResponse = { svid: svidWire(signed), bundle: await buildBundleJson(await readPublishedKeys(deps.ca())) };
     return c.json(response);
   });
 

@@ -67,6 +67,12 @@ describe('parseEntryInput', () => {
     [{ admin: 'yes' }, 'ERR_ENTRY_INVALID'],
     [{ expiresAt: 1.5 }, 'ERR_ENTRY_INVALID'],
     [{ id: 'x'.repeat(256) }, 'ERR_ENTRY_INVALID'],
+    // URLs remove "." and ".." path segments: /entries/.. could never reach such an entry
+    [{ id: '.' }, 'ERR_ENTRY_INVALID'],
+    [{ id: '..' }, 'ERR_ENTRY_INVALID'],
+    [{ id: '...' }, 'OK'],
+    [{ id: '.a' }, 'OK'],
+    [{ id: 'a..b' }, 'OK'],
     [{ revisionNumber: 3, createdAt: 4 }, 'OK'],
   ])('%j → %s', (override, code) => {
     expect(codeOf({ ...base, ...override })).toBe(code);

@@ -1,6 +1,10 @@
 // Admin entry endpoints over real D1: create, batch-create, list/count with filters and pages, get, replace,
 // batch-update, delete, batch-delete; bad input answers {"error":{code,message}} and writes nothing.
 import { describe, expect, it } from 'vitest';
+import { env } from 'cloudflare:workers';
+import type { SpiffeId } from '../../../src/shared/spiffe/id.js';
+import { createEntryStore } from '../../../src/worker/db/entries.js';
+import { makeNewEntry } from '../../helpers/shared/entry.js';
 import { errorCode, makeAdmin, sid, unique } from '../../helpers/workerd/admin.js';
 
 const admin = makeAdmin();
@@ -212,6 +216,33 @@ describe('GET/PUT/DELETE /entries/:id', () => {
     const res = await admin.call('DELETE', `/entries/${entry.id}`);
     expect(res.status).toBe(204);
     expect((await admin.call('GET', `/entries/${entry.id}`)).status).toBe(404);
+  });
+});
+
+describe('entry IDs "." and ".." (URLs remove such path segments, so /entries/<id> could not reach them)', () => {
+  it('are refused by create, batch-create, PUT and batch-update with a clear message', async () => {
+    for (const id of ['.', '..']) {
+      const u = unique();
+      const res = await admin.call('POST', '/entries', input(u, { id }));
+      expect(res.status).toBe(400);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error).toEqual({ code: 'ERR_ENTRY_INVALID', message: 'id must not be "." or "..": URLs drop such path segments, so /entries/<id> could not reach the entry' });
+      const batch = await admin.call('POST', '/entries/batch-create', { entries: [input(u, { id })] });
+      expect(((await batch.json()) as { results: { status: { code: string } }[] }).results.map((r) => r.status.code)).toEqual(['ERR_ENTRY_INVALID']);
+      expect(await countOf(input(u).spiffeId)).toBe(0);
+      const a = await create(input(u));
+      expect(await errorCode(await admin.call('PUT', `/entries/${a.id}`, { ...a, id }))).toBe('ERR_ENTRY_INVALID');
+      const update = await admin.call('POST', '/entries/batch-update', { entries: [{ ...a, id }] });
+      expect(((await update.json()) as { results: { status: { code: string } }[] }).results.map((r) => r.status.code)).toEqual(['ERR_ENTRY_INVALID']);
+    }
+  });
+
+  it('made before, are still removed by batch-delete', async () => {
+    const u = unique();
+    const [made] = await createEntryStore(env.DB).createBatch([{ ...makeNewEntry({ spiffeId: sid(`/${u}/web`) as SpiffeId, parentId: sid(`/spire/agent/${u}`) as SpiffeId, selectors: [{ type: 'unix', value: 'uid:1' }] }), id: '..' }], Math.floor(Date.now() / 1000));
+    expect(made?.status.code).toBe('OK');
+    const res = await admin.call('POST', '/entries/batch-delete', { ids: ['..'] });
+    expect(((await res.json()) as { results: { status: { code: string } }[] }).results.map((r) => r.status.code)).toEqual(['OK']);
   });
 });
 

@@ -2,7 +2,8 @@
 // test-ca.ts: what the TrustDomainCa Durable Object runs), counting what it signs.
 import { X509Certificate } from '@peculiar/x509';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { toBase64 } from '../../../src/shared/encoding/base64.js';
+import { fromBase64, toBase64 } from '../../../src/shared/encoding/base64.js';
+import { concatBytes } from '../../../src/shared/encoding/bytes.js';
 import { makeCsr } from '../../helpers/shared/pki.js';
 import { createTestCa, type TestCa } from '../../helpers/workerd/test-ca.js';
 import { config, errorCode, makeAdmin, NOW_MS, sid, unique } from '../../helpers/workerd/admin.js';
@@ -45,6 +46,16 @@ describe('POST /x509-svids/mint', () => {
     const res = await admin.call('POST', '/x509-svids/mint', { spiffeId: sid('/minted/x'), csr, ...override });
     expect(await errorCode(res)).toBe(code);
     expect(ca.signedX509).toBe(before);
+  });
+
+  it('rejects a CSR followed by any bytes (00 00 00, a second CSR, 2 KB of junk) without signing', async () => {
+    const der = fromBase64(csr);
+    for (const tail of [new Uint8Array(3), await makeCsr('P-256'), crypto.getRandomValues(new Uint8Array(2048))]) {
+      const before = ca.signedX509;
+      const res = await admin.call('POST', '/x509-svids/mint', { spiffeId: sid('/minted/x'), csr: toBase64(concatBytes([der, tail])) });
+      expect(await errorCode(res)).toBe('ERR_CSR_INVALID');
+      expect(ca.signedX509).toBe(before);
+    }
   });
 });
 
