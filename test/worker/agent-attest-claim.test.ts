@@ -13,15 +13,15 @@ import { parseWorkerConfig } from '../../src/worker/config.js';
 import { createAppDeps } from '../../src/worker/wiring.js';
 import { fromBase64, makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
 import { agents, BASE, createHarness, expectError, TD, type Harness } from '../helpers/workerd/agent-client.js';
-import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
+import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
 
 const N = 10;
-let ca: FakeCa;
+let ca: TestCa;
 let h: Harness;
 const clock = { nowMs: Date.now() };
 
 beforeAll(async () => {
-  ca = await createFakeCa(TD, () => clock.nowMs);
+  ca = createTestCa(TD, () => clock.nowMs);
   h = createHarness(() => ca, clock);
 });
 

@@ -11,7 +11,7 @@ import { MAX_JSON_BODY_BYTES, OVERSIZE_DRAIN_MAX_BYTES } from '../../src/worker/
 import { ADMIN_BATCH_MAX_BODY_BYTES } from '../../src/worker/routes/admin/params.js';
 import { AGENT_SMALL_BODY_MAX_BYTES } from '../../src/worker/routes/agent.js';
 import { BASE, createHarness, TD, type Harness } from '../helpers/workerd/agent-client.js';
-import { createFakeCa } from '../helpers/workerd/fake-ca.js';
+import { createTestCa } from '../helpers/workerd/test-ca.js';
 
 const ADMIN_TOKEN = (env as unknown as { ADMIN_TOKEN: string }).ADMIN_TOKEN;
 const CHUNK = 64 * 1024;
@@ -19,7 +19,7 @@ let h: Harness;
 
 beforeAll(async () => {
   const clock = { nowMs: Date.now() };
-  const ca = await createFakeCa(TD, () => clock.nowMs);
+  const ca = createTestCa(TD, () => clock.nowMs);
   h = createHarness(() => ca, clock);
 });
 

@@ -5,17 +5,17 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
 import { createHarness, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
-import { createFakeCa, type FakeCa } from '../helpers/workerd/fake-ca.js';
+import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
 
 const ADMIN_TOKEN = (env as unknown as { ADMIN_TOKEN: string }).ADMIN_TOKEN;
-let ca: FakeCa;
+let ca: TestCa;
 let h: Harness;
 let agent: TestAgent;
 let entryId: string;
 
 beforeAll(async () => {
   const clock = { nowMs: Date.now() };
-  ca = await createFakeCa(TD, () => clock.nowMs);
+  ca = createTestCa(TD, () => clock.nowMs);
   h = createHarness(() => ca, clock);
   const token = crypto.randomUUID();
   await h.createToken(token);
