@@ -224,16 +224,33 @@ describe('Workload API server', () => {
     expect(res.svids.map((s) => s.spiffeId)).toEqual([WEB]);
   });
 
-  it('answers PermissionDenied "no identity issued" to a caller with no entry, on every method', async () => {
+  it('answers PermissionDenied "no identity issued" to a caller with no entry, on every method but ValidateJWTSVID', async () => {
     await start();
     source.put({ entryId: 'e-other', spiffeId: `spiffe://${OWN}/other`, selectors: [{ type: 'unix', value: 'uid:4242' }], hint: '', federatesWith: [] });
     await expectGrpcError(first(client.fetchX509SVID()), status.PERMISSION_DENIED);
     await expectGrpcError(first(client.fetchX509Bundles()), status.PERMISSION_DENIED);
     await expectGrpcError(first(client.fetchJWTBundles()), status.PERMISSION_DENIED);
     await expectGrpcError(client.fetchJWTSVID({ audience: ['a'] }), status.PERMISSION_DENIED);
-    await expectGrpcError(client.validateJWTSVID({ audience: 'a', svid: 'x.y.z' }), status.PERMISSION_DENIED);
     const err = await client.fetchJWTSVID({ audience: ['a'] }).catch((e: unknown) => e);
     expect((err as { details: string }).details).toBe('no identity issued');
+  });
+
+  it('validates a JWT-SVID for an attested caller that holds no identity (as spire-agent), and still rejects a bad one', async () => {
+    await start();
+    // this process's selectors (unix:uid:…) match no entry: a validator-only workload
+    source.put({ entryId: 'e-other', spiffeId: `spiffe://${OWN}/other`, selectors: [{ type: 'unix', value: 'uid:4242' }], hint: '', federatesWith: [] });
+    await expectGrpcError(first(client.fetchJWTBundles()), status.PERMISSION_DENIED);
+    const token = await signJwtSvid(own, `spiffe://${OWN}/other`, ['validator']);
+    const validated = await client.validateJWTSVID({ audience: 'validator', svid: token });
+    expect(validated.spiffeId).toBe(`spiffe://${OWN}/other`);
+    expect(validated.claims).toMatchObject({ sub: `spiffe://${OWN}/other`, aud: ['validator'] });
+    await expectGrpcError(client.validateJWTSVID({ audience: 'a', svid: 'x.y.z' }), status.INVALID_ARGUMENT);
+    await expectGrpcError(client.validateJWTSVID({ audience: 'someone-else', svid: token }), status.INVALID_ARGUMENT);
+    const stranger = await createTrustDomain('stranger.example');
+    const forged = await signJwtSvid({ ...stranger, jwtKid: own.jwtKid }, `spiffe://${OWN}/other`, ['validator']);
+    await expectGrpcError(client.validateJWTSVID({ audience: 'validator', svid: forged }), status.INVALID_ARGUMENT);
+    source.ready = false;
+    await expectGrpcError(client.validateJWTSVID({ audience: 'validator', svid: token }), status.UNAVAILABLE);
   });
 
   it('rejects every call without the workload.spiffe.io header with InvalidArgument', async () => {

@@ -6,7 +6,8 @@
  *
  * Error rules (Workload Endpoint §6, Workload API §5.2/§6.2, SPIRE):
  * - agent not ready, or attestation failed → Unavailable
- * - caller holds no identity → PermissionDenied "no identity issued"
+ * - caller holds no identity → PermissionDenied "no identity issued" (ValidateJWTSVID excepted: any attested
+ *   caller may validate, as spire-agent lets it; SPIFFE_Workload_API.md §6.2.3 asks no identity of the validator)
  * - missing audience / svid, bad spiffe_id → InvalidArgument
  * - WIT-SVID profile → Unimplemented (Workload API §7)
  * @module
@@ -61,7 +62,7 @@ export interface WorkloadApiDeps {
   log?: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
   /** coalescing window for stream updates; default DEFAULT_UPDATE_DELAY_MS (must stay well under 1 s) */
   updateDelayMs?: number;
-  /** SPIRE `allow_unauthenticated_verifiers`: callers with no identity still get bundles and validation */
+  /** SPIRE `allow_unauthenticated_verifiers`: callers with no identity still get bundles (validation needs none) */
   allowUnauthenticatedVerifiers?: boolean;
 }
 
@@ -260,8 +261,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     async validateJWTSVID(request, ctx) {
       if (!request.audience) throw new WispError('ERR_BAD_REQUEST', 'audience must be specified');
       if (!request.svid) throw new WispError('ERR_BAD_REQUEST', 'svid must be specified');
-      const selectors = await attest(ctx);
-      verifierIdentities(selectors);
+      await attest(ctx); // attested (agent ready, caller known) but no identity required, as in SPIRE
       try {
         const { spiffeId, claims } = await validateJwt(request.svid, request.audience, source.bundles(), clock());
         return { spiffeId, claims: claims as JsonObject };
