@@ -99,7 +99,7 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
 
 /** Starts the issuer with `wrangler dev` over a persistent local state directory. */
 export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
-  mkdirSync(opts.stateDir, { recursive: true });
+  mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 }); // D1 and the CA's keys: the owner's only
   const port = opts.port ?? (await freePort());
   const trustDomain = opts.trustDomain ?? 'example.org';
   const adminToken = opts.vars?.ADMIN_TOKEN ?? `local-admin-${randomBytes(24).toString('hex')}`;

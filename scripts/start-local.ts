@@ -5,14 +5,16 @@
  * runs until Ctrl-C. State (CA keys, D1, the agent's identity) persists in .wisp-local/ across restarts.
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { DATA_FILES } from '../src/agent/data-dir.js';
+import { closedAncestors, prepareLocalLayout } from './local-layout.js';
 import { adminCall, agentCli, REPO_ROOT, startAgent, startIssuer, type RunningAgent, type RunningIssuer } from './local-stack.js';
 
-const STATE_ROOT = join(REPO_ROOT, '.wisp-local');
-const STATE_FILE = join(STATE_ROOT, 'local.json');
+// others may reach the socket in run/, the rest stays private (see local-layout.ts)
+const LAYOUT = prepareLocalLayout(join(REPO_ROOT, '.wisp-local'));
+const STATE_FILE = LAYOUT.stateFile;
 const PORT = Number(process.env.WISP_PORT ?? 8787);
 const TRUST_DOMAIN = 'example.org';
 
@@ -26,7 +28,6 @@ function loadState(): LocalState {
   if (existsSync(STATE_FILE)) return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as LocalState;
   const random = () => Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString('hex');
   const state = { adminToken: `local-admin-${random()}`, keyEncryptionSecret: `local-kek-${random()}` };
-  mkdirSync(STATE_ROOT, { recursive: true, mode: 0o700 });
   writeFileSync(STATE_FILE, JSON.stringify(state, null, 2), { mode: 0o600 });
   return state;
 }
@@ -54,12 +55,12 @@ async function main(): Promise<void> {
   try {
     console.log(`starting the issuer (workerd) on http://127.0.0.1:${PORT} …`);
     issuer = await startIssuer({
-      stateDir: join(STATE_ROOT, 'issuer'),
+      stateDir: LAYOUT.issuerDir,
       port: PORT,
       trustDomain: TRUST_DOMAIN,
       vars: { ADMIN_TOKEN: state.adminToken, KEY_ENCRYPTION_SECRET: state.keyEncryptionSecret },
     });
-    const agentDataDir = join(STATE_ROOT, 'agent');
+    const agentDataDir = LAYOUT.agentDataDir;
     let joinToken: string | undefined;
     if (!state.agentId || !existsSync(join(agentDataDir, DATA_FILES.AGENT_IDENTITY))) {
       const created = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', { ttlSeconds: 600 });
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
     } catch (e) {
       if ((e as { code?: string }).code !== 'ERR_ENTRY_EXISTS') throw e;
     }
-    const socketPath = join(STATE_ROOT, 'run', 'workload.sock');
+    const socketPath = LAYOUT.socketPath;
     console.log('starting wisp-agent …');
     agent = await startAgent({
       serverUrl: issuer.url,
@@ -103,6 +104,8 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`issuer:      ${issuer.url}  (admin token in ${STATE_FILE})`);
     console.log(`try:         SPIFFE_ENDPOINT_SOCKET=unix://${socketPath} node bin/wisp-agent.js api fetch jwt --audience demo`);
+    const closed = closedAncestors(socketPath);
+    if (closed.length > 0) console.log(`note:        other users cannot reach the socket: ${closed.join(', ')} not traversable by others (o+x)`);
     console.log('Ctrl-C stops everything.');
     agent.process.on('exit', (code) => {
       if (!stopping) {
