@@ -27,6 +27,7 @@ import { fetchBundleOverSpiffeTls } from '../node/spiffe-bundle-fetch.js';
 function federationPollMs(syncIntervalSeconds: number): number {
   return Math.min(60, Math.max(syncIntervalSeconds, 12 * syncIntervalSeconds)) * 1000;
 }
+import { createSds } from './sds/handler.js';
 import { createWorkloadApi } from './workload-api/handler.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
 import { createUnixAttestor } from './workload-api/unix-attestor.js';
@@ -57,9 +58,11 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, log, random });
 
   log.info({ server_url: config.serverUrl, trust_domain: config.trustDomain, data_dir: config.dataDir }, 'agent starting');
+  const attest = createUnixAttestor(); // one per agent: its caches serve both APIs
   const server = await startWorkloadApiServer({
     socketPath: config.socketPath,
-    impl: createWorkloadApi({ attest: createUnixAttestor(), source: cache, clock, log }),
+    impl: createWorkloadApi({ attest, source: cache, clock, log }),
+    ...(config.disableSdsApi ? {} : { sds: createSds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log }) }),
     log,
   });
 

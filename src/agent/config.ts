@@ -11,6 +11,7 @@ import { mergeConfigSources, parseMergedConfig, readConfigFile, type ConfigFile,
 import { issuerBaseUrl, jsonObject, knownKeys, nonEmptyString, oneOf, parsedBy, required, urlString, wholeNumber } from '../shared/config/schema.js';
 import { WispError } from '../shared/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
+import { SDS_DEFAULTS, type SdsConfig } from './sds/resources.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const satisfies readonly LogLevel[];
@@ -33,6 +34,10 @@ export interface AgentConfig {
   syncIntervalSeconds: number;
   /** timeout of every request to the issuer */
   requestTimeoutSeconds: number;
+  /** Envoy SDS resource names and validation (SPIRE's `sds` block); SPIRE's defaults when absent */
+  sds?: SdsConfig;
+  /** true: no Envoy SDS on the socket (SPIRE `disable_sds_api`) */
+  disableSdsApi?: boolean;
 }
 
 /** aws_iid: the EC2 instance metadata service (IMDSv2; IMDSv1 only with imdsV1Fallback). */
@@ -88,6 +93,8 @@ export const AGENT_CONFIG_ENV: Record<AgentConfigKey, string> = {
   logLevel: 'WISP_LOG_LEVEL',
   syncIntervalSeconds: 'WISP_SYNC_INTERVAL_SECONDS',
   requestTimeoutSeconds: 'WISP_REQUEST_TIMEOUT_SECONDS',
+  sds: 'WISP_SDS',
+  disableSdsApi: 'WISP_DISABLE_SDS_API',
 };
 
 /** Command-line flag of each key (SPIRE spelling: --serverURL). */
@@ -152,6 +159,10 @@ const cloudTimeout = (fallback: number) => v.optional(v.pipe(v.number(TIMEOUT), 
 const cloudObject = <E extends v.ObjectEntries>(entries: E) =>
   v.optional(v.pipe(jsonObject('must be a JSON object', 'must be an object (e.g. {} for the defaults)'), knownKeys(entries)));
 
+const BOOLEAN = 'must be true or false';
+/** true/false, or from the environment the strings "true"/"false" */
+const booleanish = () => v.union([v.boolean(BOOLEAN), v.pipe(v.picklist(['true', 'false'], BOOLEAN), v.transform((s) => s === 'true'))], BOOLEAN);
+
 const AWS = CLOUD_ATTESTOR_DEFAULTS.awsIid;
 const GCP = CLOUD_ATTESTOR_DEFAULTS.gcpIit;
 const AZURE = CLOUD_ATTESTOR_DEFAULTS.azureMsi;
@@ -199,6 +210,13 @@ const AGENT_SCHEMA = v.object({
   }),
   syncIntervalSeconds: v.optional(seconds(MAX_SYNC_INTERVAL_SECONDS), AGENT_CONFIG_DEFAULTS.syncIntervalSeconds),
   requestTimeoutSeconds: v.optional(seconds(MAX_REQUEST_TIMEOUT_SECONDS), AGENT_CONFIG_DEFAULTS.requestTimeoutSeconds),
+  sds: cloudObject({
+    defaultSvidName: v.optional(nonEmptyString(), SDS_DEFAULTS.defaultSvidName),
+    defaultBundleName: v.optional(nonEmptyString(), SDS_DEFAULTS.defaultBundleName),
+    defaultAllBundlesName: v.optional(nonEmptyString(), SDS_DEFAULTS.defaultAllBundlesName),
+    disableSpiffeCertValidation: v.optional(v.boolean(BOOLEAN), SDS_DEFAULTS.disableSpiffeCertValidation),
+  }),
+  disableSdsApi: v.optional(booleanish()),
 });
 
 const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi'] as const;
@@ -231,5 +249,7 @@ export function parseAgentConfig(
     logLevel: c.logLevel,
     syncIntervalSeconds: c.syncIntervalSeconds,
     requestTimeoutSeconds: c.requestTimeoutSeconds,
+    ...(c.sds ? { sds: c.sds } : {}),
+    ...(c.disableSdsApi !== undefined ? { disableSdsApi: c.disableSdsApi } : {}),
   };
 }

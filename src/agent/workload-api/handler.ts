@@ -110,7 +110,7 @@ function uniqueHints<T extends { hint: string }>(items: readonly T[], onDrop: (i
  * Signals that the IdentitySource changed, coalesced: the first change after a wait schedules one wake-up
  * `delayMs` later; further changes in that window ride along. Unsubscribes on `close()`.
  */
-function changeFeed(source: IdentitySource, signal: AbortSignal, delayMs: number) {
+export function changeFeed(source: IdentitySource, signal: AbortSignal, delayMs: number) {
   let pending = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let wake: (() => void) | undefined;

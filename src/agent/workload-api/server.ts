@@ -8,8 +8,10 @@
  * to a grpc-js Server through `createConnectionInjector` (measured here: ~0.26 ms CPU per unary call, as a bare grpc-js server). A call
  * finds its caller again through `call.getPeer()`.
  *
- * Every call must carry the metadata `workload.spiffe.io: true` (Workload Endpoint §3, §6: InvalidArgument
- * otherwise); this is checked in one place, before any handler runs, as SPIRE's middleware does.
+ * Every Workload API call must carry the metadata `workload.spiffe.io: true` (Workload Endpoint §3, §6:
+ * InvalidArgument otherwise); this is checked in one place, before any handler runs, as SPIRE's middleware
+ * does. Envoy's SDS (src/agent/sds/handler.ts), served on the same socket unless disabled, is exempt: Envoy does not
+ * send the header, and SPIRE does not ask it of SDS callers.
  * @module
  */
 import { create, type DescMessage, type Message, type MessageInitShape } from '@bufbuild/protobuf';
@@ -18,6 +20,7 @@ import {
   ServerCredentials,
   status as GrpcStatus,
   type Metadata,
+  type ServerDuplexStream,
   type ServerErrorResponse,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -33,7 +36,10 @@ import { WispError, isWispError } from '../../shared/errors.js';
 import { SpiffeWorkloadAPI } from '../../node/workload-api/gen/workload_pb.js';
 import type { CallContext, WorkloadApiImpl } from './handler.js';
 import { peerCredentials } from './peer.js';
-import { SECURITY_HEADER, SECURITY_HEADER_VALUE, workloadApiServiceDefinition } from '../../node/workload-api/service.js';
+import { SECURITY_HEADER, SECURITY_HEADER_VALUE, grpcServiceDefinition, workloadApiServiceDefinition } from '../../node/workload-api/service.js';
+import type { SdsImpl } from '../sds/handler.js';
+import { DiscoveryResponseSchema, type DiscoveryRequest } from '../sds/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { SecretDiscoveryService } from '../sds/gen/envoy/service/secret/v3/sds_pb.js';
 import { processStartTime, type PeerInfo } from './unix-attestor.js';
 
 /** Any local user may connect; the caller's identity comes from the kernel, not from file permissions. */
@@ -75,6 +81,8 @@ export interface WorkloadApiServerOptions {
   socketPath: string;
   /** `createWorkloadApi(deps)` */
   impl: WorkloadApiImpl;
+  /** `createSds(deps)`: Envoy SDS v3 on the same socket; omitted when `disableSdsApi` */
+  sds?: SdsImpl;
   log?: AnyLog;
   /** `/proc`, for tests */
   procRoot?: string;
@@ -113,7 +121,7 @@ function prepareSocketPath(socketPath: string): void {
  * signal.addEventListener('abort', () => void server.close());
  */
 export async function startWorkloadApiServer(options: WorkloadApiServerOptions): Promise<WorkloadApiServer> {
-  const { socketPath, impl, log, procRoot } = options;
+  const { socketPath, impl, sds, log, procRoot } = options;
   const grpcServer = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   const peers = new Map<string, PeerInfo>();
   const sockets = new Set<net.Socket>();
@@ -121,13 +129,16 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   let nextConnection = 0;
   let shuttingDown = false;
 
-  /** One call: the security header, the caller's credentials, cancellation; tracked so close() can end it. */
-  function runCall<T>(call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>, body: (ctx: CallContext) => Promise<T>): Promise<T> {
+  /** What runCall needs of a unary, server-streaming or bidi call. */
+  type AnyCall = { metadata: Metadata; getPeer(): string; on(event: 'cancelled', listener: () => void): unknown };
+
+  /** One call: the security header (Workload API only), the caller's credentials, cancellation; tracked so close() can end it. */
+  function runCall<T>(call: AnyCall, body: (ctx: CallContext) => Promise<T>, securityHeader = true): Promise<T> {
     const controller = new AbortController();
     calls.add(controller);
     call.on('cancelled', () => controller.abort());
     return (async () => {
-      checkSecurityHeader(call.metadata);
+      if (securityHeader) checkSecurityHeader(call.metadata);
       const peer = peers.get(call.getPeer());
       if (!peer) throw new WispError('ERR_UNAVAILABLE', 'caller credentials are unavailable');
       return body({ peer, signal: controller.signal });
@@ -137,6 +148,39 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   function statusOf(err: unknown, method: string): Partial<ServerErrorResponse> {
     if (!isWispError(err)) log?.error({ err, method }, 'Workload API call failed');
     return toGrpcError(err);
+  }
+
+  /** Writes each response, waiting for the client to drain when its buffer is full. */
+  async function writeAll(call: ServerWritableStream<Message, Message> | ServerDuplexStream<Message, Message>, output: DescMessage, responses: AsyncIterable<MessageInitShape<DescMessage>>, signal: AbortSignal) {
+    for await (const init of responses) {
+      if (signal.aborted) break;
+      if (!call.write(create(output, init))) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            call.off('drain', done);
+            signal.removeEventListener('abort', done);
+            resolve();
+          };
+          call.on('drain', done);
+          signal.addEventListener('abort', done);
+        });
+      }
+    }
+  }
+
+  /** Ends a stream: OK, Unavailable when the server stops (the client should come back), or the error. */
+  function endStream(call: ServerWritableStream<Message, Message> | ServerDuplexStream<Message, Message>, done: Promise<void>, method: string) {
+    done.then(
+      () => {
+        if (call.cancelled) return;
+        if (shuttingDown) call.emit('error', toGrpcError(new WispError('ERR_UNAVAILABLE', 'agent is shutting down')));
+        else call.end();
+      },
+      (err: unknown) => {
+        const status = statusOf(err, method);
+        if (!call.cancelled) call.emit('error', status);
+      },
+    );
   }
 
   const implementation: UntypedServiceImplementation = {};
@@ -154,37 +198,26 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     } else if (method.methodKind === 'server_streaming') {
       const fn = impl[name] as (req: Message, ctx: CallContext) => AsyncIterable<MessageInitShape<DescMessage>>;
       implementation[name] = (call: ServerWritableStream<Message, Message>) => {
-        runCall(call, async ({ peer, signal }) => {
-          for await (const init of fn(call.request, { peer, signal })) {
-            if (signal.aborted) break;
-            if (!call.write(create(output, init))) {
-              await new Promise<void>((resolve) => {
-                const done = () => {
-                  call.off('drain', done);
-                  signal.removeEventListener('abort', done);
-                  resolve();
-                };
-                call.on('drain', done);
-                signal.addEventListener('abort', done);
-              });
-            }
-          }
-        }).then(
-          () => {
-            if (call.cancelled) return;
-            // a stream only ends early when the server stops: tell the client to come back (Unavailable)
-            if (shuttingDown) call.emit('error', toGrpcError(new WispError('ERR_UNAVAILABLE', 'agent is shutting down')));
-            else call.end();
-          },
-          (err: unknown) => {
-            const status = statusOf(err, method.name);
-            if (!call.cancelled) call.emit('error', status);
-          },
-        );
+        endStream(call, runCall(call, (ctx) => writeAll(call, output, fn(call.request, ctx), ctx.signal)), method.name);
       };
     }
   }
   grpcServer.addService(workloadApiServiceDefinition(), implementation);
+  if (sds) {
+    const sdsImplementation: UntypedServiceImplementation = {
+      fetchSecrets: (call: ServerUnaryCall<DiscoveryRequest, Message>, callback: sendUnaryData<Message>) => {
+        runCall(call, async (ctx) => create(DiscoveryResponseSchema, await sds.fetchSecrets(call.request, ctx)), false).then(
+          (response) => callback(null, response),
+          (err: unknown) => callback(statusOf(err, 'FetchSecrets')),
+        );
+      },
+      streamSecrets: (call: ServerDuplexStream<DiscoveryRequest, Message>) => {
+        const requests = call as AsyncIterable<DiscoveryRequest>; // the request side, decoded
+        endStream(call, runCall(call, (ctx) => writeAll(call, DiscoveryResponseSchema, sds.streamSecrets(requests, ctx), ctx.signal), false), 'StreamSecrets');
+      },
+    };
+    grpcServer.addService(grpcServiceDefinition(SecretDiscoveryService), sdsImplementation);
+  }
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
 
   const netServer = net.createServer((socket) => {
