@@ -4,9 +4,9 @@
  * (STYLE G16); the methods themselves live in handler.ts.
  *
  * Our own `net.Server` accepts connections, reads SO_PEERCRED once per connection (plus the process start
- * time, against pid reuse), stamps a private key on the socket as its `remoteAddress`, and hands the socket
- * to a grpc-js Server through `createConnectionInjector` (measured here: ~0.26 ms CPU per unary call, as a bare grpc-js server). A call
- * finds its caller again through `call.getPeer()`.
+ * time, against pid reuse), and hands the socket, wrapped in authority.ts's shim (grpc-java's `:authority`)
+ * and named by a private key, to a grpc-js Server through `createConnectionInjector` (measured here: ~0.26 ms
+ * CPU per unary call, as a bare grpc-js server). A call finds its caller again through `connectionKeyOf(call)`.
  *
  * Every call must carry the metadata `workload.spiffe.io: true` (Workload Endpoint §3, §6: InvalidArgument
  * otherwise); this is checked in one place, before any handler runs, as SPIRE's middleware does.
@@ -35,6 +35,7 @@ import type { CallContext, WorkloadApiImpl } from './handler.js';
 import { peerCredentials } from './peer.js';
 import { SECURITY_HEADER, SECURITY_HEADER_VALUE, workloadApiServiceDefinition } from '../../node/workload-api/service.js';
 import { processStartTime, type PeerInfo } from './unix-attestor.js';
+import { connectionKeyOf, shimConnection } from './authority.js';
 
 /** Any local user may connect; the caller's identity comes from the kernel, not from file permissions. */
 export const SOCKET_MODE = 0o777;
@@ -128,7 +129,8 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     call.on('cancelled', () => controller.abort());
     return (async () => {
       checkSecurityHeader(call.metadata);
-      const peer = peers.get(call.getPeer());
+      const key = connectionKeyOf(call);
+      const peer = key === undefined ? undefined : peers.get(key);
       if (!peer) throw new WispError('ERR_UNAVAILABLE', 'caller credentials are unavailable');
       return body({ peer, signal: controller.signal });
     })().finally(() => calls.delete(controller));
@@ -200,14 +202,13 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     const key = `wisp-uds-${++nextConnection}`;
     peers.set(key, peer);
     sockets.add(socket);
-    // grpc-js reports `remoteAddress` (no port on a Unix socket) as the call's peer: our key
-    Object.defineProperty(socket, 'remoteAddress', { value: key, configurable: true });
     socket.once('close', () => {
       peers.delete(key);
       sockets.delete(socket);
     });
     log?.debug({ pid: peer.pid, uid: peer.uid, gid: peer.gid }, 'Workload API connection');
-    injector.injectConnection(socket);
+    // nghttp2 reads the client through a shim, so a path as `:authority` (grpc-java) passes (authority.ts)
+    injector.injectConnection(shimConnection(socket, key));
   });
 
   prepareSocketPath(socketPath);
