@@ -348,6 +348,21 @@ describe('Workload API server', () => {
     expect(statSync(join(dir, 'run')).mode & 0o777).toBe(0o755);
   });
 
+  it('opens every folder it makes on the way to the socket to other users, whatever the umask', async () => {
+    const nested = join(dir, 'deep', 'er', 'agent.sock');
+    const umask = process.umask(0o077);
+    try {
+      source = new MemoryIdentitySource(own, [partner]);
+      server = await startWorkloadApiServer({ socketPath: nested, impl: createWorkloadApi({ attest: createUnixAttestor(), source }) });
+    } finally {
+      process.umask(umask);
+    }
+    expect(statSync(join(dir, 'deep')).mode & 0o777).toBe(0o755);
+    expect(statSync(join(dir, 'deep', 'er')).mode & 0o777).toBe(0o755);
+    expect(statSync(dir).mode & 0o777).toBe(0o755); // an existing folder is left as it is
+    rmSync(join(dir, 'deep'), { recursive: true, force: true });
+  });
+
   it('ends open streams with Unavailable when the server shuts down, and unsubscribes', async () => {
     await start();
     await webEntry();

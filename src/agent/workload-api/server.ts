@@ -4,9 +4,9 @@
  * (STYLE G16); the methods themselves live in handler.ts.
  *
  * Our own `net.Server` accepts connections, reads SO_PEERCRED once per connection (plus the process start
- * time, against pid reuse), stamps a private key on the socket as its `remoteAddress`, and hands the socket
- * to a grpc-js Server through `createConnectionInjector` (measured here: ~0.26 ms CPU per unary call, as a bare grpc-js server). A call
- * finds its caller again through `call.getPeer()`.
+ * time, against pid reuse), and hands the socket, wrapped in authority.ts's shim (grpc-java's `:authority`)
+ * and named by a private key, to a grpc-js Server through `createConnectionInjector` (measured here: ~0.26 ms
+ * CPU per unary call, as a bare grpc-js server). A call finds its caller again through `connectionKeyOf(call)`.
  *
  * Every Workload API call must carry the metadata `workload.spiffe.io: true` (Workload Endpoint §3, §6:
  * InvalidArgument otherwise); this is checked in one place, before any handler runs, as SPIRE's middleware
@@ -27,7 +27,7 @@ import {
   type UntypedServiceImplementation,
   type sendUnaryData,
 } from '@grpc/grpc-js';
-import { lstatSync, mkdirSync, chmodSync, unlinkSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
@@ -41,6 +41,7 @@ import type { SdsImpl } from '../sds/handler.js';
 import { DiscoveryResponseSchema, type DiscoveryRequest } from '../sds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { SecretDiscoveryService } from '../sds/gen/envoy/service/secret/v3/sds_pb.js';
 import { processStartTime, type PeerInfo } from './unix-attestor.js';
+import { connectionKeyOf, shimConnection } from './authority.js';
 
 /** Any local user may connect; the caller's identity comes from the kernel, not from file permissions. */
 export const SOCKET_MODE = 0o777;
@@ -99,9 +100,11 @@ export interface WorkloadApiServer {
 /** Prepares the socket path: the directory (created 0755 if missing) and no stale socket. */
 function prepareSocketPath(socketPath: string): void {
   const dir = dirname(socketPath);
-  if (!existsSync(dir)) {
-    mkdirSync(dir, { recursive: true, mode: SOCKET_DIR_MODE });
-    chmodSync(dir, SOCKET_DIR_MODE); // mkdir's mode is filtered by the umask
+  // every folder made on the way, not only the last, must let other users through (mkdir's mode is filtered
+  // by the umask, so a umask of 077 would otherwise close the path to every uid but the agent's)
+  const created = mkdirSync(dir, { recursive: true, mode: SOCKET_DIR_MODE });
+  if (created !== undefined) {
+    for (let d = dir; d.length >= created.length; d = dirname(d)) chmodSync(d, SOCKET_DIR_MODE);
   }
   let st;
   try {
@@ -139,7 +142,8 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     call.on('cancelled', () => controller.abort());
     return (async () => {
       if (securityHeader) checkSecurityHeader(call.metadata);
-      const peer = peers.get(call.getPeer());
+      const key = connectionKeyOf(call);
+      const peer = key === undefined ? undefined : peers.get(key);
       if (!peer) throw new WispError('ERR_UNAVAILABLE', 'caller credentials are unavailable');
       return body({ peer, signal: controller.signal });
     })().finally(() => calls.delete(controller));
@@ -233,14 +237,13 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     const key = `wisp-uds-${++nextConnection}`;
     peers.set(key, peer);
     sockets.add(socket);
-    // grpc-js reports `remoteAddress` (no port on a Unix socket) as the call's peer: our key
-    Object.defineProperty(socket, 'remoteAddress', { value: key, configurable: true });
     socket.once('close', () => {
       peers.delete(key);
       sockets.delete(socket);
     });
     log?.debug({ pid: peer.pid, uid: peer.uid, gid: peer.gid }, 'Workload API connection');
-    injector.injectConnection(socket);
+    // nghttp2 reads the client through a shim, so a path as `:authority` (grpc-java) passes (authority.ts)
+    injector.injectConnection(shimConnection(socket, key));
   });
 
   prepareSocketPath(socketPath);

@@ -10,6 +10,9 @@
  * @module
  */
 
+/** the loopback name (also what gRPC clients send as `:authority` on a Unix socket) */
+export const LOCALHOST = 'localhost';
+
 const IPV4_LOOPBACK = /^127\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 /** IPv6 ::1 in any spelling (0:0:0:0:0:0:0:1, ::0001, ...): the URL parser writes every IPv6 address in one canonical form. */
@@ -27,7 +30,7 @@ function isIpv6Loopback(address: string): boolean {
  */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase();
-  if (host === 'localhost' || IPV4_LOOPBACK.test(host)) return true;
+  if (host === LOCALHOST || IPV4_LOOPBACK.test(host)) return true;
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   return bare.includes(':') && isIpv6Loopback(bare);
 }
