@@ -17,9 +17,9 @@ import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import type { Logger } from '../log.js';
 import type { IdentitySource, TrustDomainBundle } from '../cache/identity-source.js';
 import { toBase64 } from '../../shared/encoding/base64.js';
-import { WispError, isWispError } from '../../shared/errors.js';
+import { WispError } from '../../shared/errors.js';
 import type { Selector } from '../../shared/registry/selectors.js';
-import { changeFeed, DEFAULT_UPDATE_DELAY_MS, type CallContext } from '../workload-api/handler.js';
+import { changeFeed, createCallerAttestation, DEFAULT_UPDATE_DELAY_MS, type CallContext } from '../workload-api/handler.js';
 import type { WorkloadAttestor } from '../workload-api/unix-attestor.js';
 import { DiscoveryResponseSchema, type DiscoveryRequest } from './gen/envoy/service/discovery/v3/discovery_pb.js';
 import { buildSecrets, SDS_DEFAULTS, useSpiffeValidator, type SdsConfig, type WorkloadSnapshot } from './resources.js';
@@ -70,16 +70,7 @@ export function createSds(deps: SdsDeps): SdsImpl {
   const config: SdsConfig = { ...SDS_DEFAULTS, ...deps.config };
   const delayMs = deps.updateDelayMs ?? DEFAULT_UPDATE_DELAY_MS;
 
-  async function attest(ctx: CallContext): Promise<Selector[]> {
-    if (!source.isReady()) throw new WispError('ERR_UNAVAILABLE', 'agent is not ready');
-    try {
-      return await deps.attest(ctx.peer);
-    } catch (err) {
-      log?.warn({ pid: ctx.peer.pid, uid: ctx.peer.uid, err }, 'workload attestation failed');
-      if (isWispError(err)) throw err;
-      throw new WispError('ERR_UNAVAILABLE', 'workload attestation failed', { cause: err });
-    }
-  }
+  const attest = createCallerAttestation(deps);
 
   /**
    * The caller's view now. While it is entitled to SVIDs none of which is minted yet, a stream waits

@@ -146,6 +146,23 @@ export function changeFeed(source: IdentitySource, signal: AbortSignal, delayMs:
  * const impl = createWorkloadApi({ attest: createUnixAttestor(), source: cache, log });
  * const server = await startWorkloadApiServer({ socketPath, impl, log });
  */
+/**
+ * The caller's selectors, as both APIs on the socket (Workload API and SDS) attest it: the agent must be ready,
+ * and a failure that is not already a WispError is Unavailable (logged with the caller's pid and uid).
+ */
+export function createCallerAttestation(deps: { attest: WorkloadAttestor; source: IdentitySource; log?: Pick<Logger, 'warn'> }): (ctx: CallContext) => Promise<Selector[]> {
+  return async (ctx) => {
+    if (!deps.source.isReady()) throw notReady();
+    try {
+      return await deps.attest(ctx.peer);
+    } catch (err) {
+      deps.log?.warn({ pid: ctx.peer.pid, uid: ctx.peer.uid, err }, 'workload attestation failed');
+      if (isWispError(err)) throw err;
+      throw new WispError('ERR_UNAVAILABLE', 'workload attestation failed', { cause: err });
+    }
+  };
+}
+
 export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
   const { source } = deps;
   const clock = deps.clock ?? systemClock;
@@ -153,16 +170,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
   const delayMs = deps.updateDelayMs ?? DEFAULT_UPDATE_DELAY_MS;
   const log = deps.log;
 
-  async function attest(ctx: CallContext): Promise<Selector[]> {
-    if (!source.isReady()) throw notReady();
-    try {
-      return await deps.attest(ctx.peer);
-    } catch (err) {
-      log?.warn({ pid: ctx.peer.pid, uid: ctx.peer.uid, err }, 'workload attestation failed');
-      if (isWispError(err)) throw err;
-      throw new WispError('ERR_UNAVAILABLE', 'workload attestation failed', { cause: err });
-    }
-  }
+  const attest = createCallerAttestation(deps);
 
   /**
    * Streams complete responses: the first at once, then one per (coalesced) change that alters the

@@ -33,6 +33,18 @@ WHERE banned = 0 AND (
   OR (serial NOT LIKE '${CLAIM_PREFIX}%' AND (serial = '' OR ?6 = 1)))
 RETURNING spiffe_id`;
 
+/** The columns an attestation (or an upsert) writes for an agent with a freshly signed SVID. */
+function attestedRow(agent: Omit<AttestedAgent, 'banned' | 'createdAt' | 'updatedAt' | 'previousSerialNumber'>, now: number) {
+  return {
+    attestationType: agent.attestationType,
+    serial: agent.serialNumber,
+    previousSerial: null,
+    expiresAt: agent.expiresAt,
+    nodeSelectors: JSON.stringify(agent.nodeSelectors.map(({ type, value }) => ({ type, value }))),
+    updatedAt: now,
+  };
+}
+
 /** A row of `agents` (as drizzle maps it) as the port's AttestedAgent; agent-requests.ts maps its raw rows through it too. */
 export function rowToAgent(row: AgentRow): AttestedAgent {
   return {
@@ -75,14 +87,7 @@ export function createAgentStore(d1: D1Database): AgentStore {
     async completeAttestation(token, agent, now) {
       const row = await db
         .update(agents)
-        .set({
-          attestationType: agent.attestationType,
-          serial: agent.serialNumber,
-          previousSerial: null,
-          expiresAt: agent.expiresAt,
-          nodeSelectors: JSON.stringify(agent.nodeSelectors.map(({ type, value }) => ({ type, value }))),
-          updatedAt: now,
-        })
+        .set(attestedRow(agent, now))
         .where(and(eq(agents.spiffeId, agent.spiffeId), eq(agents.serial, token), eq(agents.banned, false)))
         .returning()
         .get();
@@ -98,14 +103,7 @@ export function createAgentStore(d1: D1Database): AgentStore {
     },
 
     async upsertAttested(agent, now) {
-      const values = {
-        attestationType: agent.attestationType,
-        serial: agent.serialNumber,
-        previousSerial: null,
-        expiresAt: agent.expiresAt,
-        nodeSelectors: JSON.stringify(agent.nodeSelectors.map(({ type, value }) => ({ type, value }))),
-        updatedAt: now,
-      };
+      const values = attestedRow(agent, now);
       // `banned` is never reset here: a banned agent stays banned through re-attestation.
       const row = await db
         .insert(agents)
