@@ -8,7 +8,8 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, wr
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, freePort, startAgent, startIssuer, stopProcess, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { freePort, stopProcess, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
 
 const ENVOY_VERSION = '1.40.0';
 const VENV = join(homedir(), '.cache', 'wisp-test', 'envoy');
@@ -210,12 +211,7 @@ describe.skipIf(!hasPython)('Envoy SDS against wisp-agent', () => {
     mkdirSync(join(root, 'run'));
     socket = join(root, 'run', 'agent.sock');
     [serverPort, clientPort, clientAdminPort] = [await freePort(), await freePort(), await freePort()];
-    issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD, vars: { X509_SVID_TTL: '20s', CA_TTL: '2h' } });
-    const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', {});
-    const agentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
-    await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_SERVER, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${process.getuid?.() ?? 0}` }] });
-    await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_CLIENT, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${CLIENT_UID}` }] });
-    agent = await startAgent({ serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'agent'), socketPath: socket, joinToken: token, syncIntervalSeconds: 1 });
+    ({ issuer, agent } = await startTwoWorkloads({ trustDomain: TD, serverId: ID_SERVER, clientId: ID_CLIENT, clientUid: CLIENT_UID, x509SvidTtl: '20s', issuerStateDir: join(root, 'issuer'), agentDataDir: join(root, 'agent'), socketPath: socket }));
     const server = startEnvoy('server', serverBootstrap());
     await waitFor('the server Envoy to serve its SDS certificate', async () => {
       if (server.child.exitCode !== null) throw new Error(`server Envoy exited ${server.child.exitCode}:\n${server.output().slice(-4000)}`);

@@ -5,7 +5,8 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, REPO_ROOT, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { REPO_ROOT, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
 
 const TD = 'interop.example';
 const ID_SERVER = `spiffe://${TD}/svc/server`;
@@ -35,12 +36,7 @@ beforeAll(async () => {
   execFileSync('go', ['build', '-o', bin, '.'], { cwd: join(REPO_ROOT, 'test', 'interop', 'go'), stdio: 'pipe', env: { ...process.env, CGO_ENABLED: '0' } });
   chmodSync(bin, 0o755);
   socket = join(root, 'run', 'agent.sock');
-  issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD, vars: { X509_SVID_TTL: '20s', CA_TTL: '2h' } });
-  const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', {});
-  const agentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
-  await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_SERVER, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${process.getuid?.() ?? 0}` }] });
-  await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_CLIENT, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${CLIENT_UID}` }] });
-  agent = await startAgent({ serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'agent'), socketPath: socket, joinToken: token, syncIntervalSeconds: 1 });
+  ({ issuer, agent } = await startTwoWorkloads({ trustDomain: TD, serverId: ID_SERVER, clientId: ID_CLIENT, clientUid: CLIENT_UID, x509SvidTtl: '20s', issuerStateDir: join(root, 'issuer'), agentDataDir: join(root, 'agent'), socketPath: socket }));
   await waitFor('an SVID for go-spiffe', async () => {
     const r = spawnSync(bin, ['-socket', `unix://${socket}`, '-mode', 'x509', '-timeout', '5s'], { encoding: 'utf8' });
     return r.status === 0 ? true : undefined;

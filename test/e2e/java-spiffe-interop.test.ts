@@ -8,7 +8,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, REPO_ROOT, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { REPO_ROOT, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
 
 const TD = 'interop.example';
 const ID_SERVER = `spiffe://${TD}/svc/server`;
@@ -55,12 +56,7 @@ describe.skipIf(missing.length > 0)(`java-spiffe 0.8.17 against wisp-agent${miss
       execFileSync('chmod', ['-R', 'a+rX', target]);
     }
     socket = join(root, 'run', 'agent.sock');
-    issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD, vars: { X509_SVID_TTL: '60s', CA_TTL: '2h' } });
-    const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', {});
-    const agentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
-    await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_SERVER, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${process.getuid?.() ?? 0}` }] });
-    await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_CLIENT, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${CLIENT_UID}` }] });
-    agent = await startAgent({ serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'agent'), socketPath: socket, joinToken: token, syncIntervalSeconds: 1 });
+    ({ issuer, agent } = await startTwoWorkloads({ trustDomain: TD, serverId: ID_SERVER, clientId: ID_CLIENT, clientUid: CLIENT_UID, x509SvidTtl: '60s', issuerStateDir: join(root, 'issuer'), agentDataDir: join(root, 'agent'), socketPath: socket }));
     // until the agent has synced, FetchX509SVID has no SVID for this uid; a refused stream will never pass
     await waitFor('an SVID for java-spiffe', async () => {
       const r = spawnSync('java', javaArgs(['-mode', 'x509']), { encoding: 'utf8', timeout: 60_000 });

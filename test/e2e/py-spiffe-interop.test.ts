@@ -8,7 +8,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareLocalLayout } from '../../scripts/local-layout.js';
-import { adminCall, REPO_ROOT, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { REPO_ROOT, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
 
 const PY_SPIFFE_VERSIONS = { spiffe: '0.3.2', 'spiffe-tls': '0.4.0' } as const;
 
@@ -82,12 +83,7 @@ describe.skipIf(missing !== undefined)(`py-spiffe ${PY_SPIFFE_VERSIONS.spiffe} /
     chmodSync(root, 0o755); // as a checkout would be; the layout below decides the rest
     const layout = prepareLocalLayout(join(root, '.wisp-local'));
     socket = layout.socketPath;
-    issuer = await startIssuer({ stateDir: layout.issuerDir, trustDomain: TD, vars: { X509_SVID_TTL: '1h', CA_TTL: '2h' } });
-    const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', {});
-    const agentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
-    await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_SERVER, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${process.getuid?.() ?? 0}` }] });
-    await adminCall(issuer, 'POST', '/entries', { spiffeId: ID_CLIENT, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${CLIENT_UID}` }] });
-    agent = await startAgent({ serverUrl: issuer.url, trustDomain: TD, dataDir: layout.agentDataDir, socketPath: socket, joinToken: token, syncIntervalSeconds: 1 });
+    ({ issuer, agent } = await startTwoWorkloads({ trustDomain: TD, serverId: ID_SERVER, clientId: ID_CLIENT, clientUid: CLIENT_UID, x509SvidTtl: '1h', issuerStateDir: layout.issuerDir, agentDataDir: layout.agentDataDir, socketPath: socket }));
     await waitFor('an SVID for py-spiffe', async () => {
       try {
         return check(['x509'])[0]?.spiffeId === ID_SERVER ? true : undefined;
