@@ -23,11 +23,6 @@ beforeAll(async () => {
 
 const uniq = () => crypto.randomUUID();
 
-async function attestFresh(): Promise<TestAgent> {
-  const token = uniq();
-  await h.createToken(token);
-  return h.attest(token);
-}
 
 async function expectAuthFailed(res: Response): Promise<void> {
   const e = await expectError(res, 401, 'ERR_AGENT_AUTH_FAILED');
@@ -120,7 +115,7 @@ describe('attest', () => {
 describe('signed requests', () => {
   let agent: TestAgent;
   beforeAll(async () => {
-    agent = await attestFresh();
+    agent = await h.attestFresh();
   });
 
   it('accepts a fresh proof', async () => {
@@ -158,7 +153,7 @@ describe('signed requests', () => {
   });
 
   it('accepts the previous SVID after a renewal until the new one is used, then refuses it (renewed away)', async () => {
-    const old = await attestFresh();
+    const old = await h.attestFresh();
     const renewed = await renew(h, old);
     expect((await h.call(old, 'POST', '/agent/v1/sync', {})).status).toBe(200);
     expect((await h.call(renewed, 'POST', '/agent/v1/sync', {})).status).toBe(200);
@@ -167,10 +162,10 @@ describe('signed requests', () => {
   });
 
   it('refuses a banned agent with 403 and an evicted one with 401', async () => {
-    const banned = await attestFresh();
+    const banned = await h.attestFresh();
     await agents().ban(banned.agentId, h.nowSeconds());
     await expectError(await h.call(banned, 'POST', '/agent/v1/sync', {}), 403, 'ERR_AGENT_BANNED');
-    const evicted = await attestFresh();
+    const evicted = await h.attestFresh();
     await agents().evict(evicted.agentId);
     await expectAuthFailed(await h.call(evicted, 'POST', '/agent/v1/sync', {}));
   });
@@ -182,8 +177,8 @@ describe('sync, issuance and bundle', () => {
   let db: { id: string };
   let foreign: { id: string };
   beforeAll(async () => {
-    agent = await attestFresh();
-    const other = await attestFresh();
+    agent = await h.attestFresh();
+    const other = await h.attestFresh();
     web = await h.createEntry({ spiffeId: `spiffe://example.org/web-${uniq()}` as never, parentId: agent.agentId, dnsNames: ['web.example.org'], x509SvidTtl: 600, jwtSvidTtl: 120 });
     db = await h.createEntry({ spiffeId: `spiffe://example.org/db-${uniq()}` as never, parentId: agent.agentId });
     foreign = await h.createEntry({ spiffeId: `spiffe://example.org/other-${uniq()}` as never, parentId: other.agentId });
@@ -254,7 +249,7 @@ describe('after a CA rotation', () => {
     // the CA publishes its next key once half its lifetime is left (src/shared/ca/key-slot.ts)
     const publishNext = prepareAt({ kid: '', status: 'active', issuedAt: notAfter - ca.config.caTtlSeconds * 1000, notAfter });
     h.clock.nowMs = publishNext - 10 * 60_000;
-    const agent = await attestFresh();
+    const agent = await h.attestFresh();
     const entry = await h.createEntry({ spiffeId: `spiffe://example.org/web-${uniq()}` as never, parentId: agent.agentId });
     const { sequence } = await ca.published();
     const first = (await (await h.call(agent, 'POST', '/agent/v1/sync', {})).json()) as SyncResponse;

@@ -14,9 +14,7 @@ describe('agent authentication and the CA', () => {
     let reads = 0;
     const ca = { ...real, getPublishedKeys: () => (reads++, real.getPublishedKeys()) };
     const h = createHarness(() => ca, clock);
-    const token = `tok-${crypto.randomUUID()}`;
-    await h.createToken(token);
-    const agent = await h.attest(token);
+    const agent = await h.attestFresh();
     reads = 0;
     for (let i = 0; i < 5; i++) expect((await h.call(agent, 'POST', '/agent/v1/sync', {})).status).toBe(200);
     // the federation routes share the app's cache

@@ -208,9 +208,7 @@ describe('agent API: federated bundles', () => {
     const clock = { nowMs: Date.now() };
     ca = createTestCa('example.org', () => clock.nowMs);
     h = createHarness(() => ca, clock);
-    const token = `tok-${Date.now()}-${Math.random()}`;
-    await h.createToken(token);
-    agent = await h.attest(token);
+    agent = await h.attestFresh();
     tdA = foreignTd();
     tdB = foreignTd();
     tdC = foreignTd();
@@ -248,9 +246,7 @@ describe('agent API: https_spiffe refresh by the assigned agent', () => {
     const ca = createTestCa('example.org', () => clock.nowMs);
     const h = createHarness(() => ca, clock);
     const attest = async () => {
-      const token = `tok-${Date.now()}-${Math.random()}`;
-      await h.createToken(token);
-      return h.attest(token);
+      return h.attestFresh();
     };
     const [assigned, other] = [await attest(), await attest()];
     const td = foreignTd();

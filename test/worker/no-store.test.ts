@@ -17,9 +17,7 @@ beforeAll(async () => {
   const clock = { nowMs: Date.now() };
   ca = createTestCa(TD, () => clock.nowMs);
   h = createHarness(() => ca, clock);
-  const token = crypto.randomUUID();
-  await h.createToken(token);
-  agent = await h.attest(token);
+  agent = await h.attestFresh();
   entryId = (await h.createEntry({ spiffeId: `spiffe://example.org/w-${crypto.randomUUID()}` as never, parentId: agent.agentId })).id;
 });
 
