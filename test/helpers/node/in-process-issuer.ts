@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
+import { adminCall } from '../../../scripts/local-stack.js';
 import { createApp } from '../../../src/worker/app.js';
 import { createCaCore, type CaCore } from '../../../src/worker/ca/ca-core.js';
 import { createMemoryCaStorage } from '../../../src/worker/ca/ca-storage.js';
@@ -156,16 +157,7 @@ export async function startInProcessIssuer(options: InProcessIssuerOptions = {})
       config,
       adminToken,
       transport,
-      async admin<T>(method: string, path: string, body?: unknown): Promise<T> {
-        const res = await fetch(`${url}/admin/v1${path}`, {
-          method,
-          headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        const text = await res.text();
-        if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
-        return (text ? JSON.parse(text) : undefined) as T;
-      },
+      admin: (method, path, body) => adminCall({ url, adminToken }, method, path, body),
       async close() {
         s.closeAllConnections();
         await new Promise<void>((resolve) => s.close(() => resolve()));
