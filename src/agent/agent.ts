@@ -29,6 +29,7 @@ function federationPollMs(syncIntervalSeconds: number): number {
 }
 import { createSds } from './sds/handler.js';
 import { createWorkloadApi } from './workload-api/handler.js';
+import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
 import { createUnixAttestor } from './workload-api/unix-attestor.js';
 
@@ -59,10 +60,13 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
 
   log.info({ server_url: config.serverUrl, trust_domain: config.trustDomain, data_dir: config.dataDir }, 'agent starting');
   const attest = createUnixAttestor(); // one per agent: its caches serve both APIs
+  // one limiter per agent, shared by both APIs (SPIRE's buckets are per selector set, not per API)
+  const limiter = createCallerRateLimiter(config.rateLimit ?? {}, { clock, log });
+  if (limiter.active) log.info({ rate_limit: config.rateLimit }, 'Workload API rate limits on');
   const server = await startWorkloadApiServer({
     socketPath: config.socketPath,
-    impl: createWorkloadApi({ attest, source: cache, clock, log }),
-    ...(config.disableSdsApi ? {} : { sds: createSds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log }) }),
+    impl: createWorkloadApi({ attest, source: cache, clock, log, limiter }),
+    ...(config.disableSdsApi ? {} : { sds: createSds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log, limiter }) }),
     log,
   });
 

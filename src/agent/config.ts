@@ -12,6 +12,7 @@ import { issuerBaseUrl, jsonObject, knownKeys, nonEmptyString, oneOf, parsedBy, 
 import { WispError } from '../shared/errors.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 import { SDS_DEFAULTS, type SdsConfig } from './sds/resources.js';
+import { RATE_LIMITED_METHODS, type RateLimitKey, type WorkloadRateLimits } from './workload-api/rate-limit.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const satisfies readonly LogLevel[];
@@ -38,6 +39,8 @@ export interface AgentConfig {
   sds?: SdsConfig;
   /** true: no Envoy SDS on the socket (SPIRE `disable_sds_api`) */
   disableSdsApi?: boolean;
+  /** per-caller limits on Workload API and SDS calls (SPIRE's `experimental.ratelimit`); absent: unlimited */
+  rateLimit?: WorkloadRateLimits;
 }
 
 /** aws_iid: the EC2 instance metadata service (IMDSv2; IMDSv1 only with imdsV1Fallback). */
@@ -95,6 +98,7 @@ export const AGENT_CONFIG_ENV: Record<AgentConfigKey, string> = {
   requestTimeoutSeconds: 'WISP_REQUEST_TIMEOUT_SECONDS',
   sds: 'WISP_SDS',
   disableSdsApi: 'WISP_DISABLE_SDS_API',
+  rateLimit: 'WISP_RATE_LIMIT',
 };
 
 /** Command-line flag of each key (SPIRE spelling: --serverURL). */
@@ -163,6 +167,36 @@ const BOOLEAN = 'must be true or false';
 /** true/false, or from the environment the strings "true"/"false" */
 const booleanish = () => v.union([v.boolean(BOOLEAN), v.pipe(v.picklist(['true', 'false'], BOOLEAN), v.transform((s) => s === 'true'))], BOOLEAN);
 
+/** Most calls per second a limit may name; far above SPIRE's examples (500/s), low enough to catch a typo. */
+export const MAX_RATE_LIMIT_PER_SECOND = 1_000_000;
+const RATE = `must be a whole number of calls per second from 0 (unlimited) to ${MAX_RATE_LIMIT_PER_SECOND}`;
+const perSecond = v.optional(v.pipe(v.number(RATE), v.integer(RATE), v.minValue(0, RATE), v.maxValue(MAX_RATE_LIMIT_PER_SECOND, RATE)));
+/** camelCase key → SPIRE's snake_case spelling (`fetchX509Svid` → `fetch_x509_svid`), both accepted */
+const snakeCase = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const RATE_LIMIT_KEYS = Object.keys(RATE_LIMITED_METHODS) as RateLimitKey[];
+/** The `rateLimit` object: each key in Wisp's camelCase or SPIRE's snake_case, not both. */
+const rateLimitObject = v.optional(
+  v.pipe(
+    jsonObject('must be a JSON object', 'must be an object of calls per second, e.g. {"fetch_jwt_svid": 500}'),
+    knownKeys(Object.fromEntries(RATE_LIMIT_KEYS.flatMap((k) => [[k, perSecond], [snakeCase(k), perSecond]]))),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const input = dataset.value as Record<string, number | undefined>;
+      const out: WorkloadRateLimits = {};
+      for (const key of RATE_LIMIT_KEYS) {
+        const camel = input[key];
+        const snake = input[snakeCase(key)];
+        if (camel !== undefined && snake !== undefined) {
+          addIssue({ message: `${key} and ${snakeCase(key)} are the same limit; give one`, path: [{ type: 'object', origin: 'value', input, key: snakeCase(key), value: snake }] });
+          return NEVER;
+        }
+        const rate = camel ?? snake;
+        if (rate !== undefined) out[key] = rate;
+      }
+      return out;
+    }),
+  ),
+);
+
 const AWS = CLOUD_ATTESTOR_DEFAULTS.awsIid;
 const GCP = CLOUD_ATTESTOR_DEFAULTS.gcpIit;
 const AZURE = CLOUD_ATTESTOR_DEFAULTS.azureMsi;
@@ -217,6 +251,7 @@ const AGENT_SCHEMA = v.object({
     disableSpiffeCertValidation: v.optional(v.boolean(BOOLEAN), SDS_DEFAULTS.disableSpiffeCertValidation),
   }),
   disableSdsApi: v.optional(booleanish()),
+  rateLimit: rateLimitObject,
 });
 
 const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi'] as const;
@@ -251,5 +286,6 @@ export function parseAgentConfig(
     requestTimeoutSeconds: c.requestTimeoutSeconds,
     ...(c.sds ? { sds: c.sds } : {}),
     ...(c.disableSdsApi !== undefined ? { disableSdsApi: c.disableSdsApi } : {}),
+    ...(c.rateLimit ? { rateLimit: c.rateLimit } : {}),
   };
 }

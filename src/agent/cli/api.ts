@@ -10,6 +10,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { toPem } from '../../shared/encoding/pem.js';
 import { PRIVATE_FILE_MODE, writeOutputFiles } from '../../node/file-output.js';
 import { certificateInfo } from '../keys.js';
+import { RATE_LIMIT_EXCEEDED } from '../workload-api/rate-limit.js';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../node/workload-api/client.js';
 
 export type OutputFormat = 'pretty' | 'json';
@@ -145,8 +146,9 @@ export async function watchX509(o: ApiCommandOptions, signal: AbortSignal): Prom
 
 /**
  * `healthcheck`: the agent is healthy when it answers FetchX509Bundles: with bundles, or with
- * PermissionDenied (the caller simply has no identity). Unavailable (not attested/synced yet), a refused
- * connection or a timeout is unhealthy.
+ * PermissionDenied (the caller simply has no identity), or with its rate-limit refusal (given only after the
+ * agent is ready and has attested the caller: the probe is exempt in effect, as SPIRE's). Any other
+ * Unavailable (not attested/synced yet), a refused connection or a timeout is unhealthy.
  */
 export async function healthcheck(o: Omit<ApiCommandOptions, 'output' | 'print'>): Promise<{ healthy: boolean; detail: string }> {
   try {
@@ -154,6 +156,7 @@ export async function healthcheck(o: Omit<ApiCommandOptions, 'output' | 'print'>
     return { healthy: true, detail: 'agent is ready' };
   } catch (e) {
     if (isGrpcError(e, GrpcStatus.PERMISSION_DENIED)) return { healthy: true, detail: 'agent is ready (caller has no identity)' };
+    if (isGrpcError(e, GrpcStatus.UNAVAILABLE) && e.details.startsWith(RATE_LIMIT_EXCEEDED)) return { healthy: true, detail: 'agent is ready (caller is rate-limited)' };
     return { healthy: false, detail: isGrpcError(e) ? e.details || e.message : (e as Error).message };
   }
 }

@@ -20,6 +20,7 @@ import { toBase64 } from '../../shared/encoding/base64.js';
 import { WispError } from '../../shared/errors.js';
 import type { Selector } from '../../shared/registry/selectors.js';
 import { changeFeed, createCallerAttestation, DEFAULT_UPDATE_DELAY_MS, type CallContext } from '../workload-api/handler.js';
+import type { CallerRateLimiter } from '../workload-api/rate-limit.js';
 import type { WorkloadAttestor } from '../workload-api/unix-attestor.js';
 import { DiscoveryResponseSchema, type DiscoveryRequest } from './gen/envoy/service/discovery/v3/discovery_pb.js';
 import { buildSecrets, SDS_DEFAULTS, useSpiffeValidator, type SdsConfig, type WorkloadSnapshot } from './resources.js';
@@ -39,6 +40,8 @@ export interface SdsDeps {
   log?: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
   /** coalescing window for pushes; default the Workload API's */
   updateDelayMs?: number;
+  /** the Workload API's limiter (one set of buckets per agent): StreamSecrets per open, FetchSecrets per call */
+  limiter?: CallerRateLimiter;
 }
 
 /** 4 random bytes as hex, as SPIRE's nonces. */
@@ -95,12 +98,12 @@ export function createSds(deps: SdsDeps): SdsImpl {
 
   return {
     async fetchSecrets(request, ctx) {
-      const selectors = await attest(ctx);
+      const selectors = await attest(ctx, 'FetchSecrets');
       return create(DiscoveryResponseSchema, respond(request, snapshot(selectors, false)!, '', ''));
     },
 
     async *streamSecrets(requests, ctx) {
-      const selectors = await attest(ctx);
+      const selectors = await attest(ctx, 'StreamSecrets');
       const feed = changeFeed(source, ctx.signal, delayMs);
       const incoming = requests[Symbol.asyncIterator]();
       // a read still pending when the call ends fails with the call: handled here, seen by the race if it runs

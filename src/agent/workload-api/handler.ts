@@ -27,6 +27,7 @@ import {
   type SpiffeWorkloadAPI,
 } from '../../node/workload-api/gen/workload_pb.js';
 import { validateWorkloadJwt, type JwtSvidValidator } from './jwt-validate.js';
+import type { CallerRateLimiter, RateLimitedMethod } from './rate-limit.js';
 import type { PeerInfo, WorkloadAttestor } from './unix-attestor.js';
 
 /** How long a change is coalesced before the streams see it; every change is delivered within this. */
@@ -64,6 +65,8 @@ export interface WorkloadApiDeps {
   updateDelayMs?: number;
   /** SPIRE `allow_unauthenticated_verifiers`: callers with no identity still get bundles (validation needs none) */
   allowUnauthenticatedVerifiers?: boolean;
+  /** per-caller limits (SPIRE `ratelimit`), shared with SDS: `createCallerRateLimiter(config.rateLimit)`; none: unlimited */
+  limiter?: CallerRateLimiter;
 }
 
 const noIdentity = () => new WispError('ERR_NO_IDENTITY', 'no identity issued');
@@ -148,18 +151,28 @@ export function changeFeed(source: IdentitySource, signal: AbortSignal, delayMs:
  */
 /**
  * The caller's selectors, as both APIs on the socket (Workload API and SDS) attest it: the agent must be ready,
- * and a failure that is not already a WispError is Unavailable (logged with the caller's pid and uid).
+ * and a failure that is not already a WispError is Unavailable (logged with the caller's pid and uid). With
+ * `method`, the caller's rate limit for it is then taken (./rate-limit.ts): the one place both APIs enforce it.
  */
-export function createCallerAttestation(deps: { attest: WorkloadAttestor; source: IdentitySource; log?: Pick<Logger, 'warn'> }): (ctx: CallContext) => Promise<Selector[]> {
-  return async (ctx) => {
+export function createCallerAttestation(deps: {
+  attest: WorkloadAttestor;
+  source: IdentitySource;
+  limiter?: CallerRateLimiter | undefined;
+  log?: Pick<Logger, 'warn'>;
+}): (ctx: CallContext, method?: RateLimitedMethod) => Promise<Selector[]> {
+  const limiter = deps.limiter?.active ? deps.limiter : undefined; // limits off: one branch per call
+  return async (ctx, method) => {
     if (!deps.source.isReady()) throw notReady();
+    let selectors: Selector[];
     try {
-      return await deps.attest(ctx.peer);
+      selectors = await deps.attest(ctx.peer);
     } catch (err) {
       deps.log?.warn({ pid: ctx.peer.pid, uid: ctx.peer.uid, err }, 'workload attestation failed');
       if (isWispError(err)) throw err;
       throw new WispError('ERR_UNAVAILABLE', 'workload attestation failed', { cause: err });
     }
+    if (limiter && method) limiter.check(method, selectors, ctx.peer);
+    return selectors;
   };
 }
 
@@ -227,13 +240,13 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
 
   return {
     async *fetchX509SVID(_request, ctx) {
-      const selectors = await attest(ctx);
+      const selectors = await attest(ctx, 'FetchX509SVID');
       log?.debug({ pid: ctx.peer.pid }, 'FetchX509SVID stream opened');
       yield* watch(X509SVIDResponseSchema, ctx, () => x509SvidResponse(selectors, ctx.peer.pid));
     },
 
     async *fetchX509Bundles(_request, ctx) {
-      const selectors = await attest(ctx);
+      const selectors = await attest(ctx, 'FetchX509Bundles');
       yield* watch(X509BundlesResponseSchema, ctx, () => {
         const identities = verifierIdentities(selectors);
         const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
@@ -242,7 +255,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     },
 
     async *fetchJWTBundles(_request, ctx) {
-      const selectors = await attest(ctx);
+      const selectors = await attest(ctx, 'FetchJWTBundles');
       yield* watch(JWTBundlesResponseSchema, ctx, () => {
         const identities = verifierIdentities(selectors);
         const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
@@ -256,7 +269,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
         throw new WispError('ERR_BAD_REQUEST', 'audience must be specified');
       }
       const wanted = request.spiffeId ? parseSpiffeId(request.spiffeId) : undefined;
-      const selectors = await attest(ctx);
+      const selectors = await attest(ctx, 'FetchJWTSVID');
       const identities = source.identitiesFor(selectors);
       if (identities.length === 0) throw noIdentity();
       const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
