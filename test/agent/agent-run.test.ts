@@ -9,6 +9,8 @@ import { runAgent } from '../../src/agent/agent.js';
 import { fetchJwt, fetchX509, healthcheck, validateJwt, type ApiCommandOptions } from '../../src/agent/cli/api.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { silentLogger } from '../../src/agent/log.js';
+import { RATE_LIMIT_EXCEEDED } from '../../src/agent/workload-api/rate-limit.js';
+import { createWorkloadApiClient, isGrpcError } from '../../src/node/workload-api/client.js';
 import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
 
 const stops: Array<() => Promise<void>> = [];
@@ -74,5 +76,45 @@ describe('wisp-agent run', () => {
     expect(issuer.callsTo('/attest').length).toBe(1);
     second.controller.abort();
     await second.done;
+  });
+
+  it('wires rateLimit from the config into the Workload API: a flood of FetchJWTSVID is refused, the healthcheck stays healthy', async () => {
+    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
+    stops.push(() => issuer.close());
+    const token = await issuer.createJoinToken();
+    await issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }], { parentId: issuer.agentIdOf(token) });
+    const dir = mkdtempSync(join(tmpdir(), 'wisp-run-rl-'));
+    const socketPath = join(dir, 'api.sock');
+    const config = parseAgentConfig(
+      { path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1, rateLimit: { fetch_jwt_svid: 1, fetch_x509_bundles: 1 } } },
+      {},
+      { joinToken: token },
+    );
+    const controller = new AbortController();
+    const done = runAgent(config, { log: silentLogger(), signal: controller.signal });
+    stops.push(async () => {
+      controller.abort();
+      await done;
+    });
+    await until(async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy);
+    const client = createWorkloadApiClient(`unix://${socketPath}`);
+    try {
+      await until(async () => (await client.fetchX509SVID()[Symbol.asyncIterator]().next()).value?.svids.length === 1);
+      const outcomes: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        outcomes.push(
+          await client.fetchJWTSVID({ audience: ['aud-x'] }).then(
+            () => 'OK',
+            (e: unknown) => (isGrpcError(e) && e.details.startsWith(RATE_LIMIT_EXCEEDED) ? 'LIMITED' : String(e)),
+          ),
+        );
+      }
+      // 1/s with a burst of 1: ten calls get 1 + (seconds they take) tokens; they take well under a second
+      expect(outcomes.filter((o) => o === 'LIMITED').length).toBeGreaterThanOrEqual(3);
+      expect(outcomes.every((o) => o === 'OK' || o === 'LIMITED')).toBe(true);
+      for (let i = 0; i < 3; i++) expect((await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy).toBe(true);
+    } finally {
+      client.close();
+    }
   });
 });
