@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { createWorkloadApi, type WorkloadApiDeps } from '../../src/agent/workload-api/handler.js';
 import { WispError } from '../../src/shared/errors.js';
+import { createCallerRateLimiter } from '../../src/agent/workload-api/rate-limit.js';
 import { startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/workload-api/server.js';
 import { createUnixAttestor } from '../../src/agent/workload-api/unix-attestor.js';
 import { createTrustDomain, issueX509Svid, signJwtSvid, type TestTrustDomain } from '../helpers/node/agent/identity-fixtures.js';
@@ -379,20 +380,21 @@ describe('Workload API as another uid', () => {
   const isRoot = UID === 0;
   const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
 
+  const tsx = resolve('node_modules/.bin/tsx');
+  const script = resolve('test/helpers/node/agent/workload-client-script.ts');
+  const run = (args: string[]) =>
+    new Promise<string>((done, fail) => {
+      const child = spawn(args[0]!, args.slice(1), { env: { ...process.env, HOME: dir, TSX_DISABLE_CACHE: '1' } });
+      let out = '';
+      let errOut = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (errOut += d.toString()));
+      child.on('exit', (code) => (code === 0 ? done(out) : fail(new Error(`client exited ${code}: ${errOut}`))));
+    });
+
   it.skipIf(!isRoot || !hasSetpriv)('denies a uid with no entry (client run as 65534 via setpriv), serves this uid', async () => {
     await start();
     await webEntry();
-    const tsx = resolve('node_modules/.bin/tsx');
-    const script = resolve('test/helpers/node/agent/workload-client-script.ts');
-    const run = (args: string[]) =>
-      new Promise<string>((done, fail) => {
-        const child = spawn(args[0]!, args.slice(1), { env: { ...process.env, HOME: dir, TSX_DISABLE_CACHE: '1' } });
-        let out = '';
-        let errOut = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (errOut += d.toString()));
-        child.on('exit', (code) => (code === 0 ? done(out) : fail(new Error(`client exited ${code}: ${errOut}`))));
-      });
     const other = await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', tsx, script, `unix://${socketPath}`]);
     const results = other.trim().split('\n').map((l) => JSON.parse(l) as { method: string; ok: boolean; code?: number });
     expect(results).toEqual([
@@ -402,6 +404,26 @@ describe('Workload API as another uid', () => {
     ]);
     const same = await run([tsx, script, `unix://${socketPath}`]);
     expect(same.trim().split('\n').map((l) => JSON.parse(l) as { ok: boolean }).every((r) => r.ok)).toBe(true);
+  });
+
+  it.skipIf(!isRoot || !hasSetpriv)('rate limits: this uid flooded and refused, a client as uid 65534 (another selector set) still served', async () => {
+    // a stopped clock: no token comes back while the child processes start
+    const limiter = createCallerRateLimiter({ fetchX509Svid: 1, fetchJwtSvid: 1, fetchX509Bundles: 1 }, { clock: () => 1_000_000 });
+    await start({ limiter });
+    await webEntry();
+    const svid = await issueX509Svid(own, { entryId: 'e-nobody', spiffeId: `spiffe://${OWN}/nobody` });
+    source.put({ entryId: 'e-nobody', spiffeId: `spiffe://${OWN}/nobody`, selectors: [{ type: 'unix', value: 'uid:65534' }], hint: '', federatesWith: [], svid });
+    const parse = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as { method: string; ok: boolean; code?: number });
+    // this process's selector set takes each method's one token, and a second client of the same set is refused
+    expect(parse(await run([tsx, script, `unix://${socketPath}`])).every((r) => r.ok)).toBe(true);
+    expect(parse(await run([tsx, script, `unix://${socketPath}`])).map((r) => r.code)).toEqual([status.UNAVAILABLE, status.UNAVAILABLE, status.UNAVAILABLE]);
+    const other = parse(await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', tsx, script, `unix://${socketPath}`]));
+    expect(other).toEqual([
+      { method: 'FetchX509SVID', ok: true, spiffeIds: [`spiffe://${OWN}/nobody`] },
+      { method: 'FetchJWTSVID', ok: true, spiffeIds: [`spiffe://${OWN}/nobody`] },
+      { method: 'FetchX509Bundles', ok: true, spiffeIds: [`spiffe://${OWN}`] },
+    ]);
+    expect(limiter.exceeded()).toMatchObject({ FetchX509SVID: 1, FetchJWTSVID: 1, FetchX509Bundles: 1 });
   });
 
   it.skipIf(isRoot && hasSetpriv)('is skipped: needs root and setpriv to run a client as uid 65534', () => {
