@@ -35,6 +35,8 @@ export interface IssuerOptions {
   vars?: Record<string, string>;
   /** stream the issuer's output to this process's stderr */
   verbose?: boolean;
+  /** run wrangler in its own process group, so a test can signal it and workerd at once (process.kill(-pid)) */
+  detached?: boolean;
 }
 
 export interface RunningIssuer {
@@ -119,7 +121,7 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
   const child = spawn(
     process.execPath,
     [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), ...persist, ...varArgs, '--show-interactive-dev-session=false'],
-    { cwd: REPO_ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: REPO_ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false },
   );
   let output = '';
   const collect = (d: Buffer) => {
