@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './agent.js';
+import { registerAuditCommands } from './audit.js';
 import { registerBundleCommands } from './bundle.js';
 import { createLeafBuilder } from './command.js';
 import { CliUsageError, formatErrorLine, type CliIo, type WorkloadApiTokenSource } from './context.js';
@@ -44,7 +45,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|federation|jwt|x509|healthcheck';
+    const names = 'entry|token|agent|bundle|federation|jwt|x509|audit|healthcheck';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -56,6 +57,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerFederationCommands(program, leaf);
   registerJwtCommands(program, leaf);
   registerX509Commands(program, leaf);
+  registerAuditCommands(program, leaf);
   registerHealthcheckCommand(program, leaf);
   return program;
 }

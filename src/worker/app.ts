@@ -9,7 +9,8 @@ import { AGENT_API_PREFIX } from '../shared/agent-api.js';
 import { WispError } from '../shared/errors.js';
 import type { AppDeps } from './deps.js';
 import { errorHandler } from './middleware/error-handler.js';
-import { adminRoutes } from './routes/admin.js';
+import { requestId } from './middleware/request-id.js';
+import { ADMIN_API_PREFIX, adminRoutes } from './routes/admin.js';
 import { agentFederationRoutes } from './routes/agent-federation.js';
 import { agentRoutes } from './routes/agent.js';
 import { publicRoutes } from './routes/public.js';
@@ -17,11 +18,12 @@ import { publicRoutes } from './routes/public.js';
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   app.onError(errorHandler);
+  app.use('*', requestId);
   app.notFound(() => {
     throw new WispError('ERR_NOT_FOUND', 'no such endpoint');
   });
   app.route('/', publicRoutes(deps));
-  app.route('/admin/v1', adminRoutes(deps));
+  app.route(ADMIN_API_PREFIX, adminRoutes(deps));
   const agentDeps = { ...deps, ...deps.stores, authorities: deps.caches.agentAuthorities };
   app.route(`${AGENT_API_PREFIX}/federation`, agentFederationRoutes(agentDeps));
   app.route(AGENT_API_PREFIX, agentRoutes(agentDeps));

@@ -36,6 +36,8 @@ export interface WorkerConfig extends CaConfig {
   agentRequestMaxSkewSeconds: number;
   /** Cloud node attestors (AWS_IID, GCP_IIT, AZURE_MSI JSON vars); absent ones are disabled. */
   nodeAttestors: CloudAttestorsConfig;
+  /** How long admin audit events are kept (the cron prunes older ones), seconds. */
+  auditRetentionSeconds: number;
 }
 
 /** The raw bindings config is parsed from (vars and secrets are all strings). */
@@ -53,6 +55,7 @@ export interface WorkerConfigEnv extends CloudAttestorsEnv {
   UPSTREAM_CA_CERT_CHAIN?: string;
   UPSTREAM_CA_KEY?: string;
   AGENT_REQUEST_MAX_SKEW?: string;
+  AUDIT_RETENTION?: string;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -63,11 +66,14 @@ export const CONFIG_DEFAULTS = {
   JWT_KEY_TYPE: 'ES256',
   JWKS_MAX_AGE: '5m',
   AGENT_REQUEST_MAX_SKEW: '60s',
+  AUDIT_RETENTION: '90d',
 } as const;
 
 const MIN_SECRET_LENGTH = 32;
 const MIN_CA_TTL_SECONDS = 60;
 const MAX_CA_TTL_SECONDS = 10 * 365 * 86400;
+/** An audit log kept for less than a day would be gone before anyone looks at an incident. */
+const MIN_AUDIT_RETENTION_SECONDS = 86400;
 const UPSTREAM_PAIR = 'upstream CA needs both UPSTREAM_CA_CERT_CHAIN and UPSTREAM_CA_KEY';
 
 const CA_ENTRIES = {
@@ -134,6 +140,7 @@ const WORKER_SCHEMA = v.pipe(
     ...CA_ENTRIES,
     ADMIN_TOKEN: secret(MIN_SECRET_LENGTH),
     AGENT_REQUEST_MAX_SKEW: v.optional(durationSeconds(), CONFIG_DEFAULTS.AGENT_REQUEST_MAX_SKEW),
+    AUDIT_RETENTION: v.optional(durationSeconds(MIN_AUDIT_RETENTION_SECONDS), CONFIG_DEFAULTS.AUDIT_RETENTION),
     ...CLOUD_ATTESTORS_ENTRIES,
   })),
   v.transform(
@@ -142,6 +149,7 @@ const WORKER_SCHEMA = v.pipe(
       adminToken: c.ADMIN_TOKEN,
       agentRequestMaxSkewSeconds: c.AGENT_REQUEST_MAX_SKEW,
       nodeAttestors: cloudAttestorsFromEnv(c),
+      auditRetentionSeconds: c.AUDIT_RETENTION,
     }),
   ),
 );

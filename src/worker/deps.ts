@@ -8,6 +8,7 @@ import type { FederationStore } from '../shared/federation/federation-store.js';
 import type { AgentRequestStore, AgentStore, JoinTokenStore } from '../shared/registry/ports.js';
 import type { NodeAttestor } from './attestation/types.js';
 import type { TrustDomainCaApi } from './ca/ca-api.js';
+import type { AuditStore } from './db/audit-log.js';
 import type { WorkerConfig } from './config.js';
 import type { D1EntryStore } from './db/entries.js';
 import type { PublishedAuthoritiesCache } from './middleware/agent-auth.js';
@@ -19,6 +20,8 @@ export interface AppStores {
   joinTokens: JoinTokenStore;
   requests: AgentRequestStore;
   federation: FederationStore;
+  /** the admin audit log (middleware/audit.ts) */
+  audit: AuditStore;
   /** resolves when the database answers (healthz) */
   ping(): Promise<void>;
 }

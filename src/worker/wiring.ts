@@ -11,6 +11,7 @@ import type { TrustDomainCaApi } from './ca/ca-api.js';
 import type { WorkerConfig } from './config.js';
 import { createAgentRequestStore } from './db/agent-requests.js';
 import { createAgentStore } from './db/agents.js';
+import { createAuditStore } from './db/audit-log.js';
 import { createEntryStore } from './db/entries.js';
 import { createFederationStore } from './db/federation.js';
 import { createJoinTokenStore } from './db/join-tokens.js';
@@ -36,6 +37,7 @@ export function createD1Stores(db: D1Database): AppStores {
     joinTokens: createJoinTokenStore(db),
     requests: createAgentRequestStore(db),
     federation: createFederationStore(db),
+    audit: createAuditStore(db),
     ping: async () => {
       await db.prepare('SELECT 1').first();
     },

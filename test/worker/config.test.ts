@@ -69,7 +69,7 @@ describe('parseCaConfig', () => {
       keyEncryptionSecret: 'k'.repeat(32),
       upstreamCa: undefined,
     });
-    const { adminToken: _a, agentRequestMaxSkewSeconds: _s, nodeAttestors: _n, ...caPart } = parseWorkerConfig(valid);
+    const { adminToken: _a, agentRequestMaxSkewSeconds: _s, nodeAttestors: _n, auditRetentionSeconds: _r, ...caPart } = parseWorkerConfig(valid);
     expect(parseCaConfig(valid)).toEqual(caPart);
     expect(() => parseCaConfig({ TRUST_DOMAIN: 'example.org' })).toThrow(/^KEY_ENCRYPTION_SECRET: secret is not set/);
     // the CA sets `iss` on every JWT-SVID: the issuer URL is part of its config

@@ -136,3 +136,32 @@ export const federationRevision = sqliteTable(
   },
   (t) => [check('federation_revision_single_row', sql`${t.id} = 1`)],
 );
+
+/**
+ * The audit log of admin requests (migration 0005): who (`principal`: `admin-token` or the admin JWT-SVID's
+ * SPIFFE ID), what (`action`, `route`), which objects (`object_ids`, JSON array), the outcome (`status`,
+ * `error_code`), `request_id` (the response's X-Request-Id) and `source_ip` (CF-Connecting-IP). Never a
+ * secret, CSR, key or SVID (docs/audit.md). `id` only grows (AUTOINCREMENT), so page tokens stay valid
+ * while old rows are pruned by `at` (AUDIT_RETENTION).
+ */
+export const auditLog = sqliteTable(
+  'audit_log',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    at: integer('at').notNull(),
+    requestId: text('request_id').notNull(),
+    principal: text('principal').notNull(),
+    action: text('action').notNull(),
+    route: text('route').notNull(),
+    objectIds: text('object_ids').notNull().default('[]'),
+    detail: text('detail').notNull().default('{}'),
+    status: integer('status').notNull(),
+    errorCode: text('error_code'),
+    sourceIp: text('source_ip'),
+  },
+  (t) => [
+    index('audit_log_at_idx').on(t.at),
+    index('audit_log_principal_at_idx').on(t.principal, t.at),
+    index('audit_log_action_at_idx').on(t.action, t.at),
+  ],
+);

@@ -7,6 +7,7 @@
  * one generic message; the reason goes to the log, never the token.
  * @module
  */
+import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { bytesEqual } from '../../shared/encoding/bytes.js';
 import { WispError } from '../../shared/errors.js';
@@ -18,6 +19,19 @@ import { logEvent } from '../log.js';
 /** What the admin middleware needs from the entry store. */
 export interface AdminEntryLookup {
   isAdmin(spiffeId: SpiffeId, now: number): Promise<boolean>;
+}
+
+/** The audit log's principal for the admin token (never the token itself). */
+export const ADMIN_TOKEN_PRINCIPAL = 'admin-token';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /**
+     * Who is calling, set once the credential is known: ADMIN_TOKEN_PRINCIPAL, or the SPIFFE ID of a valid
+     * JWT-SVID (set before its admin entry is checked, so a denied workload is audited under its ID).
+     */
+    adminPrincipal: string;
+  }
 }
 
 /** Longest bearer token read; anything longer is refused without further work. */
@@ -39,7 +53,7 @@ function deny(reason: string): never {
   throw new WispError('ERR_PERMISSION_DENIED', DENIED_MESSAGE);
 }
 
-async function adminSpiffeIdOf(token: string, deps: AppDeps, entries: AdminEntryLookup): Promise<SpiffeId> {
+async function adminSpiffeIdOf(c: Context, token: string, deps: AppDeps, entries: AdminEntryLookup): Promise<SpiffeId> {
   const loadKeys = async () => {
     const published = await deps.ca().getPublishedKeys();
     if (!published.ok) throw new Error(published.error.message);
@@ -55,6 +69,7 @@ async function adminSpiffeIdOf(token: string, deps: AppDeps, entries: AdminEntry
   }
   if (!verdict.ok) deny(`JWT-SVID rejected: ${verdict.error.message}`);
   const spiffeId = verdict.value.spiffeId;
+  c.set('adminPrincipal', spiffeId);
   if (!(await entries.isAdmin(spiffeId, Math.floor(deps.clock() / 1000)))) deny(`no admin entry for ${spiffeId}`);
   return spiffeId;
 }
@@ -71,12 +86,13 @@ export function adminAuth(deps: AppDeps, entries: AdminEntryLookup) {
     const token = match[1]!;
     if (token.length > ADMIN_BEARER_MAX_BYTES) deny('bearer token too long');
     if (await secretsEqual(token, deps.config.adminToken)) {
-      logEvent('info', 'admin request', { principal: 'admin_token', method: c.req.method, path: c.req.path });
+      c.set('adminPrincipal', ADMIN_TOKEN_PRINCIPAL);
+      logEvent('info', 'admin request', { principal: 'admin_token', method: c.req.method, path: c.req.path, request_id: c.get('requestId') });
       return next();
     }
     if (token.split('.').length !== 3) deny('bearer token is neither the admin token nor a JWT');
-    const spiffeId = await adminSpiffeIdOf(token, deps, entries);
-    logEvent('info', 'admin request', { principal: 'jwt_svid', spiffe_id: spiffeId, method: c.req.method, path: c.req.path });
+    const spiffeId = await adminSpiffeIdOf(c, token, deps, entries);
+    logEvent('info', 'admin request', { principal: 'jwt_svid', spiffe_id: spiffeId, method: c.req.method, path: c.req.path, request_id: c.get('requestId') });
     return next();
   });
 }

@@ -14,6 +14,6 @@ export function errorResponse(c: Context, error: WispError): Response {
 
 export function errorHandler(error: unknown, c: Context): Response {
   if (error instanceof WispError) return errorResponse(c, error);
-  logEvent('error', 'unhandled error', { path: c.req.path, cause: error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error) });
+  logEvent('error', 'unhandled error', { path: c.req.path, request_id: c.get('requestId'), cause: error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error) });
   return errorResponse(c, new WispError('ERR_INTERNAL', 'internal error'));
 }

@@ -1,29 +1,38 @@
 /**
- * The admin API, mounted at `/admin/v1`: every route behind `adminAuth` (admin token or admin JWT-SVID).
+ * The admin API, mounted at `/admin/v1`: every route behind `adminAuth` (admin token or admin JWT-SVID),
+ * and every authenticated write recorded by `auditLog` (middleware/audit.ts, actions in admin/audit.ts).
  * Route groups live in routes/admin/: entries, agents, join tokens, SVID minting, the bundle,
- * federation relationships and foreign bundles.
+ * federation relationships and foreign bundles, the audit log.
  * @module
  */
 import { Hono } from 'hono';
 import type { AppDeps } from '../deps.js';
 import { adminAuth } from '../middleware/admin-auth.js';
+import { auditLog } from '../middleware/audit.js';
 import { noStore } from '../middleware/no-store.js';
 import { agentRoutes } from './admin/agents.js';
+import { ADMIN_ACTIONS, auditRoutes } from './admin/audit.js';
 import { entryRoutes } from './admin/entries.js';
 import { federationRoutes, foreignBundleRoutes } from './admin/federation.js';
 import { joinTokenRoutes } from './admin/join-tokens.js';
 import { svidRoutes } from './admin/svids.js';
 
+/** Where app.ts mounts the admin API. */
+export const ADMIN_API_PREFIX = '/admin/v1';
+
 export function adminRoutes(deps: AppDeps): Hono {
-  const { entries, agents, joinTokens, federation } = deps.stores;
+  const { entries, agents, joinTokens, federation, audit } = deps.stores;
   const app = new Hono();
   app.use('*', noStore);
+  // outside adminAuth: it records denials of a valid JWT-SVID too (adminAuth sets the principal first)
+  app.use('*', auditLog({ store: audit, clock: deps.clock, prefix: ADMIN_API_PREFIX, actions: ADMIN_ACTIONS }));
   app.use('*', adminAuth(deps, entries));
   app.route('/entries', entryRoutes(deps, entries));
   app.route('/agents', agentRoutes(deps, agents));
   app.route('/join-tokens', joinTokenRoutes(deps, joinTokens));
   app.route('/federation', federationRoutes(deps, federation));
   app.route('/bundles', foreignBundleRoutes(deps, federation));
+  app.route('/audit', auditRoutes(audit));
   app.route('/', svidRoutes(deps));
   return app;
 }

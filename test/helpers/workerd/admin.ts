@@ -8,7 +8,8 @@ import { parseWorkerConfig } from '../../../src/worker/config.js';
 import type { AppDeps } from '../../../src/worker/deps.js';
 import { createAppDeps } from '../../../src/worker/wiring.js';
 import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
-import { adminRoutes } from '../../../src/worker/routes/admin.js';
+import { requestId } from '../../../src/worker/middleware/request-id.js';
+import { ADMIN_API_PREFIX, adminRoutes } from '../../../src/worker/routes/admin.js';
 
 export const NOW_MS = 1_800_000_000_000;
 export const ADMIN_TOKEN = (env as unknown as { ADMIN_TOKEN: string }).ADMIN_TOKEN;
@@ -27,14 +28,17 @@ export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {
   return { ...noCa, getPublishedKeys: async () => ({ ok: true, value: { x509Authorities: [], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 60, ...keys } }) };
 }
 
-export function makeAdmin(ca: TrustDomainCaApi = noCa, nowMs = NOW_MS) {
+/** `adjust` may replace parts of the deps before the routes are built (e.g. a failing store). */
+export function makeAdmin(ca: TrustDomainCaApi = noCa, nowMs = NOW_MS, adjust: (deps: AppDeps) => void = () => undefined) {
   const deps: AppDeps = createAppDeps({ config, ca: () => ca, db: env.DB, clock: () => nowMs });
+  adjust(deps);
   const app = new Hono();
   app.onError(errorHandler);
+  app.use('*', requestId);
   app.notFound(() => {
     throw new WispError('ERR_NOT_FOUND', 'no such endpoint');
   });
-  app.route('/admin/v1', adminRoutes(deps));
+  app.route(ADMIN_API_PREFIX, adminRoutes(deps));
   return {
     deps,
     fetch: (path: string, init: RequestInit = {}) => app.request(`http://issuer.test/admin/v1${path}`, init),

@@ -1,6 +1,6 @@
 // Admin authentication: no credential 401, wrong credential 403 (one generic message), the admin token,
-// and JWT-SVIDs of admin entries signed by the trust domain's published JWT authority.
-import { exports } from 'cloudflare:workers';
+// and JWT-SVIDs of admin entries signed by the trust domain's published JWT authority (audited under their ID).
+import { env, exports } from 'cloudflare:workers';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PublishedJwk } from '../../../src/worker/ca/ca-api.js';
@@ -90,6 +90,24 @@ describe('admin authentication', () => {
         expect(res.status).toBe(403);
         expect(await errorCode(res)).toBe('ERR_PERMISSION_DENIED');
       }
+    });
+
+    it('audits a write under the JWT-SVID\'s SPIFFE ID, and a denied write of a non-admin ID under its ID', async () => {
+      const admin = makeAdmin(fakeCa({ jwtAuthorities: [jwk] }));
+      const rowOf = async (res: Response) =>
+        (await env.DB.prepare('SELECT principal, action, status, error_code FROM audit_log WHERE request_id = ?').bind(res.headers.get('x-request-id')).all()).results;
+      const u = unique();
+      const entry = { spiffeId: sid(`/w/${u}`), parentId: sid(`/spire/agent/${u}`), selectors: [{ type: 'unix', value: 'uid:7' }] };
+      const post = async (sub: string) =>
+        admin.fetch('/entries', { method: 'POST', headers: { authorization: `Bearer ${await jwtSvid(sub)}`, 'content-type': 'application/json' }, body: JSON.stringify(entry) });
+      const adminId = await adminEntry(true);
+      const ok = await post(adminId);
+      expect(ok.status).toBe(201);
+      expect(await rowOf(ok)).toEqual([{ principal: adminId, action: 'entry.create', status: 201, error_code: null }]);
+      const workload = await adminEntry(false);
+      const denied = await post(workload);
+      expect(denied.status).toBe(403);
+      expect(await rowOf(denied)).toEqual([{ principal: workload, action: 'entry.create', status: 403, error_code: 'ERR_PERMISSION_DENIED' }]);
     });
 
     it('answers 503 when the JWT authorities cannot be read', async () => {

@@ -13,6 +13,7 @@ import { parseSelectorString, type SelectorMatch } from '../../../shared/registr
 import { parseSpiffeId } from '../../../shared/spiffe/id.js';
 import type { D1EntryStore } from '../../db/entries.js';
 import type { AppDeps } from '../../deps.js';
+import { noteAudit } from '../../middleware/audit.js';
 import { readJsonBody } from '../../http-json.js';
 import { nowSeconds, parsePage, readBatch } from './params.js';
 
@@ -78,28 +79,40 @@ async function perItem<I, O>(inputs: unknown[], parse: (input: unknown) => I, wr
   return parsed.map((p): BatchResult<O> => (p.ok ? written[next++]! : { status: p.status }));
 }
 
+/** The audit row of a batch request: item and failure counts, and the IDs of the items that succeeded. */
+function noteBatch<O>(c: Context, results: BatchResult<O>[], idOf: (value: O) => string): void {
+  const done = results.flatMap((r) => (r.status.code === 'OK' && r.value !== undefined ? [idOf(r.value)] : []));
+  noteAudit(c, { objectIds: done, detail: { items: results.length, failed: results.length - done.length } });
+}
+
 export function entryRoutes(deps: AppDeps, store: D1EntryStore): Hono {
   const app = new Hono();
   const td = deps.config.trustDomain;
 
   app.post('/', async (c) => {
     const entry = parseEntryInput(await readJsonBody(c), td);
+    noteAudit(c, { objectIds: [entry.spiffeId] });
     const [result] = await store.createBatch([entry], nowSeconds(deps));
-    return c.json({ entry: orThrow(result) }, 201);
+    const created = orThrow(result);
+    noteAudit(c, { objectIds: [created.id] });
+    return c.json({ entry: created }, 201);
   });
 
   app.post('/batch-create', async (c) => {
     const results = await perItem(await readBatch(c, 'entries'), (i) => parseEntryInput(i, td), (items) => store.createBatch(items, nowSeconds(deps)));
+    noteBatch(c, results, (e) => e.id);
     return c.json({ results: results.map((r) => ({ status: r.status, ...(r.value ? { entry: r.value } : {}) })) });
   });
 
   app.post('/batch-update', async (c) => {
     const results = await perItem(await readBatch(c, 'entries'), (i) => parseUpdate(i, deps), (items) => store.updateBatch(items, nowSeconds(deps)));
+    noteBatch(c, results, (e) => e.id);
     return c.json({ results: results.map((r) => ({ status: r.status, ...(r.value ? { entry: r.value } : {}) })) });
   });
 
   app.post('/batch-delete', async (c) => {
     const results = await perItem(await readBatch(c, 'ids'), parseEntryId, (ids) => store.deleteBatch(ids));
+    noteBatch(c, results, (e) => e.id);
     return c.json({ results: results.map((r) => ({ status: r.status, ...(r.value ? { id: r.value.id } : {}) })) });
   });
 
@@ -119,6 +132,7 @@ export function entryRoutes(deps: AppDeps, store: D1EntryStore): Hono {
   app.put('/:id', async (c) => {
     const id = pathEntryId(c);
     const entry = parseUpdate(await readJsonBody(c), deps, id);
+    noteAudit(c, { objectIds: [entry.spiffeId] });
     const [result] = await store.updateBatch([entry], nowSeconds(deps));
     return c.json({ entry: orThrow(result) });
   });

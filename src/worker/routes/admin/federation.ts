@@ -16,6 +16,7 @@ import { parseRelationshipInput } from '../../../shared/federation/relationship.
 import { parseTrustDomain, type TrustDomain } from '../../../shared/spiffe/id.js';
 import { MAX_BUNDLE_BYTES } from '../../../shared/spiffe/bundle.js';
 import type { AppDeps } from '../../deps.js';
+import { noteAudit } from '../../middleware/audit.js';
 import { refreshRelationship } from '../../federation/refresh.js';
 import { parseSubmission, submitRefresh } from '../../federation/submit.js';
 import { asObject, readJsonBody } from '../../http-json.js';
@@ -54,6 +55,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
 
   async function write(c: Context, pathTd: TrustDomain | undefined) {
     const input = parseRelationshipInput(await readJsonBody(c, BUNDLE_BODY_MAX_BYTES), own, pathTd);
+    noteAudit(c, { objectIds: [input.trustDomain] });
     const now = nowSeconds(deps);
     const bundle = input.trustDomainBundle === undefined ? undefined : await foreignBundleOf(input.trustDomainBundle, input.trustDomain, store, now);
     if (input.bundleEndpointProfile === 'https_spiffe' && !bundle && !(await store.getBundle(input.trustDomain))) {

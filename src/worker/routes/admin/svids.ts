@@ -14,12 +14,15 @@ import { parseCsr } from '../../../shared/spiffe/csr.js';
 import { parseSpiffeIdInTrustDomain } from '../../../shared/spiffe/id.js';
 import { fromBase64 } from '../../../shared/encoding/base64.js';
 import type { AppDeps } from '../../deps.js';
+import { noteAudit } from '../../middleware/audit.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { onlyFields } from './params.js';
 import { readPublishedKeys } from '../../ca/published-keys.js';
 
 export const MINT_AUDIENCE_MAX = 32;
 export const MINT_AUDIENCE_MAX_BYTES = 1024;
+/** Characters of a minted JWT-SVID's audience list kept in its audit row. */
+const AUDIT_AUDIENCE_MAX_CHARS = 512;
 
 function bad(message: string): WispError {
   return new WispError('ERR_BAD_REQUEST', message);
@@ -65,10 +68,12 @@ export function svidRoutes(deps: AppDeps): Hono {
     const body = asObject(await readJsonBody(c));
     onlyFields(body, ['spiffeId', 'csr', 'ttlSeconds', 'dnsNames']);
     const spiffeId = parseSpiffeIdInTrustDomain(body.spiffeId, config.trustDomain, 'spiffeId');
+    noteAudit(c, { objectIds: [spiffeId] });
     if (typeof body.csr !== 'string') throw new WispError('ERR_CSR_INVALID', 'csr must be a base64 DER PKCS#10 request');
     const csr = await parseCsr(fromBase64(body.csr, 'ERR_CSR_INVALID', 'csr'));
     const ttlSeconds = ttlOf(body.ttlSeconds, config.x509SvidTtlSeconds, ENTRY_X509_SVID_TTL_MAX_SECONDS);
     const dnsNames = dnsNamesOf(body.dnsNames);
+    noteAudit(c, { detail: { ttlSeconds, dnsNames: dnsNames.length } });
     const ca = deps.ca();
     const [result] = await ca.signX509Svids([{ spiffeId, publicKeySpki: csr.publicKeySpki, dnsNames, ttlSeconds }]);
     if (!result) throw new WispError('ERR_INTERNAL', 'internal error');
@@ -81,8 +86,10 @@ export function svidRoutes(deps: AppDeps): Hono {
     const body = asObject(await readJsonBody(c));
     onlyFields(body, ['spiffeId', 'audience', 'ttlSeconds']);
     const spiffeId = parseSpiffeIdInTrustDomain(body.spiffeId, config.trustDomain, 'spiffeId');
+    noteAudit(c, { objectIds: [spiffeId] });
     const audience = audienceOf(body.audience);
     const ttlSeconds = ttlOf(body.ttlSeconds, config.jwtSvidTtlSeconds, ENTRY_JWT_SVID_TTL_MAX_SECONDS);
+    noteAudit(c, { detail: { ttlSeconds, audience: audience.join(' ').slice(0, AUDIT_AUDIENCE_MAX_CHARS) } });
     const signed = unwrap(await deps.ca().signJwtSvid({ spiffeId, audience, ttlSeconds }));
     return c.json({ token: signed.token, expiresAt: signed.expiresAt });
   });
