@@ -13,6 +13,7 @@ import { registerFederationCommands } from './federation.js';
 import { normalizeSpireArgs } from './flags.js';
 import { registerHealthcheckCommand } from './healthcheck.js';
 import { registerJwtCommands } from './jwt.js';
+import { registerLocalAuthorityCommands } from './localauthority.js';
 import { registerTokenCommands } from './token.js';
 import { registerX509Commands } from './x509.js';
 import { WispError } from '../shared/errors.js';
@@ -44,7 +45,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|federation|jwt|x509|healthcheck';
+    const names = 'entry|token|agent|bundle|federation|jwt|x509|localauthority|healthcheck';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -56,6 +57,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerFederationCommands(program, leaf);
   registerJwtCommands(program, leaf);
   registerX509Commands(program, leaf);
+  registerLocalAuthorityCommands(program, leaf);
   registerHealthcheckCommand(program, leaf);
   return program;
 }
