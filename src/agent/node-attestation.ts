@@ -53,8 +53,8 @@ export interface AgentIdentity {
    * with (from the attestation, or the stored one).
    */
   start(): Promise<{ svid: AgentSvid; bundle: SpiffeBundleJson | undefined }>;
-  /** renews at half-life (true if it did); re-attests instead if the SVID has expired */
-  renewIfDue(): Promise<boolean>;
+  /** renews at half-life, or now when `force` (a tainted signer); re-attests instead if the SVID has expired */
+  renewIfDue(force?: boolean): Promise<boolean>;
   /** attests again (the issuer rejected the SVID); fatal WispError if no attestor can */
   reattest(reason: string): Promise<SpiffeBundleJson>;
 }
@@ -143,7 +143,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
       return { svid: res.agent, bundle: res.bundle };
     },
 
-    async renewIfDue() {
+    async renewIfDue(force = false) {
       const cur = svid;
       if (!cur) throw new TypeError('renewIfDue() before start()');
       const now = clock();
@@ -151,7 +151,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
         await attest('agent SVID expired while the issuer was unreachable');
         return true;
       }
-      if (!shouldRotate(cur.notBefore, cur.notAfter, now)) return false;
+      if (!force && !shouldRotate(cur.notBefore, cur.notAfter, now)) return false;
       const keys = generateKeyPair();
       const res = await client.renew({ csr: toBase64(await createCsr(keys, cur.spiffeId)) });
       const next = await fromWire(res.svid, keys.privateKey);

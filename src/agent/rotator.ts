@@ -73,4 +73,7 @@ async function tick(deps: RotatorDeps): Promise<void> {
     log: deps.log,
     onBundleChanged: (bundle) => deps.dataDir.saveBundle(bundle),
   });
+  // a tainted authority signed the agent's own SVID: replace it in this round, not at half-life
+  const own = deps.identity.current();
+  if (own && deps.cache.signedByTaintedAuthority(own.certChain)) await deps.identity.renewIfDue(true);
 }

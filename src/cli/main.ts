@@ -14,6 +14,7 @@ import { registerFederationCommands } from './federation.js';
 import { normalizeSpireArgs } from './flags.js';
 import { registerHealthcheckCommand } from './healthcheck.js';
 import { registerJwtCommands } from './jwt.js';
+import { registerLocalAuthorityCommands } from './localauthority.js';
 import { registerTokenCommands } from './token.js';
 import { registerX509Commands } from './x509.js';
 import { WispError } from '../shared/errors.js';
@@ -45,7 +46,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|federation|jwt|x509|audit|healthcheck';
+    const names = 'entry|token|agent|bundle|federation|jwt|x509|localauthority|audit|healthcheck';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -58,6 +59,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerJwtCommands(program, leaf);
   registerX509Commands(program, leaf);
   registerAuditCommands(program, leaf);
+  registerLocalAuthorityCommands(program, leaf);
   registerHealthcheckCommand(program, leaf);
   return program;
 }

@@ -60,6 +60,13 @@ export interface SyncResponse {
   /** present only when the bundle sequence differs from the request's */
   bundle?: SpiffeBundleJson;
   /**
+   * Sent with `bundle` (SPIRE marks them tainted in the bundle it sends agents): the authorities of the
+   * bundle an operator tainted, X.509 by authority ID (subject key ID, lowercase hex), JWT by kid. The
+   * agent replaces at once every X509-SVID (its own too) whose chain one of them signed, and drops cached
+   * JWT-SVIDs signed with a tainted kid.
+   */
+  taintedAuthorities?: { x509: string[]; jwt: string[] };
+  /**
    * The federated bundles of the trust domains the agent's entries federate with, keyed by trust domain name
    * (`partner.example`). Absent: unchanged, keep what you have. Present: the complete new set; a trust domain
    * missing from it is no longer trusted (relationship or bundle deleted). Sent when either part of the

@@ -44,6 +44,8 @@ export const ERROR_STATUS = {
   ERR_AGENT_BANNED: { http: 403, grpc: 'PermissionDenied' },
   ERR_NO_IDENTITY: { http: 403, grpc: 'PermissionDenied' },
   ERR_CA_NOT_READY: { http: 503, grpc: 'Unavailable' },
+  ERR_AUTHORITY_NOT_FOUND: { http: 404, grpc: 'NotFound' },
+  ERR_AUTHORITY_STATE: { http: 409, grpc: 'InvalidArgument' },
   ERR_UNAVAILABLE: { http: 503, grpc: 'Unavailable' },
   ERR_UNIMPLEMENTED: { http: 501, grpc: 'Unimplemented' },
   ERR_CONFIG_INVALID: { http: 500, grpc: 'Internal' },

@@ -32,6 +32,8 @@ export type WispErrorCode =
   | 'ERR_AGENT_BANNED'
   | 'ERR_NO_IDENTITY' // SPIRE: PermissionDenied "no identity issued"
   | 'ERR_CA_NOT_READY'
+  | 'ERR_AUTHORITY_NOT_FOUND' // no live CA key with this authority ID
+  | 'ERR_AUTHORITY_STATE' // the key's state forbids the operation (e.g. taint the active authority)
   | 'ERR_UNAVAILABLE'
   | 'ERR_UNIMPLEMENTED'
   | 'ERR_CONFIG_INVALID'

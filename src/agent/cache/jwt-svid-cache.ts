@@ -4,7 +4,7 @@
  * Never persisted: JWT-SVIDs are short-lived and cheap to mint again.
  * @module
  */
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Clock } from '../../shared/clock.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
@@ -55,6 +55,25 @@ export class JwtSvidCache {
   /** forgets every JWT-SVID of the entry */
   dropEntry(entryId: string): void {
     for (const key of this.#held.keys()) if (key.startsWith(`${entryId}\n`)) this.#held.delete(key);
+  }
+
+  /** forgets every JWT-SVID signed with one of `kids` (a tainted JWT authority); returns how many */
+  dropSignedBy(kids: ReadonlySet<string>): number {
+    if (kids.size === 0) return 0;
+    let dropped = 0;
+    for (const [key, held] of this.#held) {
+      let kid: unknown;
+      try {
+        kid = decodeProtectedHeader(held.svid.token).kid;
+      } catch {
+        kid = undefined;
+      }
+      if (typeof kid === 'string' && kids.has(kid)) {
+        this.#held.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
   }
 
   dropExpired(now: number): void {

@@ -4,7 +4,8 @@
  * the Workload API; the sync loop (sync.ts, rotator.ts) pushes into it. It notifies subscribers after
  * every change. `snapshot()` and `restore()` let cache-file.ts persist it in the data dir (workload keys
  * included) so a restarted agent serves unexpired SVIDs before it reaches the issuer; `onStateChange`
- * tells the persister when there is something new to write.
+ * tells the persister when there is something new to write. Over 400 lines: the cache's state and the
+ * sync's changes to it (entries, bundles, taint) are one concept; the JWT side is already split out.
  * @module
  */
 import type { SpiffeBundleJson, SyncResponse, X509SvidWire } from '../../shared/agent-api.js';
@@ -13,6 +14,7 @@ import { WispError } from '../../shared/errors.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import { selectorsMatch, type Selector } from '../../shared/registry/selectors.js';
 import { serverId, type TrustDomain } from '../../shared/spiffe/id.js';
+import { chainSignedByAny } from '../../shared/ca/authority-id.js';
 import type { IssuerClient } from '../issuer-client.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import { shouldRotate } from '../rotation-policy.js';
@@ -33,6 +35,8 @@ interface HeldSvid {
   jitter: number;
   /** the entry revision it was issued for; an update of the entry re-issues it */
   entryRevision: number;
+  /** replace at the next signing pass, whatever its age (renewMatching: a tainted or revoked signer) */
+  renewNow?: boolean;
 }
 
 /** What `snapshot()` gives and `restore()` takes (cache-file.ts turns it into JSON and back). */
@@ -90,6 +94,8 @@ export class SvidCache implements IdentitySource {
   #federated = new Map<string, TrustDomainBundle>();
   /** the documents behind #federated, for persistence */
   #federatedJson = new Map<string, SpiffeBundleJson>();
+  /** authority IDs of the own bundle's tainted X.509 authorities (the last sync that sent the bundle) */
+  #taintedX509 = new Set<string>();
   #stateListeners = new Set<() => void>();
   #listeners = new Set<() => void>();
   readonly #jwts: JwtSvidCache;
@@ -194,6 +200,7 @@ export class SvidCache implements IdentitySource {
     const revisionChanged = typeof res.revision === 'string' && res.revision !== this.#revision;
     if (typeof res.revision === 'string') this.#revision = res.revision;
     const bundleChanged = res.bundle ? await this.setBundle(res.bundle) : false;
+    if (res.taintedAuthorities) this.#applyTaint(res.taintedAuthorities);
     let federatedChanged = false;
     if (res.federatedBundles) {
       const next = new Map<string, TrustDomainBundle>();
@@ -224,9 +231,29 @@ export class SvidCache implements IdentitySource {
     for (const entry of this.#entries.values()) {
       if (!this.#isLive(entry, now) || this.#isNodeEntry(entry)) continue;
       const held = this.#svids.get(entry.id);
-      if (!held || held.entryRevision !== entry.revisionNumber || shouldRotate(held.notBefore, held.notAfter, now, held.jitter)) due.push(entry);
+      if (!held || held.renewNow || held.entryRevision !== entry.revisionNumber || shouldRotate(held.notBefore, held.notAfter, now, held.jitter)) due.push(entry);
     }
     return due;
+  }
+
+  /**
+   * Renew the SVIDs matching `predicate` now: each is re-signed at the next signing pass (the same sync
+   * round when called from applySync) and kept serving until its replacement arrives. Returns how many.
+   */
+  renewMatching(predicate: (svid: WorkloadX509Svid) => boolean): number {
+    let marked = 0;
+    for (const held of this.#svids.values()) {
+      if (!held.renewNow && predicate(held.svid)) {
+        held.renewNow = true;
+        marked++;
+      }
+    }
+    return marked;
+  }
+
+  /** true when a tainted X.509 authority of the own bundle signed `chain` (the agent's own SVID too) */
+  signedByTaintedAuthority(chain: readonly Uint8Array[]): boolean {
+    return chainSignedByAny(chain, this.#taintedX509);
   }
 
   /** stores freshly issued SVIDs of entries still present; returns how many were stored */
@@ -396,6 +423,14 @@ export class SvidCache implements IdentitySource {
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.#matchMemo.bySelectors.set(key, found);
     return found;
+  }
+
+  /** SPIRE's taint: what a tainted authority signed is replaced at once, JWT-SVIDs minted again on demand */
+  #applyTaint(tainted: NonNullable<SyncResponse['taintedAuthorities']>): void {
+    this.#taintedX509 = new Set(Array.isArray(tainted.x509) ? tainted.x509.filter((id) => typeof id === 'string').map((id) => id.toLowerCase()) : []);
+    const marked = this.renewMatching((svid) => chainSignedByAny(svid.certChain, this.#taintedX509));
+    const dropped = this.#jwts.dropSignedBy(new Set(Array.isArray(tainted.jwt) ? tainted.jwt : []));
+    if (marked + dropped > 0) this.#opts.log.warn({ [LOG_FIELDS.COUNT]: marked + dropped }, 'SVIDs signed by a tainted authority: replacing them now');
   }
 
   #dropEntry(id: string, entry: Entry, why: string): void {

@@ -20,6 +20,8 @@ export interface KeySlot {
   status: SlotStatus;
   issuedAt: number;
   notAfter: number;
+  /** set by an operator on an old key (SPIRE's taint): agents replace what it signed; stays published until revoked */
+  tainted?: boolean;
 }
 
 /** Prepare the next key once less than lifetime/PREPARE_DIVISOR remains (SPIRE: half-life). */

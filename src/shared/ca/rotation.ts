@@ -21,6 +21,12 @@ export type RotationAction =
   | { kind: 'retire'; kid: string };
 
 /**
+ * What an operator may do besides the plan (local-authority.ts checks when): mark an old key tainted, or
+ * revoke a tainted one (removed at once, like an expired key). The plan never returns these.
+ */
+export type AuthorityAction = RotationAction | { kind: 'taint'; kid: string } | { kind: 'revoke'; kid: string };
+
+/**
  * What to do at `now`. `lifetimeMs` is the validity of a key prepared now.
  * @example planRotation([], t0, DAY_MS) // → [{ kind: 'prepare', notAfter: t0 + DAY_MS }]
  */
@@ -45,7 +51,7 @@ export function planRotation(slots: readonly KeySlot[], now: number, lifetimeMs:
  * The slots after `action` (pure). `created` describes the key a `prepare` produced (its kid and issuedAt,
  * chosen by the caller, who generates it).
  */
-export function applyRotationAction<S extends KeySlot>(slots: readonly S[], action: RotationAction, created?: S): S[] {
+export function applyRotationAction<S extends KeySlot>(slots: readonly S[], action: AuthorityAction, created?: S): S[] {
   switch (action.kind) {
     case 'prepare':
       if (!created) throw new TypeError('prepare needs the created slot');
@@ -55,12 +61,18 @@ export function applyRotationAction<S extends KeySlot>(slots: readonly S[], acti
         s.kid === action.kid ? { ...s, status: 'active' } : s.status === 'active' ? { ...s, status: 'old' } : s,
       );
     case 'retire':
+    case 'revoke':
       return slots.filter((s) => s.kid !== action.kid);
+    case 'taint':
+      return slots.map((s) => (s.kid === action.kid ? { ...s, tainted: true } : s));
   }
 }
 
-/** True when `action` changes the set of published keys (prepare adds one, retire removes one). */
-export function changesPublishedSet(action: RotationAction): boolean {
+/**
+ * True when `action` changes the published set (prepare adds a key, retire and revoke remove one) or what
+ * agents are told about it (taint), so the bundle sequence moves on.
+ */
+export function changesPublishedSet(action: AuthorityAction): boolean {
   return action.kind !== 'activate';
 }
 

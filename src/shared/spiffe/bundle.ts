@@ -28,6 +28,11 @@ export interface PublishedKeys {
   sequence: number;
   /** seconds; how often relying parties should re-fetch */
   refreshHintSeconds: number;
+  /**
+   * The published authorities an operator tainted (shared/ca/local-authority.ts): X.509 by authority ID
+   * (subject key ID, hex), JWT by kid. Told to agents, not to relying parties. Absent: none.
+   */
+  tainted?: { x509: string[]; jwt: string[] };
 }
 
 /** A SPIFFE bundle document (a JWK Set with SPIFFE parameters). */

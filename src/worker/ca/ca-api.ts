@@ -3,6 +3,8 @@
  * do not survive DO RPC). The Worker verifies CSRs and authorization before calling; the DO only signs.
  * @module
  */
+import type { KeyKind } from '../../shared/ca/key-slot.js';
+import type { AuthorityOp, AuthorityResult } from '../../shared/ca/local-authority.js';
 import type { Result } from '../../shared/result.js';
 
 /** Most SVIDs signed in one signX509Svids / signJwtSvids call (callers split larger batches). */
@@ -42,6 +44,13 @@ export interface SignedJwtSvid {
   expiresAt: number;
 }
 
+/** One authority-management call (SPIRE's LocalAuthority API); `authorityId` for activate, taint and revoke. */
+export interface AuthorityRequest {
+  kind: KeyKind;
+  op: AuthorityOp;
+  authorityId?: string;
+}
+
 // The published view is shared with the bundle/JWKS builders in src/shared (one definition).
 export type { PublishedJwk, PublishedKeys } from '../../shared/spiffe/bundle.js';
 import type { PublishedKeys } from '../../shared/spiffe/bundle.js';
@@ -53,6 +62,8 @@ export interface TrustDomainCaApi {
   signJwtSvids(requests: SignJwtSvidRequest[]): Promise<Result<SignedJwtSvid>[]>;
   /** err ERR_CA_NOT_READY when the CA has no usable keys (a failed first generation or rotation) */
   getPublishedKeys(): Promise<Result<PublishedKeys>>;
+  /** show, prepare, activate, taint or revoke a key of one kind (local-authority.ts) */
+  manageAuthority(request: AuthorityRequest): Promise<Result<AuthorityResult>>;
   /** ready = an active X.509 CA and an active JWT key exist */
   status(): Promise<{ ready: boolean }>;
 }

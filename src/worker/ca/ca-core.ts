@@ -12,7 +12,8 @@ import type { CryptoKey } from 'jose';
 import type { Clock } from '../../shared/clock.js';
 import type { WispErrorData } from '../../shared/errors.js';
 import { activeSlot, publishedSlots, type KeyKind } from '../../shared/ca/key-slot.js';
-import { applyRotationAction, changesPublishedSet, nextRotationCheck, planRotation, type RotationAction } from '../../shared/ca/rotation.js';
+import { applyRotationAction, changesPublishedSet, nextRotationCheck, planRotation, type AuthorityAction } from '../../shared/ca/rotation.js';
+import type { AuthorityResult } from '../../shared/ca/local-authority.js';
 import { err, ok, type Result } from '../../shared/result.js';
 import type { PublishedJwk } from '../../shared/spiffe/bundle.js';
 import type { JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
@@ -23,9 +24,10 @@ import { toBase64 } from '../../shared/encoding/base64.js';
 import { signingParams, type SigningCa } from '../../shared/spiffe/x509.js';
 import type { CaConfig } from '../config.js';
 import { logEvent } from '../log.js';
-import { MAX_SIGN_BATCH, type PublishedKeys, type SignedJwtSvid, type SignedX509Svid, type SignJwtSvidRequest, type SignX509SvidRequest, type TrustDomainCaApi } from './ca-api.js';
+import { MAX_SIGN_BATCH, type AuthorityRequest, type PublishedKeys, type SignedJwtSvid, type SignedX509Svid, type SignJwtSvidRequest, type SignX509SvidRequest, type TrustDomainCaApi } from './ca-api.js';
 import { createSlotKey, openSlotKey, type LoadedKey } from './ca-keys.js';
 import type { CaStorage, SlotWrite, StoredSlot } from './ca-storage.js';
+import { manageAuthority, taintedAuthorities, type AuthorityHost } from './local-authority.js';
 import { createSignRequestChecks, type SignRequestChecks } from './sign-requests.js';
 import { deriveKeyEncryptionKey } from './key-crypto.js';
 import { loadUpstreamCa, type UpstreamCa } from './upstream-ca.js';
@@ -158,7 +160,24 @@ class TrustDomainCaCore implements CaCore {
       jwtAuthorities: publishedSlots(this.#slotsOf('jwt'), now).map((s) => ({ ...s.publicJwk!, kid: s.kid, alg: s.alg, use: 'sig' }) as PublishedJwk),
       sequence: this.#sequence,
       refreshHintSeconds: Math.max(1, Math.min(config.jwksMaxAgeSeconds || MAX_REFRESH_HINT_SECONDS, MAX_REFRESH_HINT_SECONDS, Math.floor(config.caTtlSeconds / 10))),
+      ...(this.#slots.some((s) => s.tainted) ? { tainted: taintedAuthorities(this.#slots, now) } : {}),
     });
+  }
+
+  manageAuthority(request: AuthorityRequest): Promise<Result<AuthorityResult>> {
+    const host: AuthorityHost = {
+      now: () => this.#clock(),
+      slotsOf: (kind) => this.#slotsOf(kind),
+      ensureCurrent: (now) => this.#ensureCurrent(now),
+      apply: async (kind, action, now) => {
+        await this.#apply(kind, action, now);
+        await this.#scheduleAlarm(now); // a new or removed key moves the next rotation check
+      },
+      exclusive: (fn) => this.#exclusive(fn),
+      hasUpstream: async () => (await this.#upstreamCa()) !== undefined,
+      lifetimeMs: this.#config.caTtlSeconds * 1000,
+    };
+    return manageAuthority(host, request);
   }
 
   async status(): Promise<{ ready: boolean }> {
@@ -247,7 +266,7 @@ class TrustDomainCaCore implements CaCore {
     if (force || current !== next) await this.#storage.setAlarm(next);
   }
 
-  async #apply(kind: KeyKind, action: RotationAction, now: number): Promise<void> {
+  async #apply(kind: KeyKind, action: AuthorityAction, now: number): Promise<void> {
     let created: StoredSlot | undefined;
     if (action.kind === 'prepare') {
       const upstream = kind === 'x509' ? await this.#upstreamCa() : undefined;
@@ -257,12 +276,13 @@ class TrustDomainCaCore implements CaCore {
     }
     // The plan and its application are per kind: activating a JWT key must not touch the X.509 slots.
     const next = [...this.#slots.filter((s) => s.kind !== kind), ...applyRotationAction(this.#slotsOf(kind), action, created)];
-    const write: SlotWrite = action.kind === 'prepare' ? { op: 'insert', slot: created! } : action.kind === 'activate' ? { op: 'activate', kind, kid: action.kid } : { op: 'retire', kid: action.kid };
+    const write: SlotWrite =
+      action.kind === 'prepare' ? { op: 'insert', slot: created! } : action.kind === 'activate' ? { op: 'activate', kind, kid: action.kid } : action.kind === 'taint' ? { op: 'taint', kid: action.kid } : { op: 'retire', kid: action.kid };
     const sequence = changesPublishedSet(action) ? this.#sequence + 1 : undefined;
     // Persist first, then update memory, all synchronously (no await between: atomic for the DO).
     this.#storage.commit(write, sequence);
     this.#slots = next;
-    if (action.kind === 'retire') {
+    if (action.kind === 'retire' || action.kind === 'revoke') {
       this.#keys.delete(action.kid);
       this.#templates.delete(action.kid);
       this.#jwtMinters.delete(action.kid);

@@ -25,8 +25,8 @@ export interface CaState {
   sequence: number;
 }
 
-/** One rotation step as written. `activate` also demotes the kind's current active slot to old. */
-export type SlotWrite = { op: 'insert'; slot: StoredSlot } | { op: 'activate'; kind: KeyKind; kid: string } | { op: 'retire'; kid: string };
+/** One rotation step as written. `activate` also demotes the kind's current active slot to old; `retire` deletes (expiry, revoke). */
+export type SlotWrite = { op: 'insert'; slot: StoredSlot } | { op: 'activate'; kind: KeyKind; kid: string } | { op: 'retire'; kid: string } | { op: 'taint'; kid: string };
 
 export interface CaStorage {
   load(): CaState;
@@ -56,6 +56,7 @@ export function createMemoryCaStorage(): CaStorage & { readonly alarm: number | 
         slots = slots.map((s) => (s.kid === write.kid ? { ...s, status: 'active' } : s.kind === write.kind && s.status === 'active' ? { ...s, status: 'old' } : s));
       }
       if (write.op === 'retire') slots = slots.filter((s) => s.kid !== write.kid);
+      if (write.op === 'taint') slots = slots.map((s) => (s.kid === write.kid ? { ...s, tainted: true } : s));
       if (next !== undefined) sequence = next;
     },
     getAlarm: async () => alarm,

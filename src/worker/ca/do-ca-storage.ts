@@ -4,7 +4,8 @@
  * sequence. Private keys are stored only as AES-GCM ciphertext (see key-crypto.ts). Documented in docs/storage.md terms:
  *
  *   ca_key_slots(kid PK, kind 'x509'|'jwt', status 'prepared'|'active'|'old', issued_at ms, not_after ms,
- *                alg, cert_der BLOB (x509) | public_jwk JSON (jwt), key_iv BLOB, key_ciphertext BLOB)
+ *                alg, cert_der BLOB (x509) | public_jwk JSON (jwt), key_iv BLOB, key_ciphertext BLOB,
+ *                tainted 0|1 -- schema 2: an operator's taint, kept until the key is revoked or expires)
  *   ca_meta(key PK, value)      -- 'sequence': spiffe_sequence of the published set
  *   ca_schema(version)          -- one row, the applied schema version
  * @module
@@ -27,6 +28,7 @@ const MIGRATIONS: readonly string[] = [
      key_ciphertext BLOB NOT NULL
    );
    CREATE TABLE ca_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
+  `ALTER TABLE ca_key_slots ADD COLUMN tainted INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export const CA_SCHEMA_VERSION = MIGRATIONS.length;
@@ -56,6 +58,7 @@ type SlotRow = {
   public_jwk: string | null;
   key_iv: ArrayBuffer;
   key_ciphertext: ArrayBuffer;
+  tainted: number;
 };
 
 const buf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
@@ -72,6 +75,7 @@ function loadSlots(sql: SqlStorage): StoredSlot[] {
     publicJwk: r.public_jwk ? (JSON.parse(r.public_jwk) as Record<string, string>) : undefined,
     keyIv: new Uint8Array(r.key_iv),
     keyCiphertext: new Uint8Array(r.key_ciphertext),
+    ...(r.tainted ? { tainted: true } : {}),
   }));
 }
 
@@ -121,6 +125,7 @@ export function createDoCaStorage(storage: DurableObjectStorage): CaStorage {
           updateSlotStatus(sql, write.kid, 'active');
         }
         if (write.op === 'retire') deleteSlot(sql, write.kid);
+        if (write.op === 'taint') sql.exec('UPDATE ca_key_slots SET tainted = 1 WHERE kid = ?', write.kid);
         if (sequence !== undefined) saveSequence(sql, sequence);
       });
     },

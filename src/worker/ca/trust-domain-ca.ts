@@ -12,7 +12,8 @@ import type { WispErrorData } from '../../shared/errors.js';
 import { err, type Result } from '../../shared/result.js';
 import { parseCaConfig } from '../config.js';
 import { logEvent } from '../log.js';
-import type { PublishedKeys, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
+import type { AuthorityResult } from '../../shared/ca/local-authority.js';
+import type { AuthorityRequest, PublishedKeys, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
 import { createCaCore, type CaCore } from './ca-core.js';
 import type { CaStorage } from './ca-storage.js';
 import { createDoCaStorage } from './do-ca-storage.js';
@@ -58,6 +59,10 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
 
   async getPublishedKeys(): Promise<Result<PublishedKeys>> {
     return this.#coreOrNull()?.getPublishedKeys() ?? NOT_READY;
+  }
+
+  async manageAuthority(request: AuthorityRequest): Promise<Result<AuthorityResult>> {
+    return this.#coreOrNull()?.manageAuthority(request) ?? NOT_READY;
   }
 
   async status(): Promise<{ ready: boolean }> {

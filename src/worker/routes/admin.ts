@@ -2,7 +2,7 @@
  * The admin API, mounted at `/admin/v1`: every route behind `adminAuth` (admin token or admin JWT-SVID),
  * and every authenticated write recorded by `auditLog` (middleware/audit.ts, actions in admin/audit.ts).
  * Route groups live in routes/admin/: entries, agents, join tokens, SVID minting, the bundle,
- * federation relationships and foreign bundles, the audit log.
+ * federation relationships and foreign bundles, the trust domain's own authorities (localauthority), the audit log.
  * @module
  */
 import { Hono } from 'hono';
@@ -15,6 +15,7 @@ import { ADMIN_ACTIONS, auditRoutes } from './admin/audit.js';
 import { entryRoutes } from './admin/entries.js';
 import { federationRoutes, foreignBundleRoutes } from './admin/federation.js';
 import { joinTokenRoutes } from './admin/join-tokens.js';
+import { localAuthorityRoutes } from './admin/local-authority.js';
 import { svidRoutes } from './admin/svids.js';
 
 /** Where app.ts mounts the admin API. */
@@ -33,6 +34,7 @@ export function adminRoutes(deps: AppDeps): Hono {
   app.route('/federation', federationRoutes(deps, federation));
   app.route('/bundles', foreignBundleRoutes(deps, federation));
   app.route('/audit', auditRoutes(audit));
+  app.route('/localauthority', localAuthorityRoutes(deps));
   app.route('/', svidRoutes(deps));
   return app;
 }

@@ -246,7 +246,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
       if (entriesChanged) response.entries = entries;
       response.federatedBundles = await federatedBundlesFor(entries);
     }
-    if (keys.sequence !== bundleSequence) response.bundle = await buildBundleJson(keys);
+    if (keys.sequence !== bundleSequence) {
+      response.bundle = await buildBundleJson(keys);
+      response.taintedAuthorities = keys.tainted ?? { x509: [], jwt: [] };
+    }
     return c.json(response);
   });
 

@@ -21,6 +21,7 @@ const noCa: TrustDomainCaApi = {
   signJwtSvid: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   signJwtSvids: async (requests) => requests.map(() => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } })),
   getPublishedKeys: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
+  manageAuthority: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   status: async () => ({ ready: false }),
 };
 

@@ -51,6 +51,7 @@ export function createTestCa(trustDomain: string, clock: Clock, overrides: Parti
       return results;
     },
     getPublishedKeys: () => core.getPublishedKeys(),
+    manageAuthority: (request) => core.manageAuthority(request),
     status: () => core.status(),
     published: async () => unwrap(await core.getPublishedKeys()),
   };

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -57,7 +59,8 @@ func main() {
 			fail("x509svid.Verify: %v", err)
 		}
 		emit(map[string]any{"spiffeId": svid.ID.String(), "expiresAt": svid.Certificates[0].NotAfter.Unix(),
-			"svids": len(x509Ctx.SVIDs), "bundles": x509Ctx.Bundles.Len(), "hint": svid.Hint})
+			"svids": len(x509Ctx.SVIDs), "bundles": x509Ctx.Bundles.Len(), "hint": svid.Hint,
+			"leaf": base64.StdEncoding.EncodeToString(svid.Certificates[0].Raw), "authorities": authoritiesOf(x509Ctx.Bundles, svid.ID.TrustDomain())})
 	case "jwt":
 		client, err := workloadapi.New(ctx, workloadapi.WithAddr(*socket))
 		if err != nil {
@@ -173,3 +176,12 @@ func (w *watcher) OnX509ContextWatchError(err error) {
 }
 
 func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
+
+// authoritiesOf counts the X.509 authorities go-spiffe holds for td (the localauthority e2e watches it shrink on revoke).
+func authoritiesOf(set *x509bundle.Set, td spiffeid.TrustDomain) int {
+	b, ok := set.Get(td)
+	if !ok {
+		return 0
+	}
+	return len(b.X509Authorities())
+}

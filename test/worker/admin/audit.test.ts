@@ -108,6 +108,16 @@ describe('what is recorded', () => {
     expect(await onlyRow(jwt)).toMatchObject({ action: 'svid.mint_jwt', object_ids: JSON.stringify([spiffeId]), status: 200 });
   });
 
+  it('records authority changes (localauthority) with the kind and the authority ID as objects', async () => {
+    const prepared = await admin.call('POST', '/localauthority/x509/prepare');
+    expect(prepared.status).toBe(200);
+    const { preparedAuthority } = (await prepared.json()) as { preparedAuthority: { authorityId: string } };
+    expect(await onlyRow(prepared)).toMatchObject({ action: 'localauthority.prepare', route: 'POST /localauthority/:kind/prepare', object_ids: JSON.stringify(["x509", preparedAuthority.authorityId]), status: 200 });
+    const refused = await admin.call('POST', '/localauthority/jwt/taint', { authorityId: 'abcdef' });
+    expect(refused.status).toBe(404);
+    expect(await onlyRow(refused)).toMatchObject({ action: 'localauthority.taint', object_ids: JSON.stringify(["jwt", "abcdef"]), status: 404, error_code: 'ERR_AUTHORITY_NOT_FOUND' });
+  });
+
   it('records one row per batch request, with counts and the IDs that succeeded', async () => {
     const bodies = [entryBody(), entryBody(), entryBody()];
     const res = await admin.call('POST', '/entries/batch-create', { entries: [...bodies, { spiffeId: 'nope' }, bodies[0]] });
