@@ -10,6 +10,7 @@ import type { NodeAttestor } from './attestation/types.js';
 import type { TrustDomainCaApi } from './ca/ca-api.js';
 import type { WorkerConfig } from './config.js';
 import type { D1EntryStore } from './db/entries.js';
+import type { RevocationStore } from './db/revocations.js';
 import type { PublishedAuthoritiesCache } from './middleware/agent-auth.js';
 
 /** The registry, agents and federation state (D1 in production). */
@@ -19,6 +20,8 @@ export interface AppStores {
   joinTokens: JoinTokenStore;
   requests: AgentRequestStore;
   federation: FederationStore;
+  /** per-SVID revocations (shared/registry/revocation.ts) */
+  revocations: RevocationStore;
   /** resolves when the database answers (healthz) */
   ping(): Promise<void>;
 }

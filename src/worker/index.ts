@@ -68,10 +68,12 @@ export default {
   },
   scheduled: async (_event, env) => {
     const { deps } = wiredFor(env);
-    // the CA nudge and the https_web bundle refresh are independent: one failing must not skip the other
+    // the CA nudge, the https_web bundle refresh and pruning expired revocations are independent: one failing
+    // must not skip the others
     const results = await Promise.allSettled([
       deps.ca().status(),
       refreshDueRelationships({ store: deps.stores.federation, fetch: deps.fetch, now: () => Math.floor(deps.clock() / 1000) }),
+      deps.stores.revocations.prune(Math.floor(deps.clock() / 1000)),
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;

@@ -14,6 +14,7 @@ import { createAgentStore } from './db/agents.js';
 import { createEntryStore } from './db/entries.js';
 import { createFederationStore } from './db/federation.js';
 import { createJoinTokenStore } from './db/join-tokens.js';
+import { createRevocationStore } from './db/revocations.js';
 import type { AppDeps, AppStores } from './deps.js';
 import { createPublishedAuthoritiesCache } from './middleware/agent-auth.js';
 
@@ -36,6 +37,7 @@ export function createD1Stores(db: D1Database): AppStores {
     joinTokens: createJoinTokenStore(db),
     requests: createAgentRequestStore(db),
     federation: createFederationStore(db),
+    revocations: createRevocationStore(db),
     ping: async () => {
       await db.prepare('SELECT 1').first();
     },

@@ -12,7 +12,7 @@ import type { WispErrorData } from '../../shared/errors.js';
 import { err, type Result } from '../../shared/result.js';
 import { parseCaConfig } from '../config.js';
 import { logEvent } from '../log.js';
-import type { PublishedKeys, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
+import type { PublishedKeys, RevokedSerial, SignedCrl, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
 import { createCaCore, type CaCore } from './ca-core.js';
 import type { CaStorage } from './ca-storage.js';
 import { createDoCaStorage } from './do-ca-storage.js';
@@ -58,6 +58,10 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
 
   async getPublishedKeys(): Promise<Result<PublishedKeys>> {
     return this.#coreOrNull()?.getPublishedKeys() ?? NOT_READY;
+  }
+
+  async getCrls(revoked: RevokedSerial[]): Promise<Result<SignedCrl[]>> {
+    return this.#coreOrNull()?.getCrls(revoked) ?? NOT_READY;
   }
 
   async status(): Promise<{ ready: boolean }> {

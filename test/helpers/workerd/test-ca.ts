@@ -52,6 +52,7 @@ export function createTestCa(trustDomain: string, clock: Clock, overrides: Parti
     },
     getPublishedKeys: () => core.getPublishedKeys(),
     status: () => core.status(),
+    getCrls: (revoked) => core.getCrls(revoked),
     published: async () => unwrap(await core.getPublishedKeys()),
   };
 }
