@@ -70,7 +70,7 @@ export function isTransientIssuerError(e: unknown): boolean {
 
 /** Errors meaning the issuer no longer accepts this agent's SVID: it must attest again. */
 export function isAgentUnknownError(e: unknown): boolean {
-  return e instanceof WispError && (e.code === 'ERR_AGENT_AUTH_FAILED' || e.code === 'ERR_UNAUTHENTICATED' || e.code === 'ERR_AGENT_NOT_FOUND');
+  return e instanceof WispError && (e.code === 'ERR_AGENT_AUTH_FAILED' || e.code === 'ERR_SVID_REVOKED' || e.code === 'ERR_UNAUTHENTICATED' || e.code === 'ERR_AGENT_NOT_FOUND');
 }
 
 /** @example const client = createIssuerClient({ serverUrl, timeoutMs: 10_000, clock: systemClock, credentials: () => identity.current() }) */

@@ -311,6 +311,16 @@ export function registerEntryCommands(program: Command, leaf: LeafBuilder): void
     if (ctx.output === 'json') ctx.printJson({ count: res.count });
     else ctx.print(`${res.count} registration entr${res.count === 1 ? 'y' : 'ies'}`);
   });
+
+  const revoke = leaf(entry, 'revoke', "Revokes every X509-SVID issued until now for the entry's SPIFFE ID (docs/revocation.md)", ['wisp entry revoke --entryID 6e1f...']);
+  revoke.command.option('--entryID <id>', 'the ID of the entry').option('--reason <text>', 'why (kept with the revocation)');
+  revoke.action(async (ctx, opts) => {
+    const o = opts as { entryID?: string; reason?: string };
+    const entryId = requireFlag('--entryID', o.entryID);
+    const res = await ctx.client().request<{ revocations: unknown[] }>('POST', '/admin/v1/revocations', { body: { entryId, ...(o.reason !== undefined ? { reason: o.reason } : {}) } });
+    if (ctx.output === 'json') return ctx.printJson(res);
+    ctx.print(`Revoked: ${res.revocations.length} record(s)`);
+  });
 }
 
 async function readIdsFile(ctx: CommandContext, path: string): Promise<string[]> {

@@ -1,7 +1,7 @@
 /**
  * `wisp x509 mint`: an X509-SVID for something that has no agent (bootstrapping). The key pair is made
  * here and never leaves this machine; the issuer signs a CSR. SPIRE's `spire-server x509 mint`, with
- * `--write DIR` writing svid.pem, key.pem (0600) and bundle.pem.
+ * `--write DIR` writing svid.pem, key.pem (0600) and bundle.pem. `wisp x509 revoke`: per-SVID revocation.
  * @module
  */
 import 'reflect-metadata';
@@ -75,5 +75,25 @@ export function registerX509Commands(program: Command, leaf: LeafBuilder): void 
     } else {
       ctx.io.stdout(`X509-SVID:\n${svidPem}\nPrivate key:\n${keyPem}\nRoot CAs:\n${bundlePem}`);
     }
+  });
+
+  const revoke = leaf(group, 'revoke', 'Revokes one X509-SVID by serial, or every SVID of a SPIFFE ID (docs/revocation.md)', [
+    'wisp x509 revoke --serial 4f:3a:...',
+    'wisp x509 revoke --spiffeID spiffe://example.org/db --reason "key leaked"',
+  ]);
+  revoke.command
+    .option('--serial <hex>', 'serial number of the X509-SVID (hex, colons allowed)')
+    .option('--spiffeID <id>', 'SPIFFE ID: revokes every SVID of it issued until now (with --serial: the SVID\'s SPIFFE ID)')
+    .option('--reason <text>', 'why (kept with the revocation)');
+  revoke.action(async (ctx, opts) => {
+    const serial = opts['serial'] as string | undefined;
+    const id = opts['spiffeID'] as string | undefined;
+    if (serial === undefined && id === undefined) requireFlag('--serial', serial);
+    const spiffeId = id === undefined ? undefined : parseSpiffeIdFlag('--spiffeID', id);
+    const res = await ctx.client().request<{ revocations: unknown[] }>('POST', '/admin/v1/revocations', {
+      body: { ...(serial !== undefined ? { serialNumber: serial } : {}), ...(spiffeId ? { spiffeId } : {}), ...(opts['reason'] !== undefined ? { reason: opts['reason'] } : {}) },
+    });
+    if (ctx.output === 'json') return ctx.printJson(res);
+    ctx.print(`Revoked: ${res.revocations.length} record(s)`);
   });
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Entry } from './registry/entry.js';
+import type { RevocationSet } from './registry/revocation.js';
 
 export const AGENT_API_PREFIX = '/agent/v1';
 
@@ -53,7 +54,7 @@ export interface SyncRequest {
   bundleSequence?: number;
 }
 export interface SyncResponse {
-  /** opaque to the agent (the issuer folds "<registry revision>.<federation revision>" into it) */
+  /** opaque to the agent (the issuer folds "<registry>.<federation>.<revocations>" revisions into it) */
   revision: string;
   /** present only when the registry part of the revision differs from the request's */
   entries?: Entry[];
@@ -73,6 +74,17 @@ export interface SyncResponse {
    * revision differs from the request's.
    */
   federatedBundles?: Record<string, SpiffeBundleJson>;
+  /**
+   * The revocations that concern the agent (its own ID and its entries' SPIFFE IDs, and serials of unknown
+   * SPIFFE ID) and the trust domain's CRLs. Absent: unchanged. Present: the complete set; the agent drops
+   * every SVID it holds that the set revokes and fetches a new one.
+   */
+  revocations?: SyncRevocations;
+}
+
+export interface SyncRevocations extends RevocationSet {
+  /** DER X.509 CRLs, base64, one per CA key that may have signed unexpired SVIDs (X509SVIDResponse.crl) */
+  crls: string[];
 }
 
 /** POST /agent/v1/x509-svids: batch-sign workload CSRs; every entry must be authorized for the agent. */

@@ -84,6 +84,7 @@ interface VerifiedChain {
   validFrom: number;
   validTo: number;
   svidExpiresAt: number;
+  svidNotBefore: number;
   curve: string;
   key: CryptoKey;
 }
@@ -121,6 +122,8 @@ export interface VerifiedAgentProof {
   expiresAt: number;
   /** seconds: notAfter of the agent's SVID */
   svidExpiresAt: number;
+  /** ms: notBefore of the agent's SVID (revocation cutoffs, shared/registry/revocation.ts) */
+  svidNotBefore: number;
 }
 
 /**
@@ -228,6 +231,7 @@ async function verify(o: VerifyAgentProofOptions): Promise<Result<VerifiedAgentP
     jti,
     expiresAt: Math.ceil(iat + o.maxSkewSeconds),
     svidExpiresAt: verified.svidExpiresAt,
+    svidNotBefore: verified.svidNotBefore,
   });
 }
 
@@ -260,6 +264,7 @@ async function verifyAgentChain(x5c: readonly string[], o: VerifyAgentProofOptio
     validFrom: Math.max(...span.map((c) => Math.ceil(c.notBefore.getTime() / 1000))),
     validTo: Math.min(...span.map((c) => Math.floor(c.notAfter.getTime() / 1000))),
     svidExpiresAt: Math.floor(leaf.notAfter.getTime() / 1000),
+    svidNotBefore: leaf.notBefore.getTime(),
     curve: leafAlg.namedCurve,
     key,
   };

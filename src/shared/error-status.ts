@@ -42,6 +42,7 @@ export const ERROR_STATUS = {
   ERR_AGENT_AUTH_FAILED: { http: 401, grpc: 'Unauthenticated' },
   ERR_PERMISSION_DENIED: { http: 403, grpc: 'PermissionDenied' },
   ERR_AGENT_BANNED: { http: 403, grpc: 'PermissionDenied' },
+  ERR_SVID_REVOKED: { http: 401, grpc: 'Unauthenticated' },
   ERR_NO_IDENTITY: { http: 403, grpc: 'PermissionDenied' },
   ERR_CA_NOT_READY: { http: 503, grpc: 'Unavailable' },
   ERR_AUTHORITY_NOT_FOUND: { http: 404, grpc: 'NotFound' },

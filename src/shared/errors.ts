@@ -30,6 +30,7 @@ export type WispErrorCode =
   | 'ERR_AGENT_AUTH_FAILED' // a signed agent request that does not verify (stale, replayed, forged, renewed-away)
   | 'ERR_PERMISSION_DENIED' // a credential that is valid but not allowed here (e.g. wrong admin token)
   | 'ERR_AGENT_BANNED'
+  | 'ERR_SVID_REVOKED' // an agent proof signed by a revoked agent SVID (shared/registry/revocation.ts)
   | 'ERR_NO_IDENTITY' // SPIRE: PermissionDenied "no identity issued"
   | 'ERR_CA_NOT_READY'
   | 'ERR_AUTHORITY_NOT_FOUND' // no live CA key with this authority ID

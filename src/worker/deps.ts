@@ -11,6 +11,7 @@ import type { TrustDomainCaApi } from './ca/ca-api.js';
 import type { AuditStore } from './db/audit-log.js';
 import type { WorkerConfig } from './config.js';
 import type { D1EntryStore } from './db/entries.js';
+import type { RevocationStore } from './db/revocations.js';
 import type { PublishedAuthoritiesCache } from './middleware/agent-auth.js';
 
 /** The registry, agents and federation state (D1 in production). */
@@ -22,6 +23,8 @@ export interface AppStores {
   federation: FederationStore;
   /** the admin audit log (middleware/audit.ts) */
   audit: AuditStore;
+  /** per-SVID revocations (shared/registry/revocation.ts) */
+  revocations: RevocationStore;
   /** resolves when the database answers (healthz) */
   ping(): Promise<void>;
 }

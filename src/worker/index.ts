@@ -69,11 +69,13 @@ export default {
   scheduled: async (_event, env) => {
     const { deps } = wiredFor(env);
     const now = () => Math.floor(deps.clock() / 1000);
-    // the CA nudge, the https_web bundle refresh and the audit prune are independent: one failing must not skip the others
+    // the CA nudge, the https_web bundle refresh, the audit prune and pruning expired revocations are
+    // independent: one failing must not skip the others
     const results = await Promise.allSettled([
       deps.ca().status(),
       refreshDueRelationships({ store: deps.stores.federation, fetch: deps.fetch, now }),
       deps.stores.audit.prune(now() - deps.config.auditRetentionSeconds),
+      deps.stores.revocations.prune(now()),
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;

@@ -15,6 +15,7 @@ import { createAuditStore } from './db/audit-log.js';
 import { createEntryStore } from './db/entries.js';
 import { createFederationStore } from './db/federation.js';
 import { createJoinTokenStore } from './db/join-tokens.js';
+import { createRevocationStore } from './db/revocations.js';
 import type { AppDeps, AppStores } from './deps.js';
 import { createPublishedAuthoritiesCache } from './middleware/agent-auth.js';
 
@@ -38,6 +39,7 @@ export function createD1Stores(db: D1Database): AppStores {
     requests: createAgentRequestStore(db),
     federation: createFederationStore(db),
     audit: createAuditStore(db),
+    revocations: createRevocationStore(db),
     ping: async () => {
       await db.prepare('SELECT 1').first();
     },

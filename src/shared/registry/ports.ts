@@ -110,6 +110,10 @@ export interface AgentRequestAdmission {
   /** registry and federation revisions (EntryStore.revision, FederationStore.revision) as of this request */
   registryRevision: string;
   federationRevision: string;
+  /** revocation_revision (worker/db/revocations.ts) as of this request */
+  revocationRevision: string;
+  /** whether the request's SVID serial is revoked, and the agent ID's revocation cutoff (seconds), if any */
+  svidRevocation: { serialRevoked: boolean; cutoff?: number };
 }
 
 /**
@@ -118,5 +122,5 @@ export interface AgentRequestAdmission {
  * every agent call pays for it, so it is one D1 batch rather than four queries.
  */
 export interface AgentRequestStore {
-  admit(request: { jti: string; expiresAt: number; agentId: SpiffeId }, now: number): Promise<AgentRequestAdmission>;
+  admit(request: { jti: string; expiresAt: number; agentId: SpiffeId; serialNumber?: string }, now: number): Promise<AgentRequestAdmission>;
 }

@@ -66,4 +66,22 @@ export interface TrustDomainCaApi {
   manageAuthority(request: AuthorityRequest): Promise<Result<AuthorityResult>>;
   /** ready = an active X.509 CA and an active JWT key exist */
   status(): Promise<{ ready: boolean }>;
+  /** CRLs of `revoked`, one per X.509 CA key that may have signed unexpired SVIDs, the active key's first */
+  getCrls(revoked: RevokedSerial[]): Promise<Result<SignedCrl[]>>;
+}
+
+/** A revoked serial for the CRL: normalized hex (shared/registry/revocation.ts), revoked at (seconds). */
+export interface RevokedSerial {
+  serialNumber: string;
+  revokedAt: number;
+}
+
+/** A CRL signed by one X.509 CA key (worker/ca/crl.ts). */
+export interface SignedCrl {
+  /** the CA key that signed it */
+  kid: string;
+  der: Uint8Array;
+  /** seconds */
+  thisUpdate: number;
+  nextUpdate: number;
 }

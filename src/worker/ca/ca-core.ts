@@ -24,8 +24,9 @@ import { toBase64 } from '../../shared/encoding/base64.js';
 import { signingParams, type SigningCa } from '../../shared/spiffe/x509.js';
 import type { CaConfig } from '../config.js';
 import { logEvent } from '../log.js';
-import { MAX_SIGN_BATCH, type AuthorityRequest, type PublishedKeys, type SignedJwtSvid, type SignedX509Svid, type SignJwtSvidRequest, type SignX509SvidRequest, type TrustDomainCaApi } from './ca-api.js';
+import { MAX_SIGN_BATCH, type AuthorityRequest, type PublishedKeys, type RevokedSerial, type SignedCrl, type SignedJwtSvid, type SignedX509Svid, type SignJwtSvidRequest, type SignX509SvidRequest, type TrustDomainCaApi } from './ca-api.js';
 import { createSlotKey, openSlotKey, type LoadedKey } from './ca-keys.js';
+import { createCrlSigner } from './crl.js';
 import type { CaStorage, SlotWrite, StoredSlot } from './ca-storage.js';
 import { manageAuthority, taintedAuthorities, type AuthorityHost } from './local-authority.js';
 import { createSignRequestChecks, type SignRequestChecks } from './sign-requests.js';
@@ -72,6 +73,7 @@ class TrustDomainCaCore implements CaCore {
   #templates = new Map<string, X509SvidTemplate | null>();
   /** per JWT kid */
   #jwtMinters = new Map<string, JwtSvidMinter>();
+  readonly #crls = createCrlSigner();
 
   constructor(options: CaCoreOptions) {
     this.#storage = options.storage;
@@ -178,6 +180,20 @@ class TrustDomainCaCore implements CaCore {
       lifetimeMs: this.#config.caTtlSeconds * 1000,
     };
     return manageAuthority(host, request);
+  }
+
+  async getCrls(revoked: RevokedSerial[]): Promise<Result<SignedCrl[]>> {
+    const now = this.#clock();
+    const ready = await this.#ensureCurrent(now);
+    if (!ready.ok) return ready;
+    try {
+      // the active key first, then the old keys still published (they signed SVIDs that have not expired)
+      const slots = publishedSlots(this.#slotsOf('x509'), now).filter((s) => s.status !== 'prepared').sort((a, b) => (a.status === 'active' ? -1 : b.status === 'active' ? 1 : 0));
+      const keys = await Promise.all(slots.map(async (s) => ({ kid: s.kid, ...(await this.#loadKey(s)) })));
+      return ok(await this.#crls.sign(keys.map((k) => ({ kid: k.kid, cert: k.cert!, privateKey: k.privateKey })), revoked, now));
+    } catch (e) {
+      return this.#notReady(e);
+    }
   }
 
   async status(): Promise<{ ready: boolean }> {

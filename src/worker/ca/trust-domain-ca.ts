@@ -13,7 +13,7 @@ import { err, type Result } from '../../shared/result.js';
 import { parseCaConfig } from '../config.js';
 import { logEvent } from '../log.js';
 import type { AuthorityResult } from '../../shared/ca/local-authority.js';
-import type { AuthorityRequest, PublishedKeys, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
+import type { AuthorityRequest, PublishedKeys, RevokedSerial, SignedCrl, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
 import { createCaCore, type CaCore } from './ca-core.js';
 import type { CaStorage } from './ca-storage.js';
 import { createDoCaStorage } from './do-ca-storage.js';
@@ -63,6 +63,10 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
 
   async manageAuthority(request: AuthorityRequest): Promise<Result<AuthorityResult>> {
     return this.#coreOrNull()?.manageAuthority(request) ?? NOT_READY;
+  }
+
+  async getCrls(revoked: RevokedSerial[]): Promise<Result<SignedCrl[]>> {
+    return this.#coreOrNull()?.getCrls(revoked) ?? NOT_READY;
   }
 
   async status(): Promise<{ ready: boolean }> {

@@ -2,7 +2,7 @@
  * AgentRequestStore over D1: one D1 batch (one transaction, one round trip) per signed agent request, of
  * three statements built once. Remembering the jti is an INSERT that does nothing on a duplicate, so of two
  * concurrent uses exactly one is "first"; expired jtis are pruned in the same batch (indexed by expires_at).
- * The agent's row and both revisions come back from one SELECT after the insert. Every agent call runs
+ * The agent's row, the revisions and whether its SVID is revoked come back from one SELECT after the insert. Every agent call runs
  * this, so it speaks SQL (drizzle's query building cost more CPU than the queries); the columns are those
  * of schema.ts, and rows map through agents.ts's `rowToAgent`.
  * @module
@@ -16,8 +16,11 @@ const REMEMBER = 'INSERT INTO agent_request_nonces (jti, expires_at) VALUES (?, 
 const READ = `SELECT a.spiffe_id, a.attestation_type, a.serial, a.previous_serial, a.expires_at, a.banned, a.node_selectors,
   a.created_at, a.updated_at,
   (SELECT revision FROM registry_revision WHERE id = 1) AS registry_revision,
-  (SELECT revision FROM federation_revision WHERE id = 1) AS federation_revision
-FROM (SELECT 1) LEFT JOIN agents a ON a.spiffe_id = ?`;
+  (SELECT revision FROM federation_revision WHERE id = 1) AS federation_revision,
+  (SELECT revision FROM revocation_revision WHERE id = 1) AS revocation_revision,
+  EXISTS (SELECT 1 FROM svid_revocations WHERE serial = ?2) AS serial_revoked,
+  (SELECT revoked_at FROM svid_revocations WHERE serial = '' AND spiffe_id = ?1) AS agent_cutoff
+FROM (SELECT 1) LEFT JOIN agents a ON a.spiffe_id = ?1`;
 
 interface ReadRow {
   spiffe_id: string | null;
@@ -31,6 +34,9 @@ interface ReadRow {
   updated_at: number;
   registry_revision: number | null;
   federation_revision: number | null;
+  revocation_revision: number | null;
+  serial_revoked: number;
+  agent_cutoff: number | null;
 }
 
 /**
@@ -42,8 +48,8 @@ export function createAgentRequestStore(d1: D1Database): AgentRequestStore {
   const remember = d1.prepare(REMEMBER);
   const read = d1.prepare(READ);
   return {
-    async admit({ jti, expiresAt, agentId }, now) {
-      const [, inserted, found] = await d1.batch([prune.bind(now), remember.bind(jti, expiresAt), read.bind(agentId)]);
+    async admit({ jti, expiresAt, agentId, serialNumber }, now) {
+      const [, inserted, found] = await d1.batch([prune.bind(now), remember.bind(jti, expiresAt), read.bind(agentId, serialNumber ?? '')]);
       const row = found!.results[0] as ReadRow | undefined;
       return {
         fresh: inserted!.results.length > 0,
@@ -63,6 +69,8 @@ export function createAgentRequestStore(d1: D1Database): AgentRequestStore {
               }),
         registryRevision: String(row?.registry_revision ?? 0),
         federationRevision: String(row?.federation_revision ?? 0),
+        revocationRevision: String(row?.revocation_revision ?? 0),
+        svidRevocation: { serialRevoked: row?.serial_revoked === 1, ...(row?.agent_cutoff == null ? {} : { cutoff: row.agent_cutoff }) },
       };
     },
   };

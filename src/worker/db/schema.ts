@@ -165,3 +165,30 @@ export const auditLog = sqliteTable(
     index('audit_log_action_at_idx').on(t.action, t.at),
   ],
 );
+
+/**
+ * Per-SVID revocations (migration 0004; rules in shared/registry/revocation.ts). A serial revocation has
+ * `serial` set (`spiffe_id` '' when unknown); a SPIFFE ID cutoff has `serial` '' and revokes every SVID of
+ * `spiffe_id` issued before `revoked_at`. Rows may be pruned once `expires_at` has passed (the cron does).
+ */
+export const svidRevocations = sqliteTable(
+  'svid_revocations',
+  {
+    serial: text('serial').notNull(),
+    spiffeId: text('spiffe_id').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    revokedAt: integer('revoked_at').notNull(),
+    reason: text('reason').notNull().default(''),
+  },
+  (t) => [primaryKey({ columns: [t.serial, t.spiffeId] }), index('svid_revocations_spiffe_id_idx').on(t.spiffeId), index('svid_revocations_expires_at_idx').on(t.expiresAt)],
+);
+
+/** A single row bumped in the same D1 batch as every revocation write (folded into /sync's revision). */
+export const revocationRevision = sqliteTable(
+  'revocation_revision',
+  {
+    id: integer('id').primaryKey(),
+    revision: integer('revision').notNull(),
+  },
+  (t) => [check('revocation_revision_single_row', sql`${t.id} = 1`)],
+);

@@ -1,7 +1,7 @@
 /**
  * Authenticates agent-API requests signed with an agent proof (shared/agent-proof.ts): the proof must
  * verify against the trust domain's published X.509 authorities, its jti must be new (AgentRequestStore), and the
- * agent must be attested, not banned, and presenting its current SVID, or the previous one until the
+ * agent must be attested, not banned, presenting an SVID that is not revoked, and its current SVID, or the previous one until the
  * current one is first used (then the previous is forgotten: a renewed-away SVID stops working).
  *
  * The body is read once here (the proof covers its exact bytes) and kept for the handler, which parses it
@@ -15,6 +15,7 @@ import { AGENT_PROOF_SCHEME, createAgentChainCache, normalizeSerialNumber, verif
 import { fromBase64 } from '../../shared/encoding/base64.js';
 import { WispError } from '../../shared/errors.js';
 import type { AgentRequestStore, AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
+import { issuedBefore } from '../../shared/registry/revocation.js';
 import type { Clock } from '../../shared/clock.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
 import type { TrustDomainCaApi } from '../ca/ca-api.js';
@@ -39,7 +40,7 @@ export type AgentAuthVariables = {
   /** the raw request body, as covered by the proof */
   agentRequestBody: Uint8Array;
   /** registry and federation revisions read with the agent's record (handlers need no extra round trip) */
-  revisions: { registry: string; federation: string };
+  revisions: { registry: string; federation: string; revocation: string };
 };
 
 export type AgentAuthEnv = { Variables: AgentAuthVariables };
@@ -147,16 +148,22 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
       if (fresh.key !== cached.key) verified = await verifyWith(fresh);
     }
     if (!verified.ok) throw authFailed(verified.error.message, { path: url.pathname });
-    const { agentId, serialNumber, jti, expiresAt } = verified.value;
+    const { agentId, serialNumber, jti, expiresAt, svidNotBefore } = verified.value;
     const fields = { agent_id: agentId, serial: serialNumber, path: url.pathname };
 
-    const { fresh, agent: record, registryRevision, federationRevision } = await deps.requests.admit({ jti, expiresAt, agentId }, Math.floor(now));
+    const admitted = await deps.requests.admit({ jti, expiresAt, agentId, serialNumber }, Math.floor(now));
+    const { fresh, agent: record, registryRevision, federationRevision, revocationRevision, svidRevocation } = admitted;
     if (!fresh) throw authFailed('replayed jti', fields);
 
     if (!record) throw authFailed('agent is not attested (never, or evicted)', fields);
     if (record.banned) {
       logEvent('warn', 'banned agent refused', fields);
       throw new WispError('ERR_AGENT_BANNED', 'agent is banned');
+    }
+    // a revoked agent SVID says so (the agent re-attests on it); the reason is not a secret
+    if (svidRevocation.serialRevoked || (svidRevocation.cutoff !== undefined && issuedBefore(svidNotBefore, svidRevocation.cutoff))) {
+      logEvent('warn', 'revoked agent SVID refused', fields);
+      throw new WispError('ERR_SVID_REVOKED', 'the agent SVID that signed this request is revoked; attest again');
     }
     const current = record.serialNumber ? normalizeSerialNumber(record.serialNumber) : undefined;
     const previous = record.previousSerialNumber ? normalizeSerialNumber(record.previousSerialNumber) : undefined;
@@ -167,7 +174,7 @@ export function agentAuth(deps: AgentAuthDeps, options: AgentAuthOptions) {
     }
     c.set('agent', { agentId, serialNumber, record });
     c.set('agentRequestBody', body);
-    c.set('revisions', { registry: registryRevision, federation: federationRevision });
+    c.set('revisions', { registry: registryRevision, federation: federationRevision, revocation: revocationRevision });
     await next();
   });
 }

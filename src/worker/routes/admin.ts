@@ -2,7 +2,8 @@
  * The admin API, mounted at `/admin/v1`: every route behind `adminAuth` (admin token or admin JWT-SVID),
  * and every authenticated write recorded by `auditLog` (middleware/audit.ts, actions in admin/audit.ts).
  * Route groups live in routes/admin/: entries, agents, join tokens, SVID minting, the bundle,
- * federation relationships and foreign bundles, the trust domain's own authorities (localauthority), the audit log.
+ * federation relationships and foreign bundles, the trust domain's own authorities (localauthority), SVID
+ * revocations, the audit log.
  * @module
  */
 import { Hono } from 'hono';
@@ -16,6 +17,7 @@ import { entryRoutes } from './admin/entries.js';
 import { federationRoutes, foreignBundleRoutes } from './admin/federation.js';
 import { joinTokenRoutes } from './admin/join-tokens.js';
 import { localAuthorityRoutes } from './admin/local-authority.js';
+import { revocationRoutes } from './admin/revocations.js';
 import { svidRoutes } from './admin/svids.js';
 
 /** Where app.ts mounts the admin API. */
@@ -35,6 +37,7 @@ export function adminRoutes(deps: AppDeps): Hono {
   app.route('/bundles', foreignBundleRoutes(deps, federation));
   app.route('/audit', auditRoutes(audit));
   app.route('/localauthority', localAuthorityRoutes(deps));
+  app.route('/revocations', revocationRoutes(deps, deps.stores.revocations, entries));
   app.route('/', svidRoutes(deps));
   return app;
 }

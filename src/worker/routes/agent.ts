@@ -17,6 +17,7 @@ import {
   type JwtSvidsResponse,
   type RenewResponse,
   type SyncResponse,
+  type SyncRevocations,
   type X509SvidsResponse,
   type X509SvidWire,
 } from '../../shared/agent-api.js';
@@ -29,7 +30,7 @@ import { unwrap } from '../../shared/result.js';
 import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
 import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
-import { fromBase64 } from '../../shared/encoding/base64.js';
+import { fromBase64, toBase64 } from '../../shared/encoding/base64.js';
 import { MAX_SIGN_BATCH, type SignedX509Svid, type SignX509SvidRequest, type TrustDomainCaApi } from '../ca/ca-api.js';
 import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
@@ -37,7 +38,9 @@ import { logEvent } from '../log.js';
 import { agentAuth, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
 import { noStore } from '../middleware/no-store.js';
 import type { NodeAttestor } from '../attestation/types.js';
-import { readPublishedKeys } from '../ca/published-keys.js';
+import { readCrls, readPublishedKeys } from '../ca/published-keys.js';
+import type { RevocationStore } from '../db/revocations.js';
+import { CRL_RESIGN_AFTER_SECONDS } from '../ca/crl.js';
 
 /** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
 export const AGENT_SMALL_BODY_MAX_BYTES = 64 * 1024;
@@ -58,6 +61,8 @@ export interface AgentApiDeps {
   requests: AgentRequestStore;
   /** federated bundles for /sync and /bundle; absent: the issuer federates with nobody */
   federation?: FederationStore;
+  /** per-SVID revocations for /sync; absent: nothing is ever revoked */
+  revocations?: RevocationStore;
   /** the node attestors accepted, by type (createAppDeps makes them from the config) */
   nodeAttestors: Record<string, NodeAttestor>;
   /** the app's published-authorities cache for agent authentication */
@@ -169,6 +174,12 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     return Object.fromEntries(bundles.map((b) => [b.trustDomain, b.bundle]));
   }
 
+  async function revocationsFor(store: RevocationStore, spiffeIds: string[], now: number): Promise<SyncRevocations> {
+    const [set, serials] = await Promise.all([store.setFor([...new Set(spiffeIds)], now), store.crlSerials(now)]);
+    const crls = await readCrls(deps.ca(), serials);
+    return { ...set, crls: crls.map((crl) => toBase64(crl.der)) };
+  }
+
   const app = new Hono<AgentAuthEnv>();
   // agent SVIDs, workload SVIDs and JWT-SVIDs are credentials: no cache keeps any answer of this API
   app.use('*', noStore);
@@ -231,20 +242,26 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     if (bundleSequence !== undefined && !Number.isSafeInteger(bundleSequence)) throw badRequest('bundleSequence must be an integer');
     const { agentId, record } = c.var.agent;
     // revisions first (agentAuth read them with the agent's record): entries and bundles read after them are
-    // at least as new, so a concurrent write only causes a refetch. The sync revision is "<registry>.<federation>";
-    // either part changing sends the federated bundles (the complete set for the agent's entries), only the
-    // registry part sends entries. An unchanged sync costs agentAuth's D1 batch and one CA call (the keys).
+    // at least as new, so a concurrent write only causes a refetch. The sync revision is
+    // "<registry>.<federation>.<revocations>-<CRL epoch>"; any part changing sends the federated bundles (the
+    // complete set for the agent's entries), only the registry part sends entries, the registry or revocation
+    // part the revocations and CRLs. An unchanged sync costs agentAuth's D1 batch and one CA call (the keys).
     const keys = await readPublishedKeys(deps.ca());
     const registryRevision = c.var.revisions.registry;
     const federationRevision = deps.federation ? c.var.revisions.federation : '0';
-    const revision = `${registryRevision}.${federationRevision}`;
-    const [knownRegistry, knownFederation] = typeof known === 'string' ? known.split('.') : [];
+    const revocationRevision = deps.revocations ? `${c.var.revisions.revocation}-${crlEpoch(agentId, nowSeconds())}` : '0';
+    const revision = `${registryRevision}.${federationRevision}.${revocationRevision}`;
+    const [knownRegistry, knownFederation, knownRevocation] = typeof known === 'string' ? known.split('.') : [];
     const response: SyncResponse = { revision };
     const entriesChanged = registryRevision !== knownRegistry;
-    if (entriesChanged || federationRevision !== knownFederation) {
-      const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, nowSeconds());
+    // which revocations concern the agent depends on its entries: a change of either sends them
+    const revocationsChanged = deps.revocations !== undefined && (entriesChanged || revocationRevision !== knownRevocation);
+    if (entriesChanged || federationRevision !== knownFederation || revocationsChanged) {
+      const now = nowSeconds();
+      const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, now);
       if (entriesChanged) response.entries = entries;
       response.federatedBundles = await federatedBundlesFor(entries);
+      if (revocationsChanged) response.revocations = await revocationsFor(deps.revocations!, [agentId, ...entries.map((e) => e.spiffeId)], now);
     }
     if (keys.sequence !== bundleSequence) {
       response.bundle = await buildBundleJson(keys);
@@ -306,6 +323,18 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
 }
 
 const utf8 = new TextEncoder();
+
+/**
+ * The CRL part of the revocation revision: it changes once per CRL_RESIGN_AFTER_SECONDS / 2 for each agent
+ * (offset per agent ID, so agents do not all refetch at once), so an agent holds a CRL signed at most
+ * 1.5 × CRL_RESIGN_AFTER_SECONDS ago, well before its nextUpdate (crl.ts).
+ */
+function crlEpoch(agentId: string, now: number): number {
+  const period = CRL_RESIGN_AFTER_SECONDS / 2;
+  let h = 0;
+  for (let i = 0; i < agentId.length; i++) h = (h * 31 + agentId.charCodeAt(i)) >>> 0;
+  return Math.floor((now + (h % period)) / period);
+}
 
 /** JWT-SVID §3: `aud` is required; here a non-empty, bounded array of non-empty strings. */
 function parseAudience(value: unknown, what: string): string[] {

@@ -1,16 +1,21 @@
 /**
  * Public, unauthenticated endpoints: OIDC discovery and JWKS for JWT-SVID relying parties (STYLE G13),
- * the SPIFFE bundle (https_web profile), and health. All are cacheable GETs served from the CA object's
+ * the SPIFFE bundle (https_web profile) and its CRLs, and health. All are cacheable GETs served from the CA object's
  * published view; CORS is open for GET, as in openauth.
  * @module
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import { WispError } from '../../shared/errors.js';
 import { buildBundleJson, buildJwks } from '../../shared/spiffe/bundle.js';
 import type { AppDeps, AppStores } from '../deps.js';
 import type { WorkerConfig } from '../config.js';
 import type { PublishedKeys } from '../ca/ca-api.js';
-import { readPublishedKeys } from '../ca/published-keys.js';
+import { readCrls, readPublishedKeys } from '../ca/published-keys.js';
+import { toPem } from '../../shared/encoding/pem.js';
+
+/** Longest a cache may keep a CRL answer, seconds: revocations should reach relying parties quickly. */
+const CRL_MAX_AGE_SECONDS = 60;
 
 /**
  * The OIDC discovery document (OpenID Connect Discovery 1.0 §3) as AWS IAM, GCP workload identity
@@ -31,7 +36,7 @@ export function buildDiscoveryDocument(config: Pick<WorkerConfig, 'jwtIssuer' | 
   };
 }
 
-export function publicRoutes(deps: Pick<AppDeps, 'config' | 'ca'> & { stores: Pick<AppStores, 'ping'> }): Hono {
+export function publicRoutes(deps: Pick<AppDeps, 'config' | 'ca' | 'clock'> & { stores: Pick<AppStores, 'ping' | 'revocations'> }): Hono {
   const app = new Hono();
   const cacheControl = `public, max-age=${deps.config.jwksMaxAgeSeconds}`;
   const openGet = cors({ origin: '*', allowMethods: ['GET'] });
@@ -53,6 +58,20 @@ export function publicRoutes(deps: Pick<AppDeps, 'config' | 'ca'> & { stores: Pi
     const doc = await buildBundleJson(await readPublishedKeys(deps.ca()));
     c.header('Cache-Control', cacheControl);
     return c.json(doc);
+  });
+
+  // The SPIFFE bundle has no CRL field: the CRLs are served beside it (docs/revocation.md). /bundle.crl is the
+  // active CA key's CRL (DER, RFC 5280); /bundle.crl.pem every CA key's that may have signed unexpired SVIDs.
+  const crls = async () => readCrls(deps.ca(), await deps.stores.revocations.crlSerials(Math.floor(deps.clock() / 1000)));
+  const crlCacheControl = `public, max-age=${Math.min(deps.config.jwksMaxAgeSeconds, CRL_MAX_AGE_SECONDS)}`;
+  app.get('/bundle.crl', async (c) => {
+    const [active] = await crls();
+    if (!active) throw new WispError('ERR_CA_NOT_READY', 'the trust domain CA is not ready');
+    return c.body(active.der.slice().buffer, 200, { 'Content-Type': 'application/pkix-crl', 'Cache-Control': crlCacheControl });
+  });
+  app.get('/bundle.crl.pem', async (c) => {
+    const pem = (await crls()).map((crl) => toPem('X509 CRL', crl.der)).join('');
+    return c.body(pem, 200, { 'Content-Type': 'application/x-pem-file', 'Cache-Control': crlCacheControl });
   });
 
   app.get('/healthz', async (c) => {

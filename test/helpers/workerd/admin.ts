@@ -23,6 +23,7 @@ const noCa: TrustDomainCaApi = {
   getPublishedKeys: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   manageAuthority: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   status: async () => ({ ready: false }),
+  getCrls: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
 };
 
 export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {

@@ -53,6 +53,7 @@ export function createTestCa(trustDomain: string, clock: Clock, overrides: Parti
     getPublishedKeys: () => core.getPublishedKeys(),
     manageAuthority: (request) => core.manageAuthority(request),
     status: () => core.status(),
+    getCrls: (revoked) => core.getCrls(revoked),
     published: async () => unwrap(await core.getPublishedKeys()),
   };
 }

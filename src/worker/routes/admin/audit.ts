@@ -30,6 +30,7 @@ export const ADMIN_ACTIONS: Readonly<Record<string, AuditAction>> = {
   'DELETE /bundles/:trustDomain': { action: 'bundle.delete' },
   'POST /x509-svids/mint': { action: 'svid.mint_x509' },
   'POST /jwt-svids/mint': { action: 'svid.mint_jwt' },
+  'POST /revocations': { action: 'svid.revoke' },
   'POST /localauthority/:kind/prepare': { action: 'localauthority.prepare' },
   'POST /localauthority/:kind/activate': { action: 'localauthority.activate' },
   'POST /localauthority/:kind/taint': { action: 'localauthority.taint' },
