@@ -43,6 +43,7 @@ export const ERROR_STATUS = {
   ERR_PERMISSION_DENIED: { http: 403, grpc: 'PermissionDenied' },
   ERR_AGENT_BANNED: { http: 403, grpc: 'PermissionDenied' },
   ERR_NO_IDENTITY: { http: 403, grpc: 'PermissionDenied' },
+  ERR_RATE_LIMITED: { http: 429, grpc: 'ResourceExhausted' },
   ERR_CA_NOT_READY: { http: 503, grpc: 'Unavailable' },
   ERR_UNAVAILABLE: { http: 503, grpc: 'Unavailable' },
   ERR_UNIMPLEMENTED: { http: 501, grpc: 'Unimplemented' },

@@ -21,6 +21,7 @@ const noCa: TrustDomainCaApi = {
   signJwtSvids: async (requests) => requests.map(() => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } })),
   getPublishedKeys: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   status: async () => ({ ready: false }),
+  admitAttestation: async () => ({ ok: true, value: true }),
 };
 
 export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {
