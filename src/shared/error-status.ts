@@ -44,6 +44,7 @@ export const ERROR_STATUS = {
   ERR_AGENT_BANNED: { http: 403, grpc: 'PermissionDenied' },
   ERR_SVID_REVOKED: { http: 401, grpc: 'Unauthenticated' },
   ERR_NO_IDENTITY: { http: 403, grpc: 'PermissionDenied' },
+  ERR_RATE_LIMITED: { http: 429, grpc: 'ResourceExhausted' },
   ERR_CA_NOT_READY: { http: 503, grpc: 'Unavailable' },
   ERR_AUTHORITY_NOT_FOUND: { http: 404, grpc: 'NotFound' },
   ERR_AUTHORITY_STATE: { http: 409, grpc: 'InvalidArgument' },

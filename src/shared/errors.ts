@@ -32,6 +32,7 @@ export type WispErrorCode =
   | 'ERR_AGENT_BANNED'
   | 'ERR_SVID_REVOKED' // an agent proof signed by a revoked agent SVID (shared/registry/revocation.ts)
   | 'ERR_NO_IDENTITY' // SPIRE: PermissionDenied "no identity issued"
+  | 'ERR_RATE_LIMITED' // a token bucket is empty (HTTP 429 with Retry-After; SPIRE: ResourceExhausted)
   | 'ERR_CA_NOT_READY'
   | 'ERR_AUTHORITY_NOT_FOUND' // no live CA key with this authority ID
   | 'ERR_AUTHORITY_STATE' // the key's state forbids the operation (e.g. taint the active authority)
@@ -44,23 +45,27 @@ export type WispErrorCode =
 export interface WispErrorData {
   code: WispErrorCode;
   message: string;
+  /** ERR_RATE_LIMITED: whole seconds until a retry can pass (HTTP Retry-After) */
+  retryAfterSeconds?: number;
 }
 
 export class WispError extends Error {
   readonly code: WispErrorCode;
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: WispErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: WispErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message, options);
     this.name = 'WispError';
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   toData(): WispErrorData {
-    return { code: this.code, message: this.message };
+    return this.retryAfterSeconds === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, retryAfterSeconds: this.retryAfterSeconds };
   }
 
   static fromData(data: WispErrorData): WispError {
-    return new WispError(data.code, data.message);
+    return new WispError(data.code, data.message, data.retryAfterSeconds === undefined ? undefined : { retryAfterSeconds: data.retryAfterSeconds });
   }
 }
 

@@ -1,13 +1,15 @@
 /**
  * The issuer's configuration: wrangler.toml [vars] plus secrets, parsed once into a typed `WorkerConfig`
  * (valibot schemas, src/shared/config/schema.ts). No module below this one reads `env.X` for
- * configuration. Errors name the bad key. `parseCaConfig` is the part the CA Durable Object needs.
+ * configuration. Errors name the bad key. `parseCaConfig` is the part the CA Durable Object needs;
+ * RATE_LIMITS is checked by both parsers and read by the CA alone (`parseRateLimitsConfig`).
  * @module
  */
 import * as v from 'valibot';
 import { durationSeconds, httpsUrl, keyCheck, oneOf, parseConfig, parsedBy, secret, urlString } from '../shared/config/schema.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 import { CLOUD_ATTESTORS_ENTRIES, cloudAttestorsFromEnv, type CloudAttestorsConfig, type CloudAttestorsEnv } from './attestation/cloud-config.js';
+import { RATE_LIMITS_ENTRY, type RateLimitsConfig } from './ca/rate-limits.js';
 
 export type JwtKeyType = 'ES256' | 'RS256';
 
@@ -56,6 +58,8 @@ export interface WorkerConfigEnv extends CloudAttestorsEnv {
   UPSTREAM_CA_KEY?: string;
   AGENT_REQUEST_MAX_SKEW?: string;
   AUDIT_RETENTION?: string;
+  /** JSON: {"attestation"|"x509Signing"|"jwtSigning": {"ratePerSecond": n, "burst": n}} (ca/rate-limits.ts) */
+  RATE_LIMITS?: string;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -89,6 +93,7 @@ const CA_ENTRIES = {
   ),
   UPSTREAM_CA_CERT_CHAIN: v.optional(v.string()),
   UPSTREAM_CA_KEY: v.optional(v.string()),
+  RATE_LIMITS: RATE_LIMITS_ENTRY,
   KEY_ENCRYPTION_SECRET: secret(MIN_SECRET_LENGTH),
   JWT_ISSUER: v.pipe(
     v.optional(v.string(), ''),
@@ -157,6 +162,13 @@ const WORKER_SCHEMA = v.pipe(
 /** Parses the bindings the CA Durable Object needs; throws WispError ERR_CONFIG_INVALID naming the key. */
 export function parseCaConfig(env: WorkerConfigEnv): CaConfig {
   return parseConfig(CA_SCHEMA, env);
+}
+
+const RATE_LIMITS_SCHEMA = v.pipe(v.object({ RATE_LIMITS: RATE_LIMITS_ENTRY }), v.transform((c) => c.RATE_LIMITS));
+
+/** The rate limits the CA counts (RATE_LIMITS; unset: the defaults); throws WispError ERR_CONFIG_INVALID. */
+export function parseRateLimitsConfig(env: WorkerConfigEnv): RateLimitsConfig {
+  return parseConfig(RATE_LIMITS_SCHEMA, env);
 }
 
 /** Parses bindings into a WorkerConfig; throws WispError ERR_CONFIG_INVALID naming the key. */

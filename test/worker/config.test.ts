@@ -2,7 +2,8 @@ import { createExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { WispError } from '../../src/shared/errors.js';
-import { parseCaConfig, parseWorkerConfig, type WorkerConfigEnv } from '../../src/worker/config.js';
+import { parseCaConfig, parseRateLimitsConfig, parseWorkerConfig, type WorkerConfigEnv } from '../../src/worker/config.js';
+import { RATE_LIMIT_DEFAULTS } from '../../src/worker/ca/rate-limits.js';
 import worker from '../../src/worker/index.js';
 
 const valid: WorkerConfigEnv = {
@@ -85,6 +86,38 @@ describe('parseCaConfig', () => {
     expect(configError({ AWS_IID: '{"certificates":["pem"]}' })).toBe('AWS_IID.certificates: must map regions to PEM certificates');
     expect(configError({ AWS_IID: '{"certificates":{"US_EAST":"pem"}}' })).toBe('AWS_IID.certificates.US_EAST: must be a region name mapped to a PEM certificate');
     expect(configError({ CA_TTL: '11000d' })).toBe('CA_TTL: must be at most 10 years');
+  });
+});
+
+describe('RATE_LIMITS', () => {
+  it('defaults to the rates of SPIRE with large bursts; a kind left out or a burst left out keeps its default', () => {
+    expect(parseRateLimitsConfig({})).toEqual({
+      attestation: { ratePerSecond: 1, burst: 100 },
+      x509Signing: { ratePerSecond: 500, burst: 200_000 },
+      jwtSigning: { ratePerSecond: 500, burst: 1_000_000 },
+    });
+    expect(parseRateLimitsConfig({ RATE_LIMITS: '' })).toEqual(RATE_LIMIT_DEFAULTS);
+    expect(parseRateLimitsConfig({ RATE_LIMITS: '{"attestation":{"ratePerSecond":0.5,"burst":3},"jwtSigning":{"ratePerSecond":0}}' })).toEqual({
+      ...RATE_LIMIT_DEFAULTS,
+      attestation: { ratePerSecond: 0.5, burst: 3 },
+      jwtSigning: { ratePerSecond: 0, burst: 1 },
+    });
+    // SPIRE's own: burst = rate
+    expect(parseRateLimitsConfig({ RATE_LIMITS: '{"x509Signing":{"ratePerSecond":500}}' }).x509Signing).toEqual({ ratePerSecond: 500, burst: 500 });
+  });
+
+  it('refuses a bad RATE_LIMITS with one line naming the key, in the Worker and the CA alike', () => {
+    expect(configError({ RATE_LIMITS: '{' })).toBe('RATE_LIMITS: must be a JSON object');
+    expect(configError({ RATE_LIMITS: '[]' })).toBe('RATE_LIMITS: must be a JSON object');
+    expect(configError({ RATE_LIMITS: '{"signing":{}}' })).toBe('RATE_LIMITS.signing: unknown key; known keys: attestation, x509Signing, jwtSigning');
+    expect(configError({ RATE_LIMITS: '{"attestation":1}' })).toBe('RATE_LIMITS.attestation: must be an object {"ratePerSecond": n, "burst": n}');
+    expect(configError({ RATE_LIMITS: '{"attestation":{"burst":2}}' })).toBe('RATE_LIMITS.attestation.ratePerSecond: is required');
+    expect(configError({ RATE_LIMITS: '{"attestation":{"ratePerSecond":"1"}}' })).toBe('RATE_LIMITS.attestation.ratePerSecond: must be a number (0 = unlimited)');
+    expect(configError({ RATE_LIMITS: '{"attestation":{"ratePerSecond":-1}}' })).toBe('RATE_LIMITS.attestation.ratePerSecond: must be at least 0 (0 = unlimited)');
+    expect(configError({ RATE_LIMITS: '{"attestation":{"ratePerSecond":1,"burst":1.5}}' })).toBe('RATE_LIMITS.attestation.burst: must be a whole number');
+    expect(configError({ RATE_LIMITS: '{"attestation":{"ratePerSecond":1,"rate":2}}' })).toBe('RATE_LIMITS.attestation.rate: unknown key; known keys: ratePerSecond, burst');
+    expect(configError({ RATE_LIMITS: '{"x509Signing":{"ratePerSecond":100}}' })).toBe('RATE_LIMITS.x509Signing: burst must be at least 256 (the most SVIDs signed in one CA call)');
+    expect(() => parseCaConfig({ ...valid, RATE_LIMITS: '{' })).toThrow(/^RATE_LIMITS: must be a JSON object$/);
   });
 });
 

@@ -55,11 +55,18 @@ export interface AuthorityRequest {
 export type { PublishedJwk, PublishedKeys } from '../../shared/spiffe/bundle.js';
 import type { PublishedKeys } from '../../shared/spiffe/bundle.js';
 
+/**
+ * `caller` of the signing calls: the bucket the call is counted in (the agent ID), one token per SVID
+ * (rate-limits.ts), in the same RPC as the signing; refused, every result is ERR_RATE_LIMITED and nothing is
+ * signed. Left out (the agent's own SVID at attestation, which attestation's limit covers): not counted.
+ */
 export interface TrustDomainCaApi {
-  signX509Svids(requests: SignX509SvidRequest[]): Promise<Result<SignedX509Svid>[]>;
-  signJwtSvid(request: SignJwtSvidRequest): Promise<Result<SignedJwtSvid>>;
+  signX509Svids(requests: SignX509SvidRequest[], caller?: string): Promise<Result<SignedX509Svid>[]>;
+  signJwtSvid(request: SignJwtSvidRequest, caller?: string): Promise<Result<SignedJwtSvid>>;
   /** one result per request, in order (at most MAX_SIGN_BATCH per call): one RPC for a whole agent batch */
-  signJwtSvids(requests: SignJwtSvidRequest[]): Promise<Result<SignedJwtSvid>[]>;
+  signJwtSvids(requests: SignJwtSvidRequest[], caller?: string): Promise<Result<SignedJwtSvid>[]>;
+  /** counts one node attestation attempt from `source` (the client's address); err ERR_RATE_LIMITED when over */
+  admitAttestation(source: string): Promise<Result<true>>;
   /** err ERR_CA_NOT_READY when the CA has no usable keys (a failed first generation or rotation) */
   getPublishedKeys(): Promise<Result<PublishedKeys>>;
   /** show, prepare, activate, taint or revoke a key of one kind (local-authority.ts) */

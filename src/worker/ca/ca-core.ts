@@ -32,16 +32,21 @@ import { manageAuthority, taintedAuthorities, type AuthorityHost } from './local
 import { createSignRequestChecks, type SignRequestChecks } from './sign-requests.js';
 import { deriveKeyEncryptionKey } from './key-crypto.js';
 import { loadUpstreamCa, type UpstreamCa } from './upstream-ca.js';
+import { createRateLimiter, RATE_LIMIT_DEFAULTS, type RateLimiter, type RateLimitsConfig } from './rate-limits.js';
 
 /** Bundle refresh hint ceiling, seconds. */
 const MAX_REFRESH_HINT_SECONDS = 300;
 const TOO_LARGE: Result<never> = Object.freeze(err<WispErrorData>({ code: 'ERR_REQUEST_TOO_LARGE', message: `at most ${MAX_SIGN_BATCH} SVIDs per call` }));
+/** Longest rate-limit key (an agent's SPIFFE ID, an address) the CA accepts. */
+const MAX_RATE_KEY_CHARS = 2048;
 const NOT_READY: Result<never> = Object.freeze(err<WispErrorData>({ code: 'ERR_CA_NOT_READY', message: 'the trust domain CA is not ready' }));
 
 export interface CaCoreOptions {
   storage: CaStorage;
   config: CaConfig;
   clock: Clock;
+  /** the RATE_LIMITS var (parseRateLimitsConfig); default: RATE_LIMIT_DEFAULTS */
+  rateLimits?: RateLimitsConfig;
   /** Runs a rotation with no other call interleaved (the DO: blockConcurrencyWhile). Default: runs it. */
   exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
@@ -62,6 +67,7 @@ class TrustDomainCaCore implements CaCore {
   readonly #clock: Clock;
   readonly #exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly #checks: SignRequestChecks;
+  readonly #limits: RateLimiter;
   #slots: StoredSlot[];
   #sequence: number;
   /** the rotation under way, if any: concurrent callers wait for it instead of rotating again */
@@ -81,13 +87,14 @@ class TrustDomainCaCore implements CaCore {
     this.#clock = options.clock;
     this.#exclusive = options.exclusive ?? ((fn) => fn());
     this.#checks = createSignRequestChecks(options.config.trustDomain);
+    this.#limits = createRateLimiter(options.rateLimits ?? RATE_LIMIT_DEFAULTS, options.storage.buckets, options.clock);
     const state = options.storage.load();
     this.#slots = state.slots;
     this.#sequence = state.sequence;
   }
 
-  signX509Svids(requests: SignX509SvidRequest[]): Promise<Result<SignedX509Svid>[]> {
-    return this.#signBatch('x509', requests, async (active, now) => {
+  signX509Svids(requests: SignX509SvidRequest[], caller?: string): Promise<Result<SignedX509Svid>[]> {
+    return this.#signBatch('x509', requests, caller, async (active, now) => {
       const key = await this.#loadKey(active);
       const upstream = await this.#upstreamCa();
       const intermediates = upstream ? [active.certDer!, ...upstream.intermediates] : [];
@@ -127,13 +134,13 @@ class TrustDomainCaCore implements CaCore {
     });
   }
 
-  async signJwtSvid(request: SignJwtSvidRequest): Promise<Result<SignedJwtSvid>> {
-    const [result] = await this.signJwtSvids([request]);
+  async signJwtSvid(request: SignJwtSvidRequest, caller?: string): Promise<Result<SignedJwtSvid>> {
+    const [result] = await this.signJwtSvids([request], caller);
     return result!;
   }
 
-  signJwtSvids(requests: SignJwtSvidRequest[]): Promise<Result<SignedJwtSvid>[]> {
-    return this.#signBatch('jwt', requests, async (active, now) => {
+  signJwtSvids(requests: SignJwtSvidRequest[], caller?: string): Promise<Result<SignedJwtSvid>[]> {
+    return this.#signBatch('jwt', requests, caller, async (active, now) => {
       const minter = await this.#jwtMinterFor(active);
       return async (request) => {
         const checked = this.#checks.jwt(request);
@@ -196,6 +203,11 @@ class TrustDomainCaCore implements CaCore {
     }
   }
 
+  async admitAttestation(source: string): Promise<Result<true>> {
+    if (typeof source !== 'string' || source.length > MAX_RATE_KEY_CHARS) return err({ code: 'ERR_BAD_REQUEST', message: 'source must be a short string' });
+    return this.#limits.take('attestation', source, 1);
+  }
+
   async status(): Promise<{ ready: boolean }> {
     const ready = await this.#ensureCurrent(this.#clock());
     return { ready: ready.ok };
@@ -210,10 +222,13 @@ class TrustDomainCaCore implements CaCore {
 
   /**
    * The prologue both signing calls share: an array, the CA current at one `now`, the active key of `kind`,
-   * at most MAX_SIGN_BATCH items (the rest get ERR_REQUEST_TOO_LARGE). `prepare` runs once per call.
+   * at most MAX_SIGN_BATCH items (the rest get ERR_REQUEST_TOO_LARGE), counted in `caller`'s bucket (refused
+   * whole when it is short). `prepare` runs once per call.
    */
-  async #signBatch<R, T>(kind: KeyKind, requests: R[], prepare: (active: StoredSlot, now: number) => Promise<(req: R) => Promise<Result<T>>>): Promise<Result<T>[]> {
+  async #signBatch<R, T>(kind: KeyKind, requests: R[], caller: string | undefined, prepare: (active: StoredSlot, now: number) => Promise<(req: R) => Promise<Result<T>>>): Promise<Result<T>[]> {
     if (!Array.isArray(requests)) return [err({ code: 'ERR_BAD_REQUEST', message: 'requests must be an array' })];
+    const admitted = this.#admitSigning(kind, caller, requests.length);
+    if (!admitted.ok) return requests.map(() => admitted);
     const now = this.#clock();
     const ready = await this.#ensureCurrent(now);
     if (!ready.ok) return requests.map(() => ready);
@@ -227,6 +242,13 @@ class TrustDomainCaCore implements CaCore {
     const results: Result<T>[] = [];
     for (let i = 0; i < requests.length; i++) results.push(i < MAX_SIGN_BATCH ? await sign(requests[i]!) : TOO_LARGE);
     return results;
+  }
+
+  /** Counts a signing call of `count` SVIDs in `caller`'s bucket (no caller: not counted). */
+  #admitSigning(kind: KeyKind, caller: unknown, count: number): Result<true> {
+    if (caller === undefined) return ok(true);
+    if (typeof caller !== 'string' || caller.length > MAX_RATE_KEY_CHARS) return err({ code: 'ERR_BAD_REQUEST', message: 'caller must be a short string' });
+    return this.#limits.take(kind === 'x509' ? 'x509Signing' : 'jwtSigning', caller, Math.min(count, MAX_SIGN_BATCH));
   }
 
   #slotsOf(kind: KeyKind): StoredSlot[] {

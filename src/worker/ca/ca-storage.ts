@@ -5,6 +5,7 @@
  * @module
  */
 import type { KeyKind, KeySlot } from '../../shared/ca/key-slot.js';
+import type { BucketState } from '../../shared/rate-limit/token-bucket.js';
 
 /** A slot as stored: rotation metadata plus the key material (private key encrypted). */
 export interface StoredSlot extends KeySlot {
@@ -28,8 +29,17 @@ export interface CaState {
 /** One rotation step as written. `activate` also demotes the kind's current active slot to old; `retire` deletes (expiry, revoke). */
 export type SlotWrite = { op: 'insert'; slot: StoredSlot } | { op: 'activate'; kind: KeyKind; kid: string } | { op: 'retire'; kid: string } | { op: 'taint'; kid: string };
 
+/** Rate-limit buckets (rate-limits.ts) by kind and key; synchronous, like the DO's SQLite. */
+export interface BucketStorage {
+  get(kind: string, key: string): BucketState | undefined;
+  put(kind: string, key: string, state: BucketState): void;
+  /** deletes the buckets of `kind` last written before `before` (ms): full again, the same as none */
+  prune(kind: string, before: number): void;
+}
+
 export interface CaStorage {
   load(): CaState;
+  buckets: BucketStorage;
   /** Applies one step atomically, with the new published-set sequence when the step changes that set. */
   commit(write: SlotWrite, sequence?: number): void;
   /** the next rotation check, ms since the epoch (a DO alarm in production) */
@@ -42,9 +52,20 @@ export function createMemoryCaStorage(): CaStorage & { readonly alarm: number | 
   let slots: StoredSlot[] = [];
   let sequence = 0;
   let alarm: number | null = null;
+  const buckets = new Map<string, { kind: string; state: BucketState }>();
   return {
     get alarm() {
       return alarm;
+    },
+    buckets: {
+      get: (kind, key) => {
+        const found = buckets.get(`${kind}\n${key}`);
+        return found ? { ...found.state } : undefined;
+      },
+      put: (kind, key, state) => void buckets.set(`${kind}\n${key}`, { kind, state: { ...state } }),
+      prune(kind, before) {
+        for (const [id, b] of buckets) if (b.kind === kind && b.state.updatedAt < before) buckets.delete(id);
+      },
     },
     load: () => ({ slots: structuredClone(slots).sort((a, b) => a.issuedAt - b.issuedAt || (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0)), sequence }),
     commit(write, next) {

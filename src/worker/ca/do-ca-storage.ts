@@ -7,6 +7,7 @@
  *                alg, cert_der BLOB (x509) | public_jwk JSON (jwt), key_iv BLOB, key_ciphertext BLOB,
  *                tainted 0|1 -- schema 2: an operator's taint, kept until the key is revoked or expires)
  *   ca_meta(key PK, value)      -- 'sequence': spiffe_sequence of the published set
+ *   ca_rate_buckets(kind, key, tokens, updated_at ms; PK kind+key)  -- schema 3: rate-limit buckets (rate-limits.ts)
  *   ca_schema(version)          -- one row, the applied schema version
  * @module
  */
@@ -29,6 +30,13 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE ca_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
   `ALTER TABLE ca_key_slots ADD COLUMN tainted INTEGER NOT NULL DEFAULT 0;`,
+  `CREATE TABLE ca_rate_buckets (
+     kind TEXT NOT NULL,
+     key TEXT NOT NULL,
+     tokens REAL NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (kind, key)
+   ) WITHOUT ROWID;`,
 ];
 
 export const CA_SCHEMA_VERSION = MIGRATIONS.length;
@@ -117,6 +125,23 @@ export function createDoCaStorage(storage: DurableObjectStorage): CaStorage {
   migrateCaStorage(sql);
   return {
     load: () => ({ slots: loadSlots(sql), sequence: loadSequence(sql) }),
+    // each put is one row write, durable before the call's answer leaves the object (the output gate)
+    buckets: {
+      get: (kind, key) => {
+        const row = sql.exec<{ tokens: number; updated_at: number }>('SELECT tokens, updated_at FROM ca_rate_buckets WHERE kind = ? AND key = ?', kind, key).toArray()[0];
+        return row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined;
+      },
+      put: (kind, key, state) => {
+        sql.exec(
+          'INSERT INTO ca_rate_buckets (kind, key, tokens, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at',
+          kind,
+          key,
+          state.tokens,
+          state.updatedAt,
+        );
+      },
+      prune: (kind, before) => void sql.exec('DELETE FROM ca_rate_buckets WHERE kind = ? AND updated_at < ?', kind, before),
+    },
     commit(write, sequence) {
       storage.transactionSync(() => {
         if (write.op === 'insert') insertSlot(sql, write.slot);

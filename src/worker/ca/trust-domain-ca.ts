@@ -2,7 +2,7 @@
  * The trust domain's CA Durable Object: one per trust domain (idFromName(trustDomain)), the single writer
  * of the X.509 CA key and the JWT signing key. A facade over the runtime-free core (ca-core.ts): it loads
  * the DO's SQLite storage (do-ca-storage.ts) under blockConcurrencyWhile, parses only the CA's config
- * (parseCaConfig), runs rotations under blockConcurrencyWhile, and forwards alarms. Every RPC method
+ * (parseCaConfig, parseRateLimitsConfig), runs rotations under blockConcurrencyWhile, and forwards alarms. Every RPC method
  * returns plain data (Result): error classes do not survive DO RPC.
  * @module
  */
@@ -10,7 +10,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import type { WispErrorData } from '../../shared/errors.js';
 import { err, type Result } from '../../shared/result.js';
-import { parseCaConfig } from '../config.js';
+import { parseCaConfig, parseRateLimitsConfig } from '../config.js';
 import { logEvent } from '../log.js';
 import type { AuthorityResult } from '../../shared/ca/local-authority.js';
 import type { AuthorityRequest, PublishedKeys, RevokedSerial, SignedCrl, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
@@ -43,18 +43,22 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     this.#clock = clock;
   }
 
-  async signX509Svids(requests: SignX509SvidRequest[]): Promise<Result<SignedX509Svid>[]> {
+  async signX509Svids(requests: SignX509SvidRequest[], caller?: string): Promise<Result<SignedX509Svid>[]> {
     const core = this.#coreOrNull();
-    return core ? core.signX509Svids(requests) : notReadyBatch(requests);
+    return core ? core.signX509Svids(requests, caller) : notReadyBatch(requests);
   }
 
-  async signJwtSvid(request: SignJwtSvidRequest): Promise<Result<SignedJwtSvid>> {
-    return this.#coreOrNull()?.signJwtSvid(request) ?? NOT_READY;
+  async signJwtSvid(request: SignJwtSvidRequest, caller?: string): Promise<Result<SignedJwtSvid>> {
+    return this.#coreOrNull()?.signJwtSvid(request, caller) ?? NOT_READY;
   }
 
-  async signJwtSvids(requests: SignJwtSvidRequest[]): Promise<Result<SignedJwtSvid>[]> {
+  async signJwtSvids(requests: SignJwtSvidRequest[], caller?: string): Promise<Result<SignedJwtSvid>[]> {
     const core = this.#coreOrNull();
-    return core ? core.signJwtSvids(requests) : notReadyBatch(requests);
+    return core ? core.signJwtSvids(requests, caller) : notReadyBatch(requests);
+  }
+
+  async admitAttestation(source: string): Promise<Result<true>> {
+    return this.#coreOrNull()?.admitAttestation(source) ?? NOT_READY;
   }
 
   async getPublishedKeys(): Promise<Result<PublishedKeys>> {
@@ -85,9 +89,10 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
    */
   #coreOrNull(): CaCore | null {
     if (this.#core) return this.#core;
-    let config;
+    let config, rateLimits;
     try {
       config = parseCaConfig(this.env);
+      rateLimits = parseRateLimitsConfig(this.env);
     } catch (e) {
       logEvent('error', 'CA not ready', { cause: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
       return null;
@@ -95,6 +100,7 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
     this.#core = createCaCore({
       storage: this.#storage!,
       config,
+      rateLimits,
       clock: () => this.#clock(),
       // A throw inside blockConcurrencyWhile would reset the object: the core carries failures out as values.
       exclusive: (fn) => this.ctx.blockConcurrencyWhile(fn),

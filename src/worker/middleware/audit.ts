@@ -19,6 +19,7 @@ import { WispError } from '../../shared/errors.js';
 import type { AuditStore, NewAuditEvent } from '../db/audit-log.js';
 import { logEvent } from '../log.js';
 import { errorResponse } from './error-handler.js';
+import { clientAddress } from '../client-address.js';
 
 /** Most object IDs kept per row (a batch of 500 keeps the first ones and says how many there were). */
 export const AUDIT_OBJECT_IDS_MAX = 100;
@@ -52,7 +53,6 @@ export function noteAudit(c: Context, note: AuditNote): void {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
-const IP_PATTERN = /^[0-9A-Fa-f:.]{2,45}$/;
 
 /** The handler's route (the first matched route of this method; middleware is method ALL) and its path parameters. */
 function handlerRoute(c: Context, prefix: string): { pattern: string; params: string[] } | undefined {
@@ -82,7 +82,7 @@ function buildEvent(c: Context, principal: string, route: ReturnType<typeof hand
   const all = [...new Set([...(route?.params ?? []), ...(note.objectIds ?? [])])];
   const detail: Record<string, unknown> = { ...note.detail };
   if (all.length > AUDIT_OBJECT_IDS_MAX) detail['objectIdsTotal'] = all.length;
-  const ip = c.req.header('cf-connecting-ip');
+  const ip = clientAddress(c.req.raw.headers);
   const errorCode = errorCodeOf(c);
   return {
     at: now,
@@ -94,7 +94,7 @@ function buildEvent(c: Context, principal: string, route: ReturnType<typeof hand
     detail,
     status: c.res.status,
     ...(errorCode ? { errorCode } : {}),
-    ...(ip && IP_PATTERN.test(ip) ? { sourceIp: ip } : {}),
+    ...(ip !== undefined ? { sourceIp: ip } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * The only place errors become HTTP responses (STYLE G5): a WispError maps through ERROR_STATUS; anything
- * else is a 500 with a fixed message, its cause logged, never echoed.
+ * else is a 500 with a fixed message, its cause logged, never echoed. A rate-limited answer (429) also says
+ * when to come back: `Retry-After` in whole seconds (RFC 9110 §10.2.3).
  * @module
  */
 import type { Context } from 'hono';
@@ -9,7 +10,8 @@ import { httpStatusOf } from '../../shared/error-status.js';
 import { logEvent } from '../log.js';
 
 export function errorResponse(c: Context, error: WispError): Response {
-  return c.json({ error: error.toData() }, httpStatusOf(error.code) as 400);
+  if (error.retryAfterSeconds !== undefined) c.header('Retry-After', String(error.retryAfterSeconds));
+  return c.json({ error: { code: error.code, message: error.message } }, httpStatusOf(error.code) as 400);
 }
 
 export function errorHandler(error: unknown, c: Context): Response {

@@ -6,6 +6,9 @@
  * Authorization follows SPIRE: an agent may only get SVIDs for entries in its authorized set
  * (EntryStore.listAuthorized), and the SPIFFE ID, DNS names and TTL of every SVID come from the entry,
  * never from the request. A batch with one unauthorized entry is refused whole: nothing is signed.
+ *
+ * Rate limits (docs/agent-api.md "Rate limits") are counted by the CA: attestation attempts per client
+ * address in one extra call before anything else, signing per agent ID inside the signing call itself.
  * @module
  */
 import { Hono, type Context } from 'hono';
@@ -41,6 +44,7 @@ import type { NodeAttestor } from '../attestation/types.js';
 import { readCrls, readPublishedKeys } from '../ca/published-keys.js';
 import type { RevocationStore } from '../db/revocations.js';
 import { CRL_RESIGN_AFTER_SECONDS } from '../ca/crl.js';
+import { clientAddress } from '../client-address.js';
 
 /** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
 export const AGENT_SMALL_BODY_MAX_BYTES = 64 * 1024;
@@ -113,19 +117,22 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   const small = agentAuth(deps, { maxBodyBytes: AGENT_SMALL_BODY_MAX_BYTES });
   const large = agentAuth(deps, { maxBodyBytes: AGENT_API_LIMITS.MAX_BODY_BYTES });
 
-  /** Signs a batch in DO calls of at most MAX_SIGN_BATCH (the API allows larger batches); any failed item fails the whole call. */
-  async function signX509(requests: SignX509SvidRequest[]): Promise<SignedX509Svid[]> {
+  /**
+   * Signs a batch in DO calls of at most MAX_SIGN_BATCH (the API allows larger batches), each counted in
+   * `caller`'s bucket; any failed item fails the whole call.
+   */
+  async function signX509(requests: SignX509SvidRequest[], caller?: SpiffeId): Promise<SignedX509Svid[]> {
     const ca = deps.ca();
     const chunks: SignX509SvidRequest[][] = [];
     for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
-    const results = (await Promise.all(chunks.map((chunk) => ca.signX509Svids(chunk)))).flat();
+    const results = (await Promise.all(chunks.map((chunk) => ca.signX509Svids(chunk, caller)))).flat();
     if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
     return results.map(unwrap);
   }
 
   async function agentSvid(agentId: SpiffeId, csrDer: Uint8Array): Promise<SignedX509Svid> {
     const { publicKeySpki } = await parseCsr(csrDer);
-    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }]);
+    const [signed] = await signX509([{ spiffeId: agentId, publicKeySpki, dnsNames: [], ttlSeconds: config.x509SvidTtlSeconds }], agentId);
     return signed!;
   }
 
@@ -185,6 +192,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   app.use('*', noStore);
 
   app.post('/attest', async (c) => {
+    // SPIRE counts every attempt, before any work: a refused one parses nothing and spends no credential
+    unwrap(await deps.ca().admitAttestation(attestationSource(c)));
     const body = asObject(await readJsonBody(c, AGENT_SMALL_BODY_MAX_BYTES));
     const { attestationType, payload } = body;
     if (typeof attestationType !== 'string' || attestationType.length === 0) throw badRequest('attestationType must be a non-empty string');
@@ -288,6 +297,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
         dnsNames: entry.dnsNames,
         ttlSeconds: entry.x509SvidTtl || config.x509SvidTtlSeconds,
       })),
+      c.var.agent.agentId,
     );
     const response: X509SvidsResponse = { svids: signed.map((s, i) => ({ entryId: entries[i]!.id, svid: svidWire(s) })) };
     return c.json(response);
@@ -302,7 +312,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     const chunks: (typeof requests)[] = [];
     for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
     // one DO call per chunk, not one per JWT
-    const results = (await Promise.all(chunks.map((chunk) => ca.signJwtSvids(chunk)))).flat();
+    const results = (await Promise.all(chunks.map((chunk) => ca.signJwtSvids(chunk, c.var.agent.agentId)))).flat();
     if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
     const response: JwtSvidsResponse = {
       svids: results.map(unwrap).map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })),
@@ -334,6 +344,15 @@ function crlEpoch(agentId: string, now: number): number {
   let h = 0;
   for (let i = 0; i < agentId.length; i++) h = (h * 31 + agentId.charCodeAt(i)) >>> 0;
   return Math.floor((now + (h % period)) / period);
+}
+
+/**
+ * The bucket of an attestation attempt: the client address Cloudflare's edge puts in CF-Connecting-IP (a
+ * client cannot set it there). Absent (a request that did not come through the edge) or not an address: one
+ * shared bucket.
+ */
+function attestationSource(c: Context): string {
+  return clientAddress(c.req.raw.headers) ?? 'unknown';
 }
 
 /** JWT-SVID §3: `aud` is required; here a non-empty, bounded array of non-empty strings. */

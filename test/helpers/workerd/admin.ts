@@ -24,6 +24,7 @@ const noCa: TrustDomainCaApi = {
   manageAuthority: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   status: async () => ({ ready: false }),
   getCrls: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
+  admitAttestation: async () => ({ ok: true, value: true }),
 };
 
 export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {

@@ -6,7 +6,8 @@ import type { Clock } from '../../../src/shared/clock.js';
 import { unwrap, type Result } from '../../../src/shared/result.js';
 import type { PublishedKeys, TrustDomainCaApi } from '../../../src/worker/ca/ca-api.js';
 import { createCaCore } from '../../../src/worker/ca/ca-core.js';
-import { createMemoryCaStorage } from '../../../src/worker/ca/ca-storage.js';
+import { createMemoryCaStorage, type CaStorage } from '../../../src/worker/ca/ca-storage.js';
+import type { RateLimitsConfig } from '../../../src/worker/ca/rate-limits.js';
 import { parseCaConfig, type CaConfig } from '../../../src/worker/config.js';
 
 export interface TestCa extends TrustDomainCaApi {
@@ -20,10 +21,14 @@ export interface TestCa extends TrustDomainCaApi {
   published(): Promise<PublishedKeys>;
 }
 
-/** A CA of `trustDomain` with the test run's CA config (wrangler.toml plus test secrets), `overrides` on top. */
-export function createTestCa(trustDomain: string, clock: Clock, overrides: Partial<CaConfig> = {}): TestCa {
+/**
+ * A CA of `trustDomain` with the test run's CA config (wrangler.toml plus test secrets), `overrides` on top;
+ * over `options.storage` (a new memory one by default; an earlier CA's restarts it), with `options.rateLimits`
+ * (default: the code's defaults).
+ */
+export function createTestCa(trustDomain: string, clock: Clock, overrides: Partial<CaConfig> = {}, options: { storage?: CaStorage; rateLimits?: RateLimitsConfig } = {}): TestCa {
   const config = { ...parseCaConfig({ ...env, TRUST_DOMAIN: trustDomain }), ...overrides };
-  const core = createCaCore({ storage: createMemoryCaStorage(), config, clock });
+  const core = createCaCore({ storage: options.storage ?? createMemoryCaStorage(), config, clock, rateLimits: options.rateLimits });
   let signedX509 = 0;
   let signedJwt = 0;
   const okCount = (results: Result<unknown>[]) => results.filter((r) => r.ok).length;
@@ -35,18 +40,18 @@ export function createTestCa(trustDomain: string, clock: Clock, overrides: Parti
     get signedJwt() {
       return signedJwt;
     },
-    async signX509Svids(requests) {
-      const results = await core.signX509Svids(requests);
+    async signX509Svids(requests, caller) {
+      const results = await core.signX509Svids(requests, caller);
       signedX509 += okCount(results);
       return results;
     },
-    async signJwtSvid(request) {
-      const result = await core.signJwtSvid(request);
+    async signJwtSvid(request, caller) {
+      const result = await core.signJwtSvid(request, caller);
       signedJwt += okCount([result]);
       return result;
     },
-    async signJwtSvids(requests) {
-      const results = await core.signJwtSvids(requests);
+    async signJwtSvids(requests, caller) {
+      const results = await core.signJwtSvids(requests, caller);
       signedJwt += okCount(results);
       return results;
     },
@@ -54,6 +59,7 @@ export function createTestCa(trustDomain: string, clock: Clock, overrides: Parti
     manageAuthority: (request) => core.manageAuthority(request),
     status: () => core.status(),
     getCrls: (revoked) => core.getCrls(revoked),
+    admitAttestation: (source) => core.admitAttestation(source),
     published: async () => unwrap(await core.getPublishedKeys()),
   };
 }
