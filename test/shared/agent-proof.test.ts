@@ -77,7 +77,8 @@ describe('verifyAgentProof accepts', () => {
     const r = await check(await sign({ jti }));
     expect(r).toEqual({
       ok: true,
-      value: { agentId: AGENT_ID, serialNumber: 'a1b2c3', jti, expiresAt: NOW + 60, svidExpiresAt: NOW + 3600 },
+      // svidNotBefore in ms (revocation cutoffs compare it): the test SVID's notBefore is NOW - 60 s
+      value: { agentId: AGENT_ID, serialNumber: 'a1b2c3', jti, expiresAt: NOW + 60, svidExpiresAt: NOW + 3600, svidNotBefore: (NOW - 60) * 1000 },
     });
   });
 
