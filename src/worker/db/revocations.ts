@@ -48,6 +48,8 @@ export interface RevocationStore {
   agentOfSerial(serialNumber: string): Promise<{ spiffeId: string; expiresAt: number } | undefined>;
   /** deletes rows whose SVIDs have all expired; how many */
   prune(now: number): Promise<number>;
+  /** revocation_revision as agent-auth reads it (agent-requests.ts): for callers outside an agent request */
+  revision(): Promise<string>;
 }
 
 export function createRevocationStore(d1: D1Database): RevocationStore {
@@ -56,6 +58,10 @@ export function createRevocationStore(d1: D1Database): RevocationStore {
     return rows.flatMap((r) => (r.results as unknown as Row[]).map(rowToRevocation));
   }
   return {
+    async revision() {
+      const row = await d1.prepare('SELECT revision FROM revocation_revision WHERE id = 1').first<{ revision: number }>();
+      return String(row?.revision ?? 0);
+    },
     async revokeSerials(items, reason, now) {
       if (items.length === 0) return [];
       await d1.batch([...items.map((i) => d1.prepare(INSERT_SERIAL).bind(i.serialNumber, i.spiffeId, i.expiresAt, now, reason)), d1.prepare(BUMP)]);

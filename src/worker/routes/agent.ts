@@ -258,7 +258,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     const keys = await readPublishedKeys(deps.ca());
     const registryRevision = c.var.revisions.registry;
     const federationRevision = deps.federation ? c.var.revisions.federation : '0';
-    const revocationRevision = deps.revocations ? `${c.var.revisions.revocation}-${crlEpoch(agentId, nowSeconds())}` : '0';
+    const revocationRevision = deps.revocations ? revocationPart(c.var.revisions.revocation, agentId, nowSeconds()) : '0';
     const revision = `${registryRevision}.${federationRevision}.${revocationRevision}`;
     const [knownRegistry, knownFederation, knownRevocation] = typeof known === 'string' ? known.split('.') : [];
     const response: SyncResponse = { revision };
@@ -344,6 +344,11 @@ function crlEpoch(agentId: string, now: number): number {
   let h = 0;
   for (let i = 0; i < agentId.length; i++) h = (h * 31 + agentId.charCodeAt(i)) >>> 0;
   return Math.floor((now + (h % period)) / period);
+}
+
+/** The revocation part of an agent's sync revision: "<revocation_revision>-<CRL epoch>". */
+export function revocationPart(revocationRevision: string, agentId: string, now: number): string {
+  return `${revocationRevision}-${crlEpoch(agentId, now)}`;
 }
 
 /**

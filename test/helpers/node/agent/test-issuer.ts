@@ -15,6 +15,7 @@ import type { SpiffeBundleJson } from '../../../../src/shared/spiffe/bundle.js';
 import type { SpiffeId } from '../../../../src/shared/spiffe/id.js';
 import { uriSans } from '../der.js';
 import { startInProcessIssuer, type InProcessIssuer, type InProcessIssuerOptions } from '../in-process-issuer.js';
+import { revocationPart } from '../../../../src/worker/routes/agent.js';
 
 /** An agent-API call as the issuer saw it. */
 export interface AgentCall {
@@ -100,8 +101,11 @@ export async function startAgentTestIssuer(options: InProcessIssuerOptions): Pro
       return keys.filter((k) => k.use === 'x509-svid').map((k) => new Uint8Array(Buffer.from((k.x5c as string[])[0]!, 'base64')));
     },
     async revision() {
-      const { entries, federation } = inner.deps.stores;
-      return `${await entries.revision()}.${await federation.revision()}`;
+      // the sync revision of the agent that synced last (the CRL epoch in it depends on the agent ID)
+      const { entries, federation, revocations } = inner.deps.stores;
+      const agentId = issuer.callsTo('/sync').at(-1)?.agentId ?? '';
+      const revocation = revocationPart(await revocations.revision(), agentId, Math.floor(inner.deps.clock() / 1000));
+      return `${await entries.revision()}.${await federation.revision()}.${revocation}`;
     },
     callsTo(route) {
       return inner.transport.calls
