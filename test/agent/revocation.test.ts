@@ -6,11 +6,14 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeCacheFile, loadSvidCacheFile } from '../../src/agent/cache/cache-file.js';
 import { SvidCache, type CacheSnapshot } from '../../src/agent/cache/svid-cache.js';
 import { silentLogger } from '../../src/agent/log.js';
 import { runRotator } from '../../src/agent/rotator.js';
+import { SecretSchema } from '../../src/agent/sds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { buildSecrets, SDS_DEFAULTS } from '../../src/agent/sds/resources.js';
 import { createWorkloadApi } from '../../src/agent/workload-api/handler.js';
 import { normalizeSerialNumber } from '../../src/shared/agent-proof.js';
 import { signerAuthorityIdsOf } from '../../src/shared/ca/authority-id.js';
@@ -127,6 +130,19 @@ describe('agents and per-SVID revocation', () => {
     const at = String(Math.floor(h.clock.now / 1000)); // the harness's clock, not the machine's
     expect(() => openssl('verify', '-attime', at, '-crl_check', '-CAfile', bundlePem, '-CRLfile', crlPem, kit.writePem(revokedLeaf))).toThrow(/certificate revoked/);
     expect(openssl('verify', '-attime', at, '-crl_check', '-CAfile', bundlePem, '-CRLfile', crlPem, kit.writePem(freshLeaf))).toMatch(/OK/);
+
+    // SDS: a plain trusted_ca context carries the CRLs (PEM, leaf only); the SPIFFE validator's carries none
+    const view = { svids: h.cache.x509SvidsFor([UID]), own: h.cache.bundles().own, federated: [], ownCrls: h.cache.crls() };
+    const plain = anyUnpack(buildSecrets(view, ['ROOTCA'], SDS_DEFAULTS, false)[0]!, SecretSchema)!;
+    if (plain.type.case !== 'validationContext') throw new Error('not a validation context');
+    expect(plain.type.value.onlyVerifyLeafCertCrl).toBe(true);
+    const crlSource = plain.type.value.crl?.specifier;
+    expect(crlSource?.case).toBe('inlineBytes');
+    const envoyCrlPem = kit.writePem(new Uint8Array(0), 'UNUSED');
+    writeFileSync(envoyCrlPem, crlSource!.value as Uint8Array);
+    expect(() => openssl('verify', '-attime', at, '-crl_check', '-CAfile', bundlePem, '-CRLfile', envoyCrlPem, kit.writePem(revokedLeaf))).toThrow(/certificate revoked/);
+    const spiffe = anyUnpack(buildSecrets(view, ['ROOTCA'], SDS_DEFAULTS, true)[0]!, SecretSchema)!;
+    expect(spiffe.type.case === 'validationContext' && spiffe.type.value.crl).toBeFalsy();
   });
 
   it('by SPIFFE ID: every SVID of the ID issued until then is dropped; one signed in the cutoff second is not served either', async () => {
