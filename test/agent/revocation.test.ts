@@ -170,6 +170,31 @@ describe('agents and per-SVID revocation', () => {
     expect(serials().get('spiffe://example.org/web')).toBeDefined();
   });
 
+  it("the agent's own SVID revoked: the issuer refuses it (ERR_SVID_REVOKED) and the agent re-attests", async () => {
+    await round();
+    await revoke({ serialNumber: serialOf(h.identity.current()!.certChain[0]!) });
+    // a join token is single use: the re-attestation the refusal triggers needs a new one
+    await expect(round()).rejects.toMatchObject({ code: 'ERR_JOIN_TOKEN_INVALID' });
+    expect(h.issuer.callsTo('/sync').at(-1)!.status).toBe(401);
+
+    // an attestor that can attest again (a cloud attestor; here a fresh join token each time)
+    const fresh: { issuer?: Harness['issuer'] } = {};
+    const g = await createHarness({ attestor: (first) => {
+      const tokens = [first];
+      return { type: 'join_token', singleUse: false, payload: async () => ({ token: tokens.shift() ?? (await fresh.issuer!.createJoinToken()) }), describe: () => ({ attestor: 'join_token' }) };
+    } });
+    fresh.issuer = g.issuer;
+    await g.identity.start();
+    const before = serialOf(g.identity.current()!.certChain[0]!);
+    await g.issuer.admin('POST', '/revocations', { serialNumber: before });
+    const controller = new AbortController();
+    await runRotator({ identity: g.identity, cache: g.cache, client: g.client, dataDir: g.dataDir, clock: g.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => controller.abort() }, controller.signal);
+    expect(g.issuer.callsTo('/attest')).toHaveLength(2);
+    const after = serialOf(g.identity.current()!.certChain[0]!);
+    expect(after).not.toBe(before);
+    expect((await g.client.sync({})).revision).toBeTypeOf('string'); // the new agent SVID is accepted
+  });
+
   it('a restarted agent re-applies the revocations and the taint its cache file holds before it serves', async () => {
     await round();
     const before = h.cache.snapshot();
