@@ -19,6 +19,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
+import { normalizeSerialNumber } from '../shared/agent-proof.js';
 
 export type { KeyObject };
 export type CryptoKey = webcrypto.CryptoKey;
@@ -71,6 +72,12 @@ export interface CertificateInfo {
   spiffeId: string | undefined;
 }
 
+/** `CertificateInfo` and the serial, of an SVID the agent holds (revocation by serial). */
+export interface SvidCertificateInfo extends CertificateInfo {
+  /** lowercase hex without leading zeros (`normalizeSerialNumber`), as revocations name it */
+  serialNumber: string;
+}
+
 /**
  * Validity and URI SAN of a DER certificate, read by node:crypto (OpenSSL). @peculiar/x509's parser took
  * ~1 ms and a few hundred objects per certificate, the larger part of issuing 1,000 SVIDs. Throws on a
@@ -91,16 +98,28 @@ export function exportSpki(publicKey: KeyObject): Uint8Array {
  * holds an OpenSSL EVP_PKEY of a few KB outside the V8 heap until its wrapper is collected.
  */
 export function certificateInfoForSpki(der: Uint8Array, spki: Uint8Array): CertificateInfo | undefined {
-  return infoIfKeyMatches(der, (cert) => cert.publicKey.equals(createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' })));
+  return infoIfKeyMatches(der, spkiMatches(spki), infoOf);
+}
+
+/** `certificateInfoForSpki` with the serial (one parse), for an SVID the agent will hold. */
+export function svidInfoForSpki(der: Uint8Array, spki: Uint8Array): SvidCertificateInfo | undefined {
+  return infoIfKeyMatches(der, spkiMatches(spki), svidInfoOf);
 }
 
 /** `certificateInfo(der)` when the certificate's public key is the public half of `privateKey`, else undefined (also when unreadable). */
 export function matchingCertificateInfo(der: Uint8Array, privateKey: KeyObject): CertificateInfo | undefined {
-  return infoIfKeyMatches(der, (cert) => cert.checkPrivateKey(privateKey));
+  return infoIfKeyMatches(der, (cert) => cert.checkPrivateKey(privateKey), infoOf);
 }
 
-/** `certificateInfo(der)` when `keyMatches(cert)`; undefined when it does not, or when parsing or the check throws. */
-function infoIfKeyMatches(der: Uint8Array, keyMatches: (cert: X509Certificate) => boolean): CertificateInfo | undefined {
+/** `matchingCertificateInfo` with the serial (one parse), for an SVID the agent will hold. */
+export function matchingSvidInfo(der: Uint8Array, privateKey: KeyObject): SvidCertificateInfo | undefined {
+  return infoIfKeyMatches(der, (cert) => cert.checkPrivateKey(privateKey), svidInfoOf);
+}
+
+const spkiMatches = (spki: Uint8Array) => (cert: X509Certificate) => cert.publicKey.equals(createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' }));
+
+/** `read(cert)` when `keyMatches(cert)`; undefined when it does not, or when parsing or the check throws. */
+function infoIfKeyMatches<T>(der: Uint8Array, keyMatches: (cert: X509Certificate) => boolean, read: (cert: X509Certificate) => T): T | undefined {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(der);
@@ -108,11 +127,15 @@ function infoIfKeyMatches(der: Uint8Array, keyMatches: (cert: X509Certificate) =
   } catch {
     return undefined;
   }
-  return infoOf(cert);
+  return read(cert);
 }
 
 function infoOf(cert: X509Certificate): CertificateInfo {
   return { notBefore: opensslTime(cert.validFrom), notAfter: opensslTime(cert.validTo), spiffeId: uriSan(cert.subjectAltName) };
+}
+
+function svidInfoOf(cert: X509Certificate): SvidCertificateInfo {
+  return { ...infoOf(cert), serialNumber: normalizeSerialNumber(cert.serialNumber) };
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

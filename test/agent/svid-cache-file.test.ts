@@ -169,7 +169,7 @@ describe('workload SVID cache file', () => {
     const entries = Array.from({ length: 300 }, (_, i) =>
       makeEntry({ id: `e-${i}`, spiffeId: `spiffe://example.org/w/${i}` as SpiffeId, parentId: 'spiffe://example.org/spire/agent/join_token/t' as SpiffeId, selectors: [UID], revisionNumber: 1, createdAt: 1 }),
     );
-    const svids = entries.slice(0, 250).map((e, i) => ({ entryId: e.id, spiffeId: e.spiffeId, entryRevision: 1, certChain: [new Uint8Array(600).fill(i)], privateKey: new Uint8Array(138).fill(i), notBefore: 1, notAfter: 2 }));
+    const svids = entries.slice(0, 250).map((e, i) => ({ entryId: e.id, spiffeId: e.spiffeId, entryRevision: 1, serialNumber: (i + 1).toString(16), certChain: [new Uint8Array(600).fill(i)], privateKey: new Uint8Array(138).fill(i), notBefore: 1, notAfter: 2 }));
     const snap = { revision: 'r1', bundle: { keys: [] }, federatedBundles: {}, entries, svids };
     const parts = [...encodeCacheFileParts(snap, { trustDomain: TRUST_DOMAIN, agentId: 'spiffe://example.org/a' }, 0)];
     expect(parts.length).toBeGreaterThan(4);

@@ -1,7 +1,8 @@
 /**
  * The workload SVID cache on disk (`svid-cache.json` in the data dir, 0600, written atomically): every
  * authorized entry with its X509-SVID chain, PKCS#8 private key and expiry, plus the last sync revision,
- * the trust bundle and the federated bundles. It lets a restarted agent serve unexpired SVIDs before it
+ * the trust bundle and the federated bundles, the last revocations and CRLs and the tainted X.509
+ * authorities (so a restart re-applies them before serving; files without them read as none). It lets a restarted agent serve unexpired SVIDs before it
  * reaches the issuer. It holds workload private keys, so it is as sensitive as the agent's own key.
  *
  * Writes follow the cache's changes, coalesced: the first change arms a timer, changes until it fires
@@ -14,11 +15,11 @@
  * dropped alone (its entry gets a fresh SVID on the first sync).
  * @module
  */
-import type { SpiffeBundleJson } from '../../shared/agent-api.js';
+import type { SpiffeBundleJson, SyncRevocations } from '../../shared/agent-api.js';
 import { fromBase64, toBase64 } from '../../shared/encoding/base64.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { DataDir } from '../data-dir.js';
-import { importPkcs8, matchingCertificateInfo } from '../keys.js';
+import { importPkcs8, matchingSvidInfo } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { CacheSnapshot, SvidCache } from './svid-cache.js';
 
@@ -46,6 +47,9 @@ interface CacheFile {
   revision?: string;
   bundle?: SpiffeBundleJson;
   federatedBundles: Record<string, SpiffeBundleJson>;
+  /** absent in files of older agents: none (checked when the cache restores it) */
+  revocations?: SyncRevocations;
+  taintedX509?: string[];
   entries: Array<{ entry: Entry; svid?: FileSvid }>;
 }
 
@@ -78,6 +82,8 @@ export function* encodeCacheFileParts(snap: CacheSnapshot, owner: CacheFileOwner
     ...(snap.revision !== undefined ? { revision: snap.revision } : {}),
     ...(snap.bundle ? { bundle: snap.bundle } : {}),
     federatedBundles: snap.federatedBundles,
+    ...(snap.revocations ? { revocations: snap.revocations } : {}),
+    ...(snap.taintedX509 ? { taintedX509: snap.taintedX509 } : {}),
   };
   // `entries` goes last, as JSON.stringify of the whole CacheFile would put it
   let part = `${JSON.stringify(head).slice(0, -1)},"entries":[`;
@@ -119,11 +125,15 @@ export async function decodeCacheFile(text: string, expected: { trustDomain: str
   if (raw.bundle !== undefined && !isBundle(raw.bundle)) throw new Error('bundle is malformed');
   if (!isObject(raw.federatedBundles) || !Object.values(raw.federatedBundles).every(isBundle)) throw new Error('federatedBundles is malformed');
   if (!Array.isArray(raw.entries)) throw new Error('entries is not an array');
+  if (raw.revocations !== undefined && !isObject(raw.revocations)) throw new Error('revocations is malformed');
+  if (raw.taintedX509 !== undefined && !isStrArray(raw.taintedX509)) throw new Error('taintedX509 is malformed');
 
   const snapshot: CacheSnapshot = {
     ...(raw.revision !== undefined ? { revision: raw.revision } : {}),
     ...(raw.bundle !== undefined ? { bundle: raw.bundle as SpiffeBundleJson } : {}),
     federatedBundles: raw.federatedBundles as Record<string, SpiffeBundleJson>,
+    ...(raw.revocations !== undefined ? { revocations: raw.revocations as unknown as SyncRevocations } : {}),
+    ...(raw.taintedX509 !== undefined ? { taintedX509: raw.taintedX509 } : {}),
     entries: [],
     svids: [],
   };
@@ -144,14 +154,14 @@ export async function decodeCacheFile(text: string, expected: { trustDomain: str
 }
 
 /** The SVID with validity taken from the certificate itself, or undefined if it is unusable. */
-function checkedSvid(s: FileSvid): { spiffeId: string | undefined; held: Pick<CacheSnapshot['svids'][number], 'certChain' | 'privateKey' | 'notBefore' | 'notAfter'> } | undefined {
+function checkedSvid(s: FileSvid): { spiffeId: string | undefined; held: Pick<CacheSnapshot['svids'][number], 'certChain' | 'privateKey' | 'notBefore' | 'notAfter' | 'serialNumber'> } | undefined {
   try {
     const certChain = s.certChain.map((c) => fromBase64(c));
     const privateKey = fromBase64(s.privateKey);
     const leaf = certChain[0];
-    const info = leaf ? matchingCertificateInfo(leaf, importPkcs8(privateKey)) : undefined;
+    const info = leaf ? matchingSvidInfo(leaf, importPkcs8(privateKey)) : undefined;
     if (!info) return undefined;
-    return { spiffeId: info.spiffeId, held: { certChain, privateKey, notBefore: info.notBefore, notAfter: info.notAfter } };
+    return { spiffeId: info.spiffeId, held: { certChain, privateKey, notBefore: info.notBefore, notAfter: info.notAfter, serialNumber: info.serialNumber } };
   } catch {
     return undefined;
   }
@@ -168,7 +178,7 @@ export async function loadSvidCacheFile(deps: {
   trustDomain: string;
   agentId: string;
   log: Logger;
-}): Promise<{ served: number; expired: number } | undefined> {
+}): Promise<{ served: number; expired: number; revoked?: number } | undefined> {
   const { log } = deps;
   let text: string | undefined;
   try {
@@ -194,7 +204,7 @@ export async function loadSvidCacheFile(deps: {
     deps.cache.markReady();
     deps.cache.notify();
   }
-  log.info({ [LOG_FIELDS.COUNT]: res.served, expired: res.expired, [LOG_FIELDS.REVISION]: decoded.snapshot.revision }, 'loaded cached X509-SVIDs');
+  log.info({ [LOG_FIELDS.COUNT]: res.served, expired: res.expired, revoked: res.revoked, [LOG_FIELDS.REVISION]: decoded.snapshot.revision }, 'loaded cached X509-SVIDs');
   return res;
 }
 

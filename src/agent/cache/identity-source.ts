@@ -53,6 +53,8 @@ export interface IdentitySource {
   /** SPIFFE IDs (with entry ids) the workload with `selectors` may hold, whether or not an X509-SVID is cached */
   identitiesFor(selectors: Selector[]): Array<{ entryId: string; spiffeId: string; hint: string; federatesWith: string[] }>;
   bundles(): BundleSet;
+  /** the own trust domain's CRLs, DER (X509SVIDResponse.crl); the same array until they change: do not modify */
+  crls(): Uint8Array[];
   /** calls `listener` after any change (SVID renewed, entry added/removed, bundle changed); returns unsubscribe */
   subscribe(listener: () => void): () => void;
   /** mints (or returns a cached, still fresh) JWT-SVID for an entry the caller holds */

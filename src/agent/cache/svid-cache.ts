@@ -4,11 +4,13 @@
  * the Workload API; the sync loop (sync.ts, rotator.ts) pushes into it. It notifies subscribers after
  * every change. `snapshot()` and `restore()` let cache-file.ts persist it in the data dir (workload keys
  * included) so a restarted agent serves unexpired SVIDs before it reaches the issuer; `onStateChange`
- * tells the persister when there is something new to write. Over 400 lines: the cache's state and the
- * sync's changes to it (entries, bundles, taint) are one concept; the JWT side is already split out.
+ * tells the persister when there is something new to write. A revoked SVID (revocations.ts, the shared
+ * rule) is dropped at once, never served, and re-signed in the same round; a restored cache re-applies the
+ * persisted revocations and taint before it serves. Over 400 lines: the cache's state and the sync's
+ * changes to it (entries, bundles, taint, revocations) are one concept; the JWT side is already split out.
  * @module
  */
-import type { SpiffeBundleJson, SyncResponse, X509SvidWire } from '../../shared/agent-api.js';
+import type { SpiffeBundleJson, SyncResponse, SyncRevocations, X509SvidWire } from '../../shared/agent-api.js';
 import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
 import type { Entry } from '../../shared/registry/entry.js';
@@ -20,6 +22,7 @@ import { LOG_FIELDS, type Logger } from '../log.js';
 import { shouldRotate } from '../rotation-policy.js';
 import { JwtSvidCache } from './jwt-svid-cache.js';
 import { bundleFromJson, bundleSequenceOf, emptyBundle } from './bundle-view.js';
+import { NO_REVOCATIONS, readRevocations, type HeldRevocations } from './revocations.js';
 import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from './identity-source.js';
 
 /** Most selector sets whose matching entries are memoized (distinct callers' selector sets). */
@@ -28,6 +31,8 @@ const WORKLOAD_MATCH_MEMO_MAX = 1024;
 /** An X509-SVID held for an entry, with what rotation needs. */
 interface HeldSvid {
   svid: WorkloadX509Svid;
+  /** the leaf's, normalized (revocation by serial) */
+  serialNumber: string;
   /** ms */
   notBefore: number;
   notAfter: number;
@@ -44,12 +49,18 @@ export interface CacheSnapshot {
   revision?: string;
   bundle?: SpiffeBundleJson;
   federatedBundles: Record<string, SpiffeBundleJson>;
+  /** the last revocations received (absent in older files: none) */
+  revocations?: SyncRevocations;
+  /** authority IDs of the own bundle's tainted X.509 authorities (absent in older files: none) */
+  taintedX509?: string[];
   /** every authorized entry, with or without an SVID: the revision stands for all of them */
   entries: Entry[];
   svids: Array<{
     entryId: string;
     spiffeId: string;
     entryRevision: number;
+    /** the leaf's, normalized */
+    serialNumber: string;
     /** leaf first, DER */
     certChain: Uint8Array[];
     /** PKCS#8 DER */
@@ -64,6 +75,8 @@ export interface CacheSnapshot {
 export interface IssuedSvid {
   entryId: string;
   wire: X509SvidWire;
+  /** the leaf's, normalized */
+  serialNumber: string;
   certChain: Uint8Array[];
   privateKey: Uint8Array;
   notBefore: number;
@@ -96,6 +109,7 @@ export class SvidCache implements IdentitySource {
   #federatedJson = new Map<string, SpiffeBundleJson>();
   /** authority IDs of the own bundle's tainted X.509 authorities (the last sync that sent the bundle) */
   #taintedX509 = new Set<string>();
+  #revocations: HeldRevocations = NO_REVOCATIONS;
   #stateListeners = new Set<() => void>();
   #listeners = new Set<() => void>();
   readonly #jwts: JwtSvidCache;
@@ -129,6 +143,10 @@ export class SvidCache implements IdentitySource {
 
   bundles(): BundleSet {
     return { own: this.#bundle, federated: new Map(this.#federated) };
+  }
+
+  crls(): Uint8Array[] {
+    return this.#revocations.crls;
   }
 
   subscribe(listener: () => void): () => void {
@@ -180,7 +198,7 @@ export class SvidCache implements IdentitySource {
   }
 
   /** applies a /sync response; returns what changed (the caller notifies once per tick) */
-  async applySync(res: SyncResponse): Promise<{ entries: boolean; bundle: boolean }> {
+  async applySync(res: SyncResponse): Promise<{ entries: boolean; bundle: boolean; revocations: boolean }> {
     let entriesChanged = false;
     if (res.entries) {
       const next = new Map(res.entries.map((e) => [e.id, e]));
@@ -201,6 +219,7 @@ export class SvidCache implements IdentitySource {
     if (typeof res.revision === 'string') this.#revision = res.revision;
     const bundleChanged = res.bundle ? await this.setBundle(res.bundle) : false;
     if (res.taintedAuthorities) this.#applyTaint(res.taintedAuthorities);
+    const revocationsChanged = res.revocations !== undefined && this.#applyRevocations(res.revocations);
     let federatedChanged = false;
     if (res.federatedBundles) {
       const next = new Map<string, TrustDomainBundle>();
@@ -221,8 +240,8 @@ export class SvidCache implements IdentitySource {
       this.#federated = next;
       this.#federatedJson = nextJson;
     }
-    if (entriesChanged || revisionChanged || federatedChanged) this.#stateChanged();
-    return { entries: entriesChanged, bundle: bundleChanged || federatedChanged };
+    if (entriesChanged || revisionChanged || federatedChanged || revocationsChanged) this.#stateChanged();
+    return { entries: entriesChanged, bundle: bundleChanged || federatedChanged, revocations: revocationsChanged };
   }
 
   /** entries that need an X509-SVID now: none held, entry updated, or rotation due */
@@ -262,6 +281,11 @@ export class SvidCache implements IdentitySource {
     for (const s of issued) {
       const entry = this.#entries.get(s.entryId);
       if (!entry) continue;
+      if (this.#revocations.index.isRevoked({ serialNumber: s.serialNumber, spiffeId: s.wire.spiffeId, notBeforeMs: s.notBefore })) {
+        // a SPIFFE ID cutoff covers SVIDs issued in its own second too: this one is signed again next round
+        this.#opts.log.warn({ [LOG_FIELDS.ENTRY_ID]: entry.id, [LOG_FIELDS.SPIFFE_ID]: s.wire.spiffeId }, 'fresh X509-SVID is already revoked; not served, signed again at the next sync');
+        continue;
+      }
       this.#svids.set(entry.id, {
         svid: {
           entryId: entry.id,
@@ -272,6 +296,7 @@ export class SvidCache implements IdentitySource {
           hint: entry.hint,
           federatesWith: [...entry.federatesWith],
         },
+        serialNumber: s.serialNumber,
         notBefore: s.notBefore,
         notAfter: s.notAfter,
         jitter: this.#random(),
@@ -304,11 +329,14 @@ export class SvidCache implements IdentitySource {
       ...(this.#revision !== undefined ? { revision: this.#revision } : {}),
       ...(this.#bundleJson ? { bundle: this.#bundleJson } : {}),
       federatedBundles: Object.fromEntries(this.#federatedJson),
+      revocations: this.#revocations.wire,
+      taintedX509: [...this.#taintedX509],
       entries: [...this.#entries.values()],
       svids: [...this.#svids.values()].map((h) => ({
         entryId: h.svid.entryId,
         spiffeId: h.svid.spiffeId,
         entryRevision: h.entryRevision,
+        serialNumber: h.serialNumber,
         certChain: h.svid.certChain,
         privateKey: h.svid.privateKey,
         notBefore: h.notBefore,
@@ -321,9 +349,11 @@ export class SvidCache implements IdentitySource {
    * Loads a persisted snapshot before the first sync (the cache must be empty but for a bundle): entries,
    * revision, federated bundles, and the SVIDs not yet expired. The snapshot's bundle is taken unless the
    * one already set has a later sequence. SVIDs whose entry is missing or now names another SPIFFE ID are
-   * dropped too. The caller decides readiness.
+   * dropped too, and so are those the persisted revocations revoke or a persisted tainted authority signed
+   * (the sync that brought them is not repeated; they are signed anew at the first sync). The caller
+   * decides readiness.
    */
-  async restore(snap: CacheSnapshot): Promise<{ served: number; expired: number }> {
+  async restore(snap: CacheSnapshot): Promise<{ served: number; expired: number; revoked?: number }> {
     if (this.#entries.size > 0 || this.#svids.size > 0) throw new TypeError('restore() into a cache that already holds entries');
     const now = this.#opts.clock();
     if (snap.bundle) {
@@ -341,16 +371,24 @@ export class SvidCache implements IdentitySource {
     }
     this.#entries = new Map(snap.entries.map((e) => [e.id, e]));
     if (snap.revision !== undefined) this.#revision = snap.revision;
+    if (snap.taintedX509) this.#taintedX509 = new Set(snap.taintedX509.map((id) => id.toLowerCase()));
+    if (snap.revocations) this.#applyRevocations(snap.revocations);
     let served = 0;
     let expired = 0;
+    let revoked = 0;
     for (const s of snap.svids) {
       const entry = this.#entries.get(s.entryId);
       if (!entry || entry.spiffeId !== s.spiffeId || now >= s.notAfter) {
         expired++;
         continue;
       }
+      if (this.#revocations.index.isRevoked({ serialNumber: s.serialNumber, spiffeId: s.spiffeId, notBeforeMs: s.notBefore }) || chainSignedByAny(s.certChain, this.#taintedX509)) {
+        revoked++;
+        continue;
+      }
       this.#svids.set(entry.id, {
         svid: { entryId: entry.id, spiffeId: s.spiffeId, certChain: s.certChain, privateKey: s.privateKey, expiresAt: Math.floor(s.notAfter / 1000), hint: entry.hint, federatesWith: [...entry.federatesWith] },
+        serialNumber: s.serialNumber,
         notBefore: s.notBefore,
         notAfter: s.notAfter,
         jitter: this.#random(),
@@ -358,8 +396,9 @@ export class SvidCache implements IdentitySource {
       });
       served++;
     }
-    if (expired > 0) this.#stateChanged();
-    return { served, expired };
+    if (revoked > 0) this.#opts.log.warn({ [LOG_FIELDS.COUNT]: revoked }, 'cached X509-SVIDs revoked or signed by a tainted authority; not served, signed anew at the first sync');
+    if (expired + revoked > 0) this.#stateChanged();
+    return { served, expired, ...(revoked > 0 ? { revoked } : {}) };
   }
 
   /** calls `listener` (synchronously) after any change worth persisting; returns unsubscribe */
@@ -431,6 +470,31 @@ export class SvidCache implements IdentitySource {
     const marked = this.renewMatching((svid) => chainSignedByAny(svid.certChain, this.#taintedX509));
     const dropped = this.#jwts.dropSignedBy(new Set(Array.isArray(tainted.jwt) ? tainted.jwt : []));
     if (marked + dropped > 0) this.#opts.log.warn({ [LOG_FIELDS.COUNT]: marked + dropped }, 'SVIDs signed by a tainted authority: replacing them now');
+  }
+
+  /**
+   * Takes a sync's (or the cache file's) revocations and drops at once every held X509-SVID they revoke:
+   * none is served from here on, and the next signing pass (this round) replaces it. A malformed set is
+   * logged and ignored (the last good one stays). True if the set was taken.
+   */
+  #applyRevocations(wire: unknown): boolean {
+    let next: HeldRevocations;
+    try {
+      next = readRevocations(wire);
+    } catch (e) {
+      this.#opts.log.error(`ignored malformed revocations: ${(e as Error).message}`);
+      return false;
+    }
+    this.#revocations = next;
+    let dropped = 0;
+    for (const [id, held] of this.#svids) {
+      if (!next.index.isRevoked({ serialNumber: held.serialNumber, spiffeId: held.svid.spiffeId, notBeforeMs: held.notBefore })) continue;
+      this.#svids.delete(id);
+      dropped++;
+      this.#opts.log.warn({ [LOG_FIELDS.ENTRY_ID]: id, [LOG_FIELDS.SPIFFE_ID]: held.svid.spiffeId }, 'X509-SVID revoked; no longer served, replacing it now');
+    }
+    this.#opts.log.info({ [LOG_FIELDS.COUNT]: next.wire.serials.length + next.wire.spiffeIds.length, crls: next.crls.length, dropped }, 'revocations updated');
+    return true;
   }
 
   #dropEntry(id: string, entry: Entry, why: string): void {

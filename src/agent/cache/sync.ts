@@ -9,7 +9,7 @@ import type { Clock } from '../../shared/clock.js';
 import { decodeBase64, toBase64 } from '../../shared/encoding/base64.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
-import { certificateInfoForSpki, createCsr, exportPkcs8, exportSpki, generateKeyPair } from '../keys.js';
+import { svidInfoForSpki, createCsr, exportPkcs8, exportSpki, generateKeyPair } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { IssuedSvid, SvidCache } from './svid-cache.js';
 
@@ -49,13 +49,13 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncOutcome> {
   }
   const expired = cache.dropExpired(clock());
   cache.markReady();
-  if (changed.entries || changed.bundle || issued > 0 || expired) cache.notify();
+  if (changed.entries || changed.bundle || changed.revocations || issued > 0 || expired) cache.notify();
   if (failure) throw failure;
   return { entriesChanged: changed.entries, bundleChanged: changed.bundle, issued };
 }
 
 async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
-  // the keys wait for their certificates as bytes, not as KeyObjects (keys.ts certificateInfoForSpki)
+  // the keys wait for their certificates as bytes, not as KeyObjects (keys.ts svidInfoForSpki)
   const keys = new Map<string, { pkcs8: Uint8Array; spki: Uint8Array }>();
   const requests: Array<{ entryId: string; csr: string }> = [];
   for (const entry of entries) {
@@ -71,12 +71,12 @@ async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
     // a certificate that is not base64 makes the whole chain unusable (logged below like a mismatch)
     const certChain = decoded.every((d) => d !== undefined) ? (decoded as Uint8Array[]) : [];
     const leaf = certChain[0];
-    const info = key && leaf ? certificateInfoForSpki(leaf, key.spki) : undefined;
+    const info = key && leaf ? svidInfoForSpki(leaf, key.spki) : undefined;
     if (!key || !info) {
       deps.log.error({ [LOG_FIELDS.ENTRY_ID]: entryId }, 'issuer returned an X509-SVID that does not match the request; ignored');
       continue;
     }
-    issued.push({ entryId, wire: svid, certChain, privateKey: key.pkcs8, notBefore: info.notBefore, notAfter: info.notAfter });
+    issued.push({ entryId, wire: svid, serialNumber: info.serialNumber, certChain, privateKey: key.pkcs8, notBefore: info.notBefore, notAfter: info.notAfter });
     deps.log.info({ [LOG_FIELDS.ENTRY_ID]: entryId, [LOG_FIELDS.SPIFFE_ID]: svid.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(info.notAfter).toISOString() }, 'X509-SVID issued');
   }
   const missing = entries.length - issued.length;

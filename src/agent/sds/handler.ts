@@ -88,7 +88,7 @@ export function createSds(deps: SdsDeps): SdsImpl {
       .filter((td) => td !== bundles.own.trustDomain)
       .sort()
       .flatMap((td) => bundles.federated.get(td) ?? []);
-    return { svids, own: bundles.own, federated };
+    return { svids, own: bundles.own, federated, ownCrls: source.crls() };
   }
 
   function respond(request: DiscoveryRequest, view: WorkloadSnapshot, versionInfo: string, nonce: string): Response {

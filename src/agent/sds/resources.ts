@@ -10,6 +10,10 @@
  * Validation contexts carry Envoy's SPIFFE certificate validator (`envoy.tls.cert_validator.spiffe`, trust
  * domain → bundle) unless it is disabled (config, or `disable_spiffe_cert_validation` in Envoy's node
  * metadata, or an Envoy older than 1.18); then plain `trusted_ca` PEM, and `ALL` cannot be served.
+ * The own trust domain's CRLs (docs/revocation.md) go into a plain `trusted_ca` context as `crl`, leaf only.
+ * The SPIFFE validator ignores `crl`; CRLs put in its trust bundle would turn on OpenSSL's CRL check of
+ * every certificate of the chain, which fails every chain whose CA certificates have no CRL (an upstream
+ * authority's intermediates) and every chain once a CRL is past nextUpdate: so none is given to it.
  * A name the workload may not have is InvalidArgument, naming every such name, as SPIRE answers.
  * Unlike SPIRE's switch, each name is served independently (SPIRE drops `default` when the first SVID's own
  * ID is asked in the same request, and `ROOTCA`/`ALL` when the trust domain ID is).
@@ -52,9 +56,18 @@ export interface WorkloadSnapshot {
   own: TrustDomainBundle;
   /** sorted by trust domain name */
   federated: TrustDomainBundle[];
+  /** the own trust domain's CRLs, DER (IdentitySource.crls(): the same array until they change) */
+  ownCrls?: readonly Uint8Array[];
 }
 
 const pemCertificates = (ders: readonly Uint8Array[]): Uint8Array => new TextEncoder().encode(ders.map((d) => toPem('CERTIFICATE', d)).join(''));
+/** PEM of each CRL array, made once per array (the cache replaces the array when the CRLs change) */
+const crlPem = new WeakMap<readonly Uint8Array[], Uint8Array>();
+function pemCrls(ders: readonly Uint8Array[]): Uint8Array {
+  let pem = crlPem.get(ders);
+  if (!pem) crlPem.set(ders, (pem = new TextEncoder().encode(ders.map((d) => toPem('X509 CRL', d)).join(''))));
+  return pem;
+}
 type ValidationInit = MessageInitShape<typeof CertificateValidationContextSchema>;
 const inline = (value: Uint8Array) => ({ specifier: { case: 'inlineBytes' as const, value } });
 const idOf = (b: TrustDomainBundle): string => trustDomainId(parseTrustDomain(b.trustDomain));
@@ -86,10 +99,12 @@ function spiffeContext(bundles: readonly TrustDomainBundle[]): ValidationInit {
   return { customValidatorConfig: { name: SPIFFE_VALIDATOR_NAME, typedConfig: anyPack(SPIFFECertValidatorConfigSchema, config) } };
 }
 
-function validationSecret(name: string, bundles: readonly TrustDomainBundle[], spiffe: boolean, several = false): Secret {
+function validationSecret(name: string, bundles: readonly TrustDomainBundle[], spiffe: boolean, several = false, crls: readonly Uint8Array[] = []): Secret {
   let context: ValidationInit;
   if (spiffe) context = spiffeContext(bundles);
-  else if (!several) context = { trustedCa: inline(pemCertificates(bundles[0]!.x509Authorities)) };
+  else if (!several) {
+    context = { trustedCa: inline(pemCertificates(bundles[0]!.x509Authorities)), ...(crls.length > 0 ? { crl: inline(pemCrls(crls)), onlyVerifyLeafCertCrl: true } : {}) };
+  }
   // one trusted_ca for several trust domains would let any of their CAs vouch for any SPIFFE ID (SPIRE refuses too)
   else throw new WispError('ERR_INTERNAL', `"${name}" needs the SPIFFE certificate validator (Envoy 1.18+, not disabled)`);
   return create(SecretSchema, { name, type: { case: 'validationContext', value: context } });
@@ -119,8 +134,9 @@ export function buildSecrets(snapshot: WorkloadSnapshot, resourceNames: readonly
   const take = (name: string): boolean => all || wanted.delete(name);
 
   const ownId = idOf(snapshot.own);
-  if (take(ownId)) secrets.push(validationSecret(ownId, [snapshot.own], spiffe));
-  if (!all && wanted.delete(config.defaultBundleName)) secrets.push(validationSecret(config.defaultBundleName, [snapshot.own], spiffe));
+  const ownCrls = snapshot.ownCrls ?? [];
+  if (take(ownId)) secrets.push(validationSecret(ownId, [snapshot.own], spiffe, false, ownCrls));
+  if (!all && wanted.delete(config.defaultBundleName)) secrets.push(validationSecret(config.defaultBundleName, [snapshot.own], spiffe, false, ownCrls));
   if (!all && wanted.delete(config.defaultAllBundlesName)) {
     secrets.push(validationSecret(config.defaultAllBundlesName, [snapshot.own, ...snapshot.federated], spiffe, true));
   }

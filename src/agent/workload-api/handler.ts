@@ -235,6 +235,8 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
         hint: s.hint,
       })),
       federatedBundles: Object.fromEntries(federated.map((b) => [bundleKey(b), concatBytes(b.x509Authorities)])),
+      // decoded once per change of the revocations (cache/revocations.ts), not per call
+      crl: source.crls(),
     };
   }
 
@@ -250,7 +252,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       yield* watch(X509BundlesResponseSchema, ctx, () => {
         const identities = verifierIdentities(selectors);
         const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
-        return { bundles: Object.fromEntries(bundles.map((b) => [bundleKey(b), concatBytes(b.x509Authorities)])) };
+        return { crl: source.crls(), bundles: Object.fromEntries(bundles.map((b) => [bundleKey(b), concatBytes(b.x509Authorities)])) };
       });
     },
 

@@ -66,6 +66,12 @@ export class MemoryIdentitySource implements IdentitySource {
     return { own: this.own.bundle, federated: new Map(this.federated.map((td) => [td.name, td.bundle])) };
   }
 
+  /** DER CRLs served in X509SVIDResponse.crl; set by the test */
+  crlList: Uint8Array[] = [];
+  crls(): Uint8Array[] {
+    return this.crlList;
+  }
+
   subscribe(listener: () => void): () => void {
     const wrapped = () => listener();
     this.listeners.add(wrapped);

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file envoy/extensions/transport_sockets/tls/v3/common.proto.
  */
 export const file_envoy_extensions_transport_sockets_tls_v3_common: GenFile = /*@__PURE__*/
-  fileDesc("CjZlbnZveS9leHRlbnNpb25zL3RyYW5zcG9ydF9zb2NrZXRzL3Rscy92My9jb21tb24ucHJvdG8SKWVudm95LmV4dGVuc2lvbnMudHJhbnNwb3J0X3NvY2tldHMudGxzLnYzIoQBCg5UbHNDZXJ0aWZpY2F0ZRI7ChFjZXJ0aWZpY2F0ZV9jaGFpbhgBIAEoCzIgLmVudm95LmNvbmZpZy5jb3JlLnYzLkRhdGFTb3VyY2USNQoLcHJpdmF0ZV9rZXkYAiABKAsyIC5lbnZveS5jb25maWcuY29yZS52My5EYXRhU291cmNlIqEBChxDZXJ0aWZpY2F0ZVZhbGlkYXRpb25Db250ZXh0EjQKCnRydXN0ZWRfY2EYASABKAsyIC5lbnZveS5jb25maWcuY29yZS52My5EYXRhU291cmNlEksKF2N1c3RvbV92YWxpZGF0b3JfY29uZmlnGAwgASgLMiouZW52b3kuY29uZmlnLmNvcmUudjMuVHlwZWRFeHRlbnNpb25Db25maWdiBnByb3RvMw", [file_envoy_config_core_v3_base, file_envoy_config_core_v3_extension]);
+  fileDesc("CjZlbnZveS9leHRlbnNpb25zL3RyYW5zcG9ydF9zb2NrZXRzL3Rscy92My9jb21tb24ucHJvdG8SKWVudm95LmV4dGVuc2lvbnMudHJhbnNwb3J0X3NvY2tldHMudGxzLnYzIoQBCg5UbHNDZXJ0aWZpY2F0ZRI7ChFjZXJ0aWZpY2F0ZV9jaGFpbhgBIAEoCzIgLmVudm95LmNvbmZpZy5jb3JlLnYzLkRhdGFTb3VyY2USNQoLcHJpdmF0ZV9rZXkYAiABKAsyIC5lbnZveS5jb25maWcuY29yZS52My5EYXRhU291cmNlIvMBChxDZXJ0aWZpY2F0ZVZhbGlkYXRpb25Db250ZXh0EjQKCnRydXN0ZWRfY2EYASABKAsyIC5lbnZveS5jb25maWcuY29yZS52My5EYXRhU291cmNlEi0KA2NybBgHIAEoCzIgLmVudm95LmNvbmZpZy5jb3JlLnYzLkRhdGFTb3VyY2USSwoXY3VzdG9tX3ZhbGlkYXRvcl9jb25maWcYDCABKAsyKi5lbnZveS5jb25maWcuY29yZS52My5UeXBlZEV4dGVuc2lvbkNvbmZpZxIhChlvbmx5X3ZlcmlmeV9sZWFmX2NlcnRfY3JsGA4gASgIYgZwcm90bzM", [file_envoy_config_core_v3_base, file_envoy_config_core_v3_extension]);
 
 /**
  * @generated from message envoy.extensions.transport_sockets.tls.v3.TlsCertificate
@@ -52,11 +52,25 @@ export type CertificateValidationContext = Message<"envoy.extensions.transport_s
   trustedCa?: DataSource | undefined;
 
   /**
+   * PEM CRLs, honoured with trusted_ca (Envoy's SPIFFE validator ignores it)
+   *
+   * @generated from field: envoy.config.core.v3.DataSource crl = 7;
+   */
+  crl?: DataSource | undefined;
+
+  /**
    * "envoy.tls.cert_validator.spiffe" with a SPIFFECertValidatorConfig
    *
    * @generated from field: envoy.config.core.v3.TypedExtensionConfig custom_validator_config = 12;
    */
   customValidatorConfig?: TypedExtensionConfig | undefined;
+
+  /**
+   * with `crl`: only the leaf is checked (the CA certificates of a chain need no CRL of their own)
+   *
+   * @generated from field: bool only_verify_leaf_cert_crl = 14;
+   */
+  onlyVerifyLeafCertCrl: boolean;
 };
 
 /**
