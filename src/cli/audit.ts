@@ -4,30 +4,19 @@
  * @module
  */
 import type { Command } from 'commander';
+import { parseRfc3339Ms, type AuditEvent } from '../shared/audit-event.js';
 import { parseDurationSeconds } from '../shared/duration.js';
 import { addGroup, type LeafBuilder } from './command.js';
 import { CliUsageError } from './context.js';
 
-/** An audit event as the admin API returns it. */
-export interface AuditEventInfo {
-  at: number;
-  requestId: string;
-  principal: string;
-  action: string;
-  route: string;
-  objectIds: string[];
-  detail: Record<string, unknown>;
-  status: number;
-  errorCode?: string;
-  sourceIp?: string;
-}
+/** An audit event as the admin API returns it (its `id` is not shown). */
+export type AuditEventInfo = Omit<AuditEvent, 'id'>;
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** `-since`: an RFC 3339 time as is, or a duration before `nowMs` turned into one. */
 export function parseSinceFlag(value: string | undefined, nowMs: number): string | undefined {
   if (value === undefined) return undefined;
-  if (RFC3339.test(value) && Number.isFinite(Date.parse(value))) return value;
+  if (parseRfc3339Ms(value) !== undefined) return value;
   const seconds = /^\d+$/.test(value) ? undefined : parseDurationSeconds(value);
   if (seconds === undefined) throw new CliUsageError(`--since "${value}": must be an RFC 3339 time (2026-01-02T15:04:05Z) or a duration such as 30m, 24h, 7d`);
   return new Date(nowMs - seconds * 1000).toISOString();

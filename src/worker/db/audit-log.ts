@@ -4,26 +4,10 @@
  * only; what goes in is decided by the audit middleware (middleware/audit.ts), never a secret.
  * @module
  */
+import type { AuditEvent } from '../../shared/audit-event.js';
 import { decodePageToken, encodePageToken } from './entries.js';
 
-/** One recorded admin request. Times are seconds since the epoch. */
-export interface AuditEvent {
-  id: number;
-  at: number;
-  requestId: string;
-  /** `admin-token`, or the SPIFFE ID of the admin JWT-SVID */
-  principal: string;
-  /** e.g. `entry.create`; a route without a name: `METHOD /pattern` */
-  action: string;
-  /** `METHOD /pattern` under /admin/v1 as the router matched it */
-  route: string;
-  objectIds: string[];
-  /** counts and non-secret facts (item counts, expiry of a join token) */
-  detail: Record<string, unknown>;
-  status: number;
-  errorCode?: string;
-  sourceIp?: string;
-}
+export type { AuditEvent };
 
 export type NewAuditEvent = Omit<AuditEvent, 'id'>;
 

@@ -10,6 +10,7 @@ import { WispError } from '../../../shared/errors.js';
 import type { AuditFilter, AuditStore } from '../../db/audit-log.js';
 import type { AuditAction } from '../../middleware/audit.js';
 import { parsePage } from './params.js';
+import { parseRfc3339Ms } from '../../../shared/audit-event.js';
 
 /** `METHOD /pattern` (below /admin/v1, as mounted in routes/admin.ts) → action name. */
 export const ADMIN_ACTIONS: Readonly<Record<string, AuditAction>> = {
@@ -39,15 +40,14 @@ export const ADMIN_ACTIONS: Readonly<Record<string, AuditAction>> = {
 
 /** Longest principal, action or object ID accepted as a filter. */
 const FILTER_MAX_CHARS = 2048;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** A time query parameter: RFC 3339, or whole seconds since the epoch. */
 function timeParam(c: Context, name: string): number | undefined {
   const raw = c.req.query(name);
   if (raw === undefined) return undefined;
   if (/^\d{1,12}$/.test(raw)) return Number(raw);
-  const ms = RFC3339.test(raw) ? Date.parse(raw) : NaN;
-  if (!Number.isFinite(ms)) throw new WispError('ERR_BAD_REQUEST', `${name} must be an RFC 3339 time (2026-01-02T15:04:05Z) or seconds since the epoch`);
+  const ms = parseRfc3339Ms(raw);
+  if (ms === undefined) throw new WispError('ERR_BAD_REQUEST', `${name} must be an RFC 3339 time (2026-01-02T15:04:05Z) or seconds since the epoch`);
   return Math.floor(ms / 1000);
 }
 
