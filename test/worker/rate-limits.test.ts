@@ -8,6 +8,7 @@ import { createMemoryCaStorage } from '../../src/worker/ca/ca-storage.js';
 import { RATE_LIMIT_DEFAULTS, type RateLimitsConfig } from '../../src/worker/ca/rate-limits.js';
 import { makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
 import { createHarness, expectError, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
+import { config as adminConfig, makeAdmin } from '../helpers/workerd/admin.js';
 import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
 
 // Bursts below the CA's batch size are refused by the config schema; set on the core directly here, so a
@@ -134,5 +135,18 @@ describe('signing per agent', () => {
     const res = await h.call(agent, 'POST', '/agent/v1/jwt-svids', { requests: ids.map((entryId) => ({ entryId, audience: ['svc'] })) });
     expect(res.status).toBe(200);
     expect(((await res.json()) as JwtSvidsResponse).svids).toHaveLength(500);
+  });
+});
+
+describe('admin minting per admin principal', () => {
+  it('counts /x509-svids/mint and /jwt-svids/mint in the signing buckets of the admin principal', async () => {
+    const ca = createTestCa(adminConfig.trustDomain, () => Date.now(), {}, { rateLimits: LIMITS });
+    const admin = makeAdmin(ca);
+    const csr = toBase64((await makeCsr()).der);
+    const spiffeId = `spiffe://${adminConfig.trustDomain}/minted`;
+    for (let i = 0; i < 5; i++) expect((await admin.call('POST', '/x509-svids/mint', { spiffeId, csr })).status).toBe(200);
+    await expectLimited(await admin.call('POST', '/x509-svids/mint', { spiffeId, csr }), '1');
+    for (let i = 0; i < 6; i++) expect((await admin.call('POST', '/jwt-svids/mint', { spiffeId, audience: ['a'] })).status).toBe(200);
+    await expectLimited(await admin.call('POST', '/jwt-svids/mint', { spiffeId, audience: ['a'] }), '1');
   });
 });

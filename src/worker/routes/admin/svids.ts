@@ -75,7 +75,8 @@ export function svidRoutes(deps: AppDeps): Hono {
     const dnsNames = dnsNamesOf(body.dnsNames);
     noteAudit(c, { detail: { ttlSeconds, dnsNames: dnsNames.length } });
     const ca = deps.ca();
-    const [result] = await ca.signX509Svids([{ spiffeId, publicKeySpki: csr.publicKeySpki, dnsNames, ttlSeconds }]);
+    // counted in the signing bucket of the admin principal, as an agent's signing is in its own
+    const [result] = await ca.signX509Svids([{ spiffeId, publicKeySpki: csr.publicKeySpki, dnsNames, ttlSeconds }], c.get('adminPrincipal'));
     if (!result) throw new WispError('ERR_INTERNAL', 'internal error');
     const signed = unwrap(result);
     const bundle = await buildBundleJson(await readPublishedKeys(ca));
@@ -90,7 +91,7 @@ export function svidRoutes(deps: AppDeps): Hono {
     const audience = audienceOf(body.audience);
     const ttlSeconds = ttlOf(body.ttlSeconds, config.jwtSvidTtlSeconds, ENTRY_JWT_SVID_TTL_MAX_SECONDS);
     noteAudit(c, { detail: { ttlSeconds, audience: audience.join(' ').slice(0, AUDIT_AUDIENCE_MAX_CHARS) } });
-    const signed = unwrap(await deps.ca().signJwtSvid({ spiffeId, audience, ttlSeconds }));
+    const signed = unwrap(await deps.ca().signJwtSvid({ spiffeId, audience, ttlSeconds }, c.get('adminPrincipal')));
     return c.json({ token: signed.token, expiresAt: signed.expiresAt });
   });
 
