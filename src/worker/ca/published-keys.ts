@@ -5,31 +5,28 @@
  */
 import { WispError } from '../../shared/errors.js';
 import { logEvent } from '../log.js';
+import type { Result } from '../../shared/result.js';
 import type { PublishedKeys, RevokedSerial, SignedCrl, TrustDomainCaApi } from './ca-api.js';
 
-export async function readPublishedKeys(ca: Pick<TrustDomainCaApi, 'getPublishedKeys'>): Promise<PublishedKeys> {
+/** The value of a CA call, or ERR_CA_NOT_READY (503) with the cause logged as `failure`. */
+async function readyValue<T>(call: () => Promise<Result<T>>, failure: string): Promise<T> {
   let cause: unknown;
   try {
-    const keys = await ca.getPublishedKeys();
-    if (keys.ok) return keys.value;
-    cause = keys.error.message;
+    const result = await call();
+    if (result.ok) return result.value;
+    cause = result.error.message;
   } catch (e) {
     cause = e;
   }
-  logEvent('error', 'CA not ready: cannot read the published keys', { cause: cause instanceof Error ? cause.message : String(cause) });
+  logEvent('error', `CA not ready: ${failure}`, { cause: cause instanceof Error ? cause.message : String(cause) });
   throw new WispError('ERR_CA_NOT_READY', 'the trust domain CA is not ready', { cause });
 }
 
+export function readPublishedKeys(ca: Pick<TrustDomainCaApi, 'getPublishedKeys'>): Promise<PublishedKeys> {
+  return readyValue(() => ca.getPublishedKeys(), 'cannot read the published keys');
+}
+
 /** The CRLs of `revoked` (crl.ts), the active CA key's first; a not-ready CA is ERR_CA_NOT_READY like the keys. */
-export async function readCrls(ca: Pick<TrustDomainCaApi, 'getCrls'>, revoked: RevokedSerial[]): Promise<SignedCrl[]> {
-  let cause: unknown;
-  try {
-    const crls = await ca.getCrls(revoked);
-    if (crls.ok) return crls.value;
-    cause = crls.error.message;
-  } catch (e) {
-    cause = e;
-  }
-  logEvent('error', 'CA not ready: cannot sign the CRL', { cause: cause instanceof Error ? cause.message : String(cause) });
-  throw new WispError('ERR_CA_NOT_READY', 'the trust domain CA is not ready', { cause });
+export function readCrls(ca: Pick<TrustDomainCaApi, 'getCrls'>, revoked: RevokedSerial[]): Promise<SignedCrl[]> {
+  return readyValue(() => ca.getCrls(revoked), 'cannot sign the CRL');
 }
