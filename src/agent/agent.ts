@@ -31,7 +31,7 @@ import { createSds } from './sds/handler.js';
 import { createWorkloadApi } from './workload-api/handler.js';
 import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
-import { createUnixAttestor } from './workload-api/unix-attestor.js';
+import { createWorkloadAttestor } from './workload-api/workload-attestors.js';
 
 export interface RunAgentOptions {
   log: Logger;
@@ -59,7 +59,8 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, log, random });
 
   log.info({ server_url: config.serverUrl, trust_domain: config.trustDomain, data_dir: config.dataDir }, 'agent starting');
-  const attest = createUnixAttestor(); // one per agent: its caches serve both APIs
+  const attest = await createWorkloadAttestor(config.workloadAttestors); // unix, and k8s when configured
+  if (config.workloadAttestors?.k8s) log.info({ kubelet_url: config.workloadAttestors.k8s.kubeletUrl }, 'k8s workload attestor on');
   // one limiter per agent, shared by both APIs (SPIRE's buckets are per selector set, not per API)
   const limiter = createCallerRateLimiter(config.rateLimit ?? {}, { clock, log });
   if (limiter.active) log.info({ rate_limit: config.rateLimit }, 'Workload API rate limits on');

@@ -22,6 +22,8 @@ export interface HttpRequest {
   timeoutMs: number;
   /** longest response body read, bytes */
   maxResponseBytes: number;
+  /** https only: trust anchors (PEM) instead of the system's, a client certificate, or no verification (the kubelet, src/agent/workload-api/kubelet-client.ts) */
+  tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
 }
 
 export interface HttpResponse {
@@ -87,7 +89,7 @@ export async function httpRequest(r: HttpRequest): Promise<HttpResponse> {
     const timer = setTimeout(() => finish(new HttpRequestError('timeout', `no complete answer within ${r.timeoutMs} ms`)), r.timeoutMs);
     timer.unref();
 
-    const req = request(r.url, { method: r.method, headers }, (res) => {
+    const req = request(r.url, { method: r.method, headers, ...r.tls }, (res) => {
       answered = true;
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400) {

@@ -1,0 +1,29 @@
+/**
+ * The agent's workload attestors, composed: `unix` always, `k8s` when `workloadAttestors.k8s` is configured.
+ * A caller gets the selectors of all of them (SPIRE's agent runs every configured WorkloadAttestor and
+ * unions their selectors); if one fails, the call fails. With unix alone the unix attestor is returned
+ * as it is, and the k8s modules are not even loaded: a unix-only agent pays nothing for them.
+ * @module
+ */
+import type { K8sAttestorConfig } from './k8s-attestor.js';
+import { createUnixAttestor, type WorkloadAttestor } from './unix-attestor.js';
+
+export interface WorkloadAttestorsConfig {
+  k8s?: K8sAttestorConfig;
+}
+
+/** Every attestor's selectors, in order. */
+export function combineWorkloadAttestors(attestors: readonly WorkloadAttestor[]): WorkloadAttestor {
+  if (attestors.length === 1) return attestors[0]!;
+  return async (peer) => (await Promise.all(attestors.map((attest) => attest(peer)))).flat();
+}
+
+/**
+ * One per agent: its caches serve both APIs on the socket (Workload API and SDS).
+ * @example const attest = await createWorkloadAttestor(config.workloadAttestors);
+ */
+export async function createWorkloadAttestor(config: WorkloadAttestorsConfig | undefined): Promise<WorkloadAttestor> {
+  const attestors = [createUnixAttestor()];
+  if (config?.k8s) attestors.push((await import('./k8s-attestor.js')).createK8sAttestor(config.k8s));
+  return combineWorkloadAttestors(attestors);
+}
