@@ -1,7 +1,16 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createWorkloadApi } from '../../src/agent/workload-api/handler.js';
+import { createKubeletClient } from '../../src/agent/workload-api/kubelet-client.js';
+import { startWorkloadApiServer } from '../../src/agent/workload-api/server.js';
+import { createUnixAttestor } from '../../src/agent/workload-api/unix-attestor.js';
+import { createWorkloadApiClient, isGrpcError } from '../../src/node/workload-api/client.js';
+import { createTrustDomain } from '../helpers/node/agent/identity-fixtures.js';
+import { MemoryIdentitySource } from '../helpers/node/agent/memory-identity-source.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { createK8sAttestor, type K8sAttestorConfig } from '../../src/agent/workload-api/k8s-attestor.js';
 import { podContainerFromCgroupFile } from '../../src/agent/workload-api/k8s-cgroup.js';
@@ -198,6 +207,56 @@ describe('k8s attestor: polling and composition', () => {
       { type: 'unix', value: 'uid:0' },
       { type: 'k8s', value: 'ns:shop' },
     ]);
+  });
+});
+
+async function listening(onConnection: (socket: import('node:net').Socket) => void): Promise<{ server: Server; port: number }> {
+  const server = createServer(onConnection);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+describe('k8s attestor: a failing kubelet is a clear error, not a hang', () => {
+  it('a token file no bearer token could come from is refused before sending; a kubelet that never answers ends in the timeout', async () => {
+    const held: import('node:net').Socket[] = [];
+    const { server, port } = await listening((socket) => void held.push(socket));
+    try {
+      const tokenPath = join(mkdtempSync(join(tmpdir(), 'wisp-k8s-token-')), 'token');
+      writeFileSync(tokenPath, 'a\u0000b');
+      const kubelet = createKubeletClient({ url: `https://127.0.0.1:${port}`, caPath: '/unused', skipVerification: true, auth: { tokenPath }, timeoutMs: 300 });
+      await expect(kubelet.listPods()).rejects.toThrow(`kubelet: the token file ${tokenPath} holds characters no bearer token has`);
+      writeFileSync(tokenPath, 'sa-token\n');
+      const started = Date.now();
+      await expect(kubelet.listPods()).rejects.toThrow(`kubelet: no answer from https://127.0.0.1:${port} within 300 ms`);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      held.forEach((s) => s.destroy());
+      server.close();
+    }
+  });
+
+  it('a caller in a pod gets gRPC Unavailable naming the kubelet, through the real Workload API server', async () => {
+    // this process, seen in a pod: its real stat (start time) with a pod's cgroup file
+    const proc = procRoot(process.pid, `0::/kubepods/besteffort/pod${UID}/${CID}\n`);
+    writeFileSync(join(proc, String(process.pid), 'stat'), readFileSync('/proc/self/stat'));
+    const { server: closed, port } = await listening(() => undefined);
+    await new Promise((resolve) => closed.close(resolve)); // nothing listens on the port now
+    const tokenPath = join(proc, 'token');
+    writeFileSync(tokenPath, 'sa-token\n');
+    const k8s = createK8sAttestor({ ...CONFIG, kubeletUrl: `https://127.0.0.1:${port}`, skipKubeletVerification: true, tokenPath }, { procRoot: proc });
+    const source = new MemoryIdentitySource(await createTrustDomain('example.org'), []);
+    const socketPath = join(proc, 'agent.sock');
+    const server = await startWorkloadApiServer({ socketPath, impl: createWorkloadApi({ attest: combineWorkloadAttestors([createUnixAttestor(), k8s]), source }) });
+    const client = createWorkloadApiClient(`unix://${socketPath}`);
+    try {
+      const err: unknown = await client.fetchJWTSVID({ audience: ['a'] }).catch((e: unknown) => e);
+      expect(isGrpcError(err, grpcStatus.UNAVAILABLE), String(err)).toBe(true);
+      expect((err as { details: string }).details).toMatch(new RegExp(`workload attestation failed: kubelet: https://127.0.0.1:${port}: unreachable \\(ECONNREFUSED\\)`));
+      expect((err as { details: string }).details).not.toContain('sa-token');
+    } finally {
+      client.close();
+      await server.close(200);
+    }
   });
 });
 

@@ -159,9 +159,11 @@ describe.skipIf(skip !== undefined)(`k8s workload attestor on the testbed kubele
     expect(values(await init({ pid: PID, uid: 0, gid: 0 }))).toEqual(expectedFor('proxy-init'));
   });
 
-  it('authenticated by a service-account token granted nodes/proxy, returns the same selectors', async () => {
-    const token = kubectl(env, ['create', 'token', 'agent', '-n', NS]).trim();
-    const attest = createK8sAttestor(config({ tokenPath: tokenFile('agent-token', token), certificatePath: undefined, privateKeyPath: undefined }), { procRoot: procFor('metrics') });
+  it('authenticated by a service-account token granted nodes/proxy, returns the same selectors; the token file is read again on each request', async () => {
+    const path = tokenFile('agent-token', kubectl(env, ['create', 'token', 'not-granted', '-n', NS]).trim());
+    const attest = createK8sAttestor(config({ tokenPath: path, certificatePath: undefined, privateKeyPath: undefined }), { procRoot: procFor('metrics') });
+    await expect(attest({ pid: PID, uid: 0, gid: 0 })).rejects.toThrow(/HTTP 403/);
+    tokenFile('agent-token', kubectl(env, ['create', 'token', 'agent', '-n', NS]).trim()); // as the kubelet rotates a projected token
     expect(values(await attest({ pid: PID, uid: 0, gid: 0 }))).toEqual(expectedFor('metrics'));
   });
 

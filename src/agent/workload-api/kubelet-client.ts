@@ -61,6 +61,7 @@ export function createKubeletClient(o: KubeletClientOptions): KubeletClient {
       if ('tokenPath' in o.auth) {
         const token = (await readCredential(o.auth.tokenPath, 'token file')).trim();
         if (!token) throw kubeletError(`the token file ${o.auth.tokenPath} is empty`);
+        if (!/^[\x21-\x7e]+$/.test(token)) throw kubeletError(`the token file ${o.auth.tokenPath} holds characters no bearer token has`);
         headers.authorization = `Bearer ${token}`;
       } else {
         tls.cert = await readCredential(o.auth.certificatePath, 'client certificate file');
