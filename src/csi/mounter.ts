@@ -42,8 +42,9 @@ async function runMountCommand(binary: string, args: string[]): Promise<void> {
 }
 
 /**
- * A mounter on the system's binaries over `socketDir`. `mount --no-canonicalize` keeps util-linux from
- * following symlinks in paths the driver has already checked.
+ * A mounter on the system's binaries over `socketDir`. Paths go to `mount` as given (`--no-canonicalize`:
+ * util-linux does not resolve them itself); `state` has already checked that the target is a directory and
+ * not a symlink.
  */
 export function createSystemMounter(socketDir: string, mountinfoFile?: string): Mounter {
   return {
