@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.wrangler/', 'src/worker/worker-configuration.d.ts', 'src/node/workload-api/gen/', 'src/agent/sds/gen/', 'build/', 'test/interop/**/bin/'] },
+  { ignores: ['node_modules/', 'dist/', '.wrangler/', 'src/worker/worker-configuration.d.ts', 'src/node/workload-api/gen/', 'src/agent/sds/gen/', 'src/csi/gen/', 'build/', 'test/interop/**/bin/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -15,7 +15,7 @@ function tsFiles(dir: string): string[] {
 }
 
 /** Generated code is not ours to deduplicate. */
-const GENERATED = [/worker-configuration\.d\.ts$/, /\/workload-api\/gen\//, /\/agent\/sds\/gen\//];
+const GENERATED = [/worker-configuration\.d\.ts$/, /\/workload-api\/gen\//, /\/agent\/sds\/gen\//, /\/csi\/gen\//];
 const SOURCES = tsFiles('src')
   .filter((f) => !GENERATED.some((g) => g.test(f)))
   .map((file) => ({ file, text: readFileSync(file, 'utf8') }));
