@@ -136,6 +136,7 @@ describe('agent telemetry', () => {
       for (let i = 0; i < N; i++) {
         const it = client.fetchX509SVID()[Symbol.asyncIterator]();
         expect((await it.next()).value?.svids.length).toBe(1);
+        if (i === 0) expect(valueOf((await scrape(port)).samples, 'wisp_agent_workload_api_streams', { method: 'FetchX509SVID' })).toBe(1);
         await it.return?.();
       }
       for (let i = 0; i < M; i++) expect((await client.fetchJWTSVID({ audience: ['aud-x'] })).svids.length).toBe(1);
@@ -167,6 +168,8 @@ describe('agent telemetry', () => {
     expect(after.types.get('spire_agent_rpc_workload_api_fetch_jwtsvid_elapsed_time')).toBe('histogram');
     // no other status appeared for these methods
     expect(s.filter((x) => x.name === 'spire_agent_rpc_workload_api_fetch_jwtsvid').map((x) => x.labels.status).sort()).toEqual(['InvalidArgument', 'OK']);
+    expect(valueOf(s, 'wisp_agent_workload_api_streams', { method: 'FetchX509SVID' })).toBe(0);
+    expect(valueOf(s, 'spire_agent_workload_api_connection')).toBeGreaterThanOrEqual(1);
     expect(refused).toBeGreaterThanOrEqual(1);
     expect(valueOf(s, 'spire_agent_workload_api_rate_limit_exceeded', { method: 'FetchX509Bundles' })).toBe(limitedBefore + refused);
     expect(valueOf(s, 'spire_agent_rpc_workload_api_fetch_x509_bundles', { status: 'Unavailable' })).toBe(bundlesUnavailableBefore + refused);

@@ -1,9 +1,10 @@
 /**
  * The agent's metrics (names: src/shared/telemetry/names.ts) on its own prom-client Registry, never the
  * global one. The rest of the agent sees only `AgentTelemetry`'s small functions: handler, cache and client
- * code never touch prom-client. Every labelled child of a per-call metric is created here up front, so a
- * Workload API call costs one counter inc and one histogram observe and allocates nothing; with telemetry
- * off the callers hold `undefined` and pay one branch.
+ * code never touch prom-client. Per-call metrics (SPIRE's call counters, connection and stream counts) are
+ * plain numbers and typed arrays laid out up front, read by the registry at scrape time: a Workload API call
+ * costs a count, a sum and a bucket increment and allocates nothing. With telemetry off the callers hold
+ * `undefined` and pay one branch. prom-client writes the exposition and the Node process metrics.
  * @module
  */
 import { readFileSync } from 'node:fs';
@@ -37,6 +38,8 @@ export const COUNTED_RPCS = {
   FetchSecrets: RPC_SERVICES.sdsV3,
 } as const;
 export type CountedRpc = keyof typeof COUNTED_RPCS;
+/** The streaming ones (the `method` values of the open-streams gauge). */
+const STREAMING_RPCS = ['FetchX509SVID', 'FetchX509Bundles', 'FetchJWTBundles', 'StreamSecrets'] as const satisfies readonly CountedRpc[];
 
 /** What the Workload API server reports. `startMs` comes from `now()` (performance.now). */
 export interface RpcTelemetry {
@@ -71,24 +74,61 @@ export interface AgentTelemetry extends RpcTelemetry, WorkTelemetry {
   readonly contentType: string;
 }
 
-interface CallChildren {
-  count: Record<GrpcStatusName, { inc(): void }>;
-  elapsed: Record<GrpcStatusName, { observe(v: number): void }>;
+const STATUS_INDEX = Object.fromEntries(GRPC_STATUS_NAMES.map((s, i) => [s, i])) as Record<GrpcStatusName, number>;
+const BOUNDS = ELAPSED_MS_BUCKETS;
+
+/**
+ * One SPIRE call counter (`<key>` and `<key>_elapsed_time`) kept in typed arrays, one slot per status:
+ * recording a call is a few array writes, with no allocation and no label hashing (prom-client's own
+ * children hash their labels on every inc and observe). The registry reads the arrays when scraped and
+ * formats them (prom-client's text writer), as a counter and a histogram.
+ */
+class CallStats {
+  readonly #counts = new Float64Array(GRPC_STATUS_NAMES.length);
+  readonly #sums = new Float64Array(GRPC_STATUS_NAMES.length);
+  /** per status, per bucket: calls whose latency falls in that bucket (not cumulative) */
+  readonly #buckets = new Float64Array(GRPC_STATUS_NAMES.length * BOUNDS.length);
+
+  constructor(registry: Registry, n: CallCounterName) {
+    // OK is listed from the start (at 0, so a rate() sees the first call); other statuses once they happen
+    const seen = (i: number) => i === STATUS_INDEX.OK || this.#counts[i]! > 0;
+    registry.registerMetric(scrapedMetric(n.name, n.help, 'counter', () =>
+      GRPC_STATUS_NAMES.flatMap((status, i) => (seen(i) ? [{ labels: { [LABELS.STATUS]: status }, value: this.#counts[i]! }] : [])),
+    ));
+    registry.registerMetric(scrapedMetric(n.elapsed, n.elapsedHelp, 'histogram', () =>
+      GRPC_STATUS_NAMES.flatMap((status, i) => {
+        if (this.#counts[i] === 0) return [];
+        let cumulative = 0;
+        const buckets = BOUNDS.map((le, b) => {
+          cumulative += this.#buckets[i * BOUNDS.length + b]!;
+          return { metricName: `${n.elapsed}_bucket`, labels: { le: String(le), [LABELS.STATUS]: status }, value: cumulative };
+        });
+        return [
+          ...buckets,
+          { metricName: `${n.elapsed}_bucket`, labels: { le: '+Inf', [LABELS.STATUS]: status }, value: this.#counts[i]! },
+          { metricName: `${n.elapsed}_sum`, labels: { [LABELS.STATUS]: status }, value: this.#sums[i]! },
+          { metricName: `${n.elapsed}_count`, labels: { [LABELS.STATUS]: status }, value: this.#counts[i]! },
+        ];
+      }),
+    ));
+  }
+
+  record(status: GrpcStatusName, ms: number): void {
+    const i = STATUS_INDEX[status];
+    this.#counts[i]!++;
+    this.#sums[i]! += ms;
+    let b = 0;
+    while (b < BOUNDS.length && ms > BOUNDS[b]!) b++;
+    if (b < BOUNDS.length) this.#buckets[i * BOUNDS.length + b]!++;
+  }
 }
 
-function callCounterChildren(registry: Registry, n: CallCounterName): CallChildren {
-  const counter = new Counter({ name: n.name, help: n.help, labelNames: [LABELS.STATUS], registers: [registry] });
-  const hist = new Histogram({ name: n.elapsed, help: n.elapsedHelp, labelNames: [LABELS.STATUS], buckets: [...ELAPSED_MS_BUCKETS], registers: [registry] });
-  const count = {} as CallChildren['count'];
-  const elapsed = {} as CallChildren['elapsed'];
-  // OK is listed from the start (at 0, so a rate() sees the first call); another status's children are
-  // created on its first call and kept, so the exposition lists only the statuses that happened
-  for (const s of GRPC_STATUS_NAMES) {
-    count[s] = s === 'OK' ? counter.labels(s) : { inc: () => (count[s] = counter.labels(s)).inc() };
-    elapsed[s] = s === 'OK' ? hist.labels(s) : { observe: (v) => (elapsed[s] = hist.labels(s)).observe(v) };
-  }
-  counter.labels('OK').inc(0);
-  return { count, elapsed };
+type ScrapedValue = { labels: Record<string, string>; value: number; metricName?: string };
+
+/** A metric whose values are computed at scrape time, in the shape prom-client's Registry formats. */
+function scrapedMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => ScrapedValue[]) {
+  const get = () => Promise.resolve({ name, help, type, values: values(), aggregator: 'sum' as const });
+  return { name, help, type, aggregator: 'sum', get, reset() {} } as unknown as Parameters<Registry['registerMetric']>[0];
 }
 
 export interface AgentTelemetryOptions {
@@ -105,17 +145,22 @@ export function createAgentTelemetry(o: AgentTelemetryOptions): AgentTelemetry {
   collectDefaultMetrics({ register: registry });
   const M = AGENT_METRICS;
 
-  const rpcs = {} as Record<CountedRpc, CallChildren>;
-  for (const [method, service] of Object.entries(COUNTED_RPCS) as [CountedRpc, string][]) rpcs[method] = callCounterChildren(registry, rpcCallCounter(service, method));
-  const calls = {} as Record<AgentCallKey, CallChildren>;
-  for (const key of Object.keys(AGENT_CALLS) as AgentCallKey[]) calls[key] = callCounterChildren(registry, AGENT_CALLS[key]);
+  const rpcs = {} as Record<CountedRpc, CallStats>;
+  for (const [method, service] of Object.entries(COUNTED_RPCS) as [CountedRpc, string][]) rpcs[method] = new CallStats(registry, rpcCallCounter(service, method));
+  const calls = {} as Record<AgentCallKey, CallStats>;
+  for (const key of Object.keys(AGENT_CALLS) as AgentCallKey[]) calls[key] = new CallStats(registry, AGENT_CALLS[key]);
 
-  const connection = new Counter({ name: M.workloadApiConnection.name, help: M.workloadApiConnection.help, registers: [registry] });
-  const connections = new Gauge({ name: M.workloadApiConnections.name, help: M.workloadApiConnections.help, registers: [registry] });
-  const sdsConnections = new Gauge({ name: M.sdsApiConnections.name, help: M.sdsApiConnections.help, registers: [registry] });
-  const streams = new Gauge({ name: M.workloadApiStreams.name, help: M.workloadApiStreams.help, labelNames: [...M.workloadApiStreams.labels], registers: [registry] });
-  const streamChildren = {} as Record<CountedRpc, { inc(): void; dec(): void }>;
-  for (const method of Object.keys(COUNTED_RPCS) as CountedRpc[]) streamChildren[method] = streams.labels(method);
+  // connection and stream counts: plain numbers, read at scrape time
+  const open = { accepted: 0, connections: 0, sdsStreams: 0 };
+  const streams = Object.fromEntries(Object.keys(COUNTED_RPCS).map((m) => [m, 0])) as Record<CountedRpc, number>;
+  const plain = (m: { name: string; help: string }, type: 'counter' | 'gauge', value: () => number) =>
+    registry.registerMetric(scrapedMetric(m.name, m.help, type, () => [{ labels: {}, value: value() }]));
+  plain(M.workloadApiConnection, 'counter', () => open.accepted);
+  plain(M.workloadApiConnections, 'gauge', () => open.connections);
+  plain(M.sdsApiConnections, 'gauge', () => open.sdsStreams);
+  registry.registerMetric(scrapedMetric(M.workloadApiStreams.name, M.workloadApiStreams.help, 'gauge', () =>
+    STREAMING_RPCS.map((m) => ({ labels: { [LABELS.METHOD]: m }, value: streams[m] })),
+  ));
   const bundles = new Counter({ name: M.bundlesUpdateJwt.name, help: M.bundlesUpdateJwt.help, registers: [registry] });
 
   const issuerLatency = new Histogram({ name: M.issuerRequestDuration.name, help: M.issuerRequestDuration.help, labelNames: [...M.issuerRequestDuration.labels], buckets: [...ISSUER_SECONDS_BUCKETS], registers: [registry] });
@@ -124,11 +169,10 @@ export function createAgentTelemetry(o: AgentTelemetryOptions): AgentTelemetry {
   for (const route of ISSUER_ROUTES) routeChildren[route] = issuerLatency.labels(route);
 
   let sources: ScrapeSources = {};
-  const recordMap = new Gauge({
+  new Gauge({
     name: M.lruCacheRecordMapSize.name, help: M.lruCacheRecordMapSize.help, labelNames: [...M.lruCacheRecordMapSize.labels], registers: [registry],
     collect() { const s = sources.cacheSizes?.(); if (s) this.labels('x509').set(s.entries); },
   });
-  void recordMap;
   new Gauge({
     name: M.lruCacheSvidMapSize.name, help: M.lruCacheSvidMapSize.help, labelNames: [...M.lruCacheSvidMapSize.labels], registers: [registry],
     collect() { const s = sources.cacheSizes?.(); if (s) this.labels('x509').set(s.x509Svids); },
@@ -154,29 +198,21 @@ export function createAgentTelemetry(o: AgentTelemetryOptions): AgentTelemetry {
     registry,
     contentType: registry.contentType,
     now,
-    rpcDone(method, status, startMs) {
-      const c = rpcs[method];
-      c.count[status].inc();
-      c.elapsed[status].observe(now() - startMs);
-    },
+    rpcDone: (method, status, startMs) => rpcs[method].record(status, now() - startMs),
     streamOpened(method) {
-      streamChildren[method].inc();
-      if (method === 'StreamSecrets') sdsConnections.inc();
+      streams[method]++;
+      if (method === 'StreamSecrets') open.sdsStreams++;
     },
     streamClosed(method) {
-      streamChildren[method].dec();
-      if (method === 'StreamSecrets') sdsConnections.dec();
+      streams[method]--;
+      if (method === 'StreamSecrets') open.sdsStreams--;
     },
     connectionOpened() {
-      connection.inc();
-      connections.inc();
+      open.accepted++;
+      open.connections++;
     },
-    connectionClosed: () => connections.dec(),
-    callDone(key, status, startMs) {
-      const c = calls[key];
-      c.count[status].inc();
-      c.elapsed[status].observe(now() - startMs);
-    },
+    connectionClosed: () => void open.connections--,
+    callDone: (key, status, startMs) => calls[key].record(status, now() - startMs),
     issuerRequest(route, startMs, errorCode) {
       routeChildren[route].observe((now() - startMs) / 1000);
       if (errorCode !== undefined) issuerErrors.labels(route, errorCode).inc();
