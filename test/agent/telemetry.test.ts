@@ -7,6 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAgent } from '../../src/agent/agent.js';
+import { createJoinTokenAttestor } from '../../src/agent/attestor/join-token.js';
+import { openDataDir } from '../../src/agent/data-dir.js';
+import { createIssuerClient } from '../../src/agent/issuer-client.js';
+import { createAgentIdentity } from '../../src/agent/node-attestation.js';
+import { createAgentTelemetry } from '../../src/agent/telemetry/metrics.js';
 import { healthcheck } from '../../src/agent/cli/api.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { silentLogger } from '../../src/agent/log.js';
@@ -223,6 +228,21 @@ describe('agent telemetry', () => {
     expect(problems.length).toBeGreaterThan(0); // promtool ran and spoke (the `_total` lints above are certain)
     expect(other).toEqual([]);
   }, 60_000);
+
+  it('a refused node attestation is counted with its status, and the issuer error by route and code', async () => {
+    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
+    stops.push(() => issuer.close());
+    const telemetry = createAgentTelemetry({ version: 'test', trustDomainId: 'spiffe://example.org', startedAt: Date.now(), clock: Date.now });
+    const client = createIssuerClient({ serverUrl: issuer.url, timeoutMs: 5_000, clock: Date.now, credentials: () => undefined, telemetry });
+    const dataDir = await openDataDir(join(mkdtempSync(join(tmpdir(), 'wisp-tel-att-')), 'data'));
+    const identity = createAgentIdentity({ client, dataDir, attestor: createJoinTokenAttestor('no-such-token'), clock: Date.now, log: silentLogger(), telemetry });
+    await expect(identity.start()).rejects.toThrow(/ERR_JOIN_TOKEN_INVALID/);
+    const { samples } = parseExposition(await telemetry.metrics());
+    expect(valueOf(samples, 'spire_agent_node_attestor_new_svid', { status: 'Unauthenticated' })).toBe(1);
+    expect(valueOf(samples, 'spire_agent_node_attestor_new_svid', { status: 'OK' })).toBe(0);
+    expect(valueOf(samples, 'spire_agent_node_attestor_new_svid_elapsed_time_count', { status: 'Unauthenticated' })).toBe(1);
+    expect(valueOf(samples, 'wisp_agent_issuer_request_errors_total', { route: '/attest', code: 'ERR_JOIN_TOKEN_INVALID' })).toBe(1);
+  });
 
   it('health: live but not ready while attesting against an unreachable issuer, ready once it serves, still ready with the issuer down and a valid cache, neither once the agent SVID expires', async () => {
     const clock = offsetClock();
