@@ -35,6 +35,7 @@ import { createUnixAttestor } from './workload-api/unix-attestor.js';
 import { agentVersion, createAgentTelemetry, type AgentTelemetry } from './telemetry/metrics.js';
 import { startHealthListener, startMetricsListener, type HealthState, type Listener } from './telemetry/listeners.js';
 import { trustDomainId } from '../shared/spiffe/id.js';
+import { WispError } from '../shared/errors.js';
 
 export interface RunAgentOptions {
   log: Logger;
@@ -90,7 +91,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   };
   try {
     if (telemetry && prometheus) {
-      const l = await startMetricsListener({ ...prometheus, metrics: () => telemetry.metrics(), contentType: telemetry.contentType, onError: (err) => log.error({ err }, 'metrics collection failed') });
+      const l = await listenOrExplain('telemetry.prometheus', prometheus.host, prometheus.port, () => startMetricsListener({ ...prometheus, metrics: () => telemetry.metrics(), contentType: telemetry.contentType, onError: (err) => log.error({ err }, 'metrics collection failed') }));
       listeners.push(l);
       log.info({ host: prometheus.host, port: l.port }, 'metrics listener on');
       options.onListening?.('metrics', l.port);
@@ -98,7 +99,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
     const hc = config.healthChecks;
     if (hc?.listenerEnabled) {
       const state = (): HealthState => healthState({ serving, svid: identity.current(), cache, now: clock() });
-      const l = await startHealthListener({ host: hc.bindAddress, port: hc.bindPort, livePath: hc.livePath, readyPath: hc.readyPath, state });
+      const l = await listenOrExplain('healthChecks', hc.bindAddress, hc.bindPort, () => startHealthListener({ host: hc.bindAddress, port: hc.bindPort, livePath: hc.livePath, readyPath: hc.readyPath, state }));
       listeners.push(l);
       log.info({ host: hc.bindAddress, port: l.port, live_path: hc.livePath, ready_path: hc.readyPath }, 'health checks listener on');
       options.onListening?.('health', l.port);
@@ -152,6 +153,16 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
     },
     signal,
   );
+}
+
+/** A listener that cannot bind (port taken, address not local) is a one-line config error naming the key. */
+async function listenOrExplain(key: string, host: string, port: number, start: () => Promise<Listener>): Promise<Listener> {
+  try {
+    return await start();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    throw new WispError('ERR_CONFIG_INVALID', `${key}: cannot listen on ${host}:${port} (${typeof code === 'string' ? code : (e as Error).message})`, { cause: e });
+  }
 }
 
 /**

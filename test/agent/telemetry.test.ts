@@ -3,7 +3,9 @@
 // checked by `promtool check metrics` where promtool exists (Debian's `prometheus` package).
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAgent } from '../../src/agent/agent.js';
@@ -102,7 +104,7 @@ async function startAgent(issuer: AgentTestIssuer, clock: () => number, extra: R
   const done = runAgent(config, { log: silentLogger(), signal: controller.signal, clock, onListening: (which, port) => (ports[which] = port) });
   const stop = async () => {
     controller.abort();
-    await done;
+    await done.catch(() => undefined); // a test that expects a failure asserts it on `done`
   };
   stops.push(stop);
   return { socketPath, ports, stop, done };
@@ -228,6 +230,18 @@ describe('agent telemetry', () => {
     expect(problems.length).toBeGreaterThan(0); // promtool ran and spoke (the `_total` lints above are certain)
     expect(other).toEqual([]);
   }, 60_000);
+
+  it('a metrics port already taken stops the agent with a one-line config error, its socket removed', async () => {
+    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
+    stops.push(() => issuer.close());
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', () => resolve()));
+    stops.push(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const port = (taken.address() as AddressInfo).port;
+    const agent = await startAgent(issuer, Date.now, { telemetry: { prometheus: { port } } }, await issuer.createJoinToken());
+    await expect(agent.done).rejects.toThrow(new RegExp(`^telemetry\\.prometheus: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)$`));
+    expect(existsSync(agent.socketPath)).toBe(false);
+  });
 
   it('a refused node attestation is counted with its status, and the issuer error by route and code', async () => {
     const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
