@@ -12,6 +12,8 @@
 
 /** the loopback name (also what gRPC clients send as `:authority` on a Unix socket) */
 export const LOCALHOST = 'localhost';
+/** the IPv4 loopback address: where the agent's metrics and health listeners bind by default */
+export const IPV4_LOOPBACK_ADDRESS = '127.0.0.1';
 
 const IPV4_LOOPBACK = /^127\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
