@@ -17,9 +17,12 @@ import { asObject } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { agentAuth, signedJsonBody, type AgentAuthDeps, type AgentAuthEnv } from '../middleware/agent-auth.js';
 import { noStore } from '../middleware/no-store.js';
+import { waitUntilOf, type TelemetryRecorder } from '../telemetry.js';
 
 export interface AgentFederationDeps extends AgentAuthDeps {
   federation: FederationStore;
+  /** counts submitted refreshes (telemetry.ts); absent: not counted */
+  telemetry?: TelemetryRecorder;
 }
 
 /** Body limit of a submission: one bundle plus a little. */
@@ -59,6 +62,7 @@ export function agentFederationRoutes(deps: AgentFederationDeps): Hono<AgentAuth
       throw new WispError('ERR_PERMISSION_DENIED', `this agent does not refresh the bundle of "${td}"`);
     }
     const outcome = await submitRefresh(deps.federation, relationship, parseSubmission(rest), Math.floor(deps.clock() / 1000));
+    deps.telemetry?.bundleRefresh(td, outcome.status, waitUntilOf(c));
     const response: SubmitFederatedBundleResponse = { status: outcome.status };
     return c.json(response);
   });
