@@ -74,6 +74,13 @@ export const ISSUER_METRIC_DEFS: ReadonlyMap<string, MetricDef> = new Map(
   [...Object.values(ISSUER_METRICS).filter((d): d is MetricDef => 'name' in d), ...Object.values(rpc).flatMap((r) => [r.calls, r.latency])].map((d) => [d.name, d]),
 );
 
+/** `samples` plus a 0 for each label-less counter they lack: a counter is scraped from the start, not from its first event. */
+export function withZeroCounters(samples: readonly MetricSample[]): MetricSample[] {
+  const present = new Set(samples.map((s) => s.name));
+  const zeros = [...ISSUER_METRIC_DEFS.values()].filter((d) => d.type === 'counter' && d.labels.length === 0 && !present.has(d.name)).map((d) => ({ name: d.name, labels: {}, value: 0 }));
+  return [...samples, ...zeros];
+}
+
 /** One stored sample: a counter or gauge value, or one histogram series (`_bucket` with `le`, `_sum`, `_count`). */
 export interface MetricSample {
   name: string;

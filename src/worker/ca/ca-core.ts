@@ -217,7 +217,9 @@ class TrustDomainCaCore implements CaCore {
   }
 
   async getMetrics(): Promise<Result<MetricSample[]>> {
-    return ok(this.#metrics.snapshot(this.#config.trustDomain, this.#slots, this.#clock()));
+    const now = this.#clock();
+    await this.#ensureCurrent(now); // the gauges describe the keys as they are now; a failure leaves them out
+    return ok(this.#metrics.snapshot(this.#config.trustDomain, this.#slots, now));
   }
 
   async status(): Promise<{ ready: boolean }> {

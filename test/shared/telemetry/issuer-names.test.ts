@@ -1,7 +1,7 @@
 // The issuer's metric names (SPIRE server's, `spire_server` + parts joined with `_`) and the text exposition
 // formatter (format 0.0.4): families, escaping, histogram series filled in and cumulative.
 import { describe, expect, it } from 'vitest';
-import { familyOf, formatExposition, histogramObservation, ISSUER_METRIC_DEFS, ISSUER_METRICS, LATENCY_BUCKETS_MS } from '../../../src/shared/telemetry/issuer-names.js';
+import { familyOf, formatExposition, histogramObservation, ISSUER_METRIC_DEFS, ISSUER_METRICS, LATENCY_BUCKETS_MS, withZeroCounters } from '../../../src/shared/telemetry/issuer-names.js';
 
 describe('issuer metric names', () => {
   it("are SPIRE server's names under its Prometheus sink's prefix", () => {
@@ -75,5 +75,12 @@ describe('formatExposition', () => {
     const ok = lines.filter((l) => l.includes('status="OK"')).map((l) => l.split(' ')[0]);
     expect(ok.at(-2)).toBe(`${h.name}_sum{status="OK"}`);
     expect(ok.at(-1)).toBe(`${h.name}_count{status="OK"}`);
+  });
+
+  it('adds a 0 for every label-less counter not yet counted, and keeps the counted ones', () => {
+    const samples = withZeroCounters([{ name: ISSUER_METRICS.x509SvidSigned.name, labels: {}, value: 4 }]);
+    expect(samples.filter((s) => s.name === ISSUER_METRICS.x509SvidSigned.name)).toEqual([{ name: ISSUER_METRICS.x509SvidSigned.name, labels: {}, value: 4 }]);
+    expect(samples).toContainEqual({ name: ISSUER_METRICS.jwtSvidSigned.name, labels: {}, value: 0 });
+    expect(samples.some((s) => s.name === ISSUER_METRICS.rateLimitExceeded.name)).toBe(false);
   });
 });

@@ -7,7 +7,7 @@
  */
 import { Hono } from 'hono';
 import { unwrap } from '../../../shared/result.js';
-import { formatExposition, ISSUER_METRICS, type MetricSample } from '../../../shared/telemetry/issuer-names.js';
+import { formatExposition, ISSUER_METRICS, withZeroCounters, type MetricSample } from '../../../shared/telemetry/issuer-names.js';
 import type { AppDeps } from '../../deps.js';
 import { nowSeconds } from './params.js';
 
@@ -25,7 +25,7 @@ export function metricsRoutes(deps: AppDeps): Hono {
       gauge(ISSUER_METRICS.attestedAgents.name, counts.agents),
       gauge(ISSUER_METRICS.joinTokens.name, counts.joinTokens),
     ];
-    return c.body(formatExposition(samples), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE });
+    return c.body(formatExposition(withZeroCounters(samples)), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE });
   });
   return app;
 }
