@@ -92,6 +92,19 @@ export function createTelemetryRecorder(ca: () => TrustDomainCaApi, flushAfterMs
   };
 }
 
+/** Counts a submitted federated bundle refresh (admin or agent) by its outcome; one that throws (e.g. a sequence going backwards) as failed. */
+export async function countedSubmit<T extends { status: 'updated' | 'unchanged' | 'failed' }>(recorder: TelemetryRecorder, trustDomain: string, submitted: Promise<T>, waitUntil?: (p: Promise<unknown>) => void): Promise<T> {
+  let outcome: T;
+  try {
+    outcome = await submitted;
+  } catch (e) {
+    recorder.bundleRefresh(trustDomain, 'failed', waitUntil);
+    throw e;
+  }
+  recorder.bundleRefresh(trustDomain, outcome.status, waitUntil);
+  return outcome;
+}
+
 /** The request's `waitUntil`, where there is an execution context (not in app.request tests). */
 export function waitUntilOf(c: Context): ((p: Promise<unknown>) => void) | undefined {
   try {

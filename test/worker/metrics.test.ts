@@ -6,7 +6,8 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { ISSUER_METRICS } from '../../src/shared/telemetry/issuer-names.js';
 import { FLUSH_AFTER_MS } from '../../src/worker/telemetry.js';
-import { makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
+import { buildBundleJson } from '../../src/shared/spiffe/bundle.js';
+import { makeCsr, makeRootCa, toBase64 } from '../helpers/shared/agent-svid.js';
 import { ADMIN, admin, attestNew, call, fetchWorker } from '../helpers/workerd/entry-client.js';
 
 /** Every sample line of a scrape: `name{labels}` → value. */
@@ -95,5 +96,19 @@ describe('GET /admin/v1/metrics', () => {
     expect(await stored()).toBe(before);
     await scheduler.wait(FLUSH_AFTER_MS + 500);
     expect(await stored()).toBe(before + 1);
+  });
+
+  it('counts federated bundle refreshes by trust domain and outcome (an operator-submitted https_spiffe refresh)', async () => {
+    const td = `partner-${crypto.randomUUID().slice(0, 8)}.example`;
+    const doc = (sequence: number) => makeRootCa(td, Date.now() / 1000).then((root) => buildBundleJson({ x509Authorities: [toBase64(root.der)], jwtAuthorities: [], sequence, refreshHintSeconds: 300 }));
+    await admin('/federation', { trustDomain: td, bundleEndpointUrl: `https://${td}/bundle`, bundleEndpointProfile: 'https_spiffe', endpointSpiffeId: `spiffe://${td}/bundle-server`, trustDomainBundle: await doc(1) });
+    const refresh = (body: unknown) => fetchWorker(`/admin/v1/federation/${td}/refresh`, { method: 'POST', headers: ADMIN, body: JSON.stringify(body) });
+    expect((await refresh({ bundle: await doc(2) })).status).toBe(200);
+    expect((await refresh({ error: 'ECONNREFUSED' })).status).toBe(200);
+    expect((await refresh({ bundle: await doc(1) })).status).toBe(409); // backwards: refused, counted as failed
+    const after = await scrape();
+    expect(after.get(`${M.federatedBundleFetch.name}{trust_domain_id="${td}",status="OK"}`)).toBe(1);
+    expect(after.get(`${M.federatedBundleFetch.name}{trust_domain_id="${td}",status="Unavailable"}`)).toBe(2);
+    expect(after.get(`${M.federatedBundleUpdate.name}{trust_domain_id="${td}"}`)).toBe(1);
   });
 });

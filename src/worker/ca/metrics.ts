@@ -12,12 +12,15 @@ import type { AuthorityAction } from '../../shared/ca/rotation.js';
 import type { WispErrorData } from '../../shared/errors.js';
 import { err, ok, type Result } from '../../shared/result.js';
 import { familyOf, ISSUER_METRICS, type MetricDef, type MetricSample } from '../../shared/telemetry/issuer-names.js';
+import { TRUST_DOMAIN_MAX_BYTES } from '../../shared/spiffe/id.js';
 import type { MetricStorage, StoredSlot } from './ca-storage.js';
 
 /** Most samples one recordTelemetry call may carry. */
 export const MAX_TELEMETRY_SAMPLES = 4096;
-const MAX_LABEL_CHARS = 128;
-const WORKER_FAMILIES: ReadonlySet<MetricDef> = new Set(Object.values(ISSUER_METRICS.rpc).flatMap((r) => [r.calls, r.latency]));
+/** Longest label value taken from the Worker: a trust domain name (shared/spiffe/id.ts) fits. */
+const MAX_LABEL_CHARS = TRUST_DOMAIN_MAX_BYTES;
+/** what the Worker counts (telemetry.ts); the CA counts the rest itself and takes none of it from outside */
+const WORKER_FAMILIES: ReadonlySet<MetricDef> = new Set([...Object.values(ISSUER_METRICS.rpc).flatMap((r) => [r.calls, r.latency]), ISSUER_METRICS.federatedBundleFetch, ISSUER_METRICS.federatedBundleUpdate]);
 
 const AUTHORITY_METRICS: Record<KeyKind, Partial<Record<AuthorityAction['kind'], MetricDef>>> = {
   x509: { prepare: ISSUER_METRICS.x509CaPrepare, activate: ISSUER_METRICS.x509CaActivate, taint: ISSUER_METRICS.x509CaTaint, revoke: ISSUER_METRICS.x509CaRevoke },

@@ -74,6 +74,7 @@ describe('CA metrics', () => {
     const good: MetricSample[] = [{ name: calls.name, labels: { status: 'OK' }, value: 2 }, ...histogramObservation(M.rpc.sync.latency, { status: 'OK' }, 7)];
     expect(await core.recordTelemetry(good)).toEqual({ ok: true, value: true });
     expect(await core.recordTelemetry(good)).toEqual({ ok: true, value: true });
+    expect(await core.recordTelemetry([{ name: M.federatedBundleUpdate.name, labels: { trust_domain_id: `${'a'.repeat(251)}.org` }, value: 1 }])).toEqual({ ok: true, value: true });
     expect(await valueOf(core, calls.name, { status: 'OK' })).toBe(4);
     expect(await valueOf(core, `${M.rpc.sync.latency.name}_sum`, { status: 'OK' })).toBe(14);
     for (const bad of [
@@ -83,6 +84,7 @@ describe('CA metrics', () => {
       [{ name: calls.name, labels: { status: 'OK' }, value: -1 }],
       [{ name: calls.name, labels: { status: 'OK' }, value: Number.NaN }],
       [{ name: calls.name, labels: { le: '1' }, value: 1 }],
+      [{ name: M.federatedBundleUpdate.name, labels: { trust_domain_id: 'x'.repeat(256) }, value: 1 }],
       'not an array',
     ]) {
       expect(await core.recordTelemetry(bad as MetricSample[])).toMatchObject({ ok: false, error: { code: 'ERR_BAD_REQUEST' } });

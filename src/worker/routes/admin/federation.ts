@@ -21,7 +21,7 @@ import { refreshRelationship } from '../../federation/refresh.js';
 import { parseSubmission, submitRefresh } from '../../federation/submit.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { nowSeconds, onlyFields } from './params.js';
-import { waitUntilOf } from '../../telemetry.js';
+import { countedSubmit, waitUntilOf } from '../../telemetry.js';
 
 /** Body limit of requests carrying a bundle. */
 const BUNDLE_BODY_MAX_BYTES = MAX_BUNDLE_BYTES + 64 * 1024;
@@ -102,7 +102,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
       throw new WispError('ERR_BAD_REQUEST', 'an https_spiffe endpoint cannot be verified by the Worker: run `wisp federation refresh` where Node runs');
     }
     const submission = parseSubmission(asObject(await readJsonBody(c, BUNDLE_BODY_MAX_BYTES)));
-    return c.json(await submitRefresh(store, relationship, submission, now));
+    return c.json(await countedSubmit(deps.telemetry, td, submitRefresh(store, relationship, submission, now), waitUntilOf(c)));
   });
 
   return app;
