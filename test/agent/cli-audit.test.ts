@@ -2,8 +2,8 @@
 // lists what the admin writes left, filters by action, turns -since durations into RFC 3339, and prints JSON.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSinceFlag } from '../../src/cli/audit.js';
-import { runCli } from '../../src/cli/main.js';
 import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
+import { runWispInProcess } from '../helpers/node/wisp-cli.js';
 
 let issuer: InProcessIssuer;
 
@@ -15,19 +15,7 @@ afterAll(async () => {
   await issuer?.close();
 });
 
-async function wisp(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: (t: string) => void (stdout += t),
-    stderr: (t: string) => void (stderr += t),
-    stderrIsTty: false,
-    env: { WISP_SERVER_URL: issuer.url, WISP_ADMIN_TOKEN: issuer.adminToken },
-    readStdin: async () => '',
-  };
-  const code = await runCli(args, { io, workloadApiToken: async () => Promise.reject(new Error('unused')) });
-  return { code, stdout, stderr };
-}
+const wisp = (args: string[]) => runWispInProcess(args, issuer);
 
 describe('wisp audit list', () => {
   it('lists admin writes, filters by action and prints JSON', async () => {

@@ -1,9 +1,9 @@
 // `wisp x509 revoke` and `wisp entry revoke` in process against the real issuer app
 // (test/helpers/node/in-process-issuer.ts): what they send lands as revocations the admin API lists.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli/main.js';
 import type { SvidRevocation } from '../../src/shared/registry/revocation.js';
 import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
+import { runWispInProcess } from '../helpers/node/wisp-cli.js';
 
 let issuer: InProcessIssuer;
 
@@ -15,19 +15,7 @@ afterAll(async () => {
   await issuer?.close();
 });
 
-async function wisp(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: (t: string) => void (stdout += t),
-    stderr: (t: string) => void (stderr += t),
-    stderrIsTty: false,
-    env: { WISP_SERVER_URL: issuer.url, WISP_ADMIN_TOKEN: issuer.adminToken },
-    readStdin: async () => '',
-  };
-  const code = await runCli(args, { io, workloadApiToken: async () => Promise.reject(new Error('unused')) });
-  return { code, stdout, stderr };
-}
+const wisp = (args: string[]) => runWispInProcess(args, issuer);
 
 const listed = async () => (await issuer.admin<{ revocations: SvidRevocation[] }>('GET', '/revocations')).revocations;
 

@@ -4,14 +4,11 @@
 // JWT-SVIDs of that kid; after revoke the bundle the agent serves no longer has the key.
 import { decodeProtectedHeader } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/agent/log.js';
-import { runRotator } from '../../src/agent/rotator.js';
 import { x509AuthorityIdOf, signerAuthorityIdsOf } from '../../src/shared/ca/authority-id.js';
 import { toBase64 } from '../../src/shared/encoding/base64.js';
-import { useAgentHarness, type Harness } from '../helpers/node/agent/agent-harness.js';
+import { rotatorRound, useAgentHarness, type Harness } from '../helpers/node/agent/agent-harness.js';
 
 const UID = { type: 'unix', value: 'uid:1000' };
-const log = silentLogger();
 const createHarness = useAgentHarness();
 
 let h: Harness;
@@ -23,14 +20,7 @@ beforeEach(async () => {
 });
 afterEach(() => h.close());
 
-/** one rotator round (renew if due, sync, sign), as the agent runs it */
-async function round(): Promise<void> {
-  const controller = new AbortController();
-  await runRotator(
-    { identity: h.identity, cache: h.cache, client: h.client, dataDir: h.dataDir, clock: h.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => controller.abort() },
-    controller.signal,
-  );
-}
+const round = () => rotatorRound(h);
 
 interface State {
   authorityId: string;

@@ -11,13 +11,12 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeCacheFile, loadSvidCacheFile } from '../../src/agent/cache/cache-file.js';
 import { SvidCache, type CacheSnapshot } from '../../src/agent/cache/svid-cache.js';
 import { silentLogger } from '../../src/agent/log.js';
-import { runRotator } from '../../src/agent/rotator.js';
 import { SecretSchema } from '../../src/agent/sds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import { buildSecrets, SDS_DEFAULTS } from '../../src/agent/sds/resources.js';
 import { createWorkloadApi } from '../../src/agent/workload-api/handler.js';
 import { normalizeSerialNumber } from '../../src/shared/agent-proof.js';
 import { signerAuthorityIdsOf } from '../../src/shared/ca/authority-id.js';
-import { useAgentHarness, TRUST_DOMAIN, type Harness } from '../helpers/node/agent/agent-harness.js';
+import { rotatorRound, useAgentHarness, TRUST_DOMAIN, type Harness } from '../helpers/node/agent/agent-harness.js';
 import { createOpensslKit, openssl } from '../helpers/node/agent/openssl-kit.js';
 
 const UID = { type: 'unix', value: 'uid:1000' };
@@ -37,14 +36,7 @@ beforeEach(async () => {
 });
 afterEach(() => h.close());
 
-/** one rotator round (renew if due, sync, sign), as the agent runs it */
-async function round(cache: SvidCache = h.cache): Promise<void> {
-  const controller = new AbortController();
-  await runRotator(
-    { identity: h.identity, cache, client: h.client, dataDir: h.dataDir, clock: h.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => controller.abort() },
-    controller.signal,
-  );
-}
+const round = (cache: SvidCache = h.cache) => rotatorRound(h, cache);
 
 const serialOf = (der: Uint8Array) => normalizeSerialNumber(new x509.X509Certificate(der).serialNumber);
 const serials = (cache: SvidCache = h.cache) => new Map(cache.x509SvidsFor([UID]).map((s) => [s.spiffeId, serialOf(s.certChain[0]!)]));
@@ -187,8 +179,7 @@ describe('agents and per-SVID revocation', () => {
     await g.identity.start();
     const before = serialOf(g.identity.current()!.certChain[0]!);
     await g.issuer.admin('POST', '/revocations', { serialNumber: before });
-    const controller = new AbortController();
-    await runRotator({ identity: g.identity, cache: g.cache, client: g.client, dataDir: g.dataDir, clock: g.clock.fn, random: () => 0, intervalMs: 5_000, log, sleep: async () => controller.abort() }, controller.signal);
+    await rotatorRound(g);
     expect(g.issuer.callsTo('/attest')).toHaveLength(2);
     const after = serialOf(g.identity.current()!.certChain[0]!);
     expect(after).not.toBe(before);

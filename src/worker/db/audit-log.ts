@@ -38,7 +38,8 @@ export interface AuditStore {
 export const AUDIT_PRUNE_CHUNK_ROWS = 5_000;
 export const AUDIT_PRUNE_MAX_CHUNKS = 20;
 
-interface AuditRow {
+/** A row of `audit_log` as D1 returns it. */
+export interface AuditRow {
   id: number;
   at: number;
   request_id: string;

@@ -1,10 +1,12 @@
 /**
- * Runs the `wisp` admin CLI (bin/wisp.js) as a child process, as an operator would, for the e2e tests.
+ * Runs the `wisp` admin CLI (bin/wisp.js) as a child process, as an operator would, for the e2e tests; or
+ * in process against the in-process issuer.
  * @module
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../../scripts/local-stack.js';
+import { runCli } from '../../../src/cli/main.js';
 
 export const WISP_BIN = join(REPO_ROOT, 'bin', 'wisp.js');
 
@@ -57,3 +59,21 @@ export function runWisp(args: string[], options: WispRunOptions = {}): Promise<W
 
 /** The contract for every failure: exit 1 and exactly one line on stderr, `Error: ERR_…: message`, no stack. */
 export const ONE_LINE_ERROR = /^Error: ERR_[A-Z_]+: [^\n]+\n$/;
+
+/**
+ * Runs `wisp` in this process (runCli, the same code bin/wisp.js runs) against `issuer` with its admin
+ * token: for tests against the in-process issuer, where a child process would cost a second per call.
+ */
+export async function runWispInProcess(args: string[], issuer: { url: string; adminToken: string }): Promise<WispRun> {
+  let stdout = '';
+  let stderr = '';
+  const io = {
+    stdout: (t: string) => void (stdout += t),
+    stderr: (t: string) => void (stderr += t),
+    stderrIsTty: false,
+    env: { WISP_SERVER_URL: issuer.url, WISP_ADMIN_TOKEN: issuer.adminToken },
+    readStdin: async () => '',
+  };
+  const code = await runCli(args, { io, workloadApiToken: async () => Promise.reject(new Error('unused')) });
+  return { code, stdout, stderr };
+}

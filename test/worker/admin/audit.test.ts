@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../../src/shared/encoding/base64.js';
 import { parseSpiffeId } from '../../../src/shared/spiffe/id.js';
 import { createAgentStore } from '../../../src/worker/db/agents.js';
-import { createAuditStore, type AuditEvent } from '../../../src/worker/db/audit-log.js';
+import { createAuditStore, type AuditEvent, type AuditRow } from '../../../src/worker/db/audit-log.js';
 import worker from '../../../src/worker/index.js';
 import { auditLog, noteAudit } from '../../../src/worker/middleware/audit.js';
 import { errorHandler } from '../../../src/worker/middleware/error-handler.js';
@@ -32,17 +32,7 @@ beforeAll(async () => {
   csr = toBase64(await makeCsr('P-256'));
 });
 
-interface Row {
-  request_id: string;
-  principal: string;
-  action: string;
-  route: string;
-  object_ids: string;
-  detail: string;
-  status: number;
-  error_code: string | null;
-  source_ip: string | null;
-}
+type Row = Omit<AuditRow, 'id' | 'at'>;
 
 /** The audit rows of one response (by its X-Request-Id). */
 async function rowsOf(res: Response): Promise<Row[]> {

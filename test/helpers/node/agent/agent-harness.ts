@@ -11,6 +11,7 @@ import { openDataDir, type DataDir } from '../../../../src/agent/data-dir.js';
 import { createIssuerClient, type IssuerClient } from '../../../../src/agent/issuer-client.js';
 import { silentLogger } from '../../../../src/agent/log.js';
 import { createAgentIdentity, type AgentIdentity } from '../../../../src/agent/node-attestation.js';
+import { runRotator } from '../../../../src/agent/rotator.js';
 import type { NewEntry } from '../../../../src/shared/registry/entry.js';
 import type { Selector } from '../../../../src/shared/registry/selectors.js';
 import type { SpiffeId, TrustDomain } from '../../../../src/shared/spiffe/id.js';
@@ -130,4 +131,16 @@ async function createHarness(pool: D1Pool, opts: HarnessOptions): Promise<Harnes
     restart: async (attestor) => wire(attestor),
     close: () => (closed ??= issuer.close()),
   };
+}
+
+/**
+ * One rotator round (renew if due, sync, sign) over the harness's parts, as the agent runs it, then stops:
+ * the rotator's sleep aborts it. `cache` replaces the harness's (a second cache restored from the same file).
+ */
+export async function rotatorRound(h: Harness, cache: SvidCache = h.cache): Promise<void> {
+  const controller = new AbortController();
+  await runRotator(
+    { identity: h.identity, cache, client: h.client, dataDir: h.dataDir, clock: h.clock.fn, random: () => 0, intervalMs: 5_000, log: silentLogger(), sleep: async () => controller.abort() },
+    controller.signal,
+  );
 }
