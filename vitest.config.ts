@@ -4,6 +4,7 @@
  * - worker: the issuer inside workerd with real D1 (migrations applied) and Durable Objects
  * - agent: the Node agent (and src/node, the Node-only code it shares with the CLI)
  * - e2e: black-box runs of the real issuer (wrangler dev) and real agent processes
+ * - k8s: Wisp's Kubernetes parts against a real API server and kubelet (../shared/k8s-testbed)
  */
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
@@ -34,6 +35,8 @@ export default defineConfig({
       workerdProject('shared-workerd', ['test/shared/**/*.test.ts']),
       workerdProject('worker', ['test/worker/**/*.test.ts']),
       { test: { name: 'agent', include: ['test/agent/**/*.test.ts', 'test/node/**/*.test.ts'], environment: 'node', testTimeout: 30_000 } },
+      // A real Kubernetes control plane and kubelet (../shared/k8s-testbed), started once for the project.
+      { test: { name: 'k8s', include: ['test/k8s/**/*.test.ts'], environment: 'node', globalSetup: ['./test/k8s/global-setup.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false } },
       { test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], environment: 'node', testTimeout: 180_000, hookTimeout: 180_000, fileParallelism: false } },
     ],
   },
