@@ -2,7 +2,6 @@
 // process, real Workload API calls on its Unix socket, the exposition scraped over HTTP and parsed, and
 // checked by `promtool check metrics` where promtool exists (Debian's `prometheus` package).
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +19,7 @@ import { silentLogger } from '../../src/agent/log.js';
 import { RATE_LIMIT_EXCEEDED } from '../../src/agent/workload-api/rate-limit.js';
 import { createWorkloadApiClient, isGrpcError } from '../../src/node/workload-api/client.js';
 import { startAgentTestIssuer, type AgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
+import { checkMetrics, findPrometheusTool } from '../helpers/node/promtool.js';
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -79,16 +79,6 @@ async function scrape(port: number): Promise<{ text: string; samples: Sample[]; 
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();
   return { text, ...parseExposition(text) };
-}
-
-/** promtool, on PATH or installed once from Debian's `prometheus` package when root; undefined (with why) otherwise. */
-function findPromtool(): { path?: string; why?: string } {
-  const which = () => spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
-  if (which()) return { path: which() };
-  if (process.getuid?.() !== 0) return { why: 'promtool is not on PATH and the test is not root (cannot apt-get install prometheus)' };
-  const apt = spawnSync('apt-get', ['install', '-y', '-q', 'prometheus'], { encoding: 'utf8', timeout: 240_000 });
-  if (apt.status !== 0) return { why: `apt-get install prometheus failed: ${(apt.stderr || apt.stdout).trim().split('\n').at(-1)}` };
-  return which() ? { path: which() } : { why: 'prometheus installed but promtool is not on PATH' };
 }
 
 async function startAgent(issuer: AgentTestIssuer, clock: () => number, extra: Record<string, unknown>, joinToken: string) {
@@ -206,27 +196,14 @@ describe('agent telemetry', () => {
     const last = await scrape(port);
     expect(valueOf(last.samples, 'spire_agent_manager_sync_fetch_entries_updates', { status: 'Unavailable' })).toBeGreaterThanOrEqual(1);
 
-    const promtool = findPromtool();
+    const promtool = findPrometheusTool('promtool');
     if (!promtool.path) {
       console.warn(`skipping promtool check metrics: ${promtool.why}`);
       return;
     }
-    const check = spawnSync(promtool.path, ['check', 'metrics'], { input: last.text, encoding: 'utf8' });
-    const problems = `${check.stdout}${check.stderr}`.split('\n').filter((l) => l.trim() !== '');
-    // Known and kept on purpose, named by others' conventions (docs/telemetry.md): SPIRE's counters have no
-    // `_total` and its uptime is `_in_ms` (its Prometheus sink names metrics by key; dashboards use those
-    // names), and prom-client's default Node metrics name three gauges `_total`. Any other problem (a parse
-    // error included) fails.
-    const spireCounters = new Set([...last.types].filter(([n, t]) => t === 'counter' && n.startsWith('spire_agent_')).map(([n]) => n));
-    const promClientGauges = new Set(['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']);
-    const other = problems.filter((l) => {
-      const [name, ...rest] = l.trim().split(' ');
-      const lint = rest.join(' ');
-      if (lint === 'counter metrics should have "_total" suffix') return !spireCounters.has(name!);
-      if (lint === 'non-counter metrics should not have "_total" suffix') return !promClientGauges.has(name!);
-      if (lint === 'metric names should not contain abbreviated units') return name !== 'spire_agent_uptime_in_ms';
-      return true;
-    });
+    // Known and kept on purpose (docs/telemetry.md, test/helpers/node/promtool.ts): SPIRE's counters without
+    // `_total`, its `_in_ms` uptime, prom-client's three `_total` gauges. Any other problem fails.
+    const { problems, unexpected: other } = checkMetrics(promtool.path, last.text);
     expect(problems.length).toBeGreaterThan(0); // promtool ran and spoke (the `_total` lints above are certain)
     expect(other).toEqual([]);
   }, 60_000);
