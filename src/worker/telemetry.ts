@@ -15,6 +15,10 @@ import { AGENT_API_METHODS, histogramObservation, ISSUER_METRICS, type AgentApiM
 import type { TrustDomainCaApi } from './ca/ca-api.js';
 import { metricLabelKey } from './ca/ca-storage.js';
 import { logEvent } from './log.js';
+import { telemetryEvent } from './telemetry-events.js';
+
+/** Agent API calls also logged as events (node attestation, agent SVID renewal: rotation); the others are too frequent. */
+const LOGGED_METHODS: ReadonlySet<AgentApiMethod> = new Set(['attest', 'renew']);
 
 /** How long an isolate sums before it sends (one CA call per isolate per window at most). */
 export const FLUSH_AFTER_MS = 2000;
@@ -80,6 +84,7 @@ export function createTelemetryRecorder(ca: () => TrustDomainCaApi, flushAfterMs
     call(method, status, elapsedMs, extra = {}, waitUntil) {
       const { calls, latency } = ISSUER_METRICS.rpc[method];
       add([count(calls, { status, ...extra }), ...histogramObservation(latency, { status }, Math.max(0, elapsedMs))]);
+      if (LOGGED_METHODS.has(method)) telemetryEvent(calls, { status, ...(extra.attestor ? { attestor: extra.attestor } : {}), elapsed_ms: Math.max(0, elapsedMs) });
       schedule(waitUntil);
     },
     bundleRefresh(trustDomain, outcome, waitUntil) {

@@ -13,6 +13,7 @@ import type { WispErrorData } from '../../shared/errors.js';
 import { err, ok, type Result } from '../../shared/result.js';
 import { familyOf, ISSUER_METRICS, type MetricDef, type MetricSample } from '../../shared/telemetry/issuer-names.js';
 import { TRUST_DOMAIN_MAX_BYTES } from '../../shared/spiffe/id.js';
+import { telemetryEvent } from '../telemetry-events.js';
 import type { MetricStorage, StoredSlot } from './ca-storage.js';
 
 /** Most samples one recordTelemetry call may carry. */
@@ -42,10 +43,16 @@ export function createCaMetrics(storage: MetricStorage): CaMetrics {
     if (value > 0) storage.add([{ name: def.name, labels, value }]);
   };
   return {
-    signed: (kind, count) => add(kind === 'x509' ? ISSUER_METRICS.x509SvidSigned : ISSUER_METRICS.jwtSvidSigned, count),
+    signed(kind, count) {
+      const def = kind === 'x509' ? ISSUER_METRICS.x509SvidSigned : ISSUER_METRICS.jwtSvidSigned;
+      add(def, count);
+      if (count > 0) telemetryEvent(def, { count });
+    },
     authority(kind, action) {
       const def = AUTHORITY_METRICS[kind][action];
-      if (def) add(def, 1);
+      if (!def) return;
+      add(def, 1);
+      telemetryEvent(def, { count: 1 });
     },
     refused: (limit) => add(ISSUER_METRICS.rateLimitExceeded, 1, { limit }),
     record(samples) {
