@@ -272,6 +272,16 @@ describe.skipIf(skipWhy !== undefined)(`a real Prometheus scraping a real agent 
     const rules = (readYaml(join(DEPLOY, 'prometheus', 'wisp-rules.yml'))[0] as { groups: { rules: { alert?: string; record?: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
     const checkedRules = spawnSync(promtoolBin.path!, ['check', 'rules', join(DEPLOY, 'prometheus', 'wisp-rules.yml')], { encoding: 'utf8' });
     expect(checkedRules.status, checkedRules.stdout + checkedRules.stderr).toBe(0);
+    // the shipped config as it is, but for a credentials_file that exists (promtool refuses a missing one)
+    const shippedDir = join(root, 'shipped');
+    mkdirSync(shippedDir);
+    copyFileSync(join(DEPLOY, 'prometheus', 'wisp-rules.yml'), join(shippedDir, 'wisp-rules.yml'));
+    const shipped = readFileSync(join(DEPLOY, 'prometheus', 'prometheus.yml'), 'utf8');
+    expect(shipped).toContain('credentials_file: /etc/prometheus/wisp-admin-token');
+    writeFileSync(join(shippedDir, 'prometheus.yml'), shipped.replace('/etc/prometheus/wisp-admin-token', join(root, 'prometheus', 'admin-token')));
+    const checkedShipped = spawnSync(promtoolBin.path!, ['check', 'config', join(shippedDir, 'prometheus.yml')], { encoding: 'utf8' });
+    expect(checkedShipped.status, checkedShipped.stdout + checkedShipped.stderr).toBe(0);
+    expect(checkedShipped.stdout).toContain(`SUCCESS: ${rules.length} rules found`);
     // Grafana's $__rate_interval is Grafana's to fill in; any range works for evaluation
     const exprs = [...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...rules.map((r) => r.expr)].map((e) => e.replaceAll('$__rate_interval', '1m'));
     expect(exprs.length).toBeGreaterThan(20);
