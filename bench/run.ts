@@ -254,7 +254,8 @@ async function startRealAgent(issuer: Issuer, dir: string): Promise<{ child: Chi
   const socketPath = join(dir, 'run', 'agent.sock');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const configPath = join(dir, 'agent.json');
-  writeFileSync(configPath, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir, socketPath, joinToken: token, logLevel: 'warn', syncIntervalSeconds: 1 }));
+  // metrics on (issue 17: the targets hold with them): the agent's Prometheus listener on a free loopback port
+  writeFileSync(configPath, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir, socketPath, joinToken: token, logLevel: 'warn', syncIntervalSeconds: 1, telemetry: { prometheus: { host: '127.0.0.1', port: 0 } } }));
   // WISP_BENCH_AGENT_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": profile the agent under load
   const nodeArgs = process.env.WISP_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean);
   const agent = spawnLogged([join(REPO_ROOT, 'bin', 'wisp-agent.js'), 'run', '--config', configPath], 'wisp-agent', nodeArgs);

@@ -45,6 +45,8 @@ export interface RunningIssuer {
   adminToken: string;
   trustDomain: string;
   process: ChildProcess;
+  /** what wrangler and the Worker wrote (stdout and stderr), the last 100-200 kB */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -142,7 +144,22 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
     await stop();
     throw new Error(`${(e as Error).message}\n--- wrangler output ---\n${output.slice(-5000)}`, { cause: e });
   }
-  return { url, port, adminToken, trustDomain, process: child, stop };
+  return { url, port, adminToken, trustDomain, process: child, output: () => output, stop };
+}
+
+/**
+ * Signals the process group of an issuer started with `detached` (wrangler and the workerd it runs) and waits
+ * until wrangler is gone; then kills whatever of the group is left, so nothing holds the state dir.
+ */
+export async function signalIssuer(running: RunningIssuer, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  const exited = new Promise<void>((resolveExit) => (running.process.exitCode !== null || running.process.signalCode !== null ? resolveExit() : running.process.once('exit', () => resolveExit())));
+  process.kill(-running.process.pid!, signal);
+  await exited;
+  try {
+    process.kill(-running.process.pid!, 'SIGKILL');
+  } catch {
+    // the group is gone
+  }
 }
 
 /** Calls the issuer's admin API; throws with the issuer's error code on failure. */
@@ -211,11 +228,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
+  // an agent that exits before serving fails at once (waitFor would retry a throwing probe until its deadline)
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`wisp-agent exited ${code}:\n${output}`))));
+  exited.catch(() => undefined);
   try {
-    await waitFor('the agent socket', async () => {
-      if (child.exitCode !== null) throw new Error(`wisp-agent exited ${child.exitCode}:\n${output}`);
-      return existsSync(opts.socketPath) ? true : undefined;
-    }, 60_000);
+    await Promise.race([waitFor('the agent socket', async () => (existsSync(opts.socketPath) ? true : undefined), 60_000), exited]);
   } catch (e) {
     await stopProcess(child);
     throw new Error(`${(e as Error).message}\n--- agent output ---\n${output.slice(-5000)}`, { cause: e });

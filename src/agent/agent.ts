@@ -32,6 +32,10 @@ import { createWorkloadApi } from './workload-api/handler.js';
 import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
 import { createWorkloadAttestor } from './workload-api/workload-attestors.js';
+import { agentVersion, createAgentTelemetry, type AgentTelemetry } from './telemetry/metrics.js';
+import { startHealthListener, startMetricsListener, type HealthState, type Listener } from './telemetry/listeners.js';
+import { trustDomainId } from '../shared/spiffe/id.js';
+import { WispError } from '../shared/errors.js';
 
 export interface RunAgentOptions {
   log: Logger;
@@ -39,6 +43,8 @@ export interface RunAgentOptions {
   signal: AbortSignal;
   clock?: Clock;
   random?: () => number;
+  /** called with each HTTP listener's bound port once it listens (a port of 0 in the config picks one) */
+  onListening?: (which: 'metrics' | 'health', port: number) => void;
 }
 
 /** Resolves after a clean shutdown; rejects with the failure that stopped the agent. */
@@ -47,14 +53,21 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const dataDir = await openDataDir(config.dataDir);
+  // metrics on only when configured; every component below gets `telemetry` or nothing (STYLE: wired once, here)
+  const prometheus = config.telemetry?.prometheus;
+  const telemetry: AgentTelemetry | undefined = prometheus
+    ? createAgentTelemetry({ version: agentVersion(), trustDomainId: trustDomainId(config.trustDomain), startedAt: clock(), clock })
+    : undefined;
+  const withTelemetry = telemetry ? { telemetry } : {};
   const holder: { identity?: AgentIdentity } = {};
   const client = createIssuerClient({
     serverUrl: config.serverUrl,
     timeoutMs: config.requestTimeoutSeconds * 1000,
     clock,
     credentials: () => holder.identity?.current(),
+    ...withTelemetry,
   });
-  const identity = createAgentIdentity({ client, dataDir, attestor: selectNodeAttestor(config), clock, log });
+  const identity = createAgentIdentity({ client, dataDir, attestor: selectNodeAttestor(config), clock, log, ...withTelemetry });
   holder.identity = identity;
   const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, log, random });
 
@@ -69,13 +82,42 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
     impl: createWorkloadApi({ attest, source: cache, clock, log, limiter }),
     ...(config.disableSdsApi ? {} : { sds: createSds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log, limiter }) }),
     log,
+    ...withTelemetry,
   });
+  let serving = true;
+  telemetry?.watch({ cacheSizes: () => cache.sizes(), rateLimitExceeded: () => limiter.exceeded() });
+  const listeners: Listener[] = [];
+  const closeListeners = async () => {
+    for (const l of listeners.splice(0)) await l.close();
+  };
+  try {
+    if (telemetry && prometheus) {
+      const l = await listenOrExplain('telemetry.prometheus', prometheus.host, prometheus.port, () => startMetricsListener({ ...prometheus, metrics: () => telemetry.metrics(), contentType: telemetry.contentType, onError: (err) => log.error({ err }, 'metrics collection failed') }));
+      listeners.push(l);
+      log.info({ host: prometheus.host, port: l.port }, 'metrics listener on');
+      options.onListening?.('metrics', l.port);
+    }
+    const hc = config.healthChecks;
+    if (hc?.listenerEnabled) {
+      const state = (): HealthState => healthState({ serving, svid: identity.current(), cache, now: clock() });
+      const l = await listenOrExplain('healthChecks', hc.bindAddress, hc.bindPort, () => startHealthListener({ host: hc.bindAddress, port: hc.bindPort, livePath: hc.livePath, readyPath: hc.readyPath, state }));
+      listeners.push(l);
+      log.info({ host: hc.bindAddress, port: l.port, live_path: hc.livePath, ready_path: hc.readyPath }, 'health checks listener on');
+      options.onListening?.('health', l.port);
+    }
+  } catch (e) {
+    await closeListeners();
+    await server.close();
+    throw e;
+  }
 
   await runTasks(
     {
       workloadApi: async (taskSignal) => {
         await new Promise<void>((resolve) => (taskSignal.aborted ? resolve() : taskSignal.addEventListener('abort', () => resolve(), { once: true })));
+        serving = false;
         await server.close();
+        await closeListeners();
         log.info('Workload API closed, socket removed');
       },
       // https_spiffe relationships assigned to this agent (none: one cheap call per poll)
@@ -101,7 +143,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
         try {
           await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId, log });
           await runRotator(
-            { identity, cache, client, dataDir, clock, random, sleep: abortableSleep, intervalMs: config.syncIntervalSeconds * 1000, log },
+            { identity, cache, client, dataDir, clock, random, sleep: abortableSleep, intervalMs: config.syncIntervalSeconds * 1000, log, ...withTelemetry },
             taskSignal,
           );
         } finally {
@@ -112,6 +154,30 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
     },
     signal,
   );
+}
+
+/** A listener that cannot bind (port taken, address not local) is a one-line config error naming the key. */
+async function listenOrExplain(key: string, host: string, port: number, start: () => Promise<Listener>): Promise<Listener> {
+  try {
+    return await start();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    throw new WispError('ERR_CONFIG_INVALID', `${key}: cannot listen on ${host}:${port} (${typeof code === 'string' ? code : (e as Error).message})`, { cause: e });
+  }
+}
+
+/**
+ * SPIRE's health semantics: ready once the agent holds a valid SVID and a bundle and serves the Workload
+ * API (its cache has synced or was loaded); live while it can still serve, that is until it stops, or its
+ * own SVID has expired (an unreachable issuer alone does not make it unlive: cached SVIDs are served).
+ * Before the first attestation the agent is live (starting) but not ready.
+ */
+function healthState(o: { serving: boolean; svid: { notAfter: number } | undefined; cache: Pick<SvidCache, 'isReady' | 'bundleJson'>; now: number }): HealthState {
+  const svidValid = o.svid !== undefined && o.now < o.svid.notAfter;
+  const bundle = o.cache.bundleJson() !== undefined;
+  const cacheReady = o.cache.isReady();
+  const checks = { serving: o.serving, agent_svid_valid: svidValid, bundle, cache_ready: cacheReady };
+  return { live: o.serving && (o.svid === undefined || svidValid), ready: o.serving && svidValid && bundle && cacheReady, checks };
 }
 
 /** Attests (or loads the stored identity), retrying while the issuer is unreachable. */

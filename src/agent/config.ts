@@ -45,7 +45,30 @@ export interface AgentConfig {
   rateLimit?: WorkloadRateLimits;
   /** workload attestors besides `unix` (always on): `k8s` (SPIRE's `WorkloadAttestor "k8s"`) */
   workloadAttestors?: WorkloadAttestorsConfig;
+  /** SPIRE's `telemetry` block: only `prometheus` (the metrics listener, docs/telemetry.md); absent: no metrics */
+  telemetry?: { prometheus?: PrometheusConfig };
+  /** SPIRE's `health_checks`: HTTP live/ready probes; absent or listenerEnabled false: no listener */
+  healthChecks?: HealthChecksConfig;
 }
+
+/** The metrics listener: plain HTTP, loopback unless `host` says otherwise. */
+export interface PrometheusConfig {
+  host: string;
+  /** 0: any free port (logged) */
+  port: number;
+}
+
+/** SPIRE's `health_checks` keys, camelCased. */
+export interface HealthChecksConfig {
+  listenerEnabled: boolean;
+  bindAddress: string;
+  bindPort: number;
+  livePath: string;
+  readyPath: string;
+}
+
+export const TELEMETRY_DEFAULTS = { prometheusHost: LOOPBACK_IPV4 } as const;
+export const HEALTH_CHECKS_DEFAULTS = { listenerEnabled: false, bindAddress: LOOPBACK_IPV4, bindPort: 8080, livePath: '/live', readyPath: '/ready' } as const;
 
 /** aws_iid: the EC2 instance metadata service (IMDSv2; IMDSv1 only with imdsV1Fallback). */
 export interface AwsIidAgentConfig {
@@ -104,6 +127,8 @@ export const AGENT_CONFIG_ENV: Record<AgentConfigKey, string> = {
   disableSdsApi: 'WISP_DISABLE_SDS_API',
   rateLimit: 'WISP_RATE_LIMIT',
   workloadAttestors: 'WISP_WORKLOAD_ATTESTORS',
+  telemetry: 'WISP_TELEMETRY',
+  healthChecks: 'WISP_HEALTH_CHECKS',
 };
 
 /** Command-line flag of each key (SPIRE spelling: --serverURL). */
@@ -248,6 +273,15 @@ const workloadAttestorsObject = v.optional(
     }),
   ),
 );
+const PORT = 'must be a whole number from 0 (any free port) to 65535';
+const port = (fallback?: number) => {
+  const p = v.pipe(v.number(PORT), v.integer(PORT), v.minValue(0, PORT), v.maxValue(65535, PORT));
+  return fallback === undefined ? required(p, 'is required (a port number)') : v.optional(p, fallback);
+};
+const HOST = 'must be a host name or IP address to listen on';
+const listenHost = (fallback: string) => v.optional(v.pipe(nonEmptyString(), v.regex(/^[A-Za-z0-9.:_-]+$/, HOST)), fallback);
+const httpPath = (fallback: string) => v.optional(v.pipe(nonEmptyString(), v.regex(/^\/[A-Za-z0-9._~/-]*$/, 'must be a path starting with /')), fallback);
+const HC = HEALTH_CHECKS_DEFAULTS;
 
 const AWS = CLOUD_ATTESTOR_DEFAULTS.awsIid;
 const GCP = CLOUD_ATTESTOR_DEFAULTS.gcpIit;
@@ -305,6 +339,22 @@ const AGENT_SCHEMA = v.object({
   disableSdsApi: v.optional(booleanish()),
   rateLimit: rateLimitObject,
   workloadAttestors: workloadAttestorsObject,
+  telemetry: cloudObject({
+    prometheus: v.optional(v.pipe(jsonObject('must be a JSON object', 'must be an object like {"port": 9988}'), knownKeys({ host: listenHost(TELEMETRY_DEFAULTS.prometheusHost), port: port() }))),
+  }),
+  healthChecks: v.optional(
+    v.pipe(
+      jsonObject('must be a JSON object', 'must be an object like {"listenerEnabled": true, "bindPort": 8080}'),
+      knownKeys({
+        listenerEnabled: v.optional(v.boolean(BOOLEAN), HC.listenerEnabled),
+        bindAddress: listenHost(HC.bindAddress),
+        bindPort: port(HC.bindPort),
+        livePath: httpPath(HC.livePath),
+        readyPath: httpPath(HC.readyPath),
+      }),
+      v.check((h) => h.livePath !== h.readyPath, 'livePath and readyPath must differ'),
+    ),
+  ),
 });
 
 const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi'] as const;
@@ -341,6 +391,8 @@ export function parseAgentConfig(
     ...(c.disableSdsApi !== undefined ? { disableSdsApi: c.disableSdsApi } : {}),
     ...(c.rateLimit ? { rateLimit: c.rateLimit } : {}),
     ...(c.workloadAttestors ? { workloadAttestors: workloadAttestors(c.workloadAttestors, env) } : {}),
+    ...(c.telemetry?.prometheus ? { telemetry: { prometheus: c.telemetry.prometheus } } : {}),
+    ...(c.healthChecks ? { healthChecks: c.healthChecks } : {}),
   };
 }
 

@@ -29,6 +29,8 @@ import { WispError } from '../shared/errors.js';
 import { httpRequest, HttpRequestError, type HttpResponse } from '../node/http-request.js';
 import { issuerError, parseJsonBody } from '../node/issuer-response.js';
 import type { CryptoKey } from './keys.js';
+import type { IssuerRoute } from '../shared/telemetry/names.js';
+import type { WorkTelemetry } from './telemetry/metrics.js';
 
 /** Largest issuer response the agent reads, bytes. */
 export const MAX_ISSUER_RESPONSE_BYTES = 8 * 1024 * 1024;
@@ -47,6 +49,8 @@ export interface IssuerClientOptions {
   clock: Clock;
   /** the credentials to sign with right now (they change on renewal and re-attestation) */
   credentials: () => AgentCredentials | undefined;
+  /** latency and errors per route; absent: metrics off */
+  telemetry?: Pick<WorkTelemetry, 'now' | 'issuerRequest'>;
 }
 
 export interface IssuerClient {
@@ -75,7 +79,21 @@ export function isAgentUnknownError(e: unknown): boolean {
 
 /** @example const client = createIssuerClient({ serverUrl, timeoutMs: 10_000, clock: systemClock, credentials: () => identity.current() }) */
 export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
-  async function call<T>(method: 'GET' | 'POST', route: string, body: unknown, signed: boolean): Promise<T> {
+  const telemetry = options.telemetry;
+  async function call<T>(method: 'GET' | 'POST', route: IssuerRoute, body: unknown, signed: boolean): Promise<T> {
+    if (!telemetry) return request<T>(method, route, body, signed);
+    const t0 = telemetry.now();
+    try {
+      const out = await request<T>(method, route, body, signed);
+      telemetry.issuerRequest(route, t0);
+      return out;
+    } catch (e) {
+      telemetry.issuerRequest(route, t0, e instanceof WispError ? e.code : 'ERR_INTERNAL');
+      throw e;
+    }
+  }
+
+  async function request<T>(method: 'GET' | 'POST', route: IssuerRoute, body: unknown, signed: boolean): Promise<T> {
     const url = new URL(`${options.serverUrl}${AGENT_API_PREFIX}${route}`);
     const bytes = body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json' };

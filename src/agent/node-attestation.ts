@@ -25,6 +25,8 @@ import {
 } from './keys.js';
 import { LOG_FIELDS, type Logger } from './log.js';
 import { shouldRotate } from './rotation-policy.js';
+import { countedCall } from './telemetry/calls.js';
+import type { WorkTelemetry } from './telemetry/metrics.js';
 
 /** The agent's current X509-SVID and its key. */
 export interface AgentSvid extends AgentCredentials {
@@ -43,6 +45,8 @@ export interface AgentIdentityDeps {
   attestor: NodeAttestor | undefined;
   clock: Clock;
   log: Logger;
+  /** counts attestations and rotations; absent: metrics off */
+  telemetry?: Pick<WorkTelemetry, 'now' | 'callDone'>;
 }
 
 export interface AgentIdentity {
@@ -106,7 +110,9 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     const keys = generateKeyPair();
     let res: AttestResponse;
     try {
-      res = await client.attest({ attestationType: attestor.type, payload: await attestor.payload(), csr: toBase64(await createCsr(keys)) });
+      res = await countedCall(deps.telemetry, 'nodeAttestation', async () =>
+        client.attest({ attestationType: attestor.type, payload: await attestor.payload(), csr: toBase64(await createCsr(keys)) }),
+      );
     } catch (e) {
       if (e instanceof WispError && FATAL_ATTESTATION_CODES.has(e.code)) {
         const hint =
@@ -152,10 +158,13 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
         return true;
       }
       if (!force && !shouldRotate(cur.notBefore, cur.notAfter, now)) return false;
-      const keys = generateKeyPair();
-      const res = await client.renew({ csr: toBase64(await createCsr(keys, cur.spiffeId)) });
-      const next = await fromWire(res.svid, keys.privateKey);
-      await dataDir.saveAgentIdentity(exportPkcs8(keys.privateKey), next.certChain);
+      const next = await countedCall(deps.telemetry, 'agentSvidRotate', async () => {
+        const keys = generateKeyPair();
+        const res = await client.renew({ csr: toBase64(await createCsr(keys, cur.spiffeId)) });
+        const renewed = await fromWire(res.svid, keys.privateKey);
+        await dataDir.saveAgentIdentity(exportPkcs8(keys.privateKey), renewed.certChain);
+        return renewed;
+      });
       svid = next;
       log.info({ [LOG_FIELDS.AGENT_ID]: next.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(next.notAfter).toISOString() }, 'agent SVID renewed');
       return true;

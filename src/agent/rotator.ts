@@ -9,7 +9,7 @@
 import type { Clock } from '../shared/clock.js';
 import { WispError } from '../shared/errors.js';
 import type { SvidCache } from './cache/svid-cache.js';
-import { syncOnce } from './cache/sync.js';
+import { syncOnce, type SyncDeps } from './cache/sync.js';
 import type { DataDir } from './data-dir.js';
 import { isAgentUnknownError, isTransientIssuerError, type IssuerClient } from './issuer-client.js';
 import { LOG_FIELDS, type Logger } from './log.js';
@@ -27,6 +27,8 @@ export interface RotatorDeps {
   random: () => number;
   intervalMs: number;
   log: Logger;
+  /** sync counters; absent: metrics off */
+  telemetry?: SyncDeps['telemetry'];
 }
 
 /** Runs until `signal` aborts; rejects only on a failure retrying cannot fix. */
@@ -72,6 +74,7 @@ async function tick(deps: RotatorDeps): Promise<void> {
     clock: deps.clock,
     log: deps.log,
     onBundleChanged: (bundle) => deps.dataDir.saveBundle(bundle),
+    ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
   });
   // a tainted authority signed the agent's own SVID: replace it in this round, not at half-life
   const own = deps.identity.current();

@@ -14,6 +14,7 @@ import { ADMIN_API_PREFIX, adminRoutes } from './routes/admin.js';
 import { agentFederationRoutes } from './routes/agent-federation.js';
 import { agentRoutes } from './routes/agent.js';
 import { publicRoutes } from './routes/public.js';
+import { agentApiTelemetry } from './telemetry.js';
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
@@ -22,6 +23,7 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound(() => {
     throw new WispError('ERR_NOT_FOUND', 'no such endpoint');
   });
+  app.use(`${AGENT_API_PREFIX}/*`, agentApiTelemetry(deps.telemetry, () => Date.now()));
   app.route('/', publicRoutes(deps));
   app.route(ADMIN_API_PREFIX, adminRoutes(deps));
   const agentDeps = { ...deps, ...deps.stores, authorities: deps.caches.agentAuthorities };

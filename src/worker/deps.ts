@@ -13,6 +13,8 @@ import type { WorkerConfig } from './config.js';
 import type { D1EntryStore } from './db/entries.js';
 import type { RevocationStore } from './db/revocations.js';
 import type { PublishedAuthoritiesCache } from './middleware/agent-auth.js';
+import type { RegistryCounts } from './db/counts.js';
+import type { TelemetryRecorder } from './telemetry.js';
 
 /** The registry, agents and federation state (D1 in production). */
 export interface AppStores {
@@ -27,6 +29,8 @@ export interface AppStores {
   revocations: RevocationStore;
   /** resolves when the database answers (healthz) */
   ping(): Promise<void>;
+  /** registry sizes for the metrics scrape (db/counts.ts) */
+  counts(nowSeconds: number): Promise<RegistryCounts>;
 }
 
 /** State kept across requests by one app (one per isolate in production). */
@@ -46,4 +50,6 @@ export interface AppDeps {
   /** the node attestors the issuer accepts, by type */
   nodeAttestors: Record<string, NodeAttestor>;
   caches: AppCaches;
+  /** this isolate's agent API and federation metrics, sent to the CA in batches (telemetry.ts) */
+  telemetry: TelemetryRecorder;
 }

@@ -73,7 +73,10 @@ export default {
     // independent: one failing must not skip the others
     const results = await Promise.allSettled([
       deps.ca().status(),
-      refreshDueRelationships({ store: deps.stores.federation, fetch: deps.fetch, now }),
+      refreshDueRelationships({ store: deps.stores.federation, fetch: deps.fetch, now }).then(async (outcomes) => {
+        for (const o of outcomes) deps.telemetry.bundleRefresh(o.trustDomain, o.status);
+        await deps.telemetry.flush();
+      }),
       deps.stores.audit.prune(now() - deps.config.auditRetentionSeconds),
       deps.stores.revocations.prune(now()),
     ]);

@@ -18,6 +18,8 @@ import { createJoinTokenStore } from './db/join-tokens.js';
 import { createRevocationStore } from './db/revocations.js';
 import type { AppDeps, AppStores } from './deps.js';
 import { createPublishedAuthoritiesCache } from './middleware/agent-auth.js';
+import { countRegistry } from './db/counts.js';
+import { createTelemetryRecorder } from './telemetry.js';
 
 export interface AppParts {
   config: WorkerConfig;
@@ -43,6 +45,7 @@ export function createD1Stores(db: D1Database): AppStores {
     ping: async () => {
       await db.prepare('SELECT 1').first();
     },
+    counts: (nowSeconds) => countRegistry(db, nowSeconds),
   };
 }
 
@@ -57,5 +60,6 @@ export function createAppDeps(parts: AppParts): AppDeps {
     fetch: parts.fetch ?? ((input, init) => fetch(input, init)),
     nodeAttestors: parts.nodeAttestors ?? createNodeAttestors({ joinTokens: stores.joinTokens, cloud: parts.config.nodeAttestors, fetch: parts.fetch }),
     caches: { agentAuthorities: createPublishedAuthoritiesCache() },
+    telemetry: createTelemetryRecorder(parts.ca),
   };
 }

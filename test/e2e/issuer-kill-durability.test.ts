@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
-import { adminCall, startIssuer, type RunningIssuer } from '../../scripts/local-stack.js';
+import { adminCall, signalIssuer, startIssuer, type RunningIssuer } from '../../scripts/local-stack.js';
 import { agentCall, attestWithJoinToken, rawRequest, type AgentCredential } from '../helpers/node/agent-api-client.js';
 
 const TD = 'durable.test';
@@ -38,19 +38,6 @@ afterAll(async () => {
   await issuer?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
 });
-
-/** Signals wrangler's process group (wrangler and the workerd it runs) and waits until wrangler is gone. */
-async function killIssuer(running: RunningIssuer, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
-  const exited = new Promise<void>((resolve) => (running.process.exitCode !== null || running.process.signalCode !== null ? resolve() : running.process.once('exit', () => resolve())));
-  process.kill(-running.process.pid!, signal);
-  await exited;
-  // SIGTERM lets wrangler stop workerd itself; make sure nothing of the group is left holding the state dir
-  try {
-    process.kill(-running.process.pid!, 'SIGKILL');
-  } catch {
-    // the group is gone
-  }
-}
 
 interface Acks {
   /** entry IDs whose create was answered 2xx */
@@ -131,7 +118,7 @@ describe.each(['SIGKILL', 'SIGTERM'] as const)('the issuer killed with %s mid-bu
     // kill while writes are in flight: after enough acknowledgements, without waiting for the writers
     const deadline = Date.now() + 60_000;
     while (acks.created.size + acks.tokens.length < 120 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await killIssuer(before, signal);
+    await signalIssuer(before, signal);
     stop.now = true;
     await running;
     issuer = undefined;

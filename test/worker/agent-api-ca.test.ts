@@ -2,36 +2,13 @@
 // Durable Object, real D1, and the admin API to create join tokens and entries. A wisp-agent does the same.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { env, exports } from 'cloudflare:workers';
+import { env } from 'cloudflare:workers';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { createAgentProof, randomJti } from '../../src/shared/agent-proof.js';
 import type { AttestResponse, JwtSvidsResponse, RenewResponse, SyncResponse, X509SvidsResponse } from '../../src/shared/agent-api.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
-import { fromBase64, makeCsr, makeRootCa, makeSvid, toBase64, type KeyPair } from '../helpers/shared/agent-svid.js';
-
-const BASE = 'http://issuer.test';
-const ADMIN = { authorization: `Bearer ${(env as unknown as { ADMIN_TOKEN: string }).ADMIN_TOKEN}`, 'content-type': 'application/json' };
-
-interface Agent {
-  agentId: string;
-  chain: Uint8Array[];
-  keys: KeyPair;
-}
-
-const fetchWorker = (path: string, init?: RequestInit) => exports.default.fetch(new Request(`${BASE}${path}`, init));
-
-async function admin(path: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await fetchWorker(`/admin/v1${path}`, { method: 'POST', headers: ADMIN, body: JSON.stringify(body) });
-  expect(res.status, await res.clone().text()).toBeLessThan(300);
-  return (await res.json()) as Record<string, unknown>;
-}
-
-async function call(agent: Agent, method: string, path: string, body?: unknown): Promise<Response> {
-  const raw = body === undefined ? '' : JSON.stringify(body);
-  const authorization = await createAgentProof({ method, pathAndQuery: path, body: raw, certChainDer: agent.chain, privateKey: agent.keys.privateKey, now: Date.now() / 1000, jti: randomJti() });
-  return fetchWorker(path, { method, headers: { authorization, ...(raw ? { 'content-type': 'application/json' } : {}) }, body: raw || undefined });
-}
+import { fromBase64, makeCsr, makeRootCa, makeSvid, toBase64 } from '../helpers/shared/agent-svid.js';
+import { admin, call, fetchWorker, type Agent } from '../helpers/workerd/entry-client.js';
 
 describe('agent API with the real CA', () => {
   it('attests, syncs, issues X509 and JWT SVIDs, renews, and refuses the renewed-away SVID', async () => {

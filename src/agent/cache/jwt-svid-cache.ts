@@ -25,6 +25,11 @@ export class JwtSvidCache {
   readonly #clock: Clock;
   readonly #batcher: JwtBatcher;
   #held = new Map<string, HeldJwt>();
+
+  /** JWT-SVIDs held (for telemetry) */
+  get size(): number {
+    return this.#held.size;
+  }
   #inflight = new Map<string, Promise<MintedJwtSvid>>();
 
   /** `batchWindowMs`: see JWT_BATCH_WINDOW_MS in jwt-batcher.ts */

@@ -407,6 +407,11 @@ export class SvidCache implements IdentitySource {
     return () => this.#stateListeners.delete(listener);
   }
 
+  /** what the cache holds, for telemetry (read at scrape time) */
+  sizes(): { entries: number; x509Svids: number; jwtSvids: number } {
+    return { entries: this.#entries.size, x509Svids: this.#svids.size, jwtSvids: this.#jwts.size };
+  }
+
   markReady(): void {
     this.#ready = true;
   }

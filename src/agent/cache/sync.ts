@@ -12,6 +12,8 @@ import type { IssuerClient } from '../issuer-client.js';
 import { svidInfoForSpki, createCsr, exportPkcs8, exportSpki, generateKeyPair } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { IssuedSvid, SvidCache } from './svid-cache.js';
+import { countedCall } from '../telemetry/calls.js';
+import type { WorkTelemetry } from '../telemetry/metrics.js';
 
 export interface SyncDeps {
   client: Pick<IssuerClient, 'sync' | 'signX509Svids'>;
@@ -20,6 +22,8 @@ export interface SyncDeps {
   log: Logger;
   /** called with the new bundle JSON when it changed (persist it) */
   onBundleChanged?: (bundle: NonNullable<ReturnType<SvidCache['bundleJson']>>) => Promise<void>;
+  /** counts the sync's two halves and bundle updates; absent: metrics off */
+  telemetry?: Pick<WorkTelemetry, 'now' | 'callDone' | 'bundleUpdated'>;
 }
 
 export interface SyncOutcome {
@@ -30,8 +34,9 @@ export interface SyncOutcome {
 
 export async function syncOnce(deps: SyncDeps): Promise<SyncOutcome> {
   const { client, cache, clock, log } = deps;
-  const res = await client.sync(cache.syncState());
+  const res = await countedCall(deps.telemetry, 'fetchEntries', () => client.sync(cache.syncState()));
   const changed = await cache.applySync(res);
+  if (changed.bundle) deps.telemetry?.bundleUpdated();
   if (changed.entries) log.info({ [LOG_FIELDS.REVISION]: res.revision, [LOG_FIELDS.COUNT]: res.entries?.length ?? 0 }, 'authorized entries updated');
   const bundle = cache.bundleJson();
   if (changed.bundle && bundle && deps.onBundleChanged) await deps.onBundleChanged(bundle);
@@ -41,7 +46,8 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncOutcome> {
   const due = cache.entriesToSign(clock());
   for (let i = 0; i < due.length; i += AGENT_API_LIMITS.MAX_BATCH_CSRS) {
     try {
-      issued += await signBatch(deps, due.slice(i, i + AGENT_API_LIMITS.MAX_BATCH_CSRS));
+      const batch = due.slice(i, i + AGENT_API_LIMITS.MAX_BATCH_CSRS);
+      issued += await countedCall(deps.telemetry, 'fetchSvids', () => signBatch(deps, batch));
     } catch (e) {
       failure = e;
       break;

@@ -42,6 +42,8 @@ import { DiscoveryResponseSchema, type DiscoveryRequest } from '../sds/gen/envoy
 import { SecretDiscoveryService } from '../sds/gen/envoy/service/secret/v3/sds_pb.js';
 import { processStartTime, type PeerInfo } from './unix-attestor.js';
 import { connectionKeyOf, shimConnection } from './authority.js';
+import type { CountedRpc, RpcTelemetry } from '../telemetry/metrics.js';
+import type { GrpcStatusName } from '../../shared/telemetry/names.js';
 
 /** Any local user may connect; the caller's identity comes from the kernel, not from file permissions. */
 export const SOCKET_MODE = 0o777;
@@ -87,6 +89,13 @@ export interface WorkloadApiServerOptions {
   log?: AnyLog;
   /** `/proc`, for tests */
   procRoot?: string;
+  /** counts calls (status, latency), streams and connections; absent: metrics off (one branch per call) */
+  telemetry?: RpcTelemetry;
+}
+
+/** The status a call ended with, as its metric's `status` label. */
+function statusName(err: unknown): GrpcStatusName {
+  return isWispError(err) ? grpcCodeOf(err.code) : 'Internal';
 }
 
 export interface WorkloadApiServer {
@@ -124,7 +133,7 @@ function prepareSocketPath(socketPath: string): void {
  * signal.addEventListener('abort', () => void server.close());
  */
 export async function startWorkloadApiServer(options: WorkloadApiServerOptions): Promise<WorkloadApiServer> {
-  const { socketPath, impl, sds, log, procRoot } = options;
+  const { socketPath, impl, sds, log, procRoot, telemetry } = options;
   const grpcServer = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
   const peers = new Map<string, PeerInfo>();
   const sockets = new Set<net.Socket>();
@@ -173,14 +182,22 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   }
 
   /** Ends a stream: OK, Unavailable when the server stops (the client should come back), or the error. */
-  function endStream(call: ServerWritableStream<Message, Message> | ServerDuplexStream<Message, Message>, done: Promise<void>, method: string) {
+  function endStream(call: ServerWritableStream<Message, Message> | ServerDuplexStream<Message, Message>, done: Promise<void>, method: CountedRpc) {
+    // a stream counts once, when it ends, with its lifetime as latency (SPIRE's call counter does the same);
+    // a stream the client cancels ends OK, as SPIRE's handlers return nil on a done context
+    const t0 = telemetry ? telemetry.now() : 0;
+    telemetry?.streamOpened(method);
     done.then(
       () => {
+        telemetry?.streamClosed(method);
+        telemetry?.rpcDone(method, !call.cancelled && shuttingDown ? 'Unavailable' : 'OK', t0);
         if (call.cancelled) return;
         if (shuttingDown) call.emit('error', toGrpcError(new WispError('ERR_UNAVAILABLE', 'agent is shutting down')));
         else call.end();
       },
       (err: unknown) => {
+        telemetry?.streamClosed(method);
+        telemetry?.rpcDone(method, statusName(err), t0);
         const status = statusOf(err, method);
         if (!call.cancelled) call.emit('error', status);
       },
@@ -193,16 +210,24 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     const output: DescMessage = method.output;
     if (method.methodKind === 'unary') {
       const fn = impl[name] as (req: Message, ctx: CallContext) => Promise<MessageInitShape<DescMessage>>;
+      const counted = method.name as CountedRpc;
       implementation[name] = (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
+        const t0 = telemetry ? telemetry.now() : 0;
         runCall(call, async (ctx) => create(output, await fn(call.request, ctx))).then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(statusOf(err, method.name)),
+          (response) => {
+            telemetry?.rpcDone(counted, 'OK', t0);
+            callback(null, response);
+          },
+          (err: unknown) => {
+            telemetry?.rpcDone(counted, statusName(err), t0);
+            callback(statusOf(err, method.name));
+          },
         );
       };
     } else if (method.methodKind === 'server_streaming') {
       const fn = impl[name] as (req: Message, ctx: CallContext) => AsyncIterable<MessageInitShape<DescMessage>>;
       implementation[name] = (call: ServerWritableStream<Message, Message>) => {
-        endStream(call, runCall(call, (ctx) => writeAll(call, output, fn(call.request, ctx), ctx.signal)), method.name);
+        endStream(call, runCall(call, (ctx) => writeAll(call, output, fn(call.request, ctx), ctx.signal)), method.name as CountedRpc);
       };
     }
   }
@@ -210,9 +235,16 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   if (sds) {
     const sdsImplementation: UntypedServiceImplementation = {
       fetchSecrets: (call: ServerUnaryCall<DiscoveryRequest, Message>, callback: sendUnaryData<Message>) => {
+        const t0 = telemetry ? telemetry.now() : 0;
         runCall(call, async (ctx) => create(DiscoveryResponseSchema, await sds.fetchSecrets(call.request, ctx)), false).then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(statusOf(err, 'FetchSecrets')),
+          (response) => {
+            telemetry?.rpcDone('FetchSecrets', 'OK', t0);
+            callback(null, response);
+          },
+          (err: unknown) => {
+            telemetry?.rpcDone('FetchSecrets', statusName(err), t0);
+            callback(statusOf(err, 'FetchSecrets'));
+          },
         );
       },
       streamSecrets: (call: ServerDuplexStream<DiscoveryRequest, Message>) => {
@@ -237,9 +269,11 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     const key = `wisp-uds-${++nextConnection}`;
     peers.set(key, peer);
     sockets.add(socket);
+    telemetry?.connectionOpened();
     socket.once('close', () => {
       peers.delete(key);
       sockets.delete(socket);
+      telemetry?.connectionClosed();
     });
     log?.debug({ pid: peer.pid, uid: peer.uid, gid: peer.gid }, 'Workload API connection');
     // nghttp2 reads the client through a shim, so a path as `:authority` (grpc-java) passes (authority.ts)

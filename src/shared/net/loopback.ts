@@ -12,7 +12,7 @@
 
 /** the loopback name (also what gRPC clients send as `:authority` on a Unix socket) */
 export const LOCALHOST = 'localhost';
-/** the IPv4 loopback address (the k8s workload attestor's kubelet host when no node name is known, as SPIRE) */
+/** the IPv4 loopback address (the agent's metrics and health listeners' default bind address; the k8s workload attestor's kubelet host when no node name is known, as SPIRE) */
 export const LOOPBACK_IPV4 = '127.0.0.1';
 
 const IPV4_LOOPBACK = /^127\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;

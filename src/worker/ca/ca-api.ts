@@ -6,6 +6,7 @@
 import type { KeyKind } from '../../shared/ca/key-slot.js';
 import type { AuthorityOp, AuthorityResult } from '../../shared/ca/local-authority.js';
 import type { Result } from '../../shared/result.js';
+import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 
 /** Most SVIDs signed in one signX509Svids / signJwtSvids call (callers split larger batches). */
 export const MAX_SIGN_BATCH = 256;
@@ -75,6 +76,10 @@ export interface TrustDomainCaApi {
   status(): Promise<{ ready: boolean }>;
   /** CRLs of `revoked`, one per X.509 CA key that may have signed unexpired SVIDs, the active key's first */
   getCrls(revoked: RevokedSerial[]): Promise<Result<SignedCrl[]>>;
+  /** adds the Worker's coalesced agent API samples to the stored counters (ca/metrics.ts) */
+  recordTelemetry(samples: MetricSample[]): Promise<Result<true>>;
+  /** the stored counters and the CA's gauges, for the metrics scrape */
+  getMetrics(): Promise<Result<MetricSample[]>>;
 }
 
 /** A revoked serial for the CRL: normalized hex (shared/registry/revocation.ts), revoked at (seconds). */

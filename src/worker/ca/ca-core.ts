@@ -33,6 +33,8 @@ import { createSignRequestChecks, type SignRequestChecks } from './sign-requests
 import { deriveKeyEncryptionKey } from './key-crypto.js';
 import { loadUpstreamCa, type UpstreamCa } from './upstream-ca.js';
 import { createRateLimiter, RATE_LIMIT_DEFAULTS, type RateLimiter, type RateLimitsConfig } from './rate-limits.js';
+import { createCaMetrics, type CaMetrics } from './metrics.js';
+import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 
 /** Bundle refresh hint ceiling, seconds. */
 const MAX_REFRESH_HINT_SECONDS = 300;
@@ -68,6 +70,7 @@ class TrustDomainCaCore implements CaCore {
   readonly #exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly #checks: SignRequestChecks;
   readonly #limits: RateLimiter;
+  readonly #metrics: CaMetrics;
   #slots: StoredSlot[];
   #sequence: number;
   /** the rotation under way, if any: concurrent callers wait for it instead of rotating again */
@@ -88,6 +91,7 @@ class TrustDomainCaCore implements CaCore {
     this.#exclusive = options.exclusive ?? ((fn) => fn());
     this.#checks = createSignRequestChecks(options.config.trustDomain);
     this.#limits = createRateLimiter(options.rateLimits ?? RATE_LIMIT_DEFAULTS, options.storage.buckets, options.clock);
+    this.#metrics = createCaMetrics(options.storage.metrics);
     const state = options.storage.load();
     this.#slots = state.slots;
     this.#sequence = state.sequence;
@@ -205,7 +209,17 @@ class TrustDomainCaCore implements CaCore {
 
   async admitAttestation(source: string): Promise<Result<true>> {
     if (typeof source !== 'string' || source.length > MAX_RATE_KEY_CHARS) return err({ code: 'ERR_BAD_REQUEST', message: 'source must be a short string' });
-    return this.#limits.take('attestation', source, 1);
+    return this.#take('attestation', source, 1);
+  }
+
+  async recordTelemetry(samples: MetricSample[]): Promise<Result<true>> {
+    return this.#metrics.record(samples);
+  }
+
+  async getMetrics(): Promise<Result<MetricSample[]>> {
+    const now = this.#clock();
+    await this.#ensureCurrent(now); // the gauges describe the keys as they are now; a failure leaves them out
+    return ok(this.#metrics.snapshot(this.#config.trustDomain, this.#slots, now));
   }
 
   async status(): Promise<{ ready: boolean }> {
@@ -241,6 +255,7 @@ class TrustDomainCaCore implements CaCore {
     }
     const results: Result<T>[] = [];
     for (let i = 0; i < requests.length; i++) results.push(i < MAX_SIGN_BATCH ? await sign(requests[i]!) : TOO_LARGE);
+    this.#metrics.signed(kind, results.filter((r) => r.ok).length);
     return results;
   }
 
@@ -248,7 +263,13 @@ class TrustDomainCaCore implements CaCore {
   #admitSigning(kind: KeyKind, caller: unknown, count: number): Result<true> {
     if (caller === undefined) return ok(true);
     if (typeof caller !== 'string' || caller.length > MAX_RATE_KEY_CHARS) return err({ code: 'ERR_BAD_REQUEST', message: 'caller must be a short string' });
-    return this.#limits.take(kind === 'x509' ? 'x509Signing' : 'jwtSigning', caller, Math.min(count, MAX_SIGN_BATCH));
+    return this.#take(kind === 'x509' ? 'x509Signing' : 'jwtSigning', caller, Math.min(count, MAX_SIGN_BATCH));
+  }
+
+  #take(limit: Parameters<RateLimiter['take']>[0], key: string, count: number): Result<true> {
+    const taken = this.#limits.take(limit, key, count);
+    if (!taken.ok && taken.error.code === 'ERR_RATE_LIMITED') this.#metrics.refused(limit);
+    return taken;
   }
 
   #slotsOf(kind: KeyKind): StoredSlot[] {
@@ -319,6 +340,7 @@ class TrustDomainCaCore implements CaCore {
     const sequence = changesPublishedSet(action) ? this.#sequence + 1 : undefined;
     // Persist first, then update memory, all synchronously (no await between: atomic for the DO).
     this.#storage.commit(write, sequence);
+    this.#metrics.authority(kind, action.kind);
     this.#slots = next;
     if (action.kind === 'retire' || action.kind === 'revoke') {
       this.#keys.delete(action.kid);

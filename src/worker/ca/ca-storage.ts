@@ -6,6 +6,7 @@
  */
 import type { KeyKind, KeySlot } from '../../shared/ca/key-slot.js';
 import type { BucketState } from '../../shared/rate-limit/token-bucket.js';
+import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 
 /** A slot as stored: rotation metadata plus the key material (private key encrypted). */
 export interface StoredSlot extends KeySlot {
@@ -37,9 +38,20 @@ export interface BucketStorage {
   prune(kind: string, before: number): void;
 }
 
+/** Telemetry counters (metrics.ts): samples keyed by name and labels; synchronous, like the DO's SQLite. */
+export interface MetricStorage {
+  /** adds each sample's value to the stored one (a new key starts at 0) */
+  add(samples: readonly MetricSample[]): void;
+  list(): MetricSample[];
+}
+
+/** The key a sample is stored under: its labels in name order. */
+export const metricLabelKey = (labels: Record<string, string>): string => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
+
 export interface CaStorage {
   load(): CaState;
   buckets: BucketStorage;
+  metrics: MetricStorage;
   /** Applies one step atomically, with the new published-set sequence when the step changes that set. */
   commit(write: SlotWrite, sequence?: number): void;
   /** the next rotation check, ms since the epoch (a DO alarm in production) */
@@ -53,7 +65,18 @@ export function createMemoryCaStorage(): CaStorage & { readonly alarm: number | 
   let sequence = 0;
   let alarm: number | null = null;
   const buckets = new Map<string, { kind: string; state: BucketState }>();
+  const metrics = new Map<string, MetricSample>();
   return {
+    metrics: {
+      add(samples) {
+        for (const s of samples) {
+          const id = `${s.name}\n${metricLabelKey(s.labels)}`;
+          const found = metrics.get(id);
+          metrics.set(id, { name: s.name, labels: { ...s.labels }, value: (found?.value ?? 0) + s.value });
+        }
+      },
+      list: () => [...metrics.values()].map((s) => ({ ...s, labels: { ...s.labels } })),
+    },
     get alarm() {
       return alarm;
     },

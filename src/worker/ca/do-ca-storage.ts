@@ -8,11 +8,13 @@
  *                tainted 0|1 -- schema 2: an operator's taint, kept until the key is revoked or expires)
  *   ca_meta(key PK, value)      -- 'sequence': spiffe_sequence of the published set
  *   ca_rate_buckets(kind, key, tokens, updated_at ms; PK kind+key)  -- schema 3: rate-limit buckets (rate-limits.ts)
+ *   ca_metrics(name, labels JSON, value; PK name+labels)  -- schema 4: telemetry counters (metrics.ts)
  *   ca_schema(version)          -- one row, the applied schema version
  * @module
  */
 import type { KeyKind, SlotStatus } from '../../shared/ca/key-slot.js';
-import type { CaStorage, StoredSlot } from './ca-storage.js';
+import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
+import { metricLabelKey, type CaStorage, type StoredSlot } from './ca-storage.js';
 
 /** Ordered migrations; index + 1 is the schema version. Append only. */
 const MIGRATIONS: readonly string[] = [
@@ -36,6 +38,12 @@ const MIGRATIONS: readonly string[] = [
      tokens REAL NOT NULL,
      updated_at INTEGER NOT NULL,
      PRIMARY KEY (kind, key)
+   ) WITHOUT ROWID;`,
+  `CREATE TABLE ca_metrics (
+     name TEXT NOT NULL,
+     labels TEXT NOT NULL,
+     value REAL NOT NULL,
+     PRIMARY KEY (name, labels)
    ) WITHOUT ROWID;`,
 ];
 
@@ -141,6 +149,16 @@ export function createDoCaStorage(storage: DurableObjectStorage): CaStorage {
         );
       },
       prune: (kind, before) => void sql.exec('DELETE FROM ca_rate_buckets WHERE kind = ? AND updated_at < ?', kind, before),
+    },
+    // one upsert per sample, in the call that counted it (durable by the same output gate as the buckets)
+    metrics: {
+      add(samples) {
+        for (const s of samples) {
+          sql.exec('INSERT INTO ca_metrics (name, labels, value) VALUES (?, ?, ?) ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value', s.name, metricLabelKey(s.labels), s.value);
+        }
+      },
+      list: () =>
+        sql.exec<{ name: string; labels: string; value: number }>('SELECT name, labels, value FROM ca_metrics').toArray().map((r): MetricSample => ({ name: r.name, labels: Object.fromEntries(JSON.parse(r.labels) as [string, string][]), value: r.value })),
     },
     commit(write, sequence) {
       storage.transactionSync(() => {

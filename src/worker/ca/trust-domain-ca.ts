@@ -10,6 +10,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import type { WispErrorData } from '../../shared/errors.js';
 import { err, type Result } from '../../shared/result.js';
+import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 import { parseCaConfig, parseRateLimitsConfig } from '../config.js';
 import { logEvent } from '../log.js';
 import type { AuthorityResult } from '../../shared/ca/local-authority.js';
@@ -71,6 +72,14 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
 
   async getCrls(revoked: RevokedSerial[]): Promise<Result<SignedCrl[]>> {
     return this.#coreOrNull()?.getCrls(revoked) ?? NOT_READY;
+  }
+
+  async recordTelemetry(samples: MetricSample[]): Promise<Result<true>> {
+    return this.#coreOrNull()?.recordTelemetry(samples) ?? NOT_READY;
+  }
+
+  async getMetrics(): Promise<Result<MetricSample[]>> {
+    return this.#coreOrNull()?.getMetrics() ?? NOT_READY;
   }
 
   async status(): Promise<{ ready: boolean }> {

@@ -3,7 +3,7 @@
  * and every authenticated write recorded by `auditLog` (middleware/audit.ts, actions in admin/audit.ts).
  * Route groups live in routes/admin/: entries, agents, join tokens, SVID minting, the bundle,
  * federation relationships and foreign bundles, the trust domain's own authorities (localauthority), SVID
- * revocations, the audit log.
+ * revocations, the audit log, the Prometheus metrics (admin/metrics.ts).
  * @module
  */
 import { Hono } from 'hono';
@@ -17,6 +17,7 @@ import { entryRoutes } from './admin/entries.js';
 import { federationRoutes, foreignBundleRoutes } from './admin/federation.js';
 import { joinTokenRoutes } from './admin/join-tokens.js';
 import { localAuthorityRoutes } from './admin/local-authority.js';
+import { metricsRoutes } from './admin/metrics.js';
 import { revocationRoutes } from './admin/revocations.js';
 import { svidRoutes } from './admin/svids.js';
 
@@ -37,6 +38,7 @@ export function adminRoutes(deps: AppDeps): Hono {
   app.route('/bundles', foreignBundleRoutes(deps, federation));
   app.route('/audit', auditRoutes(audit));
   app.route('/localauthority', localAuthorityRoutes(deps));
+  app.route('/metrics', metricsRoutes(deps));
   app.route('/revocations', revocationRoutes(deps, deps.stores.revocations, entries));
   app.route('/', svidRoutes(deps));
   return app;

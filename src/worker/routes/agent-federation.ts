@@ -17,9 +17,12 @@ import { asObject } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { agentAuth, signedJsonBody, type AgentAuthDeps, type AgentAuthEnv } from '../middleware/agent-auth.js';
 import { noStore } from '../middleware/no-store.js';
+import { countedSubmit, waitUntilOf, type TelemetryRecorder } from '../telemetry.js';
 
 export interface AgentFederationDeps extends AgentAuthDeps {
   federation: FederationStore;
+  /** counts submitted refreshes (telemetry.ts); absent: not counted */
+  telemetry?: TelemetryRecorder;
 }
 
 /** Body limit of a submission: one bundle plus a little. */
@@ -58,7 +61,8 @@ export function agentFederationRoutes(deps: AgentFederationDeps): Hono<AgentAuth
       logEvent('warn', 'agent submitted a bundle it is not assigned to refresh', { agent_id: agentId, trust_domain: td });
       throw new WispError('ERR_PERMISSION_DENIED', `this agent does not refresh the bundle of "${td}"`);
     }
-    const outcome = await submitRefresh(deps.federation, relationship, parseSubmission(rest), Math.floor(deps.clock() / 1000));
+    const submitted = submitRefresh(deps.federation, relationship, parseSubmission(rest), Math.floor(deps.clock() / 1000));
+    const outcome = deps.telemetry ? await countedSubmit(deps.telemetry, td, submitted, waitUntilOf(c)) : await submitted;
     const response: SubmitFederatedBundleResponse = { status: outcome.status };
     return c.json(response);
   });

@@ -199,6 +199,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     if (typeof attestationType !== 'string' || attestationType.length === 0) throw badRequest('attestationType must be a non-empty string');
     const attestor = Object.hasOwn(attestors, attestationType) ? attestors[attestationType] : undefined;
     if (!attestor) throw badRequest(`unsupported attestationType "${attestationType.slice(0, 64)}"`);
+    c.set('telemetryAttestor', attestor.type);
     const attestPayload = asObject(payload, 'payload');
     // the CSR is checked before the attestor runs, so a bad CSR never spends a single-use credential
     const csr = await parseCsr(decodeCsr(body.csr, 'csr'));

@@ -25,6 +25,8 @@ const noCa: TrustDomainCaApi = {
   status: async () => ({ ready: false }),
   getCrls: async () => ({ ok: false, error: { code: 'ERR_CA_NOT_READY', message: 'no CA in this test' } }),
   admitAttestation: async () => ({ ok: true, value: true }),
+  recordTelemetry: async () => ({ ok: true, value: true }),
+  getMetrics: async () => ({ ok: true, value: [] }),
 };
 
 export function fakeCa(keys: Partial<PublishedKeys>): TrustDomainCaApi {

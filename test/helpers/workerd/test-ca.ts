@@ -60,6 +60,8 @@ export function createTestCa(trustDomain: string, clock: Clock, overrides: Parti
     status: () => core.status(),
     getCrls: (revoked) => core.getCrls(revoked),
     admitAttestation: (source) => core.admitAttestation(source),
+    recordTelemetry: (samples) => core.recordTelemetry(samples),
+    getMetrics: () => core.getMetrics(),
     published: async () => unwrap(await core.getPublishedKeys()),
   };
 }

@@ -21,6 +21,7 @@ import { refreshRelationship } from '../../federation/refresh.js';
 import { parseSubmission, submitRefresh } from '../../federation/submit.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { nowSeconds, onlyFields } from './params.js';
+import { countedSubmit, waitUntilOf } from '../../telemetry.js';
 
 /** Body limit of requests carrying a bundle. */
 const BUNDLE_BODY_MAX_BYTES = MAX_BUNDLE_BYTES + 64 * 1024;
@@ -91,6 +92,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
     const now = nowSeconds(deps);
     if (relationship.bundleEndpointProfile === 'https_web') {
       const outcome = await refreshRelationship({ store, fetch: deps.fetch, now: () => now }, relationship);
+      deps.telemetry.bundleRefresh(td, outcome.status, waitUntilOf(c));
       if (outcome.status === 'failed') throw new WispError('ERR_UNAVAILABLE', `refresh of "${td}" failed: ${outcome.error}`);
       return c.json({ status: outcome.status, relationship: await store.getRelationship(td), bundle: await store.getBundle(td) });
     }
@@ -100,7 +102,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
       throw new WispError('ERR_BAD_REQUEST', 'an https_spiffe endpoint cannot be verified by the Worker: run `wisp federation refresh` where Node runs');
     }
     const submission = parseSubmission(asObject(await readJsonBody(c, BUNDLE_BODY_MAX_BYTES)));
-    return c.json(await submitRefresh(store, relationship, submission, now));
+    return c.json(await countedSubmit(deps.telemetry, td, submitRefresh(store, relationship, submission, now), waitUntilOf(c)));
   });
 
   return app;
