@@ -101,7 +101,7 @@ export interface VerifiedJwt {
  * then signature, `aud`, `exp`/`nbf` (at `now`) and any `options` are checked by jose.
  * Failures throw ERR_ATTESTATION_FAILED naming what failed (`prefix: token expired`, …).
  */
-export async function verifyJwtWithKeySet(token: string, keys: RemoteKeySet, options: JWTVerifyOptions & { now: number; prefix: string; algorithms: string[] }): Promise<VerifiedJwt> {
+export async function verifyJwtWithKeySet(token: string, keys: Pick<RemoteKeySet, 'get'>, options: JWTVerifyOptions & { now: number; prefix: string; algorithms: string[] }): Promise<VerifiedJwt> {
   const { now, prefix, ...verify } = options;
   const refused = (m: string) => new WispError('ERR_ATTESTATION_FAILED', `${prefix}: ${m}`);
   let kid: string | undefined;
