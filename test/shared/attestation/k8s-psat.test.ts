@@ -1,7 +1,7 @@
 // k8s_psat's pure part on both runtimes: offline verification of projected service account tokens signed
 // with generated keys (RS256 and ES256), the refusals (audience, issuer, expiry, unbound, other keys, HMAC),
 // TokenReview/pod/node answers, the allow-list, agent IDs and SPIRE's selectors.
-import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import { SignJWT, type JWTPayload } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
   checkPsatServiceAccount,
@@ -15,6 +15,7 @@ import {
   type PsatClusterPolicy,
 } from '../../../src/shared/attestation/k8s-psat.js';
 import { parseTrustDomain } from '../../../src/shared/spiffe/id.js';
+import { createPsatSigner, psatClaims } from '../../helpers/shared/k8s-psat-tokens.js';
 
 const TD = parseTrustDomain('example.org');
 const ISS = 'https://kubernetes.default.svc';
@@ -22,29 +23,13 @@ const POD_UID = '0b5a7e3c-5a5e-4bd4-9b0a-6f5d2f0e2a11';
 const NODE_UID = '7d1e2f3a-1111-4222-8333-944455556666';
 const POLICY: PsatClusterPolicy = { serviceAccountAllowList: ['spire:spire-agent'], allowedNodeLabelKeys: ['zone'], allowedPodLabelKeys: ['app'], usePodUidForAgentId: false };
 
-async function signer(alg: 'RS256' | 'ES256', kid: string) {
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
-  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }] };
-  const sign = (claims: JWTPayload, o: { iat?: number; exp?: number; kid?: string } = {}) => {
-    const iat = o.iat ?? Math.floor(Date.now() / 1000);
-    return new SignJWT(claims).setProtectedHeader({ alg, kid: o.kid ?? kid }).setIssuedAt(iat).setNotBefore(iat).setExpirationTime(o.exp ?? iat + 600).sign(privateKey);
-  };
-  return { jwks, sign };
-}
+const signer = (alg: 'RS256' | 'ES256', kid: string) => createPsatSigner(alg, kid);
 
-const claims = (over: Record<string, unknown> = {}, k8s: Record<string, unknown> = {}): JWTPayload => ({
-  iss: ISS,
-  aud: ['spire-server'],
-  sub: 'system:serviceaccount:spire:spire-agent',
-  'kubernetes.io': {
-    namespace: 'spire',
-    serviceaccount: { name: 'spire-agent', uid: 'sa-uid-1' },
-    pod: { name: 'spire-agent-x7k2p', uid: POD_UID },
-    node: { name: 'node-1', uid: NODE_UID },
-    ...k8s,
-  },
-  ...over,
-});
+const BOUND = { iss: ISS, namespace: 'spire', serviceAccount: 'spire-agent', pod: { name: 'spire-agent-x7k2p', uid: POD_UID }, node: { name: 'node-1', uid: NODE_UID } };
+const claims = (over: Record<string, unknown> = {}, k8s: Record<string, unknown> = {}): JWTPayload => {
+  const c = psatClaims(BOUND);
+  return { ...c, 'kubernetes.io': { ...(c['kubernetes.io'] as object), ...k8s }, ...over };
+};
 
 describe('k8s_psat offline verification', () => {
   it('returns the pod and node a valid RS256 or ES256 token is bound to', async () => {
