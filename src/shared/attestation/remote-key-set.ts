@@ -58,8 +58,9 @@ export class RemoteKeySet {
   async #load(now: number): Promise<JSONWebKeySet> {
     let res: Response;
     try {
-      // redirect 'manual' (workerd has no 'error'): a redirect is refused below, never followed
-      res = await this.#fetch(this.url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'manual' });
+      // redirect 'manual' (workerd has no 'error'): a redirect is refused below, never followed.
+      // RFC 7517's media type first: Kubernetes' /openid/v1/jwks answers 406 to application/json alone
+      res = await this.#fetch(this.url, { headers: { accept: 'application/jwk-set+json, application/json' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'manual' });
     } catch (e) {
       throw new WispError('ERR_UNAVAILABLE', `signing keys at ${this.url} could not be fetched (${e instanceof Error && e.name === 'TimeoutError' ? 'timeout' : 'network error'})`);
     }
