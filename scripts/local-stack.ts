@@ -214,10 +214,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   try {
-    await waitFor('the agent socket', async () => {
-      if (child.exitCode !== null) throw new Error(`wisp-agent exited ${child.exitCode}:\n${output}`);
-      return existsSync(opts.socketPath) ? true : undefined;
-    }, 60_000);
+    // an exit is returned, not thrown: waitFor retries a probe that throws, so it would wait out its timeout
+    const state = await waitFor('the agent socket', async () => (child.exitCode !== null ? 'exited' : existsSync(opts.socketPath) ? 'listening' : undefined), 60_000);
+    if (state === 'exited') throw new Error(`wisp-agent exited ${child.exitCode}:\n${output}`);
   } catch (e) {
     await stopProcess(child);
     throw new Error(`${(e as Error).message}\n--- agent output ---\n${output.slice(-5000)}`, { cause: e });
