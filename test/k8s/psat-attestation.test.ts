@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { kubectl, testbed, type TestbedEnv } from '../helpers/node/k8s-testbed.js';
 import { makeCsr, toBase64 } from '../helpers/shared/agent-svid.js';
@@ -99,6 +100,27 @@ async function attestedAs(agent: RunningAgent, agentId: string): Promise<AgentRe
   }
 }
 
+/** A workload (this uid) under a node alias of `selector` gets its X509-SVID from the agent. */
+async function workloadThroughAlias(agent: RunningAgent, name: string, selector: { type: string; value: string }): Promise<void> {
+  const alias = `spiffe://${TD}/node-alias/${name}`;
+  const workload = `spiffe://${TD}/workload/${name}`;
+  await adminCall(issuer, 'POST', '/entries', { spiffeId: alias, parentId: `spiffe://${TD}/spire/server`, selectors: [selector] });
+  await adminCall(issuer, 'POST', '/entries', { spiffeId: workload, parentId: alias, selectors: [{ type: 'unix', value: `uid:${process.getuid?.() ?? 0}` }] });
+  const client = createWorkloadApiClient(`unix://${agent.socketPath}`);
+  try {
+    await waitFor(`an X509-SVID for ${workload}`, async () => {
+      const ac = new AbortController();
+      for await (const msg of client.fetchX509SVID({ signal: ac.signal })) {
+        ac.abort();
+        return msg.svids.some((s) => s.spiffeId === workload) ? true : undefined;
+      }
+      return undefined;
+    }, 60_000, 500);
+  } finally {
+    client.close();
+  }
+}
+
 const selectors = (r: AgentRecord) => r.nodeSelectors.map((s) => `${s.type}:${s.value}`).sort();
 
 describe.skipIf(skip !== undefined)(`k8s_psat against the testbed${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -145,6 +167,8 @@ describe.skipIf(skip !== undefined)(`k8s_psat against the testbed${skip ? ` (ski
         .map((s) => `k8s_psat:${s}`)
         .sort(),
     );
+    // the agent holds that ID: SPIRE-style node aliases on its k8s_psat selectors give it their children
+    await workloadThroughAlias(agent, 'psat-offline', { type: 'k8s_psat', value: `agent_ns:${NS}` });
     // not trust on first use: after an eviction the agent attests again, with the token now in the file
     const second = await runningPod('agent-2', 'spire-agent');
     writeFileSync(tokenPath, createToken('spire-agent', 'agent-2'));
