@@ -37,6 +37,8 @@ export interface IssuerOptions {
   verbose?: boolean;
   /** run wrangler in its own process group, so a test can signal it and workerd at once (process.kill(-pid)) */
   detached?: boolean;
+  /** extra environment of wrangler dev, e.g. NODE_EXTRA_CA_CERTS (miniflare adds it to the CAs outbound fetch trusts) */
+  env?: Record<string, string>;
 }
 
 export interface RunningIssuer {
@@ -123,7 +125,7 @@ export async function startIssuer(opts: IssuerOptions): Promise<RunningIssuer> {
   const child = spawn(
     process.execPath,
     [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), ...persist, ...varArgs, '--show-interactive-dev-session=false'],
-    { cwd: REPO_ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false },
+    { cwd: REPO_ROOT, env: { ...process.env, ...opts.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false },
   );
   let output = '';
   const collect = (d: Buffer) => {

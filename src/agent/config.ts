@@ -9,6 +9,7 @@
 import * as v from 'valibot';
 import { mergeConfigSources, parseMergedConfig, readConfigFile, type ConfigFile, type ConfigLayout } from '../node/config-sources.js';
 import { issuerBaseUrl, jsonObject, knownKeys, nonEmptyString, oneOf, parsedBy, required, urlString, wholeNumber } from '../shared/config/schema.js';
+import { CLUSTER_NAME } from '../shared/attestation/k8s-psat.js';
 import { WispError } from '../shared/errors.js';
 import { LOOPBACK_IPV4 } from '../shared/net/loopback.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
@@ -33,6 +34,8 @@ export interface AgentConfig {
   awsIid?: AwsIidAgentConfig;
   gcpIit?: GcpIitAgentConfig;
   azureMsi?: AzureMsiAgentConfig;
+  /** k8s_psat: the projected service account token of the agent's pod */
+  k8sPsat?: K8sPsatAgentConfig;
   logLevel: LogLevel;
   syncIntervalSeconds: number;
   /** timeout of every request to the issuer */
@@ -92,6 +95,15 @@ export interface AzureMsiAgentConfig {
   timeoutSeconds: number;
 }
 
+/** k8s_psat: which issuer-side cluster, and where the kubelet projects the token. */
+export interface K8sPsatAgentConfig {
+  cluster: string;
+  tokenPath: string;
+}
+
+/** SPIRE's default token path. */
+export const K8S_PSAT_DEFAULT_TOKEN_PATH = '/var/run/secrets/tokens/spire-agent';
+
 export const CLOUD_ATTESTOR_DEFAULTS = {
   awsIid: { metadataUrl: 'http://169.254.169.254', imdsV1Fallback: false, timeoutSeconds: 5 },
   gcpIit: { metadataUrl: 'http://metadata.google.internal', audience: 'spire-gcp-node-attestor', serviceAccount: 'default', timeoutSeconds: 5 },
@@ -120,6 +132,7 @@ export const AGENT_CONFIG_ENV: Record<AgentConfigKey, string> = {
   awsIid: 'WISP_AWS_IID',
   gcpIit: 'WISP_GCP_IIT',
   azureMsi: 'WISP_AZURE_MSI',
+  k8sPsat: 'WISP_K8S_PSAT',
   logLevel: 'WISP_LOG_LEVEL',
   syncIntervalSeconds: 'WISP_SYNC_INTERVAL_SECONDS',
   requestTimeoutSeconds: 'WISP_REQUEST_TIMEOUT_SECONDS',
@@ -328,6 +341,10 @@ const AGENT_SCHEMA = v.object({
     resource: v.optional(nonEmptyString(), AZURE.resource),
     timeoutSeconds: cloudTimeout(AZURE.timeoutSeconds),
   }),
+  k8sPsat: cloudObject({
+    cluster: required(v.pipe(nonEmptyString(), v.regex(CLUSTER_NAME, 'must be a cluster name (letters, digits, ".", "_", "-")')), 'is required (the cluster name the issuer\'s K8S_PSAT configures)'),
+    tokenPath: v.optional(v.pipe(nonEmptyString(), v.check((s) => s.startsWith('/'), 'must be an absolute path')), K8S_PSAT_DEFAULT_TOKEN_PATH),
+  }),
   syncIntervalSeconds: v.optional(seconds(MAX_SYNC_INTERVAL_SECONDS), AGENT_CONFIG_DEFAULTS.syncIntervalSeconds),
   requestTimeoutSeconds: v.optional(seconds(MAX_REQUEST_TIMEOUT_SECONDS), AGENT_CONFIG_DEFAULTS.requestTimeoutSeconds),
   sds: cloudObject({
@@ -357,7 +374,7 @@ const AGENT_SCHEMA = v.object({
   ),
 });
 
-const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi'] as const;
+const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi', 'k8sPsat'] as const;
 
 /**
  * Merges file, environment and flags (later wins) into an `AgentConfig`, applying defaults.
@@ -384,6 +401,7 @@ export function parseAgentConfig(
     ...(c.awsIid ? { awsIid: c.awsIid } : {}),
     ...(c.gcpIit ? { gcpIit: c.gcpIit } : {}),
     ...(c.azureMsi ? { azureMsi: c.azureMsi } : {}),
+    ...(c.k8sPsat ? { k8sPsat: c.k8sPsat } : {}),
     logLevel: c.logLevel,
     syncIntervalSeconds: c.syncIntervalSeconds,
     requestTimeoutSeconds: c.requestTimeoutSeconds,

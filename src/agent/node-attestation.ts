@@ -101,7 +101,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
 
   async function attest(reason: string): Promise<AttestResponse & { agent: AgentSvid }> {
     if (!attestor) {
-      throw new WispError('ERR_CONFIG_INVALID', `agent must attest (${reason}) but no node attestor is configured: set joinToken (--joinToken or WISP_JOIN_TOKEN) to a fresh join token, or awsIid / gcpIit / azureMsi on a cloud VM`);
+      throw new WispError('ERR_CONFIG_INVALID', `agent must attest (${reason}) but no node attestor is configured: set joinToken (--joinToken or WISP_JOIN_TOKEN) to a fresh join token, or awsIid / gcpIit / azureMsi on a cloud VM, or k8sPsat in a Kubernetes pod`);
     }
     if (attestor.singleUse && attestorUsed) {
       throw new WispError('ERR_JOIN_TOKEN_INVALID', `agent must attest again (${reason}) but its ${attestor.type} was already used by this process; create a new join token and restart with --joinToken`);

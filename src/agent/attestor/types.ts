@@ -15,4 +15,4 @@ export interface NodeAttestor {
   describe(): Record<string, string>;
 }
 
-export type NodeAttestorType = 'join_token' | 'aws_iid' | 'gcp_iit' | 'azure_msi';
+export type NodeAttestorType = 'join_token' | 'aws_iid' | 'gcp_iit' | 'azure_msi' | 'k8s_psat';

@@ -58,8 +58,9 @@ export class RemoteKeySet {
   async #load(now: number): Promise<JSONWebKeySet> {
     let res: Response;
     try {
-      // redirect 'manual' (workerd has no 'error'): a redirect is refused below, never followed
-      res = await this.#fetch(this.url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'manual' });
+      // redirect 'manual' (workerd has no 'error'): a redirect is refused below, never followed.
+      // RFC 7517's media type first: Kubernetes' /openid/v1/jwks answers 406 to application/json alone
+      res = await this.#fetch(this.url, { headers: { accept: 'application/jwk-set+json, application/json' }, signal: AbortSignal.timeout(this.#timeoutMs), redirect: 'manual' });
     } catch (e) {
       throw new WispError('ERR_UNAVAILABLE', `signing keys at ${this.url} could not be fetched (${e instanceof Error && e.name === 'TimeoutError' ? 'timeout' : 'network error'})`);
     }
@@ -101,7 +102,7 @@ export interface VerifiedJwt {
  * then signature, `aud`, `exp`/`nbf` (at `now`) and any `options` are checked by jose.
  * Failures throw ERR_ATTESTATION_FAILED naming what failed (`prefix: token expired`, …).
  */
-export async function verifyJwtWithKeySet(token: string, keys: RemoteKeySet, options: JWTVerifyOptions & { now: number; prefix: string; algorithms: string[] }): Promise<VerifiedJwt> {
+export async function verifyJwtWithKeySet(token: string, keys: Pick<RemoteKeySet, 'get'>, options: JWTVerifyOptions & { now: number; prefix: string; algorithms: string[] }): Promise<VerifiedJwt> {
   const { now, prefix, ...verify } = options;
   const refused = (m: string) => new WispError('ERR_ATTESTATION_FAILED', `${prefix}: ${m}`);
   let kid: string | undefined;

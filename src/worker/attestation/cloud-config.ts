@@ -4,6 +4,8 @@
  *   AWS_IID   = {"accountIds":["123456789012"], "agentPathTemplate":"...", "certificates":{"<region>":"<PEM>"}, "allowReattestation":false}
  *   GCP_IIT   = {"projectIds":["my-project"], "audience":"spire-gcp-node-attestor", "keysUrl":"https://...", "issuer":"https://accounts.google.com", "agentPathTemplate":"..."}
  *   AZURE_MSI = {"tenants":["<tenant id>"], "resource":"https://management.azure.com/", "keysUrl":"https://..."}
+ *   K8S_PSAT  = {"clusters":{"<name>":{"serviceAccountAllowList":["ns:sa"], "issuer":"https://...", "jwks":{...} | "jwksUrl":"https://..."}}}
+ *               or per cluster {"apiServer":"https://...", "token":"<reviewer token>"} (TokenReview; then set K8S_PSAT as a secret)
  *
  * Allow-lists are optional (empty = any account/project/tenant, as SPIRE's aws_iid); errors name the key
  * (valibot schemas, src/shared/config/schema.ts).
@@ -21,6 +23,8 @@ import {
   GCP_IIT_TEMPLATE_FIELDS,
 } from '../../shared/attestation/gcp-iit.js';
 import { AZURE_MSI_DEFAULT_KEYS_URL, AZURE_MSI_DEFAULT_RESOURCE } from '../../shared/attestation/azure-msi.js';
+import { CLUSTER_NAME, K8S_PSAT_DEFAULT_AUDIENCE, type PsatClusterPolicy } from '../../shared/attestation/k8s-psat.js';
+import type { JSONWebKeySet } from 'jose';
 
 export interface AwsIidConfig {
   accountIds: string[];
@@ -46,16 +50,33 @@ export interface AzureMsiConfig {
   allowReattestation: boolean;
 }
 
+/** How a k8s_psat cluster's tokens are validated: offline by its issuer's keys, or by its API server. */
+export type K8sPsatValidation =
+  | { mode: 'keys'; issuer: string; jwks?: JSONWebKeySet; jwksUrl?: string }
+  | { mode: 'tokenReview'; apiServer: string; token: string };
+
+export interface K8sPsatClusterConfig extends PsatClusterPolicy {
+  /** empty: the API server's own audience (TokenReview mode only) */
+  audience: string[];
+  validation: K8sPsatValidation;
+}
+
+export interface K8sPsatConfig {
+  clusters: Record<string, K8sPsatClusterConfig>;
+}
+
 export interface CloudAttestorsConfig {
   awsIid?: AwsIidConfig;
   gcpIit?: GcpIitConfig;
   azureMsi?: AzureMsiConfig;
+  k8sPsat?: K8sPsatConfig;
 }
 
 export interface CloudAttestorsEnv {
   AWS_IID?: string;
   GCP_IIT?: string;
   AZURE_MSI?: string;
+  K8S_PSAT?: string;
 }
 
 const strings = (pattern: RegExp, what: string) =>
@@ -115,11 +136,59 @@ const AZURE_MSI_SCHEMA = knownKeys({
   allowReattestation: bool,
 });
 
+const JWKS = 'must be a JWK Set {"keys":[...]} of RSA or EC public keys (kubectl get --raw /openid/v1/jwks)';
+const jwks = v.pipe(
+  plainObject(JWKS),
+  v.check((o) => Array.isArray(o.keys) && o.keys.length > 0, JWKS),
+  // an HMAC ("oct") or private key in the set would be a configuration mistake: refused, never used
+  v.check((o) => (o.keys as unknown[]).every((k) => typeof k === 'object' && k !== null && ['RSA', 'EC'].includes((k as { kty?: unknown }).kty as string) && !('d' in k)), JWKS),
+  v.transform((o) => o as unknown as JSONWebKeySet),
+);
+
+const K8S_PSAT_CLUSTER = v.pipe(
+  knownKeys({
+    serviceAccountAllowList: v.pipe(strings(/^[a-z0-9.-]{1,253}:[a-z0-9.-]{1,253}$/, 'a "namespace:name" service account'), v.minLength(1, 'must allow at least one service account')),
+    audience: v.optional(v.array(nonEmptyString(), 'must be an array of strings'), [...K8S_PSAT_DEFAULT_AUDIENCE]),
+    allowedNodeLabelKeys: strings(/^\S{1,317}$/, 'a label key'),
+    allowedPodLabelKeys: strings(/^\S{1,317}$/, 'a label key'),
+    usePodUidForAgentId: bool,
+    issuer: v.optional(nonEmptyString()),
+    jwks: v.optional(jwks),
+    jwksUrl: v.optional(v.pipe(nonEmptyString(), urlString(), httpsUrl())),
+    apiServer: v.optional(v.pipe(nonEmptyString(), urlString(), httpsUrl(), v.transform((s) => s.replace(/\/+$/, '')))),
+    token: v.optional(nonEmptyString()),
+  }),
+  v.rawTransform(({ dataset, addIssue, NEVER }): K8sPsatClusterConfig => {
+    const { issuer, jwks: keys, jwksUrl, apiServer, token, ...policy } = dataset.value;
+    const fail = (message: string) => (addIssue({ message }), NEVER);
+    const offline = keys !== undefined || jwksUrl !== undefined;
+    if (offline && (apiServer !== undefined || token !== undefined)) return fail('give either jwks/jwksUrl (offline keys) or apiServer/token (TokenReview), not both');
+    if (offline) {
+      if (keys !== undefined && jwksUrl !== undefined) return fail('give jwks or jwksUrl, not both');
+      if (issuer === undefined) return fail('issuer is required with jwks/jwksUrl (the cluster\'s --service-account-issuer)');
+      if (policy.audience.length === 0) return fail('audience must name at least one audience with jwks/jwksUrl');
+      return { ...policy, validation: { mode: 'keys', issuer, ...(keys ? { jwks: keys } : { jwksUrl: jwksUrl! }) } };
+    }
+    if (apiServer === undefined || token === undefined) return fail('needs jwks or jwksUrl (offline keys), or apiServer and token (TokenReview)');
+    if (issuer !== undefined) return fail('issuer is used only with jwks/jwksUrl');
+    return { ...policy, validation: { mode: 'tokenReview', apiServer, token } };
+  }),
+);
+
+const K8S_PSAT_SCHEMA = knownKeys({
+  clusters: v.pipe(
+    plainObject('must map cluster names to their configuration'),
+    v.check((o) => Object.keys(o).length > 0, 'must configure at least one cluster'),
+    v.record(v.pipe(v.string(), v.regex(CLUSTER_NAME, 'must be a cluster name (letters, digits, ".", "_", "-")')), K8S_PSAT_CLUSTER),
+  ),
+});
+
 /** The vars' schemas, for parseCloudAttestorsConfig and the Worker's whole config (src/worker/config.ts). */
 export const CLOUD_ATTESTORS_ENTRIES = {
   AWS_IID: jsonVar(AWS_IID_SCHEMA),
   GCP_IIT: jsonVar(GCP_IIT_SCHEMA),
   AZURE_MSI: jsonVar(AZURE_MSI_SCHEMA),
+  K8S_PSAT: jsonVar(K8S_PSAT_SCHEMA),
 };
 
 type ParsedVars = { [K in keyof typeof CLOUD_ATTESTORS_ENTRIES]?: v.InferOutput<(typeof CLOUD_ATTESTORS_ENTRIES)[K]> };
@@ -130,6 +199,7 @@ export function cloudAttestorsFromEnv(vars: ParsedVars): CloudAttestorsConfig {
     ...(vars.AWS_IID ? { awsIid: vars.AWS_IID } : {}),
     ...(vars.GCP_IIT ? { gcpIit: vars.GCP_IIT } : {}),
     ...(vars.AZURE_MSI ? { azureMsi: vars.AZURE_MSI } : {}),
+    ...(vars.K8S_PSAT ? { k8sPsat: vars.K8S_PSAT } : {}),
   };
 }
 

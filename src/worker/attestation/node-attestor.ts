@@ -2,7 +2,7 @@
  * Node attestation: how a machine proves what it is before it gets an agent SVID (SPIRE's server-side node
  * attestor plugins, without the plugin catalog: a plain table, STYLE 7.10). Each attestor turns an
  * attestor-specific payload into an agent ID and node selectors, or throws a WispError (types.ts). The
- * cloud attestors (aws_iid, gcp_iit, azure_msi), each in its own module, are enabled by their config.
+ * cloud attestors (aws_iid, gcp_iit, azure_msi) and k8s_psat, each in its own module, are enabled by their config.
  * @module
  */
 import type { JoinTokenStore } from '../../shared/registry/ports.js';
@@ -11,6 +11,7 @@ import { createAzureMsiAttestor } from './azure-msi.js';
 import type { CloudAttestorsConfig } from './cloud-config.js';
 import { createGcpIitAttestor } from './gcp-iit.js';
 import { createJoinTokenAttestor } from './join-token.js';
+import { createK8sPsatAttestor } from './k8s-psat.js';
 import type { NodeAttestor } from './types.js';
 
 // The types live in types.ts (the attestors import them from there, not from this registry: no cycle).
@@ -32,6 +33,7 @@ export function createNodeAttestors(deps: NodeAttestorDeps): Record<string, Node
     ...(cloud.awsIid ? [createAwsIidAttestor(cloud.awsIid)] : []),
     ...(cloud.gcpIit ? [createGcpIitAttestor(cloud.gcpIit, deps.fetch)] : []),
     ...(cloud.azureMsi ? [createAzureMsiAttestor(cloud.azureMsi, deps.fetch)] : []),
+    ...(cloud.k8sPsat ? [createK8sPsatAttestor(cloud.k8sPsat, deps.fetch)] : []),
   ];
   return Object.fromEntries(attestors.map((a) => [a.type, a]));
 }

@@ -20,7 +20,7 @@ export interface CloudHarness {
   expectRefused(attestationType: string, payload: unknown, status: number, code: string, message: RegExp): Promise<void>;
 }
 
-export async function createCloudHarness(vars: { AWS_IID?: string; GCP_IIT?: string; AZURE_MSI?: string }, fetchImpl?: typeof fetch): Promise<CloudHarness> {
+export async function createCloudHarness(vars: { AWS_IID?: string; GCP_IIT?: string; AZURE_MSI?: string; K8S_PSAT?: string }, fetchImpl?: typeof fetch): Promise<CloudHarness> {
   const clock = { nowMs: Date.now() };
   const ca = createTestCa(TD, () => clock.nowMs);
   const h = createHarness(() => ca, clock, { vars, fetch: fetchImpl });
