@@ -4,13 +4,15 @@
 // schemas equal spire-controller-manager's as data; the agent's ConfigMap goes through the agent's config
 // loader and parser, the CSI driver's args through its flag parser, and what they yield agrees with the
 // DaemonSet's mounts, ports, probes and the CSIDriver object. API server only: no node needed.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import 'reflect-metadata'; // @peculiar/x509, under the issuer's config parser
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../scripts/local-stack.js';
 import { parseAgentConfig, readAgentConfigFile } from '../../src/agent/config.js';
 import { parseCsiArgs } from '../../src/csi/config.js';
+import { parseCloudAttestorsConfig } from '../../src/worker/attestation/cloud-config.js';
 import { kubectl, testbed, type TestbedEnv } from '../helpers/node/k8s-testbed.js';
 
 const tb = testbed();
@@ -63,8 +65,9 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
   const env = (tb.ready ? tb.env : undefined) as TestbedEnv;
   const k = (args: string[], input?: string) => kubectl(env, args, input);
   let tmp: string;
-  /** the server's answers to the dry-run of base + examples + issuer, by kind/name */
+  /** the server's answers to the dry-run of deploy/kubernetes, examples/ and issuer/, by kind/name */
   const dryRun = new Map<string, Obj>();
+  const dryRuns: { dir: string; kinds: string[]; answers: Obj[] }[] = [];
   const get = <T extends Obj>(kind: string, name: string): T => {
     const o = dryRun.get(`${kind}/${name}`);
     if (!o) throw new Error(`${kind}/${name} is not among the dry-run objects: ${[...dryRun.keys()].join(', ')}`);
@@ -90,6 +93,14 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
     // Our CRDs for real (never deleted: the testbed is shared, and they equal upstream's, which other tests apply)
     k(['apply', '-k', join(K8S, 'crds')]);
     k(['wait', '--for=condition=Established', '--timeout=60s', ...CRD_FILES.map((f) => `crd/${f.slice('spire.spiffe.io_'.length, -'.yaml'.length)}.spire.spiffe.io`)]);
+    // The dry-run of everything, one rendering per kustomization: each has a Namespace object, which the
+    // namespace of the test replaces. The tests below read the server's answers.
+    for (const dir of ['.', 'examples', 'issuer']) {
+      const rendered = renderInTestNamespace([dir]);
+      const answers = serverDryRun(rendered);
+      dryRuns.push({ dir, kinds: documents(rendered).map(kindOf), answers });
+      for (const o of answers) dryRun.set(`${o.kind}/${o.metadata.name}`, o);
+    }
   });
 
   afterAll(() => {
@@ -106,14 +117,8 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
   });
 
   it('passes `kubectl apply --dry-run=server` for every object of deploy/kubernetes, examples/ and issuer/', () => {
-    // one rendering each: each has a Namespace object, which the namespace of the test replaces
-    for (const dir of ['.', 'examples', 'issuer']) {
-      const rendered = renderInTestNamespace([dir]);
-      const answers = serverDryRun(rendered);
-      expect(answers.map((o) => o.kind), dir).toEqual(documents(rendered).map(kindOf));
-      for (const o of answers) dryRun.set(`${o.kind}/${o.metadata.name}`, o);
-    }
-    const answers = [...dryRun.values()];
+    for (const { dir, kinds, answers } of dryRuns) expect(answers.map((o) => o.kind), dir).toEqual(kinds);
+    const answers = dryRuns.flatMap((r) => r.answers);
     expect(answers.filter((o) => o.kind === 'ClusterSPIFFEID').map((o) => o.metadata.name)).toEqual(['example-workload']);
   });
 
@@ -217,6 +222,31 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
     // mounts propagate back to the kubelet's pod dirs; mounting needs privilege
     const podsMount = csi.volumeMounts!.find((m) => m.mountPath === '/var/lib/kubelet/pods')!;
     expect([podsMount.mountPropagation, volume(podsMount.name).hostPath!.path, csi.securityContext?.privileged]).toEqual(['Bidirectional', '/var/lib/kubelet/pods', true]);
+  });
+
+  it('gives the issuer K8S_PSAT values (both modes) its parser accepts, for the cluster, trust domain and agent account of the manifests', () => {
+    const toml = readFileSync(join(K8S, 'issuer', 'wrangler.cluster.toml'), 'utf8');
+    const tomlVar = (name: string, commented = false) => new RegExp(`^${commented ? '# ' : ''}${name} = ['"](.*)['"]$`, 'm').exec(toml)?.[1];
+    const agent = JSON.parse(get<Obj & { data: Record<string, string> }>('ConfigMap', 'wisp-agent').data['agent.json']!) as { serverUrl: string; trustDomain: string; k8sPsat: { cluster: string } };
+    const controller = get<Obj & { data: Record<string, string> }>('ConfigMap', 'wisp-controller-manager').data['controller-manager-config.yaml']!;
+    const yamlKey = (key: string) => new RegExp(`^${key}: (\\S+)$`, 'm').exec(controller)?.[1];
+    expect([tomlVar('TRUST_DOMAIN'), yamlKey('trustDomain')]).toEqual([agent.trustDomain, agent.trustDomain]);
+    expect(yamlKey('clusterName')).toBe(agent.k8sPsat.cluster);
+    expect(tomlVar('JWT_ISSUER')).toBe(agent.serverUrl);
+    // the agent's service account as the manifests name it (deploy/kubernetes renders it in namespace wisp)
+    const saDoc = documents(k(['kustomize', K8S])).find((d) => kindOf(d) === 'ServiceAccount' && /^ {2}name: wisp-agent$/m.test(d))!;
+    const account = `${/^ {2}namespace: (\S+)$/m.exec(saDoc)![1]}:wisp-agent`;
+    const modes = [tomlVar('K8S_PSAT'), tomlVar('K8S_PSAT', true)].map((value) => parseCloudAttestorsConfig({ K8S_PSAT: value }).k8sPsat!.clusters[agent.k8sPsat.cluster]!);
+    expect(modes.map((c) => [c.validation.mode, c.serviceAccountAllowList, c.audience])).toEqual([
+      ['keys', [account], ['spire-server']],
+      ['tokenReview', [account], ['spire-server']],
+    ]);
+    // the reviewer account of mode 2 has SPIRE server's k8s_psat permissions and a token Secret
+    expect(get<Obj & { rules: unknown[] }>('ClusterRole', 'wisp-issuer-psat').rules).toEqual([
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods', 'nodes'], verbs: ['get'] },
+    ]);
+    expect(get<Obj & { type: string }>('Secret', 'wisp-issuer-psat').type).toBe('kubernetes.io/service-account-token');
   });
 
   it('gives the agent and the controller manager only the API permissions they use', () => {
