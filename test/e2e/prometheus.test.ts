@@ -303,15 +303,18 @@ describe.skipIf(skipWhy !== undefined)(`a real Prometheus scraping a real agent 
     const dir = join(DEPLOY, 'kubernetes', 'telemetry');
     const [podMonitor] = readYaml(join(dir, 'podmonitor.yaml'));
     const [service, serviceMonitor] = readYaml(join(dir, 'servicemonitor.yaml'));
-    const [patch] = readYaml(join(dir, 'agent-metrics-port.yaml'));
+    // the agent DaemonSet and its config (deploy/kubernetes/agent/), where the metrics port is folded in
+    const [daemonSet] = readYaml(join(DEPLOY, 'kubernetes', 'agent', 'daemonset.yaml'));
+    const [configMap] = readYaml(join(DEPLOY, 'kubernetes', 'agent', 'configmap.yaml'));
     expect([at(podMonitor, 'apiVersion'), at(podMonitor, 'kind'), at(serviceMonitor, 'apiVersion'), at(serviceMonitor, 'kind'), at(service, 'kind')]).toEqual(['monitoring.coreos.com/v1', 'PodMonitor', 'monitoring.coreos.com/v1', 'ServiceMonitor', 'Service']);
-    const container = at(patch, 'spec', 'template', 'spec', 'containers', 0);
-    const telemetryEnv = (at(container, 'env') as { name: string; value: string }[]).find((e) => e.name === 'WISP_TELEMETRY')!.value;
-    // the agent's own config parser reads the environment the patch sets
-    const config = parseAgentConfig({ path: 'k8s', content: { serverUrl: 'https://issuer.example', trustDomain: TD, joinToken: 'x' } }, { WISP_TELEMETRY: telemetryEnv }, {});
-    expect(config.telemetry?.prometheus).toEqual({ host: '0.0.0.0', port: at(container, 'ports', 0, 'containerPort') });
-    expect(at(container, 'ports', 0, 'name')).toBe('metrics');
+    const container = (at(daemonSet, 'spec', 'template', 'spec', 'containers') as { name: string }[]).find((c) => c.name === 'wisp-agent');
+    const metricsPort = (at(container, 'ports') as { name: string; containerPort: number }[]).find((p) => p.name === 'metrics');
+    // the agent's own config parser reads the ConfigMap's agent.json
+    const content = JSON.parse(at(configMap, 'data', 'agent.json') as string) as Record<string, unknown>;
+    const config = parseAgentConfig({ path: 'k8s', content }, { MY_NODE_NAME: 'node-a' }, {});
+    expect(config.telemetry?.prometheus).toEqual({ host: '0.0.0.0', port: metricsPort?.containerPort });
     const agentLabels = at(podMonitor, 'spec', 'selector', 'matchLabels');
+    expect(at(daemonSet, 'spec', 'template', 'metadata', 'labels')).toMatchObject(agentLabels as Record<string, string>);
     expect(at(serviceMonitor, 'spec', 'selector', 'matchLabels')).toEqual(at(service, 'metadata', 'labels'));
     expect(at(service, 'spec', 'selector')).toEqual(agentLabels);
     expect(at(service, 'spec', 'ports', 0)).toMatchObject({ name: 'metrics', targetPort: 'metrics' });
