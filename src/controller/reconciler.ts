@@ -54,7 +54,7 @@ export interface ClusterState {
   endpointSlices: readonly KubeEndpointSlice[];
 }
 
-/** ClusterSPIFFEID status.stats, upstream's fields. */
+/** ClusterSPIFFEID status.stats: the CRD's fields (it has no success count; the API server would prune one). */
 export interface ClusterSpiffeIdStats {
   namespacesSelected: number;
   namespacesIgnored: number;
@@ -62,7 +62,6 @@ export interface ClusterSpiffeIdStats {
   podEntryRenderFailures: number;
   entriesToSet: number;
   entriesMasked: number;
-  entrySuccess: number;
   entryFailures: number;
 }
 
@@ -86,7 +85,7 @@ export interface EntryPlan {
 
 export type ReconcileOptions = Pick<ControllerConfig, 'trustDomain' | 'clusterName' | 'clusterDomain' | 'ignoreNamespaces' | 'className' | 'watchClassless' | 'entryIDPrefix' | 'reconcile'>;
 
-const zeroStats = (): ClusterSpiffeIdStats => ({ namespacesSelected: 0, namespacesIgnored: 0, podsSelected: 0, podEntryRenderFailures: 0, entriesToSet: 0, entriesMasked: 0, entrySuccess: 0, entryFailures: 0 });
+const zeroStats = (): ClusterSpiffeIdStats => ({ namespacesSelected: 0, namespacesIgnored: 0, podsSelected: 0, podEntryRenderFailures: 0, entriesToSet: 0, entriesMasked: 0, entryFailures: 0 });
 
 /** Upstream's reconcileClass: our class, or classless ones when watching those. */
 export function ofOurClass(o: Pick<ReconcileOptions, 'className' | 'watchClassless'>, spec: unknown): boolean {
@@ -234,8 +233,7 @@ export function planEntries(state: ClusterState, current: readonly Entry[], o: R
 }
 
 function succeeded(owner: Owner): void {
-  if (owner.kind === 'ClusterSPIFFEID') owner.stats.entrySuccess++;
-  else owner.status.set = true;
+  if (owner.kind === 'ClusterStaticEntry') owner.status.set = true;
 }
 
 function failed(owner: Owner): void {
