@@ -348,7 +348,7 @@ export function entryKey(e: Pick<DesiredEntry, 'spiffeId' | 'parentId' | 'select
   return JSON.stringify([e.spiffeId, e.parentId, selectorSetKey(e.selectors)]);
 }
 
-const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const sameList = (a: readonly string[], b: readonly string[]) => JSON.stringify(a) === JSON.stringify(b);
 
 /** Same key and same mutable fields (DNS names in order, as an SVID lists them; federatesWith as a set). */
 export function sameEntry(a: DesiredEntry, b: DesiredEntry): boolean {
