@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseGoDurationSeconds } from '../../../src/controller/go-duration.js';
 import {
   compileClusterSpiffeId,
+  compileParentIdTemplate,
   entryKey,
   renderFederationRelationship,
   renderPodEntry,
@@ -234,6 +235,27 @@ describe('renderPodEntry', () => {
       code: 'ERR_BAD_REQUEST',
       message: `template: spiffeIDTemplate:1:25: executing "spiffeIDTemplate" at <.PodSpec.NoSuchField>: can't evaluate field NoSuchField in type v1.PodSpec`,
     });
+  });
+
+  it("parentIDTemplate (upstream config): its default gives our parent; a custom one is used; it cannot read the pod", () => {
+    const c = compiled({ spiffeIDTemplate: 'spiffe://domain.test/x' });
+    const template = (source: string) => {
+      const t = compileParentIdTemplate(source);
+      if (!t.ok) throw new Error(t.error.message);
+      return t.value;
+    };
+    const upstreamDefault = template('spiffe://{{ .TrustDomain }}/spire/agent/k8s_psat/{{ .ClusterName }}/{{ .NodeMeta.UID }}');
+    expect(entry(c, pod('p', 'prod'), ns('prod'), { ctx: { ...ctx, parentIdTemplate: upstreamDefault } }).parentId).toBe(agentOfNodeA);
+    expect(entry(c, pod('p', 'prod'), ns('prod')).parentId).toBe(agentOfNodeA);
+    const byName = template('spiffe://{{ .TrustDomain }}/spire/agent/by-name/{{ .NodeMeta.Name }}');
+    expect(entry(c, pod('p', 'prod'), ns('prod'), { ctx: { ...ctx, parentIdTemplate: byName } }).parentId).toBe('spiffe://domain.test/spire/agent/by-name/node-a');
+    const readsPod = template('spiffe://{{ .TrustDomain }}/spire/agent/{{ .PodMeta.Name }}');
+    expect(renderFailure(c, pod('p', 'prod'), ns('prod'), { ...ctx, parentIdTemplate: readsPod }).message).toBe(
+      `template: parentIDTemplate:1:44: executing "parentIDTemplate" at <.PodMeta.Name>: can't evaluate field Name in type nil *v1.ObjectMeta`,
+    );
+    const foreign = template('spiffe://elsewhere.test/spire/agent/{{ .NodeMeta.Name }}');
+    expect(renderFailure(c, pod('p', 'prod'), ns('prod'), { ...ctx, parentIdTemplate: foreign }).code).toBe('ERR_TRUST_DOMAIN_MISMATCH');
+    expect(compileParentIdTemplate('{{ .A } }}')).toEqual({ ok: false, error: { code: 'ERR_BAD_REQUEST', message: 'template: parentIDTemplate:1:7: unexpected "}" in operand' } });
   });
 
   it('selectsPod: a pod of another namespace is never selected by that namespace', () => {
