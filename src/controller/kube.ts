@@ -136,6 +136,15 @@ export const TEMPLATE_DATA_TYPE: TemplateType = {
   jsonName: (goName) => goName,
 };
 
+/**
+ * The data of upstream's `parentIDTemplate` (controller config): rendered before the pod is known, so
+ * PodMeta and PodSpec are nil pointers there and a template that reads them fails.
+ */
+export const PARENT_TEMPLATE_DATA_TYPE: TemplateType = {
+  ...TEMPLATE_DATA_TYPE,
+  fields: { ...(TEMPLATE_DATA_TYPE as { fields: Record<string, TemplateType> }).fields, PodMeta: opaque('nil *v1.ObjectMeta'), PodSpec: opaque('nil *v1.PodSpec') },
+};
+
 /** The data a ClusterSPIFFEID template renders over. */
 export function templateData(ctx: { trustDomain: string; clusterName: string; clusterDomain: string }, pod: KubePod | undefined, node: KubeNode): Record<string, unknown> {
   return {

@@ -19,16 +19,19 @@ import { err, ok, type Result } from '../shared/result.js';
 import { dnsNameProblem } from '../shared/spiffe/dns-name.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 import { parseGoDurationSeconds } from './go-duration.js';
-import { TEMPLATE_DATA_TYPE, templateData, type KubeNamespace, type KubeNode, type KubePod } from './kube.js';
+import { PARENT_TEMPLATE_DATA_TYPE, TEMPLATE_DATA_TYPE, templateData, type KubeNamespace, type KubeNode, type KubePod } from './kube.js';
 import { compileLabelSelector, type CompiledLabelSelector } from './label-selector.js';
 import { parseTemplate, type Template } from './template.js';
 
 export type { KubeNamespace, KubeNode, KubePod } from './kube.js';
+export type { Template } from './template.js';
 
 export interface RenderContext {
   trustDomain: string;
   clusterName: string;
   clusterDomain: string;
+  /** upstream's `parentIDTemplate` (compileParentIdTemplate); absent: the node's k8s_psat agent ID */
+  parentIdTemplate?: Template;
 }
 
 export interface DesiredEntry {
@@ -229,7 +232,7 @@ export function renderPodEntry(
     const td = trustDomainOfContext(ctx);
     if (!pod.metadata.uid) throw new RenderError(`${what} has no uid`);
     if (pod.spec?.nodeName !== node.metadata.name) throw new RenderError(`${what} is not scheduled on node "${node.metadata.name ?? ''}"`);
-    const parentId = nodeAgentId(td, ctx.clusterName, node);
+    const parentId = ctx.parentIdTemplate ? value(ctx.parentIdTemplate.execute(PARENT_TEMPLATE_DATA_TYPE, templateData(ctx, undefined, node))) : nodeAgentId(td, ctx.clusterName, node);
     const data = templateData(ctx, pod, node);
     const spiffeId = render(c.spiffeIdTemplate, data);
     const selectors: Selector[] = [{ type: 'k8s', value: `pod-uid:${pod.metadata.uid}` }];
@@ -321,6 +324,11 @@ export function renderFederationRelationship(spec: unknown, ctx: Pick<RenderCont
   });
 }
 
+/** Parses upstream's `parentIDTemplate` config value (the same template language; it sees no pod). */
+export function compileParentIdTemplate(source: string): Result<Template> {
+  return parseTemplate('parentIDTemplate', source);
+}
+
 /** The class a resource's spec names ('' = classless), for the runtime's className / watchClassless filter. */
 export function specClassName(spec: unknown): string {
   return isObject(spec) && typeof spec.className === 'string' ? spec.className : '';
@@ -348,7 +356,7 @@ export function entryKey(e: Pick<DesiredEntry, 'spiffeId' | 'parentId' | 'select
   return JSON.stringify([e.spiffeId, e.parentId, selectorSetKey(e.selectors)]);
 }
 
-const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const sameList = (a: readonly string[], b: readonly string[]) => JSON.stringify(a) === JSON.stringify(b);
 
 /** Same key and same mutable fields (DNS names in order, as an SVID lists them; federatesWith as a set). */
 export function sameEntry(a: DesiredEntry, b: DesiredEntry): boolean {
