@@ -13,7 +13,10 @@ import * as v from 'valibot';
 import { parse as parseYaml } from 'yaml';
 import { configError, durationSeconds, issuerBaseUrl, nonEmptyString, oneOf, parseConfig, parsedBy, plainObject } from '../shared/config/schema.js';
 import { ENTRY_ID_PATTERN } from '../shared/registry/entry-validation.js';
+import { unwrap } from '../shared/result.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
+import { compileParentIdTemplate } from './render.js';
+import type { Template } from './template.js';
 
 export const CONFIG_API_VERSION = 'spire.spiffe.io/v1alpha1';
 export const CONFIG_KIND = 'ControllerManagerConfig';
@@ -22,7 +25,7 @@ export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 /** Upstream keys Wisp reads but does not act on: each is warned about once, never an error. */
 export const IGNORED_UPSTREAM_KEYS = [
   'validatingWebhookConfigurationName', 'spireServerSocketPath', 'logEncoding', 'grpc', 'syncPeriod', 'cacheNamespace',
-  'cacheNamespaces', 'gracefulShutDown', 'controller', 'metrics', 'health', 'webhook', 'parentIDTemplate',
+  'cacheNamespaces', 'gracefulShutDown', 'controller', 'metrics', 'health', 'webhook',
   'entryIDPrefixCleanup', 'staticManifestPath', 'expandEnvStaticManifests', 'enableEntryRenderCache', 'entryRenderCacheSize',
 ] as const;
 
@@ -48,6 +51,8 @@ export interface ControllerConfig {
   ignoreNamespaces: RegExp[];
   className?: string;
   watchClassless: boolean;
+  /** upstream's parentIDTemplate (node data only); default: the node's k8s_psat agent ID */
+  parentIdTemplate?: Template;
   /** every entry this controller creates gets an ID starting so; it owns exactly those entries */
   entryIDPrefix: string;
   gcIntervalSeconds: number;
@@ -99,6 +104,7 @@ const fileSchema = v.object({
   ignoreNamespaces: v.optional(v.array(v.pipe(v.string('must be a list of regular expressions'), regex), 'must be a list of regular expressions')),
   className: v.optional(nonEmptyString()),
   watchClassless: v.optional(v.boolean('must be true or false')),
+  parentIDTemplate: v.optional(v.pipe(nonEmptyString(), parsedBy((t: string) => unwrap(compileParentIdTemplate(t))))),
   entryIDPrefix: v.optional(v.pipe(
     v.string(),
     v.check((s) => s.length <= ENTRY_ID_PREFIX_MAX, `must be at most ${ENTRY_ID_PREFIX_MAX} characters`),
@@ -171,6 +177,7 @@ export function parseControllerConfig(doc: unknown, podNamespace: string | undef
       ignoreNamespaces: c.ignoreNamespaces ?? DEFAULT_IGNORE_NAMESPACES.map((n) => new RegExp(n)),
       ...(className ? { className } : {}),
       watchClassless: className ? (c.watchClassless ?? false) : true,
+      ...(c.parentIDTemplate ? { parentIdTemplate: c.parentIDTemplate } : {}),
       entryIDPrefix,
       gcIntervalSeconds: c.gcInterval ?? 10,
       reconcile: { clusterSPIFFEIDs: rc?.clusterSPIFFEIDs ?? true, clusterFederatedTrustDomains: rc?.clusterFederatedTrustDomains ?? true, clusterStaticEntries: rc?.clusterStaticEntries ?? true },

@@ -83,7 +83,7 @@ export interface EntryPlan {
   owners: Owner[];
 }
 
-export type ReconcileOptions = Pick<ControllerConfig, 'trustDomain' | 'clusterName' | 'clusterDomain' | 'ignoreNamespaces' | 'className' | 'watchClassless' | 'entryIDPrefix' | 'reconcile'>;
+export type ReconcileOptions = Pick<ControllerConfig, 'trustDomain' | 'clusterName' | 'clusterDomain' | 'parentIdTemplate' | 'ignoreNamespaces' | 'className' | 'watchClassless' | 'entryIDPrefix' | 'reconcile'>;
 
 const zeroStats = (): ClusterSpiffeIdStats => ({ namespacesSelected: 0, namespacesIgnored: 0, podsSelected: 0, podEntryRenderFailures: 0, entriesToSet: 0, entriesMasked: 0, entryFailures: 0 });
 
@@ -142,7 +142,7 @@ export function planEntries(state: ClusterState, current: readonly Entry[], o: R
     declared.set(key, [...(declared.get(key) ?? []), { entry, owner }]);
   };
   const owners: Owner[] = [];
-  const ctx = { trustDomain: o.trustDomain, clusterName: o.clusterName, clusterDomain: o.clusterDomain };
+  const ctx = { trustDomain: o.trustDomain, clusterName: o.clusterName, clusterDomain: o.clusterDomain, ...(o.parentIdTemplate ? { parentIdTemplate: o.parentIdTemplate } : {}) };
 
   if (o.reconcile.clusterStaticEntries) {
     for (const r of state.clusterStaticEntries) {

@@ -37,6 +37,8 @@ describe('controller manager config', () => {
     expect(config.ignoreNamespaces.map((r) => r.source)).toEqual(['kube-system', 'kube-public', 'spire-system']);
     expect(parse({ ...base, className: 'blue' }).config).toMatchObject({ className: 'blue', watchClassless: false, entryIDPrefix: 'prod.blue.' });
     expect(parse({ ...base, entryIDPrefix: 'mine' }).config.entryIDPrefix).toBe('mine.');
+    expect(parse(base).config.parentIdTemplate).toBeUndefined();
+    expect(parse({ ...base, parentIDTemplate: 'spiffe://{{ .TrustDomain }}/node/{{ .NodeMeta.Name }}' }).config.parentIdTemplate?.name).toBe('parentIDTemplate');
   });
 
   it('reads an upstream ControllerManagerConfig file, warning once per upstream key it ignores', () => {
@@ -93,6 +95,7 @@ describe('controller manager config', () => {
     expect(problem({ ...base, leaderElection: { resourceLock: 'configmaps' } })).toBe('leaderElection.resourceLock (from file /c.yaml): only "leases" is supported');
     expect(problem(base, '')).toBe('leaderElection.resourceNamespace (from file /c.yaml): is required outside a pod (no service account namespace to default to)');
     expect(problem({ ...base, leaderElection: { leaderElect: false } }, '')).toBe('accepted');
+    expect(problem({ ...base, parentIDTemplate: 'spiffe://{{ .TrustDomain }}/node/{{ .NodeMeta.Name' })).toMatch(/^parentIDTemplate \(from file \/c\.yaml\): /);
     expect(problem({ ...base, clusterName: 'has space' })).toMatch(/^entryIDPrefix .*set entryIDPrefix$/);
   });
 

@@ -164,6 +164,12 @@ describe('entry reconcile', () => {
     expect(status['static-bad']).toEqual({ rendered: false, masked: false, set: false });
   });
 
+  it('takes the parent ID from upstream\'s parentIDTemplate when the config has one', async () => {
+    const withTemplate = parseControllerConfig({ clusterName: 'prod', trustDomain: TD, serverURL: issuer.url, adminTokenFile: join(dir, 'token'), parentIDTemplate: 'spiffe://{{ .TrustDomain }}/k8s-node/{{ .NodeMeta.Name }}' }, 'spire').config;
+    await reconcileEntries(state({ clusterSPIFFEIDs: [clusterSpiffeId('web', {})], namespaces: [ns('shop')], pods: [pod('a', 'shop', {})] }), { registry, statuses: statusRecorder(), isLeading: () => true, log }, withTemplate);
+    expect((await ownEntries()).map((e) => e.parentId)).toEqual([`spiffe://${TD}/k8s-node/node-1`]);
+  });
+
   it('writes nothing while not leading', async () => {
     const web = clusterSpiffeId('web', { podSelector: {} });
     const statuses = statusRecorder();
