@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { FederationRelationship } from '../shared/federation/relationship.js';
 import type { Registry } from './registry.js';
-import { ofOurClass, preferenceOrder, type KubeResource, type ReconcileOptions } from './reconciler.js';
+import { ofOurClass, preferenceOrder, type KubeResource, type ProblemSink, type ReconcileOptions } from './reconciler.js';
 import { renderFederationRelationship, type FederationRelationshipInput } from './render.js';
 
 export const FEDERATION_FINALIZER = 'wisp-controller-manager/federation-relationship';
@@ -39,7 +39,7 @@ const isNotFound = (e: unknown) => (e as { code?: string }).code === 'ERR_FEDERA
 
 export async function reconcileFederation(
   resources: readonly KubeResource[],
-  deps: { registry: Registry; metadata: MetadataWriter; isLeading: () => boolean; log: Logger },
+  deps: { registry: Registry; metadata: MetadataWriter; isLeading: () => boolean; log: Logger; problems?: ProblemSink },
   o: Pick<ReconcileOptions, 'trustDomain' | 'className' | 'watchClassless'>,
 ): Promise<FederationReconcileResult> {
   const { registry, log } = deps;
@@ -54,6 +54,7 @@ export async function reconcileFederation(
     const rendered = renderFederationRelationship(r.spec, o);
     if (!rendered.ok) {
       log.error({ clusterFederatedTrustDomain: r.metadata.name, error: rendered.error.message }, 'invalid ClusterFederatedTrustDomain spec');
+      deps.problems?.warn('ClusterFederatedTrustDomain', r, 'InvalidSpec', rendered.error.message);
       continue;
     }
     const td = rendered.value.trustDomain;
@@ -106,6 +107,7 @@ export async function reconcileFederation(
     } catch (e) {
       result.failures++;
       log.error({ clusterFederatedTrustDomain: r.metadata.name, error: errorText(e) }, 'cannot reconcile federation relationship');
+      deps.problems?.warn('ClusterFederatedTrustDomain', r, 'RelationshipWriteFailed', errorText(e));
     }
   }
   return result;

@@ -1,15 +1,16 @@
 /**
  * The controller's Kubernetes API calls (@kubernetes/client-node): the kubeconfig (a file, else the pod's
  * in-cluster service account, else KUBECONFIG / ~/.kube/config), the Lease the leader election uses, the
- * status subresource of spire.spiffe.io resources, and the finalizer and annotation that record which
+ * status subresource of spire.spiffe.io resources, Warning Events on them for their problems, and the finalizer and annotation that record which
  * federation relationship a ClusterFederatedTrustDomain owns. Every write is a replace carrying the
  * resourceVersion read, so a stale write fails with 409 instead of overwriting someone else's change.
  * @module
  */
-import { ApiException, CoordinationV1Api, CustomObjectsApi, KubeConfig, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import type { LeaseRecord, LeaseStore } from './leader-election.js';
 import type { MetadataWriter } from './federation-reconciler.js';
-import type { KubeResource, StatusWriter } from './reconciler.js';
+import type { KubeResource, ProblemSink, StatusWriter } from './reconciler.js';
 
 export const SPIRE_GROUP = 'spire.spiffe.io';
 export const SPIRE_VERSION = 'v1alpha1';
@@ -102,6 +103,46 @@ export function createStatusWriter(kc: KubeConfig): StatusWriter & MetadataWrite
       const updated = (await api.replaceClusterCustomObject({ ...ident(resource), plural: 'clusterfederatedtrustdomains', body: { ...typed(resource, 'ClusterFederatedTrustDomain'), metadata } })) as KubeResource;
       // later writes in the same reconcile need the new resourceVersion
       resource.metadata = updated.metadata;
+    },
+  };
+}
+
+/** Events are cluster-scoped objects' in "default", as client-go's recorder files them; kubectl describe finds them. */
+const EVENT_NAMESPACE = 'default';
+/** The API server's limit on an Event's message. */
+const EVENT_MESSAGE_MAX = 1024;
+/** The same problem of the same resource version is reported once per process. */
+const REPORTED_MAX = 10_000;
+
+export function createProblemEvents(kc: KubeConfig, instance: string, log: Logger): ProblemSink {
+  const api = kc.makeApiClient(CoreV1Api);
+  const reported = new Set<string>();
+  return {
+    warn(kind, resource, reason, message) {
+      const { name = '', uid = '', resourceVersion = '' } = resource.metadata;
+      const key = `${uid}|${resourceVersion}|${reason}|${message}`;
+      if (reported.has(key)) return;
+      if (reported.size >= REPORTED_MAX) reported.clear();
+      reported.add(key);
+      const now = new Date();
+      api
+        .createNamespacedEvent({
+          namespace: EVENT_NAMESPACE,
+          body: {
+            metadata: { generateName: `${name}.`, namespace: EVENT_NAMESPACE },
+            involvedObject: { apiVersion: `${SPIRE_GROUP}/${SPIRE_VERSION}`, kind, name, uid, resourceVersion },
+            type: 'Warning',
+            reason,
+            message: message.length > EVENT_MESSAGE_MAX ? `${message.slice(0, EVENT_MESSAGE_MAX - 1)}…` : message,
+            source: { component: 'wisp-controller-manager' },
+            reportingComponent: 'wisp-controller-manager',
+            reportingInstance: instance.slice(0, 128),
+            firstTimestamp: now,
+            lastTimestamp: now,
+            count: 1,
+          },
+        })
+        .catch((e: unknown) => log.warn({ resource: name, error: e instanceof Error ? e.message : String(e) }, 'cannot record an Event'));
     },
   };
 }

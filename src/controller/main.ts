@@ -15,7 +15,7 @@ import { WispError } from '../shared/errors.js';
 import { podNamespace, readControllerConfig, type ControllerConfig } from './config.js';
 import { reconcileFederation } from './federation-reconciler.js';
 import { startInformers } from './informers.js';
-import { createLeaseStore, createStatusWriter, loadKubeConfig } from './kube-client.js';
+import { createLeaseStore, createProblemEvents, createStatusWriter, loadKubeConfig } from './kube-client.js';
 import { createLeaderElector } from './leader-election.js';
 import { reconcileEntries } from './reconciler.js';
 import { createControllerAdminClient, createRegistry } from './registry.js';
@@ -40,6 +40,7 @@ export async function runController(config: ControllerConfig, flags: ControllerF
   const writer = createStatusWriter(kc);
   const le = config.leaderElection;
   const identity = `${hostname()}_${randomUUID()}`;
+  const problems = createProblemEvents(kc, identity, log);
   const elector = le.enabled
     ? createLeaderElector({
         store: createLeaseStore(kc, le.leaseNamespace, le.leaseName),
@@ -69,11 +70,11 @@ export async function runController(config: ControllerConfig, flags: ControllerF
     const opts = config;
     try {
       if (config.reconcile.clusterSPIFFEIDs || config.reconcile.clusterStaticEntries) {
-        const r = await reconcileEntries(state, { registry, statuses: writer, isLeading, log }, opts);
+        const r = await reconcileEntries(state, { registry, statuses: writer, isLeading, log, problems }, opts);
         if (r.created + r.updated + r.deleted + r.failures > 0) log.info(r, 'entries reconciled');
       }
       if (config.reconcile.clusterFederatedTrustDomains) {
-        await reconcileFederation(state.clusterFederatedTrustDomains, { registry, metadata: writer, isLeading, log }, opts);
+        await reconcileFederation(state.clusterFederatedTrustDomains, { registry, metadata: writer, isLeading, log, problems }, opts);
       }
     } catch (e) {
       log.error({ error: errorText(e) }, 'reconcile failed; retrying at the next change or interval');

@@ -72,6 +72,16 @@ export interface ClusterStaticEntryStatus {
   set: boolean;
 }
 
+/**
+ * Where a resource's problems are shown to its author (a Warning Event on it: the CRDs' status schemas have
+ * no field for a message, and the validating webhooks are not part of Wisp).
+ */
+export interface ProblemSink {
+  warn(kind: 'ClusterSPIFFEID' | 'ClusterStaticEntry' | 'ClusterFederatedTrustDomain', resource: KubeResource, reason: string, message: string): void;
+}
+
+const noProblemSink: ProblemSink = { warn: () => undefined };
+
 type Owner = { kind: 'ClusterSPIFFEID'; resource: KubeResource; stats: ClusterSpiffeIdStats } | { kind: 'ClusterStaticEntry'; resource: KubeResource; status: ClusterStaticEntryStatus };
 
 export interface EntryPlan {
@@ -135,7 +145,7 @@ function servicesByPod(slices: readonly KubeEndpointSlice[]): Map<string, { name
  * Works out the writes (pure but for the new entry IDs): what to create, update and delete, with each
  * resource's stats before the writes (entriesToSet, entriesMasked, selection counts, render failures).
  */
-export function planEntries(state: ClusterState, current: readonly Entry[], o: ReconcileOptions, log: Logger): EntryPlan {
+export function planEntries(state: ClusterState, current: readonly Entry[], o: ReconcileOptions, log: Logger, problems: ProblemSink = noProblemSink): EntryPlan {
   const declared = new Map<string, { entry: DesiredEntry; owner: Owner }[]>();
   const declare = (entry: DesiredEntry, owner: Owner) => {
     const key = entryKey(entry);
@@ -152,6 +162,7 @@ export function planEntries(state: ClusterState, current: readonly Entry[], o: R
       const rendered = renderStaticEntry(r.spec, ctx);
       if (!rendered.ok) {
         log.error({ clusterStaticEntry: r.metadata.name, error: rendered.error.message }, 'cannot render ClusterStaticEntry');
+        problems.warn('ClusterStaticEntry', r, 'InvalidSpec', rendered.error.message);
         continue;
       }
       owner.status.rendered = true;
@@ -173,6 +184,7 @@ export function planEntries(state: ClusterState, current: readonly Entry[], o: R
       owners.push(owner);
       if (!c.ok) {
         log.error({ clusterSPIFFEID: r.metadata.name, error: c.error.message }, 'invalid ClusterSPIFFEID spec');
+        problems.warn('ClusterSPIFFEID', r, 'InvalidSpec', c.error.message);
         continue;
       }
       const spec = c.value;
@@ -196,6 +208,7 @@ export function planEntries(state: ClusterState, current: readonly Entry[], o: R
           if (!rendered.ok) {
             owner.stats.podEntryRenderFailures++;
             log.error({ clusterSPIFFEID: r.metadata.name, pod: `${nsName}/${pod.metadata.name ?? ''}`, error: rendered.error.message }, 'cannot render the entry of a pod');
+            problems.warn('ClusterSPIFFEID', r, 'EntryRenderFailed', rendered.error.message);
             continue;
           }
           declare(rendered.value, owner);
@@ -263,11 +276,11 @@ const statusText = (s: ItemStatus) => `${s.code}: ${s.message}`;
  */
 export async function reconcileEntries(
   state: ClusterState,
-  deps: { registry: Registry; statuses: StatusWriter; isLeading: () => boolean; log: Logger },
+  deps: { registry: Registry; statuses: StatusWriter; isLeading: () => boolean; log: Logger; problems?: ProblemSink },
   o: ReconcileOptions,
 ): Promise<EntryReconcileResult> {
   const { registry, log } = deps;
-  const plan = planEntries(state, await registry.listEntries(), o, log);
+  const plan = planEntries(state, await registry.listEntries(), o, log, deps.problems);
   const result: EntryReconcileResult = { created: 0, updated: 0, deleted: 0, failures: 0, statusesWritten: 0, complete: false };
   const leading = () => {
     if (deps.isLeading()) return true;
@@ -301,6 +314,7 @@ export async function reconcileEntries(
         failed(owner);
         result.failures++;
         log.error({ entryId: input.id, spiffeId: input.spiffeId, by: owner.resource.metadata.name, error: statusText(s) }, `cannot ${kind} entry`);
+        deps.problems?.warn(owner.kind, owner.resource, 'EntryWriteFailed', `${input.spiffeId}: ${statusText(s)}`);
       }
     });
   }

@@ -2,7 +2,7 @@
 // unchanged (from ../shared), the real issuer (wrangler dev, K8S_PSAT with the cluster's keys), a real
 // wisp-agent attested with k8s_psat on the testbed node (so entries' parent is that agent's ID), and two
 // controller replicas sharing one Lease. A ClusterSPIFFEID selects a Deployment's pod: its entry appears,
-// moves with a label change, a hand-made entry and a hand-made relationship stay untouched, a
+// moves with a label change, a spec that does not parse shows as a Warning Event, a hand-made entry and a hand-made relationship stay untouched, a
 // ClusterFederatedTrustDomain becomes a relationship and goes with it, status stats are written, only the
 // leader writes, and after the leader is killed the other replica takes over.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -216,6 +216,19 @@ describe.skipIf(skip !== undefined)(`wisp-controller-manager on the testbed${ski
       return s?.entriesToSet === 1 ? s : undefined;
     }, 20_000, 250));
     expect(stats).toEqual({ namespacesSelected: 1, namespacesIgnored: 0, podsSelected: 1, podEntryRenderFailures: 0, entriesToSet: 1, entriesMasked: 0, entryFailures: 0 });
+
+    // a spec that does not parse: nothing rendered, the parser's message in a Warning Event on the resource
+    apply({
+      apiVersion: 'spire.spiffe.io/v1alpha1', kind: 'ClusterSPIFFEID', metadata: { name: `bad-${RUN}`, labels: { 'wisp-e2e': RUN } },
+      spec: { className: CLASS, spiffeIDTemplate: 'spiffe://{{ .TrustDomain }/ns/{{ .PodMeta.Namespace }}', podSelector: { matchLabels: { app: 'web' } } },
+    });
+    const event = await withLogs(waitFor('the InvalidSpec Event', async () => {
+      const list = JSON.parse(k('get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=bad-${RUN},reason=InvalidSpec`, '-o', 'json')) as { items: { type: string; message: string; involvedObject: { kind: string } }[] };
+      return list.items[0];
+    }, 20_000, 250));
+    expect(event).toMatchObject({ type: 'Warning', involvedObject: { kind: 'ClusterSPIFFEID' } });
+    expect(event.message).toMatch(/spiffeIDTemplate/);
+    k('delete', 'clusterspiffeid', `bad-${RUN}`);
 
     // only the leader writes; the other says it is not leading
     expect(logLines(leader, 'created entry').length).toBeGreaterThan(0);

@@ -151,11 +151,14 @@ describe('entry reconcile', () => {
     const staticDup = resource('static-dup', { spiffeID: `spiffe://${TD}/static`, parentID: `spiffe://${TD}/spire/server`, selectors: ['k8s_psat:cluster:prod'] }, 2000);
     const staticBad = resource('static-bad', { spiffeID: 'spiffe://elsewhere.org/x', parentID: `spiffe://${TD}/spire/server`, selectors: ['k8s_psat:cluster:prod'] }, 1000);
     const statuses = statusRecorder();
+    const problems: string[] = [];
     const r = await reconcileEntries(
       state({ clusterSPIFFEIDs: [web], clusterStaticEntries: [staticOk, staticDup, staticBad], namespaces: [ns('shop')], pods: [pod('a', 'shop', { app: 'web', host: 'a.example' }), pod('b', 'shop', { app: 'web', host: 'not a name' })] }),
-      { registry, statuses, isLeading: () => true, log },
+      { registry, statuses, isLeading: () => true, log, problems: { warn: (kind, res, reason, message) => problems.push(`${kind} ${res.metadata.name} ${reason}: ${message}`) } },
       config,
     );
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['ClusterSPIFFEID web EntryRenderFailed', 'ClusterSPIFFEID web EntryWriteFailed', 'ClusterStaticEntry static-bad InvalidSpec']);
+    expect(problems.find((p) => p.includes('EntryWriteFailed'))).toMatch(/ERR_ENTRY_EXISTS/);
     expect(r).toMatchObject({ created: 1, failures: 1 });
     const status = Object.fromEntries(statuses.writes.map((w) => [w.name, w.status]));
     expect(status.web).toEqual({ stats: { namespacesSelected: 1, namespacesIgnored: 0, podsSelected: 2, podEntryRenderFailures: 1, entriesToSet: 1, entriesMasked: 0, entryFailures: 1 } });
