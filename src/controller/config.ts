@@ -11,10 +11,11 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import * as v from 'valibot';
 import { parse as parseYaml } from 'yaml';
-import { configError, durationSeconds, issuerBaseUrl, nonEmptyString, oneOf, parseConfig, parsedBy, plainObject } from '../shared/config/schema.js';
+import { configError, issuerBaseUrl, nonEmptyString, oneOf, parseConfig, parsedBy, plainObject } from '../shared/config/schema.js';
 import { ENTRY_ID_PATTERN } from '../shared/registry/entry-validation.js';
 import { unwrap } from '../shared/result.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
+import { parseGoDurationSeconds } from './go-duration.js';
 import { compileParentIdTemplate } from './render.js';
 import type { Template } from './template.js';
 
@@ -69,7 +70,20 @@ const DEFAULT_IGNORE_NAMESPACES = ['kube-system', 'kube-public', 'spire-system']
 const ENTRY_ID_PREFIX_MAX = 200;
 
 const regex = parsedBy((s: string) => new RegExp(s), (m) => `not a regular expression (${m})`);
-const seconds = (min: number) => v.optional(durationSeconds(min));
+/** A Go duration (`10s`, `1m30s`, upstream's metav1.Duration) → whole seconds, at least `min`. */
+const seconds = (min: number) =>
+  v.optional(
+    v.pipe(
+      v.string('must be a duration string (e.g. "10s", "1m30s")'),
+      v.rawTransform<string, number>(({ dataset, addIssue, NEVER }) => {
+        const s = parseGoDurationSeconds(dataset.value);
+        if (s === undefined) addIssue({ message: `"${dataset.value}" is not a Go duration (e.g. "10s", "1m30s")` });
+        else if (s < min) addIssue({ message: `must be at least ${min}s` });
+        else return s;
+        return NEVER;
+      }),
+    ),
+  );
 
 const leaderElectionSchema = v.strictObject(
   {

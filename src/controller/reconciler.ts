@@ -289,7 +289,7 @@ export async function reconcileEntries(
   };
   if (plan.delete.length > 0) {
     if (!leading()) return result;
-    const statuses = await registry.deleteEntries(plan.delete.map((e) => e.id));
+    const statuses = await registry.deleteEntries(plan.delete.map((e) => e.id), leading);
     statuses.forEach((s, i) => {
       const e = plan.delete[i]!;
       if (s.code === 'OK' || s.code === 'ERR_ENTRY_NOT_FOUND') {
@@ -297,12 +297,13 @@ export async function reconcileEntries(
         log.info({ entryId: e.id, spiffeId: e.spiffeId }, 'deleted entry');
       } else log.error({ entryId: e.id, error: statusText(s) }, 'cannot delete entry');
     });
+    if (statuses.length < plan.delete.length) return result;
   }
   for (const [kind, items] of [['create', plan.create], ['update', plan.update]] as const) {
     if (items.length === 0) continue;
     if (!leading()) return result;
     const inputs = items.map((x) => x.input);
-    const statuses = kind === 'create' ? await registry.createEntries(inputs) : await registry.updateEntries(inputs);
+    const statuses = kind === 'create' ? await registry.createEntries(inputs, leading) : await registry.updateEntries(inputs, leading);
     statuses.forEach((s, i) => {
       const { input, owner } = items[i]!;
       if (s.code === 'OK') {
@@ -317,6 +318,7 @@ export async function reconcileEntries(
         deps.problems?.warn(owner.kind, owner.resource, 'EntryWriteFailed', `${input.spiffeId}: ${statusText(s)}`);
       }
     });
+    if (statuses.length < items.length) return result;
   }
   for (const owner of plan.unchanged) succeeded(owner);
   result.complete = true;

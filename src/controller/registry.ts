@@ -27,9 +27,10 @@ export interface ItemStatus {
 
 export interface Registry {
   listEntries(): Promise<Entry[]>;
-  createEntries(inputs: Record<string, unknown>[]): Promise<ItemStatus[]>;
-  updateEntries(inputs: Record<string, unknown>[]): Promise<ItemStatus[]>;
-  deleteEntries(ids: string[]): Promise<ItemStatus[]>;
+  /** batch writes: `proceed` is asked before each batch; when it says no, the statuses stop short */
+  createEntries(inputs: Record<string, unknown>[], proceed?: () => boolean): Promise<ItemStatus[]>;
+  updateEntries(inputs: Record<string, unknown>[], proceed?: () => boolean): Promise<ItemStatus[]>;
+  deleteEntries(ids: string[], proceed?: () => boolean): Promise<ItemStatus[]>;
   listRelationships(): Promise<FederationRelationship[]>;
   putRelationship(input: Record<string, unknown>, exists: boolean): Promise<void>;
   deleteRelationship(trustDomain: string): Promise<void>;
@@ -60,10 +61,10 @@ export function adminCredential(c: AdminCredentialConfig, timeoutMs: number): ()
   };
 }
 
-/** Runs `call` on `items` in batches of BATCH_MAX_ITEMS; the statuses in item order. */
-async function inBatches<T>(items: T[], call: (batch: T[]) => Promise<ItemStatus[]>): Promise<ItemStatus[]> {
+/** Runs `call` on `items` in batches of BATCH_MAX_ITEMS while `proceed()`; the statuses in item order. */
+async function inBatches<T>(items: T[], call: (batch: T[]) => Promise<ItemStatus[]>, proceed: () => boolean = () => true): Promise<ItemStatus[]> {
   const out: ItemStatus[] = [];
-  for (let i = 0; i < items.length; i += BATCH_MAX_ITEMS) out.push(...(await call(items.slice(i, i + BATCH_MAX_ITEMS))));
+  for (let i = 0; i < items.length && proceed(); i += BATCH_MAX_ITEMS) out.push(...(await call(items.slice(i, i + BATCH_MAX_ITEMS))));
   return out;
 }
 
@@ -83,9 +84,9 @@ export function createRegistry(client: AdminClient): Registry {
       } while (pageToken);
       return all;
     },
-    createEntries: (inputs) => inBatches(inputs, batch('/admin/v1/entries/batch-create', 'entries')),
-    updateEntries: (inputs) => inBatches(inputs, batch('/admin/v1/entries/batch-update', 'entries')),
-    deleteEntries: (ids) => inBatches(ids, batch('/admin/v1/entries/batch-delete', 'ids')),
+    createEntries: (inputs, proceed) => inBatches(inputs, batch('/admin/v1/entries/batch-create', 'entries'), proceed),
+    updateEntries: (inputs, proceed) => inBatches(inputs, batch('/admin/v1/entries/batch-update', 'entries'), proceed),
+    deleteEntries: (ids, proceed) => inBatches(ids, batch('/admin/v1/entries/batch-delete', 'ids'), proceed),
     async listRelationships() {
       return (await client.request<{ relationships: FederationRelationship[] }>('GET', '/admin/v1/federation')).relationships;
     },

@@ -63,7 +63,7 @@ describe('controller manager config', () => {
       'validatingWebhookConfigurationName: spire-controller-manager-webhook',
       'serverURL: https://wisp.example',
       'workloadAPISocket: /run/spire/agent-sockets/api.sock',
-      'gcInterval: 30s',
+      'gcInterval: 1m30s',
     ].join('\n'));
     const { config, warnings } = readControllerConfig(path, undefined);
     expect(warnings).toEqual([
@@ -74,7 +74,7 @@ describe('controller manager config', () => {
     ]);
     expect(config.leaderElection).toMatchObject({ leaseName: '98c9c988.spiffe.io', leaseNamespace: 'spire-server' });
     expect(config.credential).toEqual({ kind: 'workload-api', socket: '/run/spire/agent-sockets/api.sock', audience: 'https://wisp.example' });
-    expect(config.gcIntervalSeconds).toBe(30);
+    expect(config.gcIntervalSeconds).toBe(90);
     // unanchored regular expressions, as upstream matches them
     expect(config.ignoreNamespaces.some((r) => r.test('my-kube-system-copy'))).toBe(true);
     expect(config.ignoreNamespaces.some((r) => r.test('local-path-storage-2'))).toBe(false);
@@ -92,6 +92,8 @@ describe('controller manager config', () => {
     expect(problem({ ...base, ignoreNamespaces: ['(unclosed'] })).toMatch(/^ignoreNamespaces\[0\] \(from file \/c\.yaml\): not a regular expression/);
     expect(problem({ ...base, entryIDPrefix: 'a/b' })).toBe('entryIDPrefix (from file /c.yaml): must be letters, digits, ".", "_" or "-"');
     expect(problem({ ...base, leaderElection: { leaseDuration: '5s', renewDeadline: '10s' } })).toBe('leaderElection (from file /c.yaml): needs leaseDuration > renewDeadline > retryPeriod');
+    expect(problem({ ...base, gcInterval: '10' })).toBe('gcInterval (from file /c.yaml): "10" is not a Go duration (e.g. "10s", "1m30s")');
+    expect(problem({ ...base, gcInterval: '500ms' })).toBe('gcInterval (from file /c.yaml): must be at least 1s');
     expect(problem({ ...base, leaderElection: { resourceLock: 'configmaps' } })).toBe('leaderElection.resourceLock (from file /c.yaml): only "leases" is supported');
     expect(problem(base, '')).toBe('leaderElection.resourceNamespace (from file /c.yaml): is required outside a pod (no service account namespace to default to)');
     expect(problem({ ...base, leaderElection: { leaderElect: false } }, '')).toBe('accepted');

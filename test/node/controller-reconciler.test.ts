@@ -173,6 +173,17 @@ describe('entry reconcile', () => {
     expect((await ownEntries()).map((e) => e.parentId)).toEqual([`spiffe://${TD}/k8s-node/node-1`]);
   });
 
+  it('stops between batches the moment leadership ends', async () => {
+    const pods = Array.from({ length: 600 }, (_, i) => pod(`p${i}`, 'shop', {}));
+    let checks = 0;
+    const statuses = statusRecorder();
+    // leading for the check before the creates and the first batch's; lost before the second batch
+    const r = await reconcileEntries(state({ clusterSPIFFEIDs: [clusterSpiffeId('web', {})], namespaces: [ns('shop')], pods }), { registry, statuses, isLeading: () => ++checks <= 2, log }, config);
+    expect(r).toMatchObject({ created: 500, complete: false, statusesWritten: 0 });
+    expect((await ownEntries()).length).toBe(500);
+    expect(issuer.transport.calls.filter((c) => c.path.endsWith('/batch-create'))).toHaveLength(1);
+  });
+
   it('writes nothing while not leading', async () => {
     const web = clusterSpiffeId('web', { podSelector: {} });
     const statuses = statusRecorder();
