@@ -4,7 +4,8 @@
 // controller replicas sharing one Lease. A ClusterSPIFFEID selects a Deployment's pod: its entry appears,
 // moves with a label change, a spec that does not parse shows as a Warning Event, a hand-made entry and a hand-made relationship stay untouched, a
 // ClusterFederatedTrustDomain becomes a relationship and goes with it, status stats are written, only the
-// leader writes, and after the leader is killed the other replica takes over.
+// leader writes (the replicas use different admin credentials, a token and a JWT-SVID from the agent, and the
+// audit log shows which wrote), and after the leader is killed the other replica takes over.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { join, resolve } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall, REPO_ROOT, startAgent, startIssuer, stopProcess, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { fetchAdminJwtSvid } from '../../src/node/workload-api/admin-jwt.js';
 import { kubectl, testbed, type TestbedEnv } from '../helpers/node/k8s-testbed.js';
 
 const tb = testbed();
@@ -25,12 +27,16 @@ const CLASS = `wisp-e2e-${RUN}`;
 const LEASE = `wisp-cm-lease-${RUN}`;
 const CRD_DIR = resolve(REPO_ROOT, '..', 'shared', 'kubernetes', 'spire-controller-manager', 'config', 'crd', 'bases');
 const PARTNER_TD = `partner-${RUN}.test`;
+/** replica b authenticates with an admin JWT-SVID of this ID from the agent; replica a with the admin token */
+const CONTROLLER_B_ID = `spiffe://${TD}/ops/controller-manager-${RUN}`;
 
 type ApiEntry = { id: string; spiffeId: string; parentId: string; selectors: { type: string; value: string }[] };
 type Stats = Record<string, number>;
 
 interface Replica {
   name: string;
+  /** the admin principal the issuer's audit log records for it */
+  principal: string;
   process: ChildProcess;
   output(): string;
   identity(): string | undefined;
@@ -51,7 +57,7 @@ async function entries(): Promise<ApiEntry[]> {
 }
 const podEntry = async (uid: string) => (await entries()).find((e) => e.selectors.some((s) => s.type === 'k8s' && s.value === `pod-uid:${uid}`));
 
-function startReplica(name: string): Replica {
+function startReplica(name: string, credential: 'token' | 'jwt-svid'): Replica {
   const config = join(root, `${name}.yaml`);
   // upstream's keys (apiVersion/kind, clusterName, trustDomain, className, leaderElection ...) plus Wisp's
   writeFileSync(config, [
@@ -70,7 +76,7 @@ function startReplica(name: string): Replica {
     '  renewDeadline: 4s',
     '  retryPeriod: 1s',
     `serverURL: ${issuer.url}`,
-    `adminTokenFile: ${join(root, 'admin-token')}`,
+    credential === 'token' ? `adminTokenFile: ${join(root, 'admin-token')}` : `workloadAPISocket: ${agent.socketPath}`,
     'logLevel: debug',
   ].join('\n'));
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'wisp-controller-manager.js'), '--config', config, '--kubeconfig', env.KUBECONFIG], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -79,6 +85,7 @@ function startReplica(name: string): Replica {
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const replica: Replica = {
     name,
+    principal: credential === 'token' ? 'admin-token' : CONTROLLER_B_ID,
     process: child,
     output: () => out,
     identity: () => /"identity":"([^"]+)"[^\n]*"msg":"wisp-controller-manager started"/.exec(out)?.[1],
@@ -176,8 +183,18 @@ describe.skipIf(skip !== undefined)(`wisp-controller-manager on the testbed${ski
   it('reconciles a ClusterSPIFFEID, a ClusterFederatedTrustDomain and leadership as upstream', async () => {
     const handMade = await adminCall<{ entry: ApiEntry }>(issuer, 'POST', '/entries', { spiffeId: `spiffe://${TD}/hand-made`, parentId: agentId, selectors: [{ type: 'k8s', value: `ns:${NS}` }] });
     await adminCall(issuer, 'POST', '/federation', { trustDomain: `hand-${RUN}.test`, bundleEndpointUrl: 'https://hand.example/bundle', bundleEndpointProfile: 'https_web' });
-    const a = startReplica('replica-a');
-    const b = startReplica('replica-b');
+    // distinguishable credentials: the audit log says which replica wrote
+    await adminCall(issuer, 'POST', '/entries', { spiffeId: CONTROLLER_B_ID, parentId: agentId, selectors: [{ type: 'unix', value: `uid:${process.getuid?.() ?? 0}` }], admin: true });
+    await waitFor('the agent to serve the admin JWT-SVID', async () => {
+      try {
+        return await fetchAdminJwtSvid(`unix://${agent.socketPath}`, issuer.url, 5000);
+      } catch {
+        return undefined;
+      }
+    }, 30_000, 500);
+    const since = new Date().toISOString();
+    const a = startReplica('replica-a', 'token');
+    const b = startReplica('replica-b', 'jwt-svid');
     const leaderId = await withLogs(waitFor('a leader', async () => holder(), 30_000, 250));
     await withLogs(waitFor('both replicas started', async () => (a.identity() && b.identity() ? true : undefined), 30_000, 250));
     const [leader, follower] = a.identity() === leaderId ? [a, b] : [b, a];
@@ -235,6 +252,12 @@ describe.skipIf(skip !== undefined)(`wisp-controller-manager on the testbed${ski
     expect(logLines(follower, 'created entry')).toEqual([]);
     expect(logLines(follower, 'not leading: another replica holds the Lease').length).toBeGreaterThan(0);
 
+    const writers = async () => {
+      const events = (await adminCall<{ events: { principal: string; action: string; at: number }[] }>(issuer, 'GET', `/audit?since=${encodeURIComponent(since)}&pageSize=1000`)).events;
+      return events.filter((e) => e.action.startsWith('entry.batch_') || e.action.startsWith('federation.'));
+    };
+    expect(new Set((await writers()).map((e) => e.principal))).toEqual(new Set([leader.principal]));
+
     // a label change moves the pod out: its entry goes; the ReplicaSet's replacement gets one
     k('label', 'pod', pod!.name, '-n', NS, 'app=moved', '--overwrite');
     await withLogs(waitFor('the moved pod\'s entry to go', async () => ((await podEntry(pod!.uid)) ? undefined : true), 20_000, 250));
@@ -253,11 +276,15 @@ describe.skipIf(skip !== undefined)(`wisp-controller-manager on the testbed${ski
 
     // the leader is killed: the other replica takes the Lease and keeps reconciling
     leader.process.kill('SIGKILL');
+    const killedAt = Math.ceil(Date.now() / 1000); // audit times are whole seconds: only events surely after the kill
     await withLogs(waitFor('the other replica to lead', async () => (holder() === follower.identity() ? true : undefined), 30_000, 250));
     k('scale', 'deployment', 'web', '-n', NS, '--replicas=2');
     const pods = await runningPods('web', 2);
     for (const p of pods) await withLogs(waitFor(`the entry of ${p.name}`, () => podEntry(p.uid), 20_000, 250));
     expect(logLines(follower, 'created entry').length).toBeGreaterThan(0);
+    const after = (await writers()).filter((e) => e.at >= killedAt);
+    expect(after.length).toBeGreaterThan(0);
+    expect(new Set(after.map((e) => e.principal))).toEqual(new Set([follower.principal]));
 
     // deleting the ClusterFederatedTrustDomain deletes its relationship (and only that one)
     k('delete', 'clusterfederatedtrustdomain', `partner-${RUN}`, '--timeout=30s');
