@@ -28,7 +28,16 @@ export interface Informers {
 
 type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
-export function startInformers(kc: KubeConfig, onChange: (kind: string) => void, log: Logger): Informers {
+/** Which kinds to watch: a kind not reconciled is not watched (its CRD need not even be installed). */
+export function watchedKinds(reconcile: { clusterSPIFFEIDs: boolean; clusterStaticEntries: boolean; clusterFederatedTrustDomains: boolean }): string[] {
+  return [
+    ...(reconcile.clusterSPIFFEIDs ? ['clusterspiffeids', 'pods', 'nodes', 'namespaces', 'endpointslices'] : []),
+    ...(reconcile.clusterStaticEntries ? ['clusterstaticentries'] : []),
+    ...(reconcile.clusterFederatedTrustDomains ? ['clusterfederatedtrustdomains'] : []),
+  ];
+}
+
+export function startInformers(kc: KubeConfig, watch: readonly string[], onChange: (kind: string) => void, log: Logger): Informers {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
@@ -85,7 +94,7 @@ export function startInformers(kc: KubeConfig, onChange: (kind: string) => void,
     return synced;
   };
 
-  const synced = Promise.all(Object.keys(kinds).map(startOne)).then(() => undefined);
+  const synced = Promise.all(watch.map(startOne)).then(() => undefined);
   const all = <T>(kind: string) => (caches.get(kind)?.list() ?? []) as unknown as readonly T[];
   return {
     synced,

@@ -14,7 +14,7 @@ import { pino, type Logger } from 'pino';
 import { WispError } from '../shared/errors.js';
 import { podNamespace, readControllerConfig, type ControllerConfig } from './config.js';
 import { reconcileFederation } from './federation-reconciler.js';
-import { startInformers } from './informers.js';
+import { startInformers, watchedKinds } from './informers.js';
 import { createLeaseStore, createProblemEvents, createStatusWriter, loadKubeConfig } from './kube-client.js';
 import { createLeaderElector } from './leader-election.js';
 import { reconcileEntries } from './reconciler.js';
@@ -56,7 +56,7 @@ export async function runController(config: ControllerConfig, flags: ControllerF
       })
     : undefined;
   const isLeading = () => elector?.isLeading() ?? true;
-  const informers = startInformers(kc, () => trigger.notify(), log);
+  const informers = startInformers(kc, watchedKinds(config.reconcile), () => trigger.notify(), log);
   let synced = false;
   void informers.synced.then(() => {
     synced = true;
