@@ -56,14 +56,7 @@ export async function runController(config: ControllerConfig, flags: ControllerF
       })
     : undefined;
   const isLeading = () => elector?.isLeading() ?? true;
-  const informers = startInformers(kc, watchedKinds(config.reconcile), () => trigger.notify(), log);
   let synced = false;
-  void informers.synced.then(() => {
-    synced = true;
-    log.info('caches synced');
-    trigger.notify();
-  });
-
   const reconcile = async () => {
     if (!synced || !isLeading()) return;
     const state = informers.snapshot();
@@ -80,7 +73,14 @@ export async function runController(config: ControllerConfig, flags: ControllerF
       log.error({ error: errorText(e) }, 'reconcile failed; retrying at the next change or interval');
     }
   };
+  // the trigger before the informers that notify it; its first run is a period away, after they exist
   const trigger = createTrigger(reconcile, COALESCE_MS, config.gcIntervalSeconds * 1000);
+  const informers = startInformers(kc, watchedKinds(config.reconcile), () => trigger.notify(), log);
+  void informers.synced.then(() => {
+    synced = true;
+    log.info('caches synced');
+    trigger.notify();
+  });
   log.info(
     { identity, trustDomain: config.trustDomain, clusterName: config.clusterName, className: config.className ?? null, entryIDPrefix: config.entryIDPrefix, leaderElection: le.enabled ? `${le.leaseNamespace}/${le.leaseName}` : 'off', issuer: config.serverUrl },
     'wisp-controller-manager started',
