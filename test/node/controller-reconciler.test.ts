@@ -173,6 +173,19 @@ describe('entry reconcile', () => {
     expect((await ownEntries()).map((e) => e.parentId)).toEqual([`spiffe://${TD}/k8s-node/node-1`]);
   });
 
+  it('autoPopulateDNSNames: the Services whose EndpointSlices target the pod', async () => {
+    const slice = (service: string, namespace: string, uids: string[]) => ({ metadata: { name: `${service}-x1`, namespace, labels: { 'kubernetes.io/service-name': service } }, endpoints: uids.map((uid) => ({ targetRef: { kind: 'Pod', uid } })) });
+    const web = clusterSpiffeId('web', { autoPopulateDNSNames: true, dnsNameTemplates: ['{{ .PodMeta.Name }}.example'] });
+    await reconcileEntries(
+      state({ clusterSPIFFEIDs: [web], namespaces: [ns('shop')], pods: [pod('a', 'shop', {}), pod('b', 'shop', {})], endpointSlices: [slice('api', 'shop', ['uid-a']), slice('api', 'shop', ['uid-a']), slice('other', 'shop', ['uid-b'])] }),
+      { registry, statuses: statusRecorder(), isLeading: () => true, log },
+      config,
+    );
+    const entries = await ownEntries();
+    expect(byPod(entries, 'a')!.dnsNames).toEqual(['a.example', 'api', 'api.shop', 'api.shop.svc', 'api.shop.svc.cluster.local']);
+    expect(byPod(entries, 'b')!.dnsNames).toEqual(['b.example', 'other', 'other.shop', 'other.shop.svc', 'other.shop.svc.cluster.local']);
+  });
+
   it('stops between batches the moment leadership ends', async () => {
     const pods = Array.from({ length: 600 }, (_, i) => pod(`p${i}`, 'shop', {}));
     let checks = 0;
