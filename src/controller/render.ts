@@ -257,7 +257,7 @@ export function renderPodEntry(
       parentId,
       selectors,
       dnsNames: [...dnsNames],
-      federatesWith: c.federatesWith,
+      federatesWith: [...c.federatesWith],
       x509SvidTtl: c.x509SvidTtl,
       jwtSvidTtl: c.jwtSvidTtl,
       admin: c.admin,

@@ -75,6 +75,7 @@ function lex(src: string, fail: (pos: number, msg: string) => never): Token[] {
       if (!m && c === '"') fail(i, 'unterminated quoted string');
       if (!m && c === '`') fail(i, 'unterminated raw quoted string');
       if (c === '$') fail(i, 'variables are not supported');
+      if (/^-?[0-9]+(\.[0-9]|[eExXoObB_])/.test(rest) || /^'/.test(rest)) fail(i, 'only decimal integer and string constants are supported');
       const kind: TokenKind =
         !m ? (c === '|' ? 'pipe' : c === '(' ? 'lparen' : c === ')' ? 'rparen' : c === '.' ? 'dot' : 'char')
         : c === '.' ? 'field'

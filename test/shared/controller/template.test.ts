@@ -130,6 +130,9 @@ describe('parse errors name the template, line and column', () => {
     ['{{ range .PodMeta.Labels }}x{{ end }}', `template: t:1:4: "range" is not supported (no control structures or nil in Wisp's templates)`],
     ['{{ $x := 1 }}', 'template: t:1:4: variables are not supported'],
     ['{{ .A ! }}', 'template: t:1:7: unexpected "!" in operand'],
+    ['{{ printf "%v" 1.5 }}', 'template: t:1:16: only decimal integer and string constants are supported'],
+    ['{{ printf "%v" 0x1F }}', 'template: t:1:16: only decimal integer and string constants are supported'],
+    ["{{ printf \"%v\" 'a' }}", 'template: t:1:16: only decimal integer and string constants are supported'],
     ['line one\nline {{ .A } }}', 'template: t:2:12: unexpected "}" in operand'],
   ])('%j', (source, message) => {
     expect(parseError(source)).toBe(message);
