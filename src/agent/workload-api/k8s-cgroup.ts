@@ -17,6 +17,7 @@
  * an unprivileged user may name cgroups, so a `pod<uid>/<id>` there proves nothing.
  * @module
  */
+import { parseCgroupFile } from './cgroups.js';
 
 /** Where a process runs in Kubernetes: container ID always, pod UID when the path names it. */
 export interface PodContainer {
@@ -48,12 +49,8 @@ export function podContainerFromCgroupPath(path: string): PodContainer | undefin
  */
 export function podContainerFromCgroupFile(text: string): PodContainer | undefined {
   let found: PodContainer | undefined;
-  for (const line of text.split('\n')) {
-    // hierarchy-ID:controller-list:cgroup-path; the path may itself contain ':' (containerd's systemd shape)
-    const first = line.indexOf(':');
-    const second = first < 0 ? -1 : line.indexOf(':', first + 1);
-    if (second < 0) continue;
-    const here = podContainerFromCgroupPath(line.slice(second + 1).trim());
+  for (const { path } of parseCgroupFile(text)) {
+    const here = podContainerFromCgroupPath(path);
     if (!here) continue;
     if (found?.podUid && !here.podUid) continue;
     if (found && (found.podUid || !here.podUid)) {
