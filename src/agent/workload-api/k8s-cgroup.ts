@@ -1,7 +1,8 @@
 /**
  * /proc/<pid>/cgroup → the Kubernetes pod UID and container ID of the process (pure; read by
- * ./k8s-attestor.ts). Only the cgroup file is read: the kernel writes it and a workload cannot forge it
- * (SPIRE's mountinfo fallback is not taken: a workload controls its mount namespace).
+ * ./k8s-attestor.ts, and by ./docker-attestor.ts for the container ID alone). Only the cgroup file is
+ * read: the kernel writes it and a workload cannot forge it (SPIRE's mountinfo fallback is not taken: a
+ * workload controls its mount namespace).
  *
  * Shapes handled (cgroup v1 lines `N:controllers:/path`, v2 `0::/path`):
  *   cgroupfs driver  /kubepods/burstable/pod<uid>/<64 hex>          (containerd, Docker; besteffort, guaranteed = no QoS dir)
