@@ -1,15 +1,20 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { createDockerAttestor } from '../../src/agent/workload-api/docker-attestor.js';
 import { createDockerEngine, parseContainerInspect } from '../../src/agent/workload-api/docker-engine.js';
 import { processStartTime } from '../../src/agent/workload-api/unix-attestor.js';
+import { createWorkloadApi } from '../../src/agent/workload-api/handler.js';
+import { startWorkloadApiServer } from '../../src/agent/workload-api/server.js';
 import { createWorkloadAttestor } from '../../src/agent/workload-api/workload-attestors.js';
 import { isWispError } from '../../src/shared/errors.js';
+import { createTrustDomain, issueX509Svid } from '../helpers/node/agent/identity-fixtures.js';
+import { MemoryIdentitySource } from '../helpers/node/agent/memory-identity-source.js';
 
 const CID = '7c7d1371dd2d04ced83ee7b966d7edbe8636148784e7dc077b3e5806609e5853';
 
@@ -164,8 +169,9 @@ describe('docker: recorded Engine API answers (error paths a real Engine does no
  * A real Docker Engine (Debian's docker.io): the test starts its own dockerd (its own data root, socket and
  * exec root in a temporary directory, no iptables, no bridge), imports a tiny image made from this host's
  * /bin/sleep and its libraries (no registry needed), runs a container with labels and env, and attests the
- * container's process by its real pid. Skipped, with the reason, where dockerd is not installed or we are
- * not root (dockerd needs root).
+ * container's process by its real pid. Where the Go toolchain is, the image also holds go-spiffe's client
+ * (test/interop/go, static) which calls a real Workload API server from inside a container. Skipped, with
+ * the reason, where dockerd is not installed or we are not root (dockerd needs root).
  */
 const DOCKERD = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].find((p) => existsSync(p));
 const DOCKER_CLI = ['/usr/bin/docker', '/usr/local/bin/docker'].find((p) => existsSync(p));
@@ -177,6 +183,8 @@ describe.skipIf(!canRunDocker)('docker: a real Docker Engine (dockerd started by
   let socket: string;
   let containerId: string;
   let pid: number;
+  /** why the go-spiffe client is not in the image, when it is not */
+  let noGoClient: string | undefined;
   const cgroupDirsBefore = new Set<string>();
   const docker = (...args: string[]) => execFileSync(DOCKER_CLI!, ['-H', `unix://${socket}`, ...args], { encoding: 'utf8', input: '' }).trim();
 
@@ -203,6 +211,11 @@ describe.skipIf(!canRunDocker)('docker: a real Docker Engine (dockerd started by
     for (const f of files) {
       mkdirSync(join(root, dirname(f)), { recursive: true });
       cpSync(f, join(root, f), { dereference: true });
+    }
+    try {
+      execFileSync('go', ['build', '-o', join(root, 'interop'), '.'], { cwd: fileURLToPath(new URL('../interop/go', import.meta.url)), stdio: 'pipe', env: { ...process.env, CGO_ENABLED: '0' } });
+    } catch (e) {
+      noGoClient = `the go-spiffe client could not be built here (Go toolchain, module proxy): ${(e as Error).message.slice(0, 200)}`;
     }
     const tar = execFileSync('tar', ['-c', '-C', root, '.'], { maxBuffer: 64 * 1024 * 1024 });
     execFileSync(DOCKER_CLI!, ['-H', `unix://${socket}`, 'import', '-', 'example.org/wisp/sleep:1'], { input: tar });
@@ -238,6 +251,35 @@ describe.skipIf(!canRunDocker)('docker: a real Docker Engine (dockerd started by
     expect(docker_.filter((v) => v.startsWith('label:'))).toHaveLength(2);
     expect(selectors).toContainEqual({ type: 'unix', value: 'path:/bin/sleep' }); // the unix attestor still ran
   });
+
+  it("go-spiffe in a container gets the SVID of the entry that names the container's label, over a real Workload API server", async (ctx) => {
+    if (noGoClient) ctx.skip(noGoClient);
+    const td = await createTrustDomain('example.org');
+    const source = new MemoryIdentitySource(td);
+    const spiffeId = 'spiffe://example.org/docker/foo';
+    source.put({ entryId: 'docker-foo', spiffeId, selectors: [{ type: 'docker', value: 'label:com.example.name:foo' }, { type: 'docker', value: 'image_id:example.org/wisp/sleep:1' }], hint: '', federatesWith: [], svid: await issueX509Svid(td, { entryId: 'docker-foo', spiffeId }) });
+    const sockets = join(dir, 'agent');
+    mkdirSync(sockets);
+    const attest = await createWorkloadAttestor({ docker: { dockerSocketPath: `unix://${socket}` } });
+    const server = await startWorkloadApiServer({ socketPath: join(sockets, 'agent.sock'), impl: createWorkloadApi({ attest, source }) });
+    // asynchronously: the server answers from this process's event loop
+    const client = (label: string) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const args = ['-H', `unix://${socket}`, 'run', '--rm', '--network', 'none', '-v', `${sockets}:/run/wisp:ro`, '--label', `com.example.name=${label}`, 'example.org/wisp/sleep:1', '/interop', '-socket', 'unix:///run/wisp/agent.sock', '-mode', 'x509', '-timeout', '10s'];
+        execFile(DOCKER_CLI!, args, { encoding: 'utf8' }, (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      });
+    try {
+      const ok = await client('foo');
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ spiffeId, svids: 1, bundles: 1 });
+      // another label: no entry matches, go-spiffe is refused
+      const refused = await client('bar');
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/PermissionDenied/);
+    } finally {
+      await server.close(200);
+    }
+  }, 60_000);
 
   it('with dockerVersion pinned to the Engine API version it reports', async () => {
     const version = docker('version', '--format', '{{.Server.APIVersion}}');
