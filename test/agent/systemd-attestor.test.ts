@@ -24,6 +24,7 @@ const SHAPES: [string, string, string | undefined][] = [
   ['cgroup v2, PID 1', '0::/init.scope\n', 'init.scope'],
   ['the root cgroup', '0::/\n', '-.slice'],
   ['only in a slice', '0::/system.slice\n', 'system.slice'],
+  ['a mount helper running in its mount unit', '0::/system.slice/home.mount\n', 'home.mount'],
   ['cgroup v1 (hybrid): the name=systemd line, not the controllers', v1('/system.slice/cron.service').replace('4:memory:/system.slice/cron.service', '4:memory:/other'), 'cron.service'],
   ['cgroup v1 only (legacy, no 0:: line)', '2:cpu,cpuacct:/system.slice/sshd.service\n1:name=systemd:/system.slice/sshd.service\n', 'sshd.service'],
   ["systemd's escape of a component that would clash with a kernel file", '0::/system.slice/_cpu.foo.service\n', 'cpu.foo.service'],
@@ -86,6 +87,8 @@ describe.skipIf(!canMakeCgroups)('systemd: real cgroups of this machine (root, n
       `#!/bin/sh\necho "$@" >> ${dir}/argv\n[ "$*" = "show --property=Id --property=FragmentPath -- ${unit}" ] || { echo "Unit name $4 is not valid." >&2; exit 1; }\nprintf 'Id=%s\\nFragmentPath=/etc/systemd/system/%s\\n' ${unit} ${unit}\n`,
     );
     chmodSync(systemctl, 0o755);
+    writeFileSync(join(dir, 'systemctl-no-file'), `#!/bin/sh\nprintf 'FragmentPath=\\nId=%s\\n' ${unit}\n`);
+    chmodSync(join(dir, 'systemctl-no-file'), 0o755);
   });
 
   afterAll(() => {
@@ -117,6 +120,14 @@ describe.skipIf(!canMakeCgroups)('systemd: real cgroups of this machine (root, n
     ]);
     await attest(peer); // within 1 s: the unit's answer is reused
     expect(readFileSync(join(dir, 'argv'), 'utf8').trim().split('\n')).toHaveLength(1);
+  });
+
+  it('a unit without a unit file: fragment_path with an empty path, as SPIRE (recorded answer)', async () => {
+    const attest = createSystemdAttestor({ systemctl: join(dir, 'systemctl-no-file'), systemdRunDir: join(dir, 'run-systemd-system') });
+    expect(await attest({ pid: child.pid!, uid: 0, gid: 0 })).toEqual([
+      { type: 'systemd', value: `id:${unit}` },
+      { type: 'systemd', value: 'fragment_path:' },
+    ]);
   });
 
   it('refuses a reused pid (start time differs from the one taken at accept)', async () => {

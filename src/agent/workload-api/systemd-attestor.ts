@@ -14,15 +14,14 @@
  * `Id` and `FragmentPath` then come from systemd itself, `systemctl show` (an argument array, no shell): a
  * D-Bus client for Node would be a new dependency and none is well kept, and systemctl is on every systemd
  * host. Answers are reused for 1 s per unit (a unit file can change only by `daemon-reload`).
- * A unit with no unit file (a transient scope has one in /run/systemd/transient; -.slice has none) gets no
- * fragment_path selector: an entry's selector cannot be empty, so SPIRE's empty one could never match.
+ * A unit with no unit file (-.slice, init.scope; a transient unit's is in /run/systemd/transient) gets
+ * `systemd:fragment_path:` with an empty path, as SPIRE's.
  * A host not running systemd fails every call with the reason (SPIRE: no D-Bus connection, same).
  * @module
  */
 import { execFile } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { WispError } from '../../shared/errors.js';
-import type { Selector } from '../../shared/registry/selectors.js';
 import { parseCgroupFile, readPeerCgroupFile } from './cgroups.js';
 import type { WorkloadAttestor } from './unix-attestor.js';
 
@@ -40,8 +39,8 @@ export interface SystemdAttestorOptions {
 const SYSTEMCTL_TIMEOUT_MS = 5_000;
 const UNIT_CACHE_MS = 1_000;
 const UNIT_CACHE_MAX = 1024;
-/** systemd's unit name rule (unit_name_is_valid): name chars, one of the unit suffixes that hold processes or slices */
-const UNIT_NAME = /^[A-Za-z0-9:_.\\@-]{1,250}\.(?:service|scope|slice)$/;
+/** systemd's unit name rule (unit_name_is_valid): name chars, and a suffix of the unit types that have cgroups */
+const UNIT_NAME = /^[A-Za-z0-9:_.\\@-]{1,250}\.(?:service|scope|slice|socket|mount|swap)$/;
 
 function failed(message: string, cause?: unknown): WispError {
   return new WispError('ERR_UNAVAILABLE', `workload attestation failed: systemd: ${message}`, cause === undefined ? undefined : { cause });
@@ -135,8 +134,9 @@ export function createSystemdAttestor(options: SystemdAttestorOptions = {}): Wor
     const unit = systemdUnitFromCgroupPath(path);
     if (unit === undefined) throw failed(`pid ${peer.pid} is in cgroup ${path}, which names no systemd unit (is the agent in the host's cgroup namespace?)`);
     const { id, fragmentPath } = await unitInfo(unit);
-    const selectors: Selector[] = [{ type: 'systemd', value: `id:${id}` }];
-    if (fragmentPath) selectors.push({ type: 'systemd', value: `fragment_path:${fragmentPath}` });
-    return selectors;
+    return [
+      { type: 'systemd', value: `id:${id}` },
+      { type: 'systemd', value: `fragment_path:${fragmentPath}` },
+    ];
   };
 }
