@@ -24,6 +24,8 @@ export interface HttpRequest {
   maxResponseBytes: number;
   /** https only: trust anchors (PEM) instead of the system's, a client certificate, or no verification (the kubelet, src/agent/workload-api/kubelet-client.ts) */
   tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
+  /** http only: connect to this Unix socket instead of the URL's host (the Docker Engine API, src/agent/workload-api/docker-engine.ts) */
+  socketPath?: string;
 }
 
 export interface HttpResponse {
@@ -89,7 +91,7 @@ export async function httpRequest(r: HttpRequest): Promise<HttpResponse> {
     const timer = setTimeout(() => finish(new HttpRequestError('timeout', `no complete answer within ${r.timeoutMs} ms`)), r.timeoutMs);
     timer.unref();
 
-    const req = request(r.url, { method: r.method, headers, ...r.tls }, (res) => {
+    const req = request(r.url, { method: r.method, headers, ...r.tls, ...(r.socketPath !== undefined ? { socketPath: r.socketPath } : {}) }, (res) => {
       answered = true;
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400) {

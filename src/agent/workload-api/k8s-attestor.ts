@@ -8,12 +8,12 @@
  * A kubelet that fails (unreachable, TLS, 401/403) fails the call at once with the reason; no retry hides it.
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { WispError } from '../../shared/errors.js';
+import { readPeerCgroupFile } from './cgroups.js';
 import { podContainerFromCgroupFile } from './k8s-cgroup.js';
 import { findContainer, parsePodList, podSelectors, type PodIndex } from './k8s-pods.js';
 import { createKubeletClient, type KubeletClient } from './kubelet-client.js';
-import { parseStartTime, type WorkloadAttestor } from './unix-attestor.js';
+import type { WorkloadAttestor } from './unix-attestor.js';
 
 /** The agent config's `workloadAttestors.k8s` block, parsed (src/agent/config.ts; docs/agent-config.md). */
 export interface K8sAttestorConfig {
@@ -108,17 +108,7 @@ export function createK8sAttestor(config: K8sAttestorConfig, options: K8sAttesto
   }
 
   return async (peer) => {
-    let text: string;
-    try {
-      text = await readFile(`${proc}/${peer.pid}/cgroup`, 'utf8');
-    } catch (e) {
-      throw failed(`cannot read the cgroups of pid ${peer.pid}`, e);
-    }
-    if (peer.startTime !== undefined) {
-      // the file read was that of the connecting process, not of one that reused its pid
-      const start = await readFile(`${proc}/${peer.pid}/stat`, 'utf8').then(parseStartTime, () => undefined);
-      if (start !== peer.startTime) throw failed(`pid ${peer.pid} was reused`);
-    }
+    const text = await readPeerCgroupFile(proc, peer);
     let where;
     try {
       where = podContainerFromCgroupFile(text);

@@ -1,7 +1,8 @@
 /**
  * /proc/<pid>/cgroup → the Kubernetes pod UID and container ID of the process (pure; read by
- * ./k8s-attestor.ts). Only the cgroup file is read: the kernel writes it and a workload cannot forge it
- * (SPIRE's mountinfo fallback is not taken: a workload controls its mount namespace).
+ * ./k8s-attestor.ts, and by ./docker-attestor.ts for the container ID alone). Only the cgroup file is
+ * read: the kernel writes it and a workload cannot forge it (SPIRE's mountinfo fallback is not taken: a
+ * workload controls its mount namespace).
  *
  * Shapes handled (cgroup v1 lines `N:controllers:/path`, v2 `0::/path`):
  *   cgroupfs driver  /kubepods/burstable/pod<uid>/<64 hex>          (containerd, Docker; besteffort, guaranteed = no QoS dir)
@@ -17,6 +18,7 @@
  * an unprivileged user may name cgroups, so a `pod<uid>/<id>` there proves nothing.
  * @module
  */
+import { parseCgroupFile } from './cgroups.js';
 
 /** Where a process runs in Kubernetes: container ID always, pod UID when the path names it. */
 export interface PodContainer {
@@ -48,12 +50,8 @@ export function podContainerFromCgroupPath(path: string): PodContainer | undefin
  */
 export function podContainerFromCgroupFile(text: string): PodContainer | undefined {
   let found: PodContainer | undefined;
-  for (const line of text.split('\n')) {
-    // hierarchy-ID:controller-list:cgroup-path; the path may itself contain ':' (containerd's systemd shape)
-    const first = line.indexOf(':');
-    const second = first < 0 ? -1 : line.indexOf(':', first + 1);
-    if (second < 0) continue;
-    const here = podContainerFromCgroupPath(line.slice(second + 1).trim());
+  for (const { path } of parseCgroupFile(text)) {
+    const here = podContainerFromCgroupPath(path);
     if (!here) continue;
     if (found?.podUid && !here.podUid) continue;
     if (found && (found.podUid || !here.podUid)) {

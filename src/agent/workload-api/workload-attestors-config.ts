@@ -1,6 +1,6 @@
 /**
- * The agent config's `workloadAttestors` block (SPIRE's `WorkloadAttestor "k8s"`): its schema, defaults and
- * the resolution of the node name and kubelet URL. Kept beside the attestors so src/agent/config.ts stays a
+ * The agent config's `workloadAttestors` block (SPIRE's `WorkloadAttestor "k8s"`, `"docker"`, `"systemd"`):
+ * its schema, defaults and the resolution of the k8s node name and kubelet URL. Kept beside the attestors so src/agent/config.ts stays a
  * table of blocks.
  * @module
  */
@@ -22,6 +22,10 @@ export const K8S_WORKLOAD_ATTESTOR_DEFAULTS = {
   maxPollAttempts: 60,
 } as const;
 const K8S = K8S_WORKLOAD_ATTESTOR_DEFAULTS;
+/** The `docker` workload attestor's default Engine socket (SPIRE's `docker_socket_path`). */
+export const DEFAULT_DOCKER_SOCKET_PATH = 'unix:///var/run/docker.sock';
+const DOCKER_SOCKET = 'must be unix://<absolute path of the Docker Engine socket>, e.g. unix:///var/run/docker.sock';
+const DOCKER_VERSION = 'must be an Engine API version such as "1.41"';
 const absolutePath = () => v.pipe(nonEmptyString(), v.check((s) => s.startsWith('/'), 'must be an absolute path'));
 const INTERVAL = 'must be a number of seconds from 0.05 to 60';
 const ATTEMPTS = 'must be a whole number from 1 to 600';
@@ -55,6 +59,13 @@ export const workloadAttestorsObject = v.optional(
           v.check((k) => k.certificatePath === undefined || k.tokenPath === undefined, 'give tokenPath or certificatePath/privateKeyPath, not both'),
         ),
       ),
+      docker: v.optional(
+        knownKeys({
+          dockerSocketPath: v.optional(v.pipe(v.string(DOCKER_SOCKET), v.regex(/^unix:\/\/\/[^\0]*[^/\0]$/, DOCKER_SOCKET)), DEFAULT_DOCKER_SOCKET_PATH),
+          dockerVersion: v.optional(v.pipe(v.string(DOCKER_VERSION), v.regex(/^\d{1,2}\.\d{1,3}$/, DOCKER_VERSION))),
+        }),
+      ),
+      systemd: v.optional(knownKeys({})),
     }),
   ),
 );
@@ -63,7 +74,11 @@ type ParsedWorkloadAttestors = NonNullable<v.InferOutput<typeof workloadAttestor
 
 /** The k8s block's node name (nodeName, else $nodeNameEnv) and kubelet URL (kubeletUrl, else https://<node or 127.0.0.1>:10250), as SPIRE. */
 export function resolveWorkloadAttestors(c: ParsedWorkloadAttestors, env: Readonly<Record<string, string | undefined>>): WorkloadAttestorsConfig {
-  if (!c.k8s) return {};
+  const others: WorkloadAttestorsConfig = {
+    ...(c.docker ? { docker: { dockerSocketPath: c.docker.dockerSocketPath, ...(c.docker.dockerVersion !== undefined ? { dockerVersion: c.docker.dockerVersion } : {}) } } : {}),
+    ...(c.systemd ? { systemd: {} } : {}),
+  };
+  if (!c.k8s) return others;
   const { nodeNameEnv, kubeletUrl, tokenPath, certificatePath, privateKeyPath, ...k8s } = c.k8s;
   const nodeName = k8s.nodeName ?? (env[nodeNameEnv]?.trim() || undefined);
   // the node name becomes the kubelet URL's host: a DNS name or an IP address, nothing that changes the URL
@@ -72,6 +87,7 @@ export function resolveWorkloadAttestors(c: ParsedWorkloadAttestors, env: Readon
   }
   const host = nodeName === undefined ? LOOPBACK_IPV4 : nodeName.includes(':') ? `[${nodeName}]` : nodeName;
   return {
+    ...others,
     k8s: {
       ...k8s,
       kubeletUrl: kubeletUrl ?? `https://${host}:${K8S.kubeletPort}`,

@@ -1,15 +1,20 @@
 /**
- * The agent's workload attestors, composed: `unix` always, `k8s` when `workloadAttestors.k8s` is configured.
+ * The agent's workload attestors, composed: `unix` always; `k8s`, `docker`, `systemd` when configured under
+ * `workloadAttestors`.
  * A caller gets the selectors of all of them (SPIRE's agent runs every configured WorkloadAttestor and
  * unions their selectors); if one fails, the call fails. With unix alone the unix attestor is returned
- * as it is, and the k8s modules are not even loaded: a unix-only agent pays nothing for them.
+ * as it is, and the other attestors' modules are not even loaded: a unix-only agent pays nothing for them.
  * @module
  */
+import type { DockerAttestorConfig } from './docker-attestor.js';
 import type { K8sAttestorConfig } from './k8s-attestor.js';
 import { createUnixAttestor, type WorkloadAttestor } from './unix-attestor.js';
 
 export interface WorkloadAttestorsConfig {
   k8s?: K8sAttestorConfig;
+  docker?: DockerAttestorConfig;
+  /** SPIRE's systemd attestor takes no configuration: `{}` turns it on */
+  systemd?: Record<string, never>;
 }
 
 /** Every attestor's selectors, in order. */
@@ -25,5 +30,7 @@ export function combineWorkloadAttestors(attestors: readonly WorkloadAttestor[])
 export async function createWorkloadAttestor(config: WorkloadAttestorsConfig | undefined): Promise<WorkloadAttestor> {
   const attestors = [createUnixAttestor()];
   if (config?.k8s) attestors.push((await import('./k8s-attestor.js')).createK8sAttestor(config.k8s));
+  if (config?.docker) attestors.push((await import('./docker-attestor.js')).createDockerAttestor(config.docker));
+  if (config?.systemd) attestors.push((await import('./systemd-attestor.js')).createSystemdAttestor());
   return combineWorkloadAttestors(attestors);
 }
