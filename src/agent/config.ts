@@ -37,6 +37,8 @@ export interface AgentConfig {
   azureMsi?: AzureMsiAgentConfig;
   /** k8s_psat: the projected service account token of the agent's pod */
   k8sPsat?: K8sPsatAgentConfig;
+  /** x509pop: a device certificate and its key (SPIRE's x509pop agent plugin) */
+  x509pop?: X509popAgentConfig;
   logLevel: LogLevel;
   syncIntervalSeconds: number;
   /** timeout of every request to the issuer */
@@ -102,6 +104,13 @@ export interface K8sPsatAgentConfig {
   tokenPath: string;
 }
 
+/** x509pop: SPIRE's `certificate_path`, `private_key_path`, `intermediates_path` (PEM files, read at each attestation). */
+export interface X509popAgentConfig {
+  certificatePath: string;
+  privateKeyPath: string;
+  intermediatesPath?: string;
+}
+
 /** SPIRE's default token path. */
 export const K8S_PSAT_DEFAULT_TOKEN_PATH = '/var/run/secrets/tokens/spire-agent';
 
@@ -134,6 +143,7 @@ export const AGENT_CONFIG_ENV: Record<AgentConfigKey, string> = {
   gcpIit: 'WISP_GCP_IIT',
   azureMsi: 'WISP_AZURE_MSI',
   k8sPsat: 'WISP_K8S_PSAT',
+  x509pop: 'WISP_X509POP',
   logLevel: 'WISP_LOG_LEVEL',
   syncIntervalSeconds: 'WISP_SYNC_INTERVAL_SECONDS',
   requestTimeoutSeconds: 'WISP_REQUEST_TIMEOUT_SECONDS',
@@ -206,6 +216,8 @@ const cloudTimeout = (fallback: number) => v.optional(v.pipe(v.number(TIMEOUT), 
 /** A cloud attestor's object: from the file as JSON, from the environment as a JSON string. */
 const cloudObject = <E extends v.ObjectEntries>(entries: E) =>
   v.optional(v.pipe(jsonObject('must be a JSON object', 'must be an object (e.g. {} for the defaults)'), knownKeys(entries)));
+
+const absolutePath = v.pipe(nonEmptyString(), v.check((s: string) => s.startsWith('/'), 'must be an absolute path'));
 
 const BOOLEAN = 'must be true or false';
 /** true/false, or from the environment the strings "true"/"false" */
@@ -300,6 +312,11 @@ const AGENT_SCHEMA = v.object({
     cluster: required(v.pipe(nonEmptyString(), v.regex(CLUSTER_NAME, 'must be a cluster name (letters, digits, ".", "_", "-")')), 'is required (the cluster name the issuer\'s K8S_PSAT configures)'),
     tokenPath: v.optional(v.pipe(nonEmptyString(), v.check((s) => s.startsWith('/'), 'must be an absolute path')), K8S_PSAT_DEFAULT_TOKEN_PATH),
   }),
+  x509pop: cloudObject({
+    certificatePath: required(absolutePath, 'is required (PEM: the device certificate, then any intermediates)'),
+    privateKeyPath: required(absolutePath, 'is required (PEM: the certificate\'s private key, PKCS#1, SEC1 or PKCS#8)'),
+    intermediatesPath: v.optional(absolutePath),
+  }),
   syncIntervalSeconds: v.optional(seconds(MAX_SYNC_INTERVAL_SECONDS), AGENT_CONFIG_DEFAULTS.syncIntervalSeconds),
   requestTimeoutSeconds: v.optional(seconds(MAX_REQUEST_TIMEOUT_SECONDS), AGENT_CONFIG_DEFAULTS.requestTimeoutSeconds),
   sds: cloudObject({
@@ -329,7 +346,7 @@ const AGENT_SCHEMA = v.object({
   ),
 });
 
-const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi', 'k8sPsat'] as const;
+const NODE_ATTESTOR_KEYS = ['joinToken', 'awsIid', 'gcpIit', 'azureMsi', 'k8sPsat', 'x509pop'] as const;
 
 /**
  * Merges file, environment and flags (later wins) into an `AgentConfig`, applying defaults.
@@ -357,6 +374,7 @@ export function parseAgentConfig(
     ...(c.gcpIit ? { gcpIit: c.gcpIit } : {}),
     ...(c.azureMsi ? { azureMsi: c.azureMsi } : {}),
     ...(c.k8sPsat ? { k8sPsat: c.k8sPsat } : {}),
+    ...(c.x509pop ? { x509pop: c.x509pop } : {}),
     logLevel: c.logLevel,
     syncIntervalSeconds: c.syncIntervalSeconds,
     requestTimeoutSeconds: c.requestTimeoutSeconds,

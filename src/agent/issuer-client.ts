@@ -8,6 +8,8 @@
 import 'reflect-metadata'; // before agent-proof.ts loads @peculiar/x509 (tsyringe)
 import {
   AGENT_API_PREFIX,
+  type AttestChallengeRequest,
+  type AttestChallengeResponse,
   type AttestRequest,
   type AttestResponse,
   type BundleResponse,
@@ -56,6 +58,8 @@ export interface IssuerClientOptions {
 export interface IssuerClient {
   /** unsigned: the attestation payload is the credential */
   attest(req: AttestRequest): Promise<AttestResponse>;
+  /** unsigned: a single-use challenge for attestors that prove possession of a key (x509pop) */
+  attestChallenge(req: AttestChallengeRequest): Promise<AttestChallengeResponse>;
   renew(req: RenewRequest): Promise<RenewResponse>;
   sync(req: SyncRequest): Promise<SyncResponse>;
   signX509Svids(req: X509SvidsRequest): Promise<X509SvidsResponse>;
@@ -130,6 +134,7 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
 
   return {
     attest: (req) => call<AttestResponse>('POST', '/attest', req, false),
+    attestChallenge: (req) => call<AttestChallengeResponse>('POST', '/attest/challenge', req, false),
     renew: (req) => call<RenewResponse>('POST', '/renew', req, true),
     sync: (req) => call<SyncResponse>('POST', '/sync', req, true),
     signX509Svids: (req) => call<X509SvidsResponse>('POST', '/x509-svids', req, true),

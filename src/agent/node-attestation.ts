@@ -39,7 +39,7 @@ export interface AgentSvid extends AgentCredentials {
 }
 
 export interface AgentIdentityDeps {
-  client: Pick<IssuerClient, 'attest' | 'renew'>;
+  client: Pick<IssuerClient, 'attest' | 'attestChallenge' | 'renew'>;
   dataDir: DataDir;
   /** undefined when the config enables none (then the agent can only run from a stored, valid SVID) */
   attestor: NodeAttestor | undefined;
@@ -101,7 +101,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
 
   async function attest(reason: string): Promise<AttestResponse & { agent: AgentSvid }> {
     if (!attestor) {
-      throw new WispError('ERR_CONFIG_INVALID', `agent must attest (${reason}) but no node attestor is configured: set joinToken (--joinToken or WISP_JOIN_TOKEN) to a fresh join token, or awsIid / gcpIit / azureMsi on a cloud VM, or k8sPsat in a Kubernetes pod`);
+      throw new WispError('ERR_CONFIG_INVALID', `agent must attest (${reason}) but no node attestor is configured: set joinToken (--joinToken or WISP_JOIN_TOKEN) to a fresh join token, or awsIid / gcpIit / azureMsi on a cloud VM, or k8sPsat in a Kubernetes pod, or x509pop with a device certificate`);
     }
     if (attestor.singleUse && attestorUsed) {
       throw new WispError('ERR_JOIN_TOKEN_INVALID', `agent must attest again (${reason}) but its ${attestor.type} was already used by this process; create a new join token and restart with --joinToken`);
@@ -111,7 +111,14 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     let res: AttestResponse;
     try {
       res = await countedCall(deps.telemetry, 'nodeAttestation', async () =>
-        client.attest({ attestationType: attestor.type, payload: await attestor.payload(), csr: toBase64(await createCsr(keys)) }),
+        client.attest({
+          attestationType: attestor.type,
+          payload: await attestor.payload({
+            csrPublicKeySpki: new Uint8Array(keys.publicKey.export({ type: 'spki', format: 'der' })),
+            challenge: () => client.attestChallenge({ attestationType: attestor.type }),
+          }),
+          csr: toBase64(await createCsr(keys)),
+        }),
       );
     } catch (e) {
       if (e instanceof WispError && FATAL_ATTESTATION_CODES.has(e.code)) {

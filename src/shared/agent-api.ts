@@ -33,6 +33,17 @@ export interface AttestRequest {
   csr: string;
 }
 
+/** `POST /agent/v1/attest/challenge`: for attestors that prove possession of a key (x509pop). */
+export interface AttestChallengeRequest {
+  attestationType: string;
+}
+
+/** x509pop: a single-use nonce (base64url, 32 bytes) valid until `expiresAt` (seconds). */
+export interface AttestChallengeResponse {
+  nonce: string;
+  expiresAt: number;
+}
+
 export interface AttestResponse {
   svid: X509SvidWire;
   bundle: SpiffeBundleJson;

@@ -16,6 +16,7 @@ import { createEntryStore } from './db/entries.js';
 import { createFederationStore } from './db/federation.js';
 import { createJoinTokenStore } from './db/join-tokens.js';
 import { createRevocationStore } from './db/revocations.js';
+import { createX509popNonceStore } from './db/x509pop-nonces.js';
 import type { AppDeps, AppStores } from './deps.js';
 import { createPublishedAuthoritiesCache } from './middleware/agent-auth.js';
 import { countRegistry } from './db/counts.js';
@@ -58,7 +59,7 @@ export function createAppDeps(parts: AppParts): AppDeps {
     stores,
     // late-bound: the global fetch as it is when called
     fetch: parts.fetch ?? ((input, init) => fetch(input, init)),
-    nodeAttestors: parts.nodeAttestors ?? createNodeAttestors({ joinTokens: stores.joinTokens, cloud: parts.config.nodeAttestors, fetch: parts.fetch }),
+    nodeAttestors: parts.nodeAttestors ?? createNodeAttestors({ joinTokens: stores.joinTokens, cloud: parts.config.nodeAttestors, fetch: parts.fetch, x509popNonces: createX509popNonceStore(parts.db) }),
     caches: { agentAuthorities: createPublishedAuthoritiesCache() },
     telemetry: createTelemetryRecorder(parts.ca),
   };

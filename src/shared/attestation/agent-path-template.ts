@@ -13,7 +13,8 @@ export interface AgentPathTemplate {
   readonly parts: ReadonlyArray<{ text: string } | { field: string }>;
 }
 
-const FIELD = /\{\{\s*\.([A-Za-z][A-Za-z0-9]*)\s*\}\}/g;
+/** `.Name`, or a dotted one a caller lists whole, like x509pop's `.Subject.CommonName` */
+const FIELD = /\{\{\s*\.([A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*)\s*\}\}/g;
 
 /** Parses a template; throws TypeError naming the problem (callers wrap it in a config error). */
 export function parseAgentPathTemplate(source: string, fields: readonly string[]): AgentPathTemplate {
@@ -21,6 +22,8 @@ export function parseAgentPathTemplate(source: string, fields: readonly string[]
   const parts: Array<{ text: string } | { field: string }> = [];
   let last = 0;
   for (const m of source.matchAll(FIELD)) {
+    // a dotted name nobody lists (AWS's `.Tags.name`) is unsupported syntax, not a field
+    if (m[1]!.includes('.') && !fields.includes(m[1]!)) continue;
     if (m.index > last) parts.push({ text: source.slice(last, m.index) });
     if (!fields.includes(m[1]!)) throw new TypeError(`unknown field .${m[1]} (known: ${fields.map((f) => `.${f}`).join(', ')})`);
     parts.push({ field: m[1]! });

@@ -6,6 +6,8 @@
  *   AZURE_MSI = {"tenants":["<tenant id>"], "resource":"https://management.azure.com/", "keysUrl":"https://..."}
  *   K8S_PSAT  = {"clusters":{"<name>":{"serviceAccountAllowList":["ns:sa"], "issuer":"https://...", "jwks":{...} | "jwksUrl":"https://..."}}}
  *               or per cluster {"apiServer":"https://...", "token":"<reviewer token>"} (TokenReview; then set K8S_PSAT as a secret)
+ *   X509POP   = {"caBundles":["<PEM of one or more CA certificates>"], "agentPathTemplate":"...", "maxIntermediates":4, "maxRsaKeySize":8192}
+ *               (SPIRE's ca_bundle_path(s) name files; a Worker has none, so the PEM is inline)
  *
  * Allow-lists are optional (empty = any account/project/tenant, as SPIRE's aws_iid); errors name the key
  * (valibot schemas, src/shared/config/schema.ts).
@@ -24,7 +26,17 @@ import {
 } from '../../shared/attestation/gcp-iit.js';
 import { AZURE_MSI_DEFAULT_KEYS_URL, AZURE_MSI_DEFAULT_RESOURCE } from '../../shared/attestation/azure-msi.js';
 import { CLUSTER_NAME, K8S_PSAT_DEFAULT_AUDIENCE, type PsatClusterPolicy } from '../../shared/attestation/k8s-psat.js';
+import {
+  X509POP_DEFAULT_MAX_INTERMEDIATES,
+  X509POP_DEFAULT_MAX_RSA_KEY_BITS,
+  X509POP_DEFAULT_PATH_TEMPLATE,
+  X509POP_MIN_RSA_KEY_BITS,
+  X509POP_TEMPLATE_FIELDS,
+} from '../../shared/attestation/x509pop.js';
+import { certificatesFromPem } from '../../shared/encoding/pem.js';
 import type { JSONWebKeySet } from 'jose';
+import 'reflect-metadata';
+import { X509Certificate } from '@peculiar/x509';
 
 export interface AwsIidConfig {
   accountIds: string[];
@@ -65,11 +77,20 @@ export interface K8sPsatConfig {
   clusters: Record<string, K8sPsatClusterConfig>;
 }
 
+/** x509pop (SPIRE's external_pki mode): the CAs device certificates must chain to. */
+export interface X509popConfig {
+  caBundles: X509Certificate[];
+  agentPathTemplate: AgentPathTemplate;
+  maxIntermediates: number;
+  maxRsaKeySize: number;
+}
+
 export interface CloudAttestorsConfig {
   awsIid?: AwsIidConfig;
   gcpIit?: GcpIitConfig;
   azureMsi?: AzureMsiConfig;
   k8sPsat?: K8sPsatConfig;
+  x509pop?: X509popConfig;
 }
 
 export interface CloudAttestorsEnv {
@@ -77,6 +98,7 @@ export interface CloudAttestorsEnv {
   GCP_IIT?: string;
   AZURE_MSI?: string;
   K8S_PSAT?: string;
+  X509POP?: string;
 }
 
 const strings = (pattern: RegExp, what: string) =>
@@ -183,12 +205,30 @@ const K8S_PSAT_SCHEMA = knownKeys({
   ),
 });
 
+const CA_BUNDLE = 'must be a PEM document of CA certificates (BEGIN CERTIFICATE blocks)';
+
+const X509POP_SCHEMA = knownKeys({
+  caBundles: v.pipe(
+    v.union([v.string(CA_BUNDLE), v.array(v.string(CA_BUNDLE), CA_BUNDLE)], 'must be a PEM string or an array of them'),
+    v.transform((b) => (typeof b === 'string' ? [b] : b)),
+    v.check((b) => b.length > 0, 'must hold at least one CA certificate'),
+    parsedBy((bundles: string[]) => bundles.flatMap((pem, i) => certificatesFromPem(pem, `caBundles[${i}]`).map((der) => new X509Certificate(der.slice())))),
+  ),
+  agentPathTemplate: template(X509POP_DEFAULT_PATH_TEMPLATE, X509POP_TEMPLATE_FIELDS),
+  maxIntermediates: v.optional(v.pipe(v.number('must be a whole number'), v.integer('must be a whole number'), v.minValue(1, 'must be greater than 0'), v.maxValue(16, 'must be at most 16')), X509POP_DEFAULT_MAX_INTERMEDIATES),
+  maxRsaKeySize: v.optional(
+    v.pipe(v.number('must be a whole number'), v.integer('must be a whole number'), v.minValue(X509POP_MIN_RSA_KEY_BITS, `must be at least ${X509POP_MIN_RSA_KEY_BITS}`), v.maxValue(16384, 'must be at most 16384')),
+    X509POP_DEFAULT_MAX_RSA_KEY_BITS,
+  ),
+});
+
 /** The vars' schemas, for parseCloudAttestorsConfig and the Worker's whole config (src/worker/config.ts). */
 export const CLOUD_ATTESTORS_ENTRIES = {
   AWS_IID: jsonVar(AWS_IID_SCHEMA),
   GCP_IIT: jsonVar(GCP_IIT_SCHEMA),
   AZURE_MSI: jsonVar(AZURE_MSI_SCHEMA),
   K8S_PSAT: jsonVar(K8S_PSAT_SCHEMA),
+  X509POP: jsonVar(X509POP_SCHEMA),
 };
 
 type ParsedVars = { [K in keyof typeof CLOUD_ATTESTORS_ENTRIES]?: v.InferOutput<(typeof CLOUD_ATTESTORS_ENTRIES)[K]> };
@@ -200,6 +240,7 @@ export function cloudAttestorsFromEnv(vars: ParsedVars): CloudAttestorsConfig {
     ...(vars.GCP_IIT ? { gcpIit: vars.GCP_IIT } : {}),
     ...(vars.AZURE_MSI ? { azureMsi: vars.AZURE_MSI } : {}),
     ...(vars.K8S_PSAT ? { k8sPsat: vars.K8S_PSAT } : {}),
+    ...(vars.X509POP ? { x509pop: vars.X509POP } : {}),
   };
 }
 

@@ -9,6 +9,8 @@ export interface NodeAttestationContext {
   trustDomain: TrustDomain;
   /** seconds since the epoch */
   now: number;
+  /** the SubjectPublicKeyInfo DER of the attest request's CSR (the key the agent SVID is for) */
+  csrPublicKeySpki: Uint8Array;
 }
 
 export interface NodeAttestationResult {
@@ -25,4 +27,9 @@ export interface NodeAttestor {
   readonly type: string;
   /** Verifies the payload; throws WispError (one code, one message per failure kind) when it does not. */
   attest(payload: Record<string, unknown>, ctx: NodeAttestationContext): Promise<NodeAttestationResult>;
+  /**
+   * Attestors that prove possession of a key (x509pop) hand out a fresh challenge first
+   * (`POST /agent/v1/attest/challenge`); the others have none.
+   */
+  challenge?(ctx: Omit<NodeAttestationContext, 'csrPublicKeySpki'>): Promise<Record<string, unknown>>;
 }

@@ -96,6 +96,16 @@ export const agentRequestNonces = sqliteTable(
   (t) => [index('agent_request_nonces_expires_at_idx').on(t.expiresAt)],
 );
 
+/** x509pop challenge nonces issued and not yet used or expired: consuming one is a DELETE that returns it once. */
+export const x509popNonces = sqliteTable(
+  'x509pop_nonces',
+  {
+    nonce: text('nonce').primaryKey(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('x509pop_nonces_expires_at_idx').on(t.expiresAt)],
+);
+
 /**
  * Federation relationships (SPIRE's federated_trust_domains): the foreign trust domain, its bundle endpoint
  * and profile, and the state of the last refresh. `next_refresh_at` orders the cron's work (https_web only).

@@ -191,6 +191,17 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
   // agent SVIDs, workload SVIDs and JWT-SVIDs are credentials: no cache keeps any answer of this API
   app.use('*', noStore);
 
+  // a single-use challenge for attestors that prove possession of a key (x509pop); counted as an attempt
+  app.post('/attest/challenge', async (c) => {
+    unwrap(await deps.ca().admitAttestation(attestationSource(c)));
+    const { attestationType } = asObject(await readJsonBody(c, AGENT_SMALL_BODY_MAX_BYTES));
+    if (typeof attestationType !== 'string' || attestationType.length === 0) throw badRequest('attestationType must be a non-empty string');
+    const attestor = Object.hasOwn(attestors, attestationType) ? attestors[attestationType] : undefined;
+    if (!attestor) throw badRequest(`unsupported attestationType "${attestationType.slice(0, 64)}"`);
+    if (!attestor.challenge) throw badRequest(`attestationType "${attestor.type}" takes no challenge`);
+    return c.json(await attestor.challenge({ trustDomain: config.trustDomain, now: nowSeconds() }));
+  });
+
   app.post('/attest', async (c) => {
     // SPIRE counts every attempt, before any work: a refused one parses nothing and spends no credential
     unwrap(await deps.ca().admitAttestation(attestationSource(c)));
@@ -207,7 +218,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     const now = nowSeconds();
     let result;
     try {
-      result = await attestor.attest(attestPayload, { trustDomain: config.trustDomain, now });
+      result = await attestor.attest(attestPayload, { trustDomain: config.trustDomain, now, csrPublicKeySpki: csr.publicKeySpki });
     } catch (e) {
       logEvent('warn', 'node attestation failed', { attestation_type: attestor.type, code: e instanceof WispError ? e.code : 'internal' });
       throw e;

@@ -14,20 +14,25 @@ export interface CloudHarness {
   ca: TestCa;
   h: Harness;
   clock: { nowMs: number };
-  attestRaw(attestationType: string, payload: unknown): Promise<Response>;
-  attest(attestationType: string, payload: unknown): Promise<TestAgent & { selectors: string[] }>;
+  attestRaw(attestationType: string, payload: Payload): Promise<Response>;
+  attest(attestationType: string, payload: Payload): Promise<TestAgent & { selectors: string[] }>;
   /** asserts a refusal with this status/code, a message matching `message`, and that no SVID was signed */
-  expectRefused(attestationType: string, payload: unknown, status: number, code: string, message: RegExp): Promise<void>;
+  expectRefused(attestationType: string, payload: Payload, status: number, code: string, message: RegExp): Promise<void>;
 }
 
-export async function createCloudHarness(vars: { AWS_IID?: string; GCP_IIT?: string; AZURE_MSI?: string; K8S_PSAT?: string }, fetchImpl?: typeof fetch): Promise<CloudHarness> {
+/** The payload, or a function of the attest request's CSR public key (x509pop signs over it). */
+export type Payload = unknown | ((csrPublicKeySpki: Uint8Array) => Promise<unknown>);
+
+export async function createCloudHarness(vars: { AWS_IID?: string; GCP_IIT?: string; AZURE_MSI?: string; K8S_PSAT?: string; X509POP?: string }, fetchImpl?: typeof fetch): Promise<CloudHarness> {
   const clock = { nowMs: Date.now() };
   const ca = createTestCa(TD, () => clock.nowMs);
   const h = createHarness(() => ca, clock, { vars, fetch: fetchImpl });
   const csrs = new Map<Response, Awaited<ReturnType<typeof makeCsr>>>();
-  const attestRaw = async (attestationType: string, payload: unknown) => {
+  const attestRaw = async (attestationType: string, payload: Payload) => {
     const csr = await makeCsr();
-    const res = await h.attestRaw({ attestationType, payload, csr: toBase64(csr.der) });
+    const spki = new Uint8Array((await crypto.subtle.exportKey('spki', csr.keys.publicKey)) as ArrayBuffer);
+    const body = typeof payload === 'function' ? await (payload as (s: Uint8Array) => Promise<unknown>)(spki) : payload;
+    const res = await h.attestRaw({ attestationType, payload: body, csr: toBase64(csr.der) });
     csrs.set(res, csr);
     return res;
   };
