@@ -2,6 +2,7 @@
 // needs no manual step. Headers come from the running Node (`--nodedir` = `<node>/../..`): node-gyp must
 // never download them (only the package registries are reachable here). Output: build/peercred.node (gitignored), loaded by
 // src/agent/workload-api/peer.ts. Linux only: elsewhere it warns and exits 0 (no SO_PEERCRED there).
+// `--out <file>`: write the addon there instead (scripts/build-agent-binary.mjs builds one with the pinned Node).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const addonDir = join(root, 'native', 'peercred');
-const output = join(root, 'build', 'peercred.node');
+const outFlag = process.argv.indexOf('--out');
+const output = outFlag > 0 && process.argv[outFlag + 1] ? resolve(process.argv[outFlag + 1]) : join(root, 'build', 'peercred.node');
 
 if (process.platform !== 'linux') {
   console.warn(`build-native: skipped on ${process.platform}; the Workload API server needs Linux SO_PEERCRED`);

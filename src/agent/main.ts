@@ -12,6 +12,7 @@ import { runAgent } from './agent.js';
 import { fetchJwt, fetchJwtBundles, fetchX509, healthcheck, validateJwt, watchX509, type ApiCommandOptions, type OutputFormat } from './cli/api.js';
 import { AGENT_CONFIG_DEFAULTS, parseAgentConfig, readAgentConfigFile, type AgentConfigInput } from './config.js';
 import { createLogger } from './log.js';
+import { agentVersion } from './telemetry/metrics.js';
 import { isGrpcError } from '../node/workload-api/client.js';
 
 const API_TIMEOUT_MS = 10_000;
@@ -56,6 +57,7 @@ function withApiOptions(cmd: Command): Command {
 
 export function buildProgram(): Command {
   const program = new Command('wisp-agent').description('Wisp agent: serves the SPIFFE Workload API on this node').showHelpAfterError().exitOverride();
+  program.version(agentVersion(), '--version', 'print the version');
 
   program
     .command('run')

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SEA_ASSETS, seaAsset } from '../sea.js';
 import {
   AGENT_CALLS,
   AGENT_METRICS,
@@ -225,12 +226,21 @@ export function createAgentTelemetry(o: AgentTelemetryOptions): AgentTelemetry {
   };
 }
 
-/** The package version (the `version` label of `spire_agent_started`); "unknown" if package.json is not beside the sources. */
+/**
+ * The package version (the `version` label of `spire_agent_started`, `wisp-agent --version`); "unknown" when
+ * Wisp's package.json is not found. Relative to this module (src/agent/telemetry/) or to the agent bundle
+ * (dist/agent/agent.cjs); the single executable carries it as an asset.
+ */
 export function agentVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
+  const embedded = seaAsset(SEA_ASSETS.version); // the single executable has no package.json beside it
+  if (embedded) return new TextDecoder().decode(embedded).trim();
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'wisp' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not there: the next layout
+    }
   }
+  return 'unknown';
 }

@@ -5,10 +5,14 @@
  * Workload API trusts (SPIFFE Workload Endpoint §5: no direct client authentication).
  * @module
  */
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SEA_ASSETS, seaAsset } from '../sea.js';
 
 /** The kernel's view of the process on the other end of a Unix socket, at connect time. */
 export interface PeerCredentials {
@@ -29,8 +33,36 @@ const ADDON_CANDIDATES = ['../../../build/peercred.node', '../../../../build/pee
 
 let addon: PeerCredAddon | undefined;
 
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * The single executable carries the addon as an asset; the dynamic loader needs a file. It is written into a
+ * fresh directory only this user can enter (mkdtemp: 0700, checked), its hash checked against the one
+ * recorded at build time before process.dlopen, and the directory removed once the library is mapped.
+ * TMPDIR chooses where (the unit's PrivateTmp by default; a directory on an exec-capable mount if /tmp is noexec).
+ */
+function loadEmbeddedAddon(bytes: Uint8Array): PeerCredAddon {
+  const expected = new TextDecoder().decode(seaAsset(SEA_ASSETS.peercredSha256)).trim();
+  if (sha256(bytes) !== expected) throw new Error('embedded peer credential addon does not match its recorded SHA-256');
+  const dir = mkdtempSync(join(tmpdir(), 'wisp-agent-addon-'));
+  try {
+    const st = statSync(dir);
+    if ((st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) throw new Error(`${dir} is not private (mode ${(st.mode & 0o777).toString(8)})`);
+    const file = join(dir, 'peercred.node');
+    writeFileSync(file, bytes, { flag: 'wx', mode: 0o500 });
+    if (sha256(readFileSync(file)) !== expected) throw new Error(`${file} changed after it was written`);
+    const mod = { exports: {} as PeerCredAddon };
+    process.dlopen(mod, file);
+    return mod.exports;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function loadAddon(): PeerCredAddon {
   if (addon) return addon;
+  const embedded = seaAsset(SEA_ASSETS.peercredAddon);
+  if (embedded) return (addon = loadEmbeddedAddon(embedded));
   const require = createRequire(import.meta.url);
   const path = ADDON_CANDIDATES.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
   if (!path) {

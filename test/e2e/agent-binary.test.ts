@@ -1,0 +1,95 @@
+// End to end: the single-file agent (dist/bin/wisp-agent, scripts/build-agent-binary.mjs) started with an empty
+// environment and a PATH without node, against the real issuer (wrangler dev); a real Workload API client
+// gets an X509-SVID through its socket, so the embedded SO_PEERCRED addon was loaded too.
+import 'reflect-metadata';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
+import { adminCall, REPO_ROOT, startIssuer, stopProcess, waitFor, type RunningIssuer } from '../../scripts/local-stack.js';
+import { certsOf, uriSans } from '../helpers/node/der.js';
+
+const TD = 'example.org';
+const ID = `spiffe://${TD}/workload/binary`;
+/** scripts/build-agent-binary.mjs (plain JS; a non-literal specifier so tsc does not look for its types) */
+const BUILD_BINARY: string = '../../scripts/build-agent-binary.mjs';
+const uid = process.getuid?.() ?? 0;
+
+let root: string;
+let binary: string;
+let issuer: RunningIssuer | undefined;
+let agent: ChildProcess | undefined;
+let client: WorkloadApiClient | undefined;
+let output = '';
+let emptyPath: string;
+let addonTmp: string;
+let socketPath: string;
+let socketReadyMs: number;
+
+beforeAll(async () => {
+  const { agentBinary, buildAgentBinary } = (await import(BUILD_BINARY)) as { agentBinary(): string | undefined; buildAgentBinary(): Promise<string> };
+  binary = agentBinary() ?? (await buildAgentBinary());
+  root = mkdtempSync(join(tmpdir(), 'wisp-binary-'));
+  emptyPath = join(root, 'path'); // nothing in it: the agent must need no program from PATH
+  addonTmp = join(root, 'tmp');
+  mkdirSync(emptyPath);
+  mkdirSync(addonTmp, { mode: 0o700 });
+  socketPath = join(root, 'run', 'api.sock');
+  issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD });
+  const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', { ttlSeconds: 300 });
+  const parentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
+  await adminCall(issuer, 'POST', '/entries', { spiffeId: ID, parentId, selectors: [{ type: 'unix', value: `uid:${uid}` }] });
+  const config = join(root, 'agent.json');
+  writeFileSync(config, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'data'), socketPath, joinToken: token, syncIntervalSeconds: 1 }), { mode: 0o600 });
+  const started = performance.now();
+  agent = spawn('/usr/bin/env', ['-i', `PATH=${emptyPath}`, `TMPDIR=${addonTmp}`, binary, 'run', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  await waitFor('the agent socket', async () => {
+    if (agent!.exitCode !== null) throw new Error(`wisp-agent exited ${agent!.exitCode}:\n${output}`);
+    return existsSync(socketPath) ? true : undefined;
+  }, 60_000, 50);
+  socketReadyMs = performance.now() - started;
+  client = createWorkloadApiClient(`unix://${socketPath}`);
+}, 240_000);
+
+afterAll(async () => {
+  client?.close();
+  if (agent) await stopProcess(agent);
+  await issuer?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+describe('dist/bin/wisp-agent', () => {
+  it('runs with no node on its PATH, as the executable itself (not through a node binary)', () => {
+    const probe = spawnSync('/bin/sh', ['-c', 'command -v node'], { env: { PATH: emptyPath }, encoding: 'utf8' });
+    expect(probe.status, probe.stdout).not.toBe(0);
+    expect(realpathSync(readlinkSync(`/proc/${agent!.pid}/exe`))).toBe(realpathSync(binary));
+    console.log(`wisp-agent binary: socket ready ${Math.round(socketReadyMs)} ms after spawn`);
+  });
+
+  it('serves an X509-SVID over the Workload API, through the embedded SO_PEERCRED addon', async () => {
+    const msg = await waitFor('an X509-SVID', async () => {
+      const ac = new AbortController();
+      for await (const m of client!.fetchX509SVID({ signal: ac.signal })) {
+        ac.abort();
+        return m.svids.length > 0 ? m : undefined;
+      }
+      return undefined;
+    }, 60_000, 500);
+    expect(msg.svids.map((s) => s.spiffeId)).toEqual([ID]);
+    const [leaf] = certsOf(msg.svids[0]!.x509Svid);
+    expect(uriSans(leaf!)).toEqual([ID]);
+    expect(certsOf(msg.svids[0]!.bundle).some((ca) => leaf!.checkIssued(ca) && leaf!.verify(ca.publicKey))).toBe(true);
+    // the addon's private copy is gone once it is loaded
+    expect(readdirSync(addonTmp)).toEqual([]);
+  });
+
+  it('prints its version without a package.json beside it', () => {
+    const r = spawnSync('/usr/bin/env', ['-i', `PATH=${emptyPath}`, binary, '--version'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe((JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+});
