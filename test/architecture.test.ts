@@ -1,7 +1,7 @@
 // The layering rule (STYLE G1), checked rather than trusted: src/shared knows no runtime and no upper layer,
 // the worker and the agent never import each other, src/node (Node-only code of the agent and the CLI) is
-// imported by those two (and the CSI driver, src/csi, which nothing imports) only, and no import cycle runs
-// through src/.
+// imported by those two (and the CSI driver, src/csi, and the controller manager, src/controller, which
+// nothing imports) only, and no import cycle runs through src/.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { expect, it } from 'vitest';
@@ -116,6 +116,15 @@ it('the CSI driver imports only src/shared and src/node, and nothing imports it'
   }
   for (const file of ['src/shared', 'src/worker', 'src/node', 'src/agent', 'src/cli'].flatMap(tsFiles)) {
     for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/(^|\/)csi\//);
+  }
+});
+
+it('the controller manager imports only src/shared and src/node, and nothing imports it', () => {
+  for (const file of tsFiles('src/controller')) {
+    for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/^cloudflare:|\/(worker|agent|cli|csi)\//);
+  }
+  for (const file of ['src/shared', 'src/worker', 'src/node', 'src/agent', 'src/cli', 'src/csi'].flatMap(tsFiles)) {
+    for (const spec of importsOf(file)) expect(spec, file).not.toMatch(/(^|\/)controller\//);
   }
 });
 

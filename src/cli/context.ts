@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { WispError, type WispErrorCode } from '../shared/errors.js';
-import { createAdminClient, type AdminClient } from './admin-client.js';
+import { createAdminClient, type AdminClient } from '../node/admin-client.js';
 import { readConfigFile } from '../node/config-sources.js';
 import { parseCliConfig, type CliConfig, type CliConfigInput } from './config.js';
 

@@ -17,7 +17,6 @@ import { registerJwtCommands } from './jwt.js';
 import { registerLocalAuthorityCommands } from './localauthority.js';
 import { registerTokenCommands } from './token.js';
 import { registerX509Commands } from './x509.js';
-import { WispError } from '../shared/errors.js';
 
 export interface CliDeps {
   io: CliIo;
@@ -88,19 +87,9 @@ export async function runCli(args: readonly string[], deps: CliDeps): Promise<nu
 /** Fetches an admin JWT-SVID (audience: the issuer URL unless --adminAudience) from the local Workload API. */
 const workloadApiToken: WorkloadApiTokenSource = async (config, env) => {
   // the one import outside src/shared: the agent's Workload API client (grpc-js), loaded only when asked for
-  const { createWorkloadApiClient, resolveEndpointAddress, isGrpcError } = await import('../node/workload-api/client.js');
-  const client = createWorkloadApiClient(resolveEndpointAddress(config.socketPath, env));
-  try {
-    const res = await client.fetchJWTSVID({ audience: [config.adminAudience ?? config.serverUrl] }, { timeoutMs: config.timeoutSeconds * 1000 });
-    const svid = res.svids[0];
-    if (!svid) throw new WispError('ERR_NO_IDENTITY', 'the Workload API returned no JWT-SVID');
-    return svid.svid;
-  } catch (e) {
-    if (isGrpcError(e)) throw new WispError('ERR_UNAUTHENTICATED', `cannot fetch an admin JWT-SVID from the Workload API: ${e.details || e.message}`);
-    throw e;
-  } finally {
-    client.close();
-  }
+  const { resolveEndpointAddress } = await import('../node/workload-api/client.js');
+  const { fetchAdminJwtSvid } = await import('../node/workload-api/admin-jwt.js');
+  return fetchAdminJwtSvid(resolveEndpointAddress(config.socketPath, env), config.adminAudience ?? config.serverUrl, config.timeoutSeconds * 1000);
 };
 
 /** Runs `wisp` in this process: real stdio and environment. Used by bin/wisp.js. */

@@ -11,6 +11,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../scripts/local-stack.js';
 import { parseAgentConfig, readAgentConfigFile } from '../../src/agent/config.js';
+import { readControllerConfig } from '../../src/controller/config.js';
 import { parseCsiArgs } from '../../src/csi/config.js';
 import { parseCloudAttestorsConfig } from '../../src/worker/attestation/cloud-config.js';
 import { kubectl, testbed, type TestbedEnv } from '../helpers/node/k8s-testbed.js';
@@ -111,7 +112,7 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
   it('renders deploy/kubernetes with kustomize: the CRDs, the CSIDriver, the agent DaemonSet and the controller Deployment, images from the variables', () => {
     const docs = documents(k(['kustomize', K8S]));
     const kinds = docs.map(kindOf).sort();
-    expect(kinds).toEqual(['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'CSIDriver', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'DaemonSet', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount'].sort());
+    expect(kinds).toEqual(['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'CSIDriver', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'DaemonSet', 'Deployment', 'Namespace', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount', 'ServiceAccount'].sort());
     const images = docs.flatMap((d) => [...d.matchAll(/^\s+image: (\S+)$/gm)].map((m) => m[1])).sort();
     expect(images).toEqual(['registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.6.0', 'wisp-agent:0.1.0', 'wisp-controller-manager:0.1.0', 'wisp-csi-driver:0.1.0']);
   });
@@ -228,11 +229,12 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
     const toml = readFileSync(join(K8S, 'issuer', 'wrangler.cluster.toml'), 'utf8');
     const tomlVar = (name: string, commented = false) => new RegExp(`^${commented ? '# ' : ''}${name} = ['"](.*)['"]$`, 'm').exec(toml)?.[1];
     const agent = JSON.parse(get<Obj & { data: Record<string, string> }>('ConfigMap', 'wisp-agent').data['agent.json']!) as { serverUrl: string; trustDomain: string; k8sPsat: { cluster: string } };
-    const controller = get<Obj & { data: Record<string, string> }>('ConfigMap', 'wisp-controller-manager').data['controller-manager-config.yaml']!;
-    const yamlKey = (key: string) => new RegExp(`^${key}: (\\S+)$`, 'm').exec(controller)?.[1];
-    expect([tomlVar('TRUST_DOMAIN'), yamlKey('trustDomain')]).toEqual([agent.trustDomain, agent.trustDomain]);
-    expect(yamlKey('clusterName')).toBe(agent.k8sPsat.cluster);
-    expect([tomlVar('JWT_ISSUER'), yamlKey('serverURL')]).toEqual([agent.serverUrl, agent.serverUrl]);
+    const file = join(tmp, 'controller-for-issuer.yaml');
+    writeFileSync(file, get<Obj & { data: Record<string, string> }>('ConfigMap', 'wisp-controller-manager').data['controller-manager-config.yaml']!);
+    const controller = readControllerConfig(file, NS).config;
+    expect([tomlVar('TRUST_DOMAIN'), String(controller.trustDomain)]).toEqual([agent.trustDomain, agent.trustDomain]);
+    expect(controller.clusterName).toBe(agent.k8sPsat.cluster);
+    expect([tomlVar('JWT_ISSUER'), controller.serverUrl]).toEqual([agent.serverUrl, agent.serverUrl]);
     // the agent's service account as the manifests name it (deploy/kubernetes renders it in namespace wisp)
     const saDoc = documents(k(['kustomize', K8S])).find((d) => kindOf(d) === 'ServiceAccount' && /^ {2}name: wisp-agent$/m.test(d))!;
     const account = `${/^ {2}namespace: (\S+)$/m.exec(saDoc)![1]}:wisp-agent`;
@@ -249,6 +251,30 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
     expect(get<Obj & { type: string }>('Secret', 'wisp-issuer-psat').type).toBe('kubernetes.io/service-account-token');
   });
 
+  it('gives the controller manager a ConfigMap its config loader accepts, agreeing with its Deployment (config path, token Secret, Lease namespace)', () => {
+    type Container = { command: string[]; volumeMounts: { name: string; mountPath: string }[] };
+    type Deployment = Obj & { spec: { template: { spec: { containers: Container[]; volumes: { name: string; configMap?: { name: string }; secret?: { secretName: string; items: { key: string; path: string }[] } }[] } } } };
+    const deployment = get<Deployment>('Deployment', 'wisp-controller-manager');
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0]!;
+    const configPath = container.command[container.command.indexOf('--config') + 1]!;
+    const mountOf = (volume: string) => container.volumeMounts.find((m) => m.name === volume)!.mountPath;
+    const configVolume = pod.volumes.find((v) => v.configMap)!;
+    expect([configVolume.configMap!.name, dirname(configPath)]).toEqual(['wisp-controller-manager', mountOf(configVolume.name)]);
+    const text = get<Obj & { data: Record<string, string> }>('ConfigMap', 'wisp-controller-manager').data[basename(configPath)]!;
+    const file = join(tmp, 'controller-manager-config.yaml');
+    writeFileSync(file, text);
+    // the Lease namespace is left to default to the pod's (the Deployment's), so an overlay's namespace moves it too
+    const { config, warnings } = readControllerConfig(file, deployment.metadata.namespace);
+    expect(warnings).toEqual([]);
+    const secret = pod.volumes.find((v) => v.secret)!;
+    expect(config.credential).toEqual({ kind: 'token-file', path: join(mountOf(secret.name), secret.secret!.items[0]!.path) });
+    expect([secret.secret!.secretName, secret.secret!.items[0]!.key]).toEqual(['wisp-controller-manager-admin', 'admin-token']);
+    expect([config.leaderElection.enabled, config.leaderElection.leaseNamespace]).toEqual([true, NS]);
+    // the controller's own namespace as shipped is ignored (its pods get no entries from ClusterSPIFFEIDs)
+    expect(config.ignoreNamespaces.some((re) => re.test('wisp'))).toBe(true);
+  });
+
   it('gives the agent and the controller manager only the API permissions they use', () => {
     type Role = Obj & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
     expect(get<Role>('ClusterRole', 'wisp-agent').rules).toEqual([{ apiGroups: [''], resources: ['nodes/proxy'], verbs: ['get'] }]);
@@ -259,6 +285,11 @@ describe.skipIf(!tb.ready)(`deploy/kubernetes on the testbed API server${tb.read
     ]);
     const lease = get<Role>('Role', 'wisp-controller-manager-leader-election');
     expect([lease.metadata.namespace, lease.rules]).toEqual([NS, [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]]);
+    // Warning Events of cluster-scoped resources go to default, as client-go files them
+    // (in the render as shipped: the test's own rendering moves every namespaced object into its namespace)
+    const eventsDoc = documents(k(['kustomize', K8S])).find((d) => kindOf(d) === 'Role' && /^ {2}name: wisp-controller-manager-events$/m.test(d))!;
+    expect(/^ {2}namespace: (\S+)$/m.exec(eventsDoc)?.[1]).toBe('default');
+    expect(get<Role>('Role', 'wisp-controller-manager-events').rules).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create'] }]);
   });
 });
 

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminClient } from '../../src/cli/admin-client.js';
+import { createAdminClient } from '../../src/node/admin-client.js';
 import { codeForStatus, issuerError, parseJsonBody } from '../../src/node/issuer-response.js';
 
 describe('issuer answers', () => {

@@ -1,13 +1,13 @@
 /**
- * The CLI's only way to the issuer: one HTTP exchange (src/node/http-request.ts, as the agent's) with a
- * timeout and a bearer credential, turning every failure (issuer error JSON, unreachable server, timeout,
+ * The admin API client of the CLI and the controller manager: one HTTP exchange (src/node/http-request.ts,
+ * as the agent's) with a timeout and a bearer credential, turning every failure (issuer error JSON, unreachable server, timeout,
  * non-JSON answer) into a one-line `WispError` carrying the issuer's code and message
  * (src/node/issuer-response.ts). Redirects are not followed: the bearer credential goes to the
  * configured issuer only.
  * @module
  */
-import { httpRequest, HttpRequestError, type HttpResponse } from '../node/http-request.js';
-import { issuerError, parseJsonBody } from '../node/issuer-response.js';
+import { httpRequest, HttpRequestError, type HttpResponse } from './http-request.js';
+import { issuerError, parseJsonBody } from './issuer-response.js';
 import { WispError } from '../shared/errors.js';
 
 /** Largest admin API answer read, bytes (a page of entries is far smaller). */
