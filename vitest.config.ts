@@ -6,7 +6,7 @@
  * - e2e: black-box runs of the real issuer (wrangler dev) and real agent processes
  * - k8s: Wisp's Kubernetes parts against a real API server and kubelet (../shared/k8s-testbed)
  */
-import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
 const TEST_SECRETS = {

@@ -7,9 +7,9 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Miniflare } from 'miniflare';
+import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { createAgentProof, randomJti } from '../src/shared/agent-proof.js';
 import { CONFIG_DEFAULTS } from '../src/worker/config.js';
 import { REPO_ROOT } from '../scripts/local-stack.js';
@@ -19,6 +19,8 @@ export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 const D1_ID = '00000000-0000-0000-0000-000000000000';
 const WRANGLER = join(REPO_ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
 const ESBUILD = join(REPO_ROOT, 'node_modules', '.bin', 'esbuild');
+/** wrangler.toml's, so the bench runs the date that is deployed */
+const COMPATIBILITY_DATE = /^compatibility_date = "([\d-]+)"$/m.exec(readFileSync(join(REPO_ROOT, 'wrangler.toml'), 'utf8'))![1]!;
 
 /**
  * fetch, retried once when a kept-alive loopback connection was closed by workerd while idle (undici then
@@ -66,15 +68,13 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
     ADMIN_TOKEN,
     KEY_ENCRYPTION_SECRET: 'bench-kek-0123456789abcdef0123456789abcdef',
   };
-  const mf = new Miniflare({
+  // Miniflare 5 takes { workers: [{ config }] }; its own converter keeps the v4 shape readable here
+  const mf = new Miniflare(convertV4MiniflareOptions({
     host: '127.0.0.1',
     port: 0,
     ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
     // the Worker's JSON logs would drown the table
-    handleRuntimeStdio(stdout, stderr) {
-      stdout.resume();
-      stderr.resume();
-    },
+    handleStructuredLogs() {}, // (Miniflare 5 has no handleRuntimeStdio: workerd's output arrives as structured logs)
     d1Persist: join(state, 'v3', 'd1'),
     durableObjectsPersist: join(state, 'v3', 'do'),
     workers: [
@@ -83,7 +83,7 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
         modules: true,
         modulesRoot: dir,
         scriptPath: join(dir, 'worker', 'index.js'),
-        compatibilityDate: '2026-04-20',
+        compatibilityDate: COMPATIBILITY_DATE,
         bindings,
         d1Databases: { DB: D1_ID },
         durableObjects: { CA: { className: 'TrustDomainCa', useSQLite: true } },
@@ -93,12 +93,12 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
         modules: true,
         modulesRoot: dir,
         scriptPath: join(dir, 'limits.js'),
-        compatibilityDate: '2026-04-20',
+        compatibilityDate: COMPATIBILITY_DATE,
         bindings: { TRUST_DOMAIN: TD },
         durableObjects: { CA: { className: 'TrustDomainCa', scriptName: 'wisp', useSQLite: true } },
       },
     ],
-  });
+  }));
   const url = (await mf.ready).toString().replace(/\/$/, '');
   const limitsWorker = (await mf.getWorker('limits')) as unknown as { fetch(url: string): Promise<{ status: number; text(): Promise<string> }> };
   const issuer: Issuer = {

@@ -99,7 +99,7 @@ export async function buildAgent({ analyze = false } = {}) {
     bundle: true,
     format: 'cjs',
     platform: 'node',
-    target: 'node20',
+    target: 'node22.12',
     sourcemap: 'linked',
     legalComments: 'none',
     // V8 keeps a module's whole source text for as long as the process runs (lazy compilation, toString):

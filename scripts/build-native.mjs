@@ -38,7 +38,10 @@ function findNodeGyp() {
 const nodeGyp = findNodeGyp();
 const nodedir = resolve(process.execPath, '..', '..');
 const args = [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, '--release', `--directory=${addonDir}`];
-const result = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: addonDir });
+// npm passes an npmrc `nodedir` to lifecycle scripts as npm_config_nodedir, which node-gyp prefers to --nodedir:
+// set it too, so the headers are the running (possibly pinned, scripts/pinned-node.mjs) Node's, not the system's.
+const env = { ...process.env, npm_config_nodedir: nodedir };
+const result = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: addonDir, env });
 if (result.status !== 0) {
   console.error(`build-native: node-gyp failed (status ${result.status ?? result.signal}); needs python3, make and g++`);
   process.exit(1);

@@ -9,9 +9,10 @@
 // ${XDG_CACHE_HOME:-~/.cache}/wisp/node-<version>/ (built in a temp dir and renamed into place, so concurrent runs
 // either win the rename or use the winner's copy).
 //
-// CLI: node scripts/pinned-node.mjs [--node <major|version>] [--print] -- <command> [args...]
+// CLI: node scripts/pinned-node.mjs [--node <major|version>] [--any-supported] [--print] -- <command> [args...]
 //   runs the command with that Node's bin directory first on PATH; exit code (or signal) passed through.
-//   --print prints the node path instead of running a command.
+//   --any-supported: the running Node whatever its line when it meets the engines floor (the README's commands,
+//   through ./with-node); the requested one only when it does not. --print prints the node path instead.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -135,22 +136,24 @@ export function ensureNode(version = PINNED_NODE_VERSION, opts = {}) {
 }
 
 function usage() {
-  return 'usage: node scripts/pinned-node.mjs [--node <major|version>] [--print] -- <command> [args...]';
+  return 'usage: node scripts/pinned-node.mjs [--node <major|version>] [--any-supported] [--print] -- <command> [args...]';
 }
 
 async function main(argv) {
   let version = PINNED_NODE_VERSION;
   let print = false;
+  let anySupported = false;
   let i = 0;
   for (; i < argv.length && argv[i] !== '--'; i++) {
     if (argv[i] === '--node' && argv[i + 1]) version = argv[++i];
     else if (argv[i] === '--print') print = true;
+    else if (argv[i] === '--any-supported') anySupported = true;
     else throw new Error(`pinned-node: unexpected ${JSON.stringify(argv[i])}\n${usage()}`);
   }
   const command = argv.slice(i + 1);
   if (!print && command.length === 0) throw new Error(usage());
 
-  const node = ensureNode(version);
+  const node = anySupported && atLeast(parse(process.versions.node), enginesFloor()) ? process.execPath : ensureNode(version);
   if (print) {
     console.log(node);
     return 0;

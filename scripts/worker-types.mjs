@@ -1,8 +1,9 @@
 // Generates src/worker/worker-configuration.d.ts (the Env type) from wrangler.toml and .dev.vars.example,
 // never from a developer's own .dev.vars, so a clean clone reproduces the committed file. `--check` (run by
-// `npm run typecheck`) fails when the committed file differs. wrangler 4.86's own `types --check` ignores
-// --env-file and reads .dev.vars, hence this script: it generates a sibling file (same directory, so the
-// relative imports match) and compares everything but the command line in the header.
+// `npm run typecheck`) fails when the committed file differs in any byte. wrangler 4.157's own `types --check`
+// honours --env-file but compares only the header (config hash, workerd version), not a hand-edited body, hence
+// this script: it generates a sibling file (same directory, so the relative imports match) and compares it whole,
+// the path in the header's command line rewritten to the target's.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -24,7 +25,7 @@ let generated;
 try {
   if (run.status !== 0) throw new Error(`wrangler types failed:\n${run.stdout}\n${run.stderr}`);
   // the header names the command; written as if run on the target itself
-  generated = readFileSync(join(root, SCRATCH), 'utf8').replace(`wrangler types ${SCRATCH} `, `wrangler types ${TARGET} `);
+  generated = readFileSync(join(root, SCRATCH), 'utf8').replace(` ${SCRATCH}`, ` ${TARGET}`);
 } finally {
   rmSync(join(root, SCRATCH), { force: true });
 }

@@ -64,7 +64,9 @@ describe('data dir', () => {
     const { svid } = await again.identity.start();
     expect(svid.certChain).toEqual(agentSvidChain);
     expect(h.issuer.callsTo('/attest').length).toBe(1); // no re-attestation
-    await expect(again.client.sync({})).resolves.toMatchObject({ revision: await h.issuer.revision() });
+    // the expected revision names the agent of the last /sync call: read it once this sync has arrived
+    const synced = await again.client.sync({});
+    expect(synced).toMatchObject({ revision: await h.issuer.revision() });
     expect(readFileSync(identityFile, 'utf8')).toBe(before);
     expect(mode(identityFile)).toBe(0o600);
     for (const f of Object.values(LEGACY_DATA_FILES)) expect(existsSync(join(dir, f))).toBe(false);

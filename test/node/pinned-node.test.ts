@@ -4,7 +4,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,5 +74,19 @@ describe('pinned-node', () => {
     const noCommand = spawnSync(process.execPath, [SCRIPT], { encoding: 'utf8' });
     expect(noCommand.status).toBe(2);
     expect(noCommand.stderr).toMatch(/^usage: node scripts\/pinned-node\.mjs/);
+  }, 120_000);
+
+  it('--any-supported keeps a running Node that meets the engines floor; ./with-node honours WISP_NODE_VERSION', () => {
+    // this suite runs on a supported Node (22.12+), whatever its line
+    const any = spawnSync(process.execPath, [SCRIPT, '--any-supported', '--', 'node', '-p', 'process.version'], { encoding: 'utf8' });
+    expect(any.stdout.trim()).toBe(process.version);
+    const withNode = (env: Record<string, string>) =>
+      spawnSync(resolve('with-node'), ['node', '-p', 'process.version'], { encoding: 'utf8', env: { ...process.env, ...env } }).stdout.trim();
+    expect(withNode({ WISP_NODE_VERSION: PINNED_NODE_VERSION })).toBe(`v${PINNED_NODE_VERSION}`);
+    // with no override it is the README's commands: the Node first on PATH when it is supported (this one)
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
+    delete env.WISP_NODE_VERSION;
+    const plain = spawnSync(resolve('with-node'), ['node', '-p', 'process.version'], { encoding: 'utf8', env });
+    expect(plain.stdout.trim()).toBe(process.version);
   }, 120_000);
 });

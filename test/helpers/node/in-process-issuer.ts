@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Miniflare } from 'miniflare';
+import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { adminCall } from '../../../scripts/local-stack.js';
 import { createApp } from '../../../src/worker/app.js';
 import { createCaCore, type CaCore } from '../../../src/worker/ca/ca-core.js';
@@ -64,7 +64,8 @@ export function createD1Pool(): D1Pool {
     async lease() {
       let mf = free.pop();
       if (!mf) {
-        mf = new Miniflare({ modules: true, script: 'export default {}', d1Databases: { DB: 'in-process-issuer' } });
+        // Miniflare 5 takes { workers: [{ config }] }; its own converter keeps the v4 shape readable here
+        mf = new Miniflare(convertV4MiniflareOptions({ modules: true, script: 'export default {}', d1Databases: { DB: 'in-process-issuer' } }));
         all.push(mf);
       }
       const leased = mf;
