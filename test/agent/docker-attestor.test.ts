@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -210,7 +210,9 @@ describe.skipIf(!canRunDocker)('docker: a real Docker Engine (dockerd started by
     const files = ['/bin/sleep', ...(execFileSync('ldd', ['/bin/sleep'], { encoding: 'utf8' }).match(/\/\S+/g) ?? [])];
     for (const f of files) {
       mkdirSync(join(root, dirname(f)), { recursive: true });
-      cpSync(f, join(root, f), { dereference: true });
+      // the file a library symlink points to, copied under the link's name (Node 24's cpSync with dereference
+      // refuses /lib64/ld-linux-x86-64.so.2 as "a directory")
+      copyFileSync(realpathSync(f), join(root, f));
     }
     try {
       execFileSync('go', ['build', '-o', join(root, 'interop'), '.'], { cwd: fileURLToPath(new URL('../interop/go', import.meta.url)), stdio: 'pipe', env: { ...process.env, CGO_ENABLED: '0' } });
