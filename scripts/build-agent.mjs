@@ -155,7 +155,15 @@ export async function buildPackageBundles() {
 const isMain = process.argv[1] !== undefined && existsSync(process.argv[1]) && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain && !existsSync(join(root, 'src'))) {
   // postinstall of the installed npm package: its bundles are prebuilt and there is nothing to build them from
+} else if (isMain && process.argv.includes('--package')) {
+  // prepack: the agent bundle is rebuilt only when stale, so a pack never rewrites the files a running agent
+  // or test is loading; the addon is the one postinstall built (N-API: any supported Node loads it)
+  if (!existsSync(join(root, 'build', 'peercred.node'))) {
+    console.error('build-agent --package: build/peercred.node is missing; run npm run build:native first');
+    process.exit(1);
+  }
+  if (!agentBundle()) await buildAgent();
+  await buildPackageBundles();
 } else if (isMain) {
   await buildAgent({ analyze: process.argv.includes('--analyze') });
-  if (process.argv.includes('--package')) await buildPackageBundles();
 }
