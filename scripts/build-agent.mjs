@@ -32,6 +32,8 @@ const READ_CHUNK_BYTES = 64 * 1024;
 
 /** The bundle's entry (dist/agent/main.js) when it exists and is at least as new as every source file it was built from, else undefined. */
 export function agentBundle() {
+  // the npm package (npm pack) ships the bundles without src/: nothing they could be older than
+  if (!existsSync(join(root, 'src'))) return existsSync(outfile) && existsSync(bundleFile) ? outfile : undefined;
   try {
     const built = Math.min(statSync(outfile).mtimeMs, statSync(bundleFile).mtimeMs);
     const inputs = JSON.parse(readFileSync(inputsFile, 'utf8'));
@@ -83,19 +85,12 @@ function isEntryPoint() {
 if (isEntryPoint()) main(process.argv).then((code) => process.exit(code));
 `;
 
-export async function buildAgent({ analyze = false } = {}) {
-  let esbuild;
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    console.warn('build-agent: esbuild is not installed; wisp-agent will run src/agent/main.ts through tsx');
-    return undefined;
-  }
-  mkdirSync(dirname(outfile), { recursive: true });
-  const result = await esbuild.build({
+/** esbuild options of every bundle: one CommonJS file, dependencies inlined (see the comments below). */
+function bundleOptions(entry, out) {
+  return {
     absWorkingDir: root,
-    entryPoints: [join(root, 'src', 'agent', 'main.ts')],
-    outfile: bundleFile,
+    entryPoints: [entry],
+    outfile: out,
     bundle: true,
     format: 'cjs',
     platform: 'node',
@@ -118,7 +113,19 @@ export async function buildAgent({ analyze = false } = {}) {
     external: ['*.node'],
     logLevel: 'warning',
     metafile: true,
-  });
+  };
+}
+
+export async function buildAgent({ analyze = false } = {}) {
+  let esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    console.warn('build-agent: esbuild is not installed; wisp-agent will run src/agent/main.ts through tsx');
+    return undefined;
+  }
+  mkdirSync(dirname(outfile), { recursive: true });
+  const result = await esbuild.build(bundleOptions(join(root, 'src', 'agent', 'main.ts'), bundleFile));
   // one character above U+00FF makes V8 hold the whole source as UTF-16, twice the memory; esbuild escapes
   // strings (charset ascii) and whitespace minification drops comments, so this only guards against regressions
   const nonAscii = readFileSync(bundleFile).findIndex((byte) => byte > 0x7f);
@@ -131,5 +138,32 @@ export async function buildAgent({ analyze = false } = {}) {
   return outfile;
 }
 
+/**
+ * The CLI and CSI driver bundles, dist/cli/cli.cjs and dist/csi/csi.cjs, for the npm package only (`prepack`:
+ * it ships no src/ and no tsx); in a checkout bin/wisp.js and bin/wisp-csi-driver.js run the sources.
+ */
+export async function buildPackageBundles() {
+  const esbuild = await import('esbuild');
+  for (const [name, entry] of [['cli', 'src/cli/main.ts'], ['csi', 'src/csi/main.ts']]) {
+    const out = join(root, 'dist', name, `${name}.cjs`);
+    mkdirSync(dirname(out), { recursive: true });
+    await esbuild.build({ ...bundleOptions(join(root, entry), out), sourcemap: false });
+    console.log(`build-agent: ${relative(root, out)}`);
+  }
+}
+
 const isMain = process.argv[1] !== undefined && existsSync(process.argv[1]) && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isMain) await buildAgent({ analyze: process.argv.includes('--analyze') });
+if (isMain && !existsSync(join(root, 'src'))) {
+  // postinstall of the installed npm package: its bundles are prebuilt and there is nothing to build them from
+} else if (isMain && process.argv.includes('--package')) {
+  // prepack: the agent bundle is rebuilt only when stale, so a pack never rewrites the files a running agent
+  // or test is loading; the addon is the one postinstall built (N-API: any supported Node loads it)
+  if (!existsSync(join(root, 'build', 'peercred.node'))) {
+    console.error('build-agent --package: build/peercred.node is missing; run npm run build:native first');
+    process.exit(1);
+  }
+  if (!agentBundle()) await buildAgent();
+  await buildPackageBundles();
+} else if (isMain) {
+  await buildAgent({ analyze: process.argv.includes('--analyze') });
+}

@@ -14,6 +14,11 @@ const addonDir = join(root, 'native', 'peercred');
 const outFlag = process.argv.indexOf('--out');
 const output = outFlag > 0 && process.argv[outFlag + 1] ? resolve(process.argv[outFlag + 1]) : join(root, 'build', 'peercred.node');
 
+if (!existsSync(join(addonDir, 'binding.gyp'))) {
+  // postinstall of the npm package: it ships build/peercred.node prebuilt (N-API, any Node >= 20) and no native/
+  if (!existsSync(output)) console.warn(`build-native: neither native/peercred nor ${output}: the Workload API server cannot read SO_PEERCRED`);
+  process.exit(0);
+}
 if (process.platform !== 'linux') {
   console.warn(`build-native: skipped on ${process.platform}; the Workload API server needs Linux SO_PEERCRED`);
   process.exit(0);

@@ -1,0 +1,109 @@
+// End to end: the npm package on its own. `npm pack` (its prepack builds the bundles), `npm install -g` of the
+// tarball into an empty prefix, then the installed `wisp` and `wisp-agent`, run with an empty environment and a
+// PATH of only that prefix's bin and node, against the real issuer (wrangler dev): the CLI makes the join
+// token and the entry, the agent attests with it and a real Workload API client gets the X509-SVID. The
+// installed package has no src/ and no tsx, so what runs is the prebuilt bundles.
+import 'reflect-metadata';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
+import { REPO_ROOT, startIssuer, stopProcess, waitFor, type RunningIssuer } from '../../scripts/local-stack.js';
+import { certsOf, uriSans } from '../helpers/node/der.js';
+
+const TD = 'example.org';
+const ID = `spiffe://${TD}/workload/from-package`;
+const uid = process.getuid?.() ?? 0;
+
+let root: string;
+let prefix: string;
+let installed: string;
+let issuer: RunningIssuer | undefined;
+let agent: ChildProcess | undefined;
+let client: WorkloadApiClient | undefined;
+let output = '';
+
+/** The environment of the installed commands: nothing but PATH (the prefix's bin, then node) and HOME. */
+function packageEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: `${join(prefix, 'bin')}:${dirname(process.execPath)}`, HOME: root, ...extra };
+}
+
+function run(command: string, args: string[], extra: Record<string, string> = {}): string {
+  const r = spawnSync(join(prefix, 'bin', command), args, { env: packageEnv(extra), cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'wisp-pack-'));
+  prefix = join(root, 'prefix');
+  mkdirSync(join(prefix, 'lib'), { recursive: true }); // npm install -g expects <prefix>/lib to exist
+  // as a user's shell: without the npm_* variables of the npm that runs this test (the repo's .npmrc settings)
+  const userEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+  const npm = (args: string[], cwd: string) => {
+    // npm from PATH (a Node from the registry has none beside it); it runs on the first node there, this one
+    const r = spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...userEnv, npm_config_loglevel: 'error' } });
+    if (r.status !== 0) throw new Error(`npm ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  };
+  npm(['pack', '--pack-destination', root], REPO_ROOT);
+  const tarball = readdirSync(root).find((f) => /^wisp-.*\.tgz$/.test(f));
+  if (!tarball) throw new Error(`npm pack wrote no wisp-*.tgz into ${root}`);
+  npm(['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', join(root, tarball)], root);
+  installed = join(prefix, 'lib', 'node_modules', 'wisp');
+
+  issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD });
+  const cli = { WISP_SERVER_URL: issuer.url, WISP_ADMIN_TOKEN: issuer.adminToken };
+  const { token } = JSON.parse(run('wisp', ['token', 'generate', '--ttl', '300', '--output', 'json'], cli)) as { token: string };
+  run('wisp', ['entry', 'create', '-spiffeID', ID, '-parentID', `spiffe://${TD}/spire/agent/join_token/${token}`, '-selector', `unix:uid:${uid}`], cli);
+  const socketPath = join(root, 'run', 'api.sock');
+  const config = join(root, 'agent.json');
+  writeFileSync(config, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'data'), socketPath, joinToken: token, syncIntervalSeconds: 1 }), { mode: 0o600 });
+  agent = spawn(join(prefix, 'bin', 'wisp-agent'), ['run', '--config', config], { cwd: root, env: packageEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  await waitFor('the agent socket', async () => {
+    if (agent!.exitCode !== null) throw new Error(`wisp-agent exited ${agent!.exitCode}:\n${output}`);
+    return existsSync(socketPath) ? true : undefined;
+  }, 60_000, 50);
+  client = createWorkloadApiClient(`unix://${socketPath}`);
+}, 300_000);
+
+afterAll(async () => {
+  client?.close();
+  if (agent) await stopProcess(agent);
+  await issuer?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+describe('the npm package, installed with npm install -g from its tarball', () => {
+  it('ships the bundles, the prebuilt addon and no sources or dev tools', () => {
+    for (const f of ['bin/wisp.js', 'bin/wisp-agent.js', 'dist/agent/agent.cjs', 'dist/cli/cli.cjs', 'build/peercred.node']) expect(existsSync(join(installed, f)), f).toBe(true);
+    expect(existsSync(join(installed, 'src'))).toBe(false);
+    expect(existsSync(join(installed, 'node_modules', 'tsx'))).toBe(false);
+    expect(existsSync(join(installed, 'node_modules', 'wrangler'))).toBe(false);
+  });
+
+  it('wisp-agent attests with the join token the installed wisp made, and serves the entry it made', async () => {
+    const msg = await waitFor('an X509-SVID', async () => {
+      const ac = new AbortController();
+      for await (const m of client!.fetchX509SVID({ signal: ac.signal })) {
+        ac.abort();
+        return m.svids.length > 0 ? m : undefined;
+      }
+      return undefined;
+    }, 60_000, 500);
+    expect(msg.svids.map((s) => s.spiffeId)).toEqual([ID]);
+    const [leaf] = certsOf(msg.svids[0]!.x509Svid);
+    expect(uriSans(leaf!)).toEqual([ID]);
+    expect(certsOf(msg.svids[0]!.bundle).some((ca) => leaf!.checkIssued(ca) && leaf!.verify(ca.publicKey))).toBe(true);
+  });
+
+  it('wisp lists what it made, in the SPIRE shape', () => {
+    const shown = run('wisp', ['entry', 'show', '-spiffeID', ID], { WISP_SERVER_URL: issuer!.url, WISP_ADMIN_TOKEN: issuer!.adminToken });
+    expect(shown).toMatch(/^Found 1 entry$/m);
+    expect(shown).toContain(`SPIFFE ID        : ${ID}`);
+  });
+});
