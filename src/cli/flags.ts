@@ -11,25 +11,8 @@ import { CliUsageError } from './context.js';
 
 export const SELECTOR_MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
 
-/**
- * Go's flag package takes `-name` and `--name` alike, so `spire-server entry create -spiffeID …` is how
- * SPIRE users type. Rewrites `-word` (two or more letters) to `--word` before commander sees it; single
- * letters (`-h`), `-` (stdin) and everything after `--` are left alone.
- * @example normalizeSpireArgs(['entry', 'show', '-spiffeID', 'spiffe://example.org/web']) // [..., '--spiffeID', ...]
- */
-export function normalizeSpireArgs(args: readonly string[]): string[] {
-  const out: string[] = [];
-  let rest = false;
-  for (const arg of args) {
-    if (rest || arg === '--') {
-      rest = true;
-      out.push(arg);
-    } else {
-      out.push(/^-[A-Za-z][A-Za-z0-9]+(=.*)?$/s.test(arg) ? `-${arg}` : arg);
-    }
-  }
-  return out;
-}
+/** SPIRE's single-dash spelling (`-spiffeID`): the one rewrite in src/node/go-flags.ts. */
+export { normalizeGoFlags as normalizeSpireArgs } from '../node/go-flags.js';
 
 /** Commander reducer for repeatable flags. */
 export function collect(value: string, previous: string[] | undefined): string[] {
