@@ -14,6 +14,13 @@ export const SELECTOR_MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset'
 /** SPIRE's single-dash spelling (`-spiffeID`): the one rewrite in src/node/go-flags.ts. */
 export { normalizeGoFlags as normalizeSpireArgs } from '../node/go-flags.js';
 
+/** A -matchSelectorsOn style flag (SPIRE's match modes); default superset. */
+export function parseMatchFlag(flag: string, value: string | undefined): SelectorMatch {
+  const match = value ?? 'superset';
+  if (!(SELECTOR_MATCH_MODES as readonly string[]).includes(match)) throw new CliUsageError(`${flag} "${match}": must be one of ${SELECTOR_MATCH_MODES.join(', ')}`);
+  return match as SelectorMatch;
+}
+
 /** Commander reducer for repeatable flags. */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -16,6 +16,7 @@ import { registerHealthcheckCommand } from './healthcheck.js';
 import { registerJwtCommands } from './jwt.js';
 import { registerLocalAuthorityCommands } from './localauthority.js';
 import { registerTokenCommands } from './token.js';
+import { registerValidateCommand, type IssuerConfigCheck } from './validate.js';
 import { registerX509Commands } from './x509.js';
 import { WispError } from '../shared/errors.js';
 
@@ -23,6 +24,8 @@ export interface CliDeps {
   io: CliIo;
   /** fetches an admin JWT-SVID for --useWorkloadAPI */
   workloadApiToken: WorkloadApiTokenSource;
+  /** the issuer's config parser for `wisp validate`, given by the launcher (src/cli imports no src/worker) */
+  issuerConfigCheck?: IssuerConfigCheck;
 }
 
 export function buildProgram(deps: CliDeps): Command {
@@ -46,7 +49,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|federation|jwt|x509|localauthority|audit|healthcheck';
+    const names = 'entry|token|agent|bundle|federation|jwt|x509|localauthority|audit|healthcheck|validate';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -61,6 +64,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerAuditCommands(program, leaf);
   registerLocalAuthorityCommands(program, leaf);
   registerHealthcheckCommand(program, leaf);
+  registerValidateCommand(program, leaf, deps.issuerConfigCheck);
   return program;
 }
 
@@ -103,8 +107,8 @@ const workloadApiToken: WorkloadApiTokenSource = async (config, env) => {
   }
 };
 
-/** Runs `wisp` in this process: real stdio and environment. Used by bin/wisp.js. */
-export async function main(args: readonly string[] = process.argv.slice(2)): Promise<number> {
+/** Runs `wisp` in this process: real stdio and environment. Used by bin/wisp.js, which also hands in the issuer's config parser. */
+export async function main(args: readonly string[] = process.argv.slice(2), issuerConfigCheck?: IssuerConfigCheck): Promise<number> {
   // a closed pipe (`wisp entry show | head`) ends the output quietly, as other CLIs do
   const onPipeError = (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
@@ -123,5 +127,5 @@ export async function main(args: readonly string[] = process.argv.slice(2)): Pro
       return Buffer.concat(chunks).toString('utf8');
     },
   };
-  return runCli(args, { io, workloadApiToken });
+  return runCli(args, { io, workloadApiToken, ...(issuerConfigCheck ? { issuerConfigCheck } : {}) });
 }
