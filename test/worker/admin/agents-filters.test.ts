@@ -77,7 +77,8 @@ describe('POST /agents/purge', () => {
     const dryBody = (await dry.json()) as { agents: { spiffeId: string }[]; dryRun: boolean };
     expect(dryBody.dryRun).toBe(true);
     expect(dryBody.agents.map((a) => a.spiffeId)).toContain(old);
-    expect(await agents.get(old)).toBeDefined();
+    // a dry run deletes nothing it lists, and is not audited as a deletion
+    for (const a of dryBody.agents) expect(await agents.get(a.spiffeId as SpiffeId)).toBeDefined();
 
     const res = await admin.call('POST', '/agents/purge', { expiredFor: 30 * DAY });
     const purged = ((await res.json()) as { agents: { spiffeId: string }[] }).agents.map((a) => a.spiffeId);
@@ -92,8 +93,11 @@ describe('POST /agents/purge', () => {
     expect(second).not.toContain(live);
     expect(second).not.toContain(claimed);
 
-    const audit = (await (await admin.call('GET', '/audit?action=agent.purge')).json()) as { events: { objectIds: string[] }[] };
+    const audit = (await (await admin.call('GET', '/audit?action=agent.purge')).json()) as { events: { objectIds: string[]; detail: Record<string, unknown> }[] };
     expect(audit.events.some((e) => e.objectIds.includes(old))).toBe(true);
+    const dryEvents = audit.events.filter((e) => e.detail['dryRun'] === true);
+    expect(dryEvents.length).toBeGreaterThan(0);
+    for (const e of dryEvents) expect(e).toMatchObject({ objectIds: [], detail: { purged: 0 } });
   });
 
   it.each([
