@@ -147,7 +147,9 @@ export async function buildPackageBundles() {
   for (const [name, entry] of [['cli', 'src/cli/main.ts'], ['csi', 'src/csi/main.ts']]) {
     const out = join(root, 'dist', name, `${name}.cjs`);
     mkdirSync(dirname(out), { recursive: true });
-    await esbuild.build({ ...bundleOptions(join(root, entry), out), sourcemap: false });
+    // wrangler (wisp validate reads wrangler.toml with it) is not in the package: left out, validate says so
+    const options = bundleOptions(join(root, entry), out);
+    await esbuild.build({ ...options, external: [...options.external, 'wrangler'], sourcemap: false });
     console.log(`build-agent: ${relative(root, out)}`);
   }
 }

@@ -55,6 +55,8 @@ const RULES: Rule[] = [
   // loopback hosts ("https, or http only on loopback")
   { name: 'the loopback rule', pattern: /function isLoopbackHost\b/, in: ['src/shared/net/loopback.ts'] },
   { name: 'loopback host literals', pattern: /['"](localhost|\[::1\]|127\.0\.0\.1)['"]/, in: ['src/shared/net/loopback.ts'] },
+  // Go-style single-dash long flags (SPIRE's -spiffeID, the CSI driver's -plugin-name)
+  { name: 'the single-dash flag rewrite', pattern: /\^-\[A-Za-z\]\[A-Za-z0-9/, in: ['src/node/go-flags.ts'] },
   { name: 'byte concatenation', pattern: /function \w*concat\w*\(|\.set\(\w+, (at|offset)\);\s*(at|offset) \+= \w+\.(length|byteLength)/, in: ['src/shared/encoding/bytes.ts'] },
 ];
 

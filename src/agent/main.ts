@@ -1,5 +1,5 @@
 /**
- * The `wisp-agent` command line (commander): `run` starts the daemon; `healthcheck` and `api …` talk to a
+ * The `wisp-agent` command line (commander): `run` starts the daemon, `validate` checks its config; `healthcheck` and `api …` talk to a
  * running agent over its Workload API socket like any workload. Errors are one line on stderr, exit 1.
  * This is the edge: the only module that reads `process.env`, `process.argv` and installs signal handlers.
  * @module
@@ -10,9 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runAgent } from './agent.js';
 import { fetchJwt, fetchJwtBundles, fetchX509, healthcheck, validateJwt, watchX509, type ApiCommandOptions, type OutputFormat } from './cli/api.js';
-import { AGENT_CONFIG_DEFAULTS, parseAgentConfig, readAgentConfigFile, type AgentConfigInput } from './config.js';
+import { configOf, validateAgentFlags, withRunOptions, type RunFlags } from './cli/validate.js';
+import { AGENT_CONFIG_DEFAULTS } from './config.js';
 import { createLogger } from './log.js';
 import { agentVersion } from './telemetry/metrics.js';
+import { normalizeGoFlags } from '../node/go-flags.js';
 import { isGrpcError } from '../node/workload-api/client.js';
 
 const API_TIMEOUT_MS = 10_000;
@@ -59,25 +61,9 @@ export function buildProgram(): Command {
   const program = new Command('wisp-agent').description('Wisp agent: serves the SPIFFE Workload API on this node').showHelpAfterError().exitOverride();
   program.version(agentVersion(), '--version', 'print the version');
 
-  program
-    .command('run')
-    .description('run the agent daemon')
-    .option('--config <file>', 'JSON config file (see docs/agent-config.md)')
-    .option('--serverURL <url>', 'issuer URL (https; http only for loopback)')
-    .option('--trustDomain <name>', 'trust domain')
-    .option('--dataDir <dir>', 'directory for the agent identity, bundle and workload SVID cache (holds private keys)')
-    .option('--socketPath <path>', 'Workload API socket path')
-    .option('--joinToken <token>', 'single-use join token for the first attestation')
-    .option('--logLevel <level>', 'trace|debug|info|warn|error')
-    .action(async (opts: { config?: string; serverURL?: string; trustDomain?: string; dataDir?: string; socketPath?: string; joinToken?: string; logLevel?: string }) => {
-      const flags: AgentConfigInput = {};
-      if (opts.serverURL !== undefined) flags.serverUrl = opts.serverURL;
-      if (opts.trustDomain !== undefined) flags.trustDomain = opts.trustDomain;
-      if (opts.dataDir !== undefined) flags.dataDir = opts.dataDir;
-      if (opts.socketPath !== undefined) flags.socketPath = opts.socketPath;
-      if (opts.joinToken !== undefined) flags.joinToken = opts.joinToken;
-      if (opts.logLevel !== undefined) flags.logLevel = opts.logLevel;
-      const config = parseAgentConfig(opts.config ? readAgentConfigFile(opts.config) : undefined, process.env, flags);
+  withRunOptions(program.command('run').description('run the agent daemon'))
+    .action(async (opts: RunFlags) => {
+      const config = configOf(opts, process.env);
       capYoungGeneration();
       const log = createLogger(config.logLevel);
       const controller = new AbortController();
@@ -95,6 +81,13 @@ export function buildProgram(): Command {
         await new Promise<void>((resolve) => log.flush(() => resolve()));
         throw new CliError((e as Error).message);
       }
+    });
+
+  withRunOptions(program.command('validate').description('check the configuration run would start with (as spire-agent validate); exit 1 and one line if invalid'))
+    .action((opts: RunFlags) => {
+      const result = validateAgentFlags(opts, process.env);
+      (result.valid ? process.stdout : process.stderr).write(`${result.line}\n`);
+      if (!result.valid) process.exitCode = 1;
     });
 
   program
@@ -141,7 +134,8 @@ function oneLine(e: unknown): string {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    // SPIRE's single-dash spellings (-config, -socketPath) as well as --config
+    await program.parseAsync(normalizeGoFlags(argv.slice(2)), { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     const code = (e as { code?: string }).code;

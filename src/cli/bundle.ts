@@ -1,7 +1,8 @@
 /**
  * `wisp bundle show`: the trust domain's bundle, as PEM root certificates or SPIFFE bundle JSON (SPIRE's
  * `spire-server bundle show -format pem|spiffe`); `wisp bundle list|set|delete`: foreign (federated) bundles,
- * as SPIRE's `bundle list|set|delete`, from a file or stdin in either format.
+ * as SPIRE's `bundle list|set|delete`, from a file or stdin in either format; `wisp bundle count`, SPIRE's
+ * count of bundles: the trust domain's own and the federated ones.
  * @module
  */
 import type { Command } from 'commander';
@@ -35,6 +36,14 @@ export function registerBundleCommands(program: Command, leaf: LeafBuilder): voi
     const res = await ctx.client().request<SpiffeBundle>('GET', '/admin/v1/bundle');
     if (ctx.output === 'json' || opts['format'] === 'spiffe') return ctx.printJson(res);
     ctx.io.stdout(bundleToPem(res));
+  });
+
+  const count = leaf(bundle, 'count', "Counts bundles: the trust domain's own plus the federated ones, as SPIRE", ['wisp bundle count']);
+  count.action(async (ctx) => {
+    const res = await ctx.client().request<{ bundles: StoredForeignBundle[] }>('GET', '/admin/v1/bundles');
+    const n = res.bundles.length + 1;
+    if (ctx.output === 'json') return ctx.printJson({ count: n, federated: res.bundles.length });
+    ctx.print(`${n} bundle${n === 1 ? '' : 's'}`);
   });
 
   const formatOption = () => new Option('--format <format>', 'pem (X.509 authorities) or spiffe (SPIFFE bundle JSON)').choices(['pem', 'spiffe']).default('pem');

@@ -7,12 +7,13 @@ import type { Command } from 'commander';
 import { WispError, type WispErrorData } from '../shared/errors.js';
 import type { Entry, NewEntry } from '../shared/registry/entry.js';
 import { formatSelector } from '../shared/registry/selectors.js';
-import { serverId, trustDomainOf } from '../shared/spiffe/id.js';
+import { serverId, trustDomainOf, type TrustDomain } from '../shared/spiffe/id.js';
 import { sendInBatches, summarizeFailures, type ItemResult } from './batch.js';
 import { CliUsageError, type CommandContext } from './context.js';
 import {
   collect,
   parseIntegerFlag,
+  parseMatchFlag,
   parseSelectorFlags,
   parseSpiffeIdFlag,
   parseTtlFlag,
@@ -42,6 +43,7 @@ interface EntryFlags {
   node?: boolean;
   data?: string;
   matchSelectorsOn?: string;
+  matchFederatesWithOn?: string;
   file?: string;
 }
 
@@ -68,6 +70,15 @@ function addEntryFieldOptions(command: Command): Command {
     .option('--data <file>', "SPIRE's entry -data JSON file ({\"entries\": [...]}); '-' reads stdin; other flags are then ignored");
 }
 
+/** A -federatesWith value: a trust domain name or its SPIFFE ID (`spiffe://td`), as SPIRE. */
+function federatedTrustDomainFlag(td: string): TrustDomain {
+  try {
+    return parseFederatedTrustDomain(td);
+  } catch (e) {
+    throw new WispError((e as WispError).code, `--federatesWith "${td}": ${(e as Error).message}`);
+  }
+}
+
 /** One entry from flags (validated locally: SPIFFE IDs, selectors, TTLs). */
 function entryFromFlags(o: EntryFlags): NewEntry {
   const spiffeId = parseSpiffeIdFlag('--spiffeID', requireFlag('--spiffeID', o.spiffeID));
@@ -82,13 +93,7 @@ function entryFromFlags(o: EntryFlags): NewEntry {
     x509SvidTtl: parseTtlFlag('--x509SVIDTTL', o.x509SVIDTTL) ?? 0,
     jwtSvidTtl: parseTtlFlag('--jwtSVIDTTL', o.jwtSVIDTTL) ?? 0,
     dnsNames: o.dns ?? [],
-    federatesWith: (o.federatesWith ?? []).map((td) => {
-      try {
-        return parseFederatedTrustDomain(td);
-      } catch (e) {
-        throw new WispError((e as WispError).code, `--federatesWith "${td}": ${(e as Error).message}`);
-      }
-    }),
+    federatesWith: (o.federatesWith ?? []).map((td) => federatedTrustDomainFlag(td)),
     admin: o.admin ?? false,
     downstream: o.downstream ?? false,
     hint: o.hint ?? '',
@@ -199,15 +204,19 @@ async function createOrUpdateOne(ctx: CommandContext, verb: 'create' | 'update',
 /** Filters of show/count as admin API query parameters (validated locally). */
 function filterQuery(o: EntryFlags): Record<string, string | string[] | undefined> {
   const selectors = parseSelectorFlags(o.selector).map(formatSelector);
-  const match = o.matchSelectorsOn ?? 'superset';
-  if (!(SELECTOR_MATCH_MODES as readonly string[]).includes(match)) {
-    throw new CliUsageError(`--matchSelectorsOn "${match}": must be one of ${SELECTOR_MATCH_MODES.join(', ')}`);
-  }
+  const match = parseMatchFlag('--matchSelectorsOn', o.matchSelectorsOn);
+  const federatesWith = (o.federatesWith ?? []).map((td) => federatedTrustDomainFlag(td));
+  const federatesWithMatch = parseMatchFlag('--matchFederatesWithOn', o.matchFederatesWithOn);
   return {
     spiffeId: o.spiffeID === undefined ? undefined : parseSpiffeIdFlag('--spiffeID', o.spiffeID),
     parentId: o.parentID === undefined ? undefined : parseSpiffeIdFlag('--parentID', o.parentID),
     selector: selectors.length ? selectors : undefined,
     match: selectors.length ? match : undefined,
+    federatesWith: federatesWith.length ? federatesWith : undefined,
+    federatesWithMatch: federatesWith.length ? federatesWithMatch : undefined,
+    hint: o.hint,
+    // SPIRE's -downstream is a switch: set, only downstream entries
+    downstream: o.downstream ? 'true' : undefined,
   };
 }
 
@@ -228,7 +237,11 @@ function addFilterOptions(command: Command): Command {
     .option('--spiffeID <id>', 'only entries with this SPIFFE ID')
     .option('--parentID <id>', 'only entries with this parent ID')
     .option('--selector <type:value>', 'selectors to match; repeatable', collect)
-    .option('--matchSelectorsOn <mode>', `how --selector matches: ${SELECTOR_MATCH_MODES.join(', ')} (default superset)`);
+    .option('--matchSelectorsOn <mode>', `how --selector matches: ${SELECTOR_MATCH_MODES.join(', ')} (default superset)`)
+    .option('--federatesWith <td>', 'only entries federating with this trust domain (name or spiffe://name); repeatable', collect)
+    .option('--matchFederatesWithOn <mode>', `how --federatesWith matches: ${SELECTOR_MATCH_MODES.join(', ')} (default superset)`)
+    .option('--hint <hint>', 'only entries with this hint')
+    .option('--downstream', 'only entries describing a downstream issuer');
 }
 
 export function registerEntryCommands(program: Command, leaf: LeafBuilder): void {

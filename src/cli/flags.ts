@@ -11,24 +11,14 @@ import { CliUsageError } from './context.js';
 
 export const SELECTOR_MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
 
-/**
- * Go's flag package takes `-name` and `--name` alike, so `spire-server entry create -spiffeID …` is how
- * SPIRE users type. Rewrites `-word` (two or more letters) to `--word` before commander sees it; single
- * letters (`-h`), `-` (stdin) and everything after `--` are left alone.
- * @example normalizeSpireArgs(['entry', 'show', '-spiffeID', 'spiffe://example.org/web']) // [..., '--spiffeID', ...]
- */
-export function normalizeSpireArgs(args: readonly string[]): string[] {
-  const out: string[] = [];
-  let rest = false;
-  for (const arg of args) {
-    if (rest || arg === '--') {
-      rest = true;
-      out.push(arg);
-    } else {
-      out.push(/^-[A-Za-z][A-Za-z0-9]+(=.*)?$/s.test(arg) ? `-${arg}` : arg);
-    }
-  }
-  return out;
+/** SPIRE's single-dash spelling (`-spiffeID`): the one rewrite in src/node/go-flags.ts. */
+export { normalizeGoFlags as normalizeSpireArgs } from '../node/go-flags.js';
+
+/** A -matchSelectorsOn style flag (SPIRE's match modes); default superset. */
+export function parseMatchFlag(flag: string, value: string | undefined): SelectorMatch {
+  const match = value ?? 'superset';
+  if (!(SELECTOR_MATCH_MODES as readonly string[]).includes(match)) throw new CliUsageError(`${flag} "${match}": must be one of ${SELECTOR_MATCH_MODES.join(', ')}`);
+  return match as SelectorMatch;
 }
 
 /** Commander reducer for repeatable flags. */

@@ -16,12 +16,15 @@ import { registerHealthcheckCommand } from './healthcheck.js';
 import { registerJwtCommands } from './jwt.js';
 import { registerLocalAuthorityCommands } from './localauthority.js';
 import { registerTokenCommands } from './token.js';
+import { registerValidateCommand, type IssuerConfigCheck } from './validate.js';
 import { registerX509Commands } from './x509.js';
 
 export interface CliDeps {
   io: CliIo;
   /** fetches an admin JWT-SVID for --useWorkloadAPI */
   workloadApiToken: WorkloadApiTokenSource;
+  /** the issuer's config parser for `wisp validate`, given by the launcher (src/cli imports no src/worker) */
+  issuerConfigCheck?: IssuerConfigCheck;
 }
 
 export function buildProgram(deps: CliDeps): Command {
@@ -45,7 +48,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|federation|jwt|x509|localauthority|audit|healthcheck';
+    const names = 'entry|token|agent|bundle|federation|jwt|x509|localauthority|audit|healthcheck|validate';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -60,6 +63,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerAuditCommands(program, leaf);
   registerLocalAuthorityCommands(program, leaf);
   registerHealthcheckCommand(program, leaf);
+  registerValidateCommand(program, leaf, deps.issuerConfigCheck);
   return program;
 }
 
@@ -92,8 +96,8 @@ const workloadApiToken: WorkloadApiTokenSource = async (config, env) => {
   return fetchAdminJwtSvid(resolveEndpointAddress(config.socketPath, env), config.adminAudience ?? config.serverUrl, config.timeoutSeconds * 1000);
 };
 
-/** Runs `wisp` in this process: real stdio and environment. Used by bin/wisp.js. */
-export async function main(args: readonly string[] = process.argv.slice(2)): Promise<number> {
+/** Runs `wisp` in this process: real stdio and environment. Used by bin/wisp.js, which also hands in the issuer's config parser. */
+export async function main(args: readonly string[] = process.argv.slice(2), issuerConfigCheck?: IssuerConfigCheck): Promise<number> {
   // a closed pipe (`wisp entry show | head`) ends the output quietly, as other CLIs do
   const onPipeError = (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
@@ -112,5 +116,5 @@ export async function main(args: readonly string[] = process.argv.slice(2)): Pro
       return Buffer.concat(chunks).toString('utf8');
     },
   };
-  return runCli(args, { io, workloadApiToken });
+  return runCli(args, { io, workloadApiToken, ...(issuerConfigCheck ? { issuerConfigCheck } : {}) });
 }

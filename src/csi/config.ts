@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { isAbsolute } from 'node:path';
+import { normalizeGoFlags } from '../node/go-flags.js';
 import { dnsNameProblem } from '../shared/spiffe/dns-name.js';
 
 export const DEFAULT_PLUGIN_NAME = 'csi.spiffe.io';
@@ -36,18 +37,7 @@ export class CsiConfigError extends Error {
   }
 }
 
-/** `-workload-api-socket-dir` → `--workload-api-socket-dir` (also `-name=value`); `--`, values and `-h` stay. */
-export function normalizeGoFlags(args: readonly string[]): string[] {
-  const out: string[] = [];
-  let rest = false;
-  for (const arg of args) {
-    if (rest || arg === '--') {
-      rest = true;
-      out.push(arg);
-    } else out.push(/^-[a-z][a-z0-9-]+(=|$)/i.test(arg) ? `-${arg}` : arg);
-  }
-  return out;
-}
+export { normalizeGoFlags };
 
 /** The CSI spec's rule for GetPluginInfo's name: domain name notation, at most 63 characters. */
 const PLUGIN_NAME_MAX_LENGTH = 63;

@@ -3,7 +3,7 @@
  * implement them in memory with the same limits (uniqueness, single use). Times are seconds since the epoch.
  * @module
  */
-import type { SpiffeId } from '../spiffe/id.js';
+import type { SpiffeId, TrustDomain } from '../spiffe/id.js';
 import type { BatchResult, Entry, NewEntry } from './entry.js';
 import type { Selector, SelectorMatch } from './selectors.js';
 
@@ -11,6 +11,10 @@ export interface EntryFilter {
   spiffeId?: SpiffeId;
   parentId?: SpiffeId;
   selectors?: { selectors: Selector[]; match: SelectorMatch };
+  /** SPIRE's ByFederatesWith: the match modes of selectors, over the entry's federated trust domains */
+  federatesWith?: { trustDomains: TrustDomain[]; match: SelectorMatch };
+  hint?: string;
+  downstream?: boolean;
 }
 
 export interface EntryPage {
@@ -62,6 +66,15 @@ export type AttestationClaim =
 /** What the attestation records once its SVID is signed. */
 export type AttestationRecord = Omit<AttestedAgent, 'banned' | 'createdAt' | 'updatedAt' | 'previousSerialNumber'>;
 
+/** SPIRE's ListAgents filter (by selector with a match mode, attestation type, banned, expires before). */
+export interface AgentFilter {
+  selectors?: { selectors: Selector[]; match: SelectorMatch };
+  attestationType?: string;
+  banned?: boolean;
+  /** the agent SVID expires before this (seconds) */
+  expiresBefore?: number;
+}
+
 export interface AgentStore {
   get(spiffeId: SpiffeId): Promise<AttestedAgent | undefined>;
   /**
@@ -81,8 +94,14 @@ export interface AgentStore {
   renew(spiffeId: SpiffeId, serialNumber: string, expiresAt: number, now: number): Promise<void>;
   /** The new serial was used: forget the previous one. */
   forgetPreviousSerial(spiffeId: SpiffeId): Promise<void>;
-  list(page: { pageSize: number; pageToken?: string }): Promise<{ agents: AttestedAgent[]; nextPageToken?: string }>;
-  count(): Promise<number>;
+  list(page: { pageSize: number; pageToken?: string }, filter?: AgentFilter): Promise<{ agents: AttestedAgent[]; nextPageToken?: string }>;
+  count(filter?: AgentFilter): Promise<number>;
+  /**
+   * SPIRE's `agent purge`: agents whose SVID expired before `expiredBefore` (seconds), deleted in one step
+   * (or only listed when `dryRun`). Banned agents are kept (a ban outlives purging, as it outlives eviction),
+   * and so are attestations in flight.
+   */
+  purgeExpired(expiredBefore: number, now: number, dryRun: boolean): Promise<AttestedAgent[]>;
   ban(spiffeId: SpiffeId, now: number): Promise<boolean>;
   /** Deletes the attestation (the agent must re-attest). A banned agent stays banned. */
   evict(spiffeId: SpiffeId): Promise<boolean>;

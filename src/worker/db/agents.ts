@@ -7,10 +7,10 @@
  * agent-auth still accepts, until the signed SVID replaces both (completeAttestation, conditional on the token).
  * @module
  */
-import { and, asc, count as countRows, eq, gt } from 'drizzle-orm';
+import { and, asc, count as countRows, eq, gt, lt, sql, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/d1';
-import type { AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
-import type { Selector } from '../../shared/registry/selectors.js';
+import type { AgentFilter, AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
+import { formatSelector, type Selector } from '../../shared/registry/selectors.js';
 import { isSpiffeId, type SpiffeId } from '../../shared/spiffe/id.js';
 import { decodePageToken, encodePageToken } from './entries.js';
 import { agents } from './schema.js';
@@ -59,6 +59,31 @@ export function rowToAgent(row: AgentRow): AttestedAgent {
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
+}
+
+/**
+ * The WHERE conditions of a filter; undefined when it can match nothing. Node selectors are a JSON list
+ * column, matched as entries' selectors are (SPIRE's modes): m = query selectors the agent has, n = its own;
+ * any m ≥ 1, superset m = |q|, subset m = n ≥ 1, exact m = n = |q|. A scan of the rows: agents are few.
+ */
+function filterConditions(filter: AgentFilter = {}): SQL[] | undefined {
+  const conditions: SQL[] = [];
+  if (filter.attestationType !== undefined) conditions.push(eq(agents.attestationType, filter.attestationType));
+  if (filter.banned !== undefined) conditions.push(eq(agents.banned, filter.banned));
+  if (filter.expiresBefore !== undefined) conditions.push(lt(agents.expiresAt, filter.expiresBefore));
+  if (filter.selectors) {
+    const query = [...new Set(filter.selectors.selectors.map(formatSelector))];
+    const { match } = filter.selectors;
+    if (query.length === 0) return match === 'superset' ? conditions : undefined;
+    const key = sql`json_extract(s.value, '$.type') || ':' || json_extract(s.value, '$.value')`;
+    const m = sql`(SELECT COUNT(DISTINCT ${key}) FROM json_each(${agents.nodeSelectors}) s WHERE ${key} IN (SELECT value FROM json_each(${JSON.stringify(query)})))`;
+    const n = sql`(SELECT COUNT(DISTINCT ${key}) FROM json_each(${agents.nodeSelectors}) s)`;
+    if (match === 'any') conditions.push(sql`${m} >= 1`);
+    else if (match === 'superset') conditions.push(sql`${m} = ${query.length}`);
+    else if (match === 'subset') conditions.push(sql`${m} = ${n} AND ${n} >= 1`);
+    else conditions.push(sql`${m} = ${query.length} AND ${n} = ${query.length}`);
+  }
+  return conditions;
 }
 
 /**
@@ -126,12 +151,15 @@ export function createAgentStore(d1: D1Database): AgentStore {
       await db.update(agents).set({ previousSerial: null }).where(eq(agents.spiffeId, spiffeId)).run();
     },
 
-    async list(page) {
+    async list(page, filter) {
       const after = page.pageToken === undefined ? undefined : decodePageToken(page.pageToken, isSpiffeId);
+      const conditions = filterConditions(filter);
+      if (!conditions) return { agents: [] };
+      if (after !== undefined) conditions.push(gt(agents.spiffeId, after));
       const rows = await db
         .select()
         .from(agents)
-        .where(after === undefined ? undefined : gt(agents.spiffeId, after))
+        .where(and(...conditions))
         .orderBy(asc(agents.spiffeId))
         .limit(page.pageSize + 1)
         .all();
@@ -140,9 +168,24 @@ export function createAgentStore(d1: D1Database): AgentStore {
       return { agents: list, nextPageToken: encodePageToken(list[list.length - 1]!.spiffeId) };
     },
 
-    async count() {
-      const row = await db.select({ n: countRows() }).from(agents).get();
+    async count(filter) {
+      const conditions = filterConditions(filter);
+      if (!conditions) return 0;
+      const row = await db.select({ n: countRows() }).from(agents).where(and(...conditions)).get();
       return row?.n ?? 0;
+    },
+
+    async purgeExpired(expiredBefore, now, dryRun) {
+      const where = and(
+        lt(agents.expiresAt, expiredBefore),
+        eq(agents.banned, false),
+        // a claim in flight (a first attestation has expires_at 0) is not an expired agent
+        sql`NOT (${agents.serial} LIKE ${`${CLAIM_PREFIX}%`} AND ${agents.updatedAt} > ${now - ATTESTATION_CLAIM_TIMEOUT_SECONDS})`,
+      );
+      const rows = dryRun
+        ? await db.select().from(agents).where(where).orderBy(asc(agents.spiffeId)).all()
+        : await db.delete(agents).where(where).returning().all();
+      return rows.map(rowToAgent).sort((a, b) => (a.spiffeId < b.spiffeId ? -1 : a.spiffeId > b.spiffeId ? 1 : 0));
     },
 
     async ban(spiffeId, now) {

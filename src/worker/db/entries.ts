@@ -13,7 +13,7 @@ import type { BatchResult, Entry, NewEntry } from '../../shared/registry/entry.j
 import { walkAuthorizedEntries } from '../../shared/registry/authorized-entries.js';
 import { ENTRY_ID_PATTERN } from '../../shared/registry/entry-validation.js';
 import type { EntryFilter, EntryPage, EntryStore } from '../../shared/registry/ports.js';
-import { formatSelector, parseSelector, selectorSetKey, sortSelectors, type Selector } from '../../shared/registry/selectors.js';
+import { formatSelector, parseSelector, selectorSetKey, sortSelectors, type Selector, type SelectorMatch } from '../../shared/registry/selectors.js';
 import { serverId, trustDomainOf, type SpiffeId, type TrustDomain } from '../../shared/spiffe/id.js';
 
 /** The Worker's EntryStore: the port plus the admin check the admin API needs. */
@@ -175,7 +175,39 @@ function filterSql(filter: EntryFilter): { where: string[]; params: unknown[] } 
       params.push(selectorsParam(query));
     }
   }
+  if (filter.federatesWith) {
+    const f = federatesWithSql(filter.federatesWith.trustDomains, filter.federatesWith.match);
+    if (!f) return undefined;
+    where.push(...f.where);
+    params.push(...f.params);
+  }
+  if (filter.hint !== undefined) {
+    where.push('e.hint = ?');
+    params.push(filter.hint);
+  }
+  if (filter.downstream !== undefined) {
+    where.push('e.downstream = ?');
+    params.push(filter.downstream ? 1 : 0);
+  }
   return { where, params };
+}
+
+/**
+ * SPIRE's federatesWith match modes over the JSON list column (no index: a scan of the filtered rows).
+ * m = query trust domains the entry has, n = the entry's own: any m ≥ 1, superset m = |q|, subset m = n ≥ 1
+ * (as selectors, an entry federating with nothing is no subset), exact m = n = |q|.
+ */
+function federatesWithSql(trustDomains: readonly TrustDomain[], match: SelectorMatch): { where: string[]; params: unknown[] } | undefined {
+  const query = [...new Set(trustDomains)];
+  // as selectors: superset of nothing is everything, the other modes match nothing
+  if (query.length === 0) return match === 'superset' ? { where: [], params: [] } : undefined;
+  const m = '(SELECT COUNT(DISTINCT f.value) FROM json_each(e.federates_with) f WHERE f.value IN (SELECT value FROM json_each(?)))';
+  const n = '(SELECT COUNT(DISTINCT value) FROM json_each(e.federates_with))';
+  const q = JSON.stringify(query);
+  if (match === 'any') return { where: [`${m} >= 1`], params: [q] };
+  if (match === 'superset') return { where: [`${m} = ?`], params: [q, query.length] };
+  if (match === 'subset') return { where: [`${m} = ${n}`, `${n} >= 1`], params: [q] };
+  return { where: [`${m} = ?`, `${n} = ?`], params: [q, query.length, query.length] };
 }
 
 /**

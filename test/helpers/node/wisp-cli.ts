@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../../scripts/local-stack.js';
 import { runCli } from '../../../src/cli/main.js';
+import { parseWorkerConfig, type WorkerConfigEnv } from '../../../src/worker/config.js';
 
 export const WISP_BIN = join(REPO_ROOT, 'bin', 'wisp.js');
 
@@ -74,6 +75,8 @@ export async function runWispInProcess(args: string[], issuer: { url: string; ad
     env: { WISP_SERVER_URL: issuer.url, WISP_ADMIN_TOKEN: issuer.adminToken },
     readStdin: async () => '',
   };
-  const code = await runCli(args, { io, workloadApiToken: async () => Promise.reject(new Error('unused')) });
+  // the issuer's parser for `wisp validate`, as bin/wisp.js hands it in
+  const issuerConfigCheck = async (env: Record<string, unknown>) => void parseWorkerConfig(env as WorkerConfigEnv);
+  const code = await runCli(args, { io, workloadApiToken: async () => Promise.reject(new Error('unused')), issuerConfigCheck });
   return { code, stdout, stderr };
 }

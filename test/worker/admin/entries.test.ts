@@ -163,7 +163,43 @@ describe('GET /entries', () => {
     expect(await count.json()).toEqual({ count: 2 });
   });
 
+  it('filters by federatesWith (SPIRE match modes, default superset), hint and downstream', async () => {
+    const u = unique();
+    const parentId = sid(`/spire/agent/${u}`);
+    const sel = [{ type: 'unix', value: 'uid:1' }];
+    await admin.call('POST', '/entries/batch-create', {
+      entries: [
+        { spiffeId: sid(`/${u}/ab`), parentId, selectors: sel, federatesWith: ['a.test', 'b.test'], hint: 'web' },
+        { spiffeId: sid(`/${u}/a`), parentId, selectors: sel, federatesWith: ['a.test'], downstream: true },
+        { spiffeId: sid(`/${u}/c`), parentId, selectors: sel, federatesWith: ['c.test'], hint: 'web2' },
+        { spiffeId: sid(`/${u}/none`), parentId, selectors: sel },
+      ],
+    });
+    const q = async (query: string) => {
+      const res = await admin.call('GET', `/entries?parentId=${encodeURIComponent(parentId)}&${query}`);
+      expect(res.status).toBe(200);
+      const count = await admin.call('GET', `/entries/count?parentId=${encodeURIComponent(parentId)}&${query}`);
+      const names = ((await res.json()) as { entries: EntryJson[] }).entries.map((e) => e.spiffeId.split('/').pop()).sort();
+      expect(await count.json()).toEqual({ count: names.length });
+      return names;
+    };
+    expect(await q('federatesWith=a.test')).toEqual(['a', 'ab']);
+    expect(await q('federatesWith=a.test&federatesWith=b.test')).toEqual(['ab']);
+    expect(await q('federatesWith=a.test&federatesWithMatch=exact')).toEqual(['a']);
+    expect(await q('federatesWith=a.test&federatesWith=b.test&federatesWithMatch=exact')).toEqual(['ab']);
+    expect(await q('federatesWith=a.test&federatesWith=c.test&federatesWithMatch=subset')).toEqual(['a', 'c']);
+    expect(await q('federatesWith=b.test&federatesWith=c.test&federatesWithMatch=any')).toEqual(['ab', 'c']);
+    expect(await q('federatesWith=d.test&federatesWithMatch=any')).toEqual([]);
+    expect(await q('hint=web')).toEqual(['ab']);
+    expect(await q('downstream=true')).toEqual(['a']);
+    expect(await q('downstream=false')).toEqual(['ab', 'c', 'none']);
+    expect(await q('downstream=false&federatesWith=a.test')).toEqual(['ab']);
+  });
+
   it.each([
+    ['federatesWith=spiffe%3A%2F%2Fa.test', 'ERR_BAD_REQUEST'],
+    ['federatesWith=a.test&federatesWithMatch=all', 'ERR_BAD_REQUEST'],
+    ['downstream=yes', 'ERR_BAD_REQUEST'],
     ['match=some&selector=a:b', 'ERR_BAD_REQUEST'],
     ['pageSize=0', 'ERR_BAD_REQUEST'],
     ['pageSize=1001', 'ERR_BAD_REQUEST'],

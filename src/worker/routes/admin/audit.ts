@@ -9,8 +9,7 @@ import { Hono, type Context } from 'hono';
 import { WispError } from '../../../shared/errors.js';
 import type { AuditFilter, AuditStore } from '../../db/audit-log.js';
 import type { AuditAction } from '../../middleware/audit.js';
-import { parsePage } from './params.js';
-import { parseRfc3339Ms } from '../../../shared/audit-event.js';
+import { parsePage, parseTimeParam } from './params.js';
 
 /** `METHOD /pattern` (below /admin/v1, as mounted in routes/admin.ts) → action name. */
 export const ADMIN_ACTIONS: Readonly<Record<string, AuditAction>> = {
@@ -22,6 +21,7 @@ export const ADMIN_ACTIONS: Readonly<Record<string, AuditAction>> = {
   'DELETE /entries/:id': { action: 'entry.delete' },
   'POST /agents/:spiffeId/ban': { action: 'agent.ban' },
   'DELETE /agents/:spiffeId': { action: 'agent.evict' },
+  'POST /agents/purge': { action: 'agent.purge' },
   'POST /join-tokens': { action: 'join_token.create' },
   'POST /federation': { action: 'federation.create' },
   'PUT /federation/:trustDomain': { action: 'federation.update' },
@@ -41,16 +41,6 @@ export const ADMIN_ACTIONS: Readonly<Record<string, AuditAction>> = {
 /** Longest principal, action or object ID accepted as a filter. */
 const FILTER_MAX_CHARS = 2048;
 
-/** A time query parameter: RFC 3339, or whole seconds since the epoch. */
-function timeParam(c: Context, name: string): number | undefined {
-  const raw = c.req.query(name);
-  if (raw === undefined) return undefined;
-  if (/^\d{1,12}$/.test(raw)) return Number(raw);
-  const ms = parseRfc3339Ms(raw);
-  if (ms === undefined) throw new WispError('ERR_BAD_REQUEST', `${name} must be an RFC 3339 time (2026-01-02T15:04:05Z) or seconds since the epoch`);
-  return Math.floor(ms / 1000);
-}
-
 function textParam(c: Context, name: string): string | undefined {
   const raw = c.req.query(name);
   if (raw === undefined) return undefined;
@@ -60,8 +50,8 @@ function textParam(c: Context, name: string): string | undefined {
 
 export function parseAuditFilter(c: Context): AuditFilter {
   const filter: AuditFilter = {};
-  const since = timeParam(c, 'since');
-  const until = timeParam(c, 'until');
+  const since = parseTimeParam(c, 'since');
+  const until = parseTimeParam(c, 'until');
   if (since !== undefined) filter.since = since;
   if (until !== undefined) filter.until = until;
   for (const key of ['principal', 'action', 'objectId'] as const) {

@@ -9,15 +9,13 @@ import { WispError } from '../../../shared/errors.js';
 import type { BatchResult, Entry, NewEntry } from '../../../shared/registry/entry.js';
 import { parseEntryId, parseEntryInput } from '../../../shared/registry/entry-validation.js';
 import type { EntryFilter } from '../../../shared/registry/ports.js';
-import { parseSelectorString, type SelectorMatch } from '../../../shared/registry/selectors.js';
-import { parseSpiffeId } from '../../../shared/spiffe/id.js';
+import { parseSpiffeId, parseTrustDomain, type TrustDomain } from '../../../shared/spiffe/id.js';
 import type { D1EntryStore } from '../../db/entries.js';
 import type { AppDeps } from '../../deps.js';
 import { noteAudit } from '../../middleware/audit.js';
 import { readJsonBody } from '../../http-json.js';
-import { nowSeconds, parsePage, readBatch } from './params.js';
+import { nowSeconds, parseBooleanParam, parseMatchParam, parsePage, parseSelectorsParam, readBatch } from './params.js';
 
-const MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
 
 type ItemStatus = BatchResult<unknown>['status'];
 
@@ -38,11 +36,25 @@ function parseFilter(c: Context): EntryFilter {
   const parentId = c.req.query('parentId');
   if (spiffeId !== undefined) filter.spiffeId = parseSpiffeId(spiffeId);
   if (parentId !== undefined) filter.parentId = parseSpiffeId(parentId);
-  const selectors = (c.req.queries('selector') ?? []).map(parseSelectorString);
-  const match = c.req.query('match') ?? 'superset';
-  if (!MATCH_MODES.includes(match as SelectorMatch)) throw new WispError('ERR_BAD_REQUEST', `match must be one of ${MATCH_MODES.join(', ')}`);
-  if (selectors.length > 0) filter.selectors = { selectors, match: match as SelectorMatch };
+  const selectors = parseSelectorsParam(c);
+  if (selectors) filter.selectors = selectors;
+  const federatesWith = (c.req.queries('federatesWith') ?? []).map((td) => parseFederatesWithParam(td));
+  const federatesWithMatch = parseMatchParam(c, 'federatesWithMatch');
+  if (federatesWith.length > 0) filter.federatesWith = { trustDomains: federatesWith, match: federatesWithMatch };
+  const hint = c.req.query('hint');
+  if (hint !== undefined) filter.hint = hint;
+  const downstream = c.req.query('downstream');
+  if (downstream !== undefined) filter.downstream = parseBooleanParam('downstream', downstream);
   return filter;
+}
+
+/** A trust domain name, as entries hold them (the CLI turns SPIRE's `spiffe://td` into the name). */
+function parseFederatesWithParam(value: string): TrustDomain {
+  try {
+    return parseTrustDomain(value);
+  } catch {
+    throw new WispError('ERR_BAD_REQUEST', `federatesWith: "${value}" is not a trust domain name`);
+  }
 }
 
 /** An entry ID from the path; a malformed one cannot exist, so it is "not found". */

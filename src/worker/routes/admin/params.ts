@@ -1,9 +1,12 @@
 /**
- * Small parsers shared by the admin routes: pagination, batch bodies, time in seconds.
+ * Small parsers shared by the admin routes: pagination, list filters (selectors, match modes, booleans,
+ * times), batch bodies, time in seconds.
  * @module
  */
 import type { Context } from 'hono';
+import { parseRfc3339Ms } from '../../../shared/audit-event.js';
 import { WispError } from '../../../shared/errors.js';
+import { parseSelectorString, type Selector, type SelectorMatch } from '../../../shared/registry/selectors.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 
@@ -29,6 +32,39 @@ export function parsePage(c: Context): { pageSize: number; pageToken?: string } 
   }
   const pageToken = c.req.query('pageToken');
   return pageToken ? { pageSize, pageToken } : { pageSize };
+}
+
+/** A time query parameter: RFC 3339, or whole seconds since the epoch; in seconds. */
+export function parseTimeParam(c: Context, name: string): number | undefined {
+  const raw = c.req.query(name);
+  if (raw === undefined) return undefined;
+  if (/^\d{1,12}$/.test(raw)) return Number(raw);
+  const ms = parseRfc3339Ms(raw);
+  if (ms === undefined) throw new WispError('ERR_BAD_REQUEST', `${name} must be an RFC 3339 time (2026-01-02T15:04:05Z) or seconds since the epoch`);
+  return Math.floor(ms / 1000);
+}
+
+const MATCH_MODES: readonly SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
+
+/** A match-mode query parameter (SPIRE's exact|subset|superset|any); default superset. */
+export function parseMatchParam(c: Context, name: string): SelectorMatch {
+  const match = c.req.query(name) ?? 'superset';
+  if (!MATCH_MODES.includes(match as SelectorMatch)) throw new WispError('ERR_BAD_REQUEST', `${name} must be one of ${MATCH_MODES.join(', ')}`);
+  return match as SelectorMatch;
+}
+
+/** `selector=type:value` (repeatable) with `match=`: the selector filter of entry and agent lists. */
+export function parseSelectorsParam(c: Context): { selectors: Selector[]; match: SelectorMatch } | undefined {
+  const selectors = (c.req.queries('selector') ?? []).map(parseSelectorString);
+  const match = parseMatchParam(c, 'match');
+  return selectors.length > 0 ? { selectors, match } : undefined;
+}
+
+/** A `true|false` query parameter (list filters). */
+export function parseBooleanParam(name: string, value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new WispError('ERR_BAD_REQUEST', `${name} must be true or false`);
 }
 
 /** Reads `{ <field>: [...] }` with at most ADMIN_BATCH_MAX_ITEMS items (more: 413). */
