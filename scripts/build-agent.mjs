@@ -139,7 +139,7 @@ export async function buildAgent({ analyze = false } = {}) {
 }
 
 /**
- * The CLI and CSI driver bundles, dist/cli/cli.cjs and dist/csi/csi.cjs, for the npm package only (`prepack`:
+ * The CLI and CSI driver bundles, `dist/<name>/<name>.cjs` for cli and csi, for the npm package only (`prepack`:
  * it ships no src/ and no tsx); in a checkout bin/wisp.js and bin/wisp-csi-driver.js run the sources.
  */
 export async function buildPackageBundles() {
