@@ -75,8 +75,9 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
     ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
     // the Worker's JSON logs would drown the table
     handleStructuredLogs() {}, // (Miniflare 5 has no handleRuntimeStdio: workerd's output arrives as structured logs)
-    d1Persist: join(state, 'v3', 'd1'),
-    durableObjectsPersist: join(state, 'v3', 'do'),
+    // where `wrangler d1 migrations apply --persist-to state` wrote (Miniflare 5 drops v4's d1Persist and
+    // durableObjectsPersist: one root, <root>/d1 and <root>/do)
+    resourcePersistencePath: join(state, 'v3'),
     workers: [
       {
         name: 'wisp',
