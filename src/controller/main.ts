@@ -20,6 +20,7 @@ import { createLeaderElector } from './leader-election.js';
 import { reconcileEntries } from './reconciler.js';
 import { createControllerAdminClient, createRegistry } from './registry.js';
 import { createTrigger } from './trigger.js';
+import { stopOnSignals } from '../node/stop-signals.js';
 
 /** Changes within this long become one reconcile. */
 const COALESCE_MS = 250;
@@ -129,15 +130,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
   }
   const log = pino({ level: config.logLevel, base: { svc: 'wisp-controller-manager' }, timestamp: pino.stdTimeFunctions.isoTime }, process.stderr);
   for (const w of warnings) log.warn(w);
-  const stop = new AbortController();
-  const onSignal = (name: string) => () => {
-    log.info({ signal: name }, 'stopping');
-    stop.abort();
-  };
-  const onTerm = onSignal('SIGTERM');
-  const onInt = onSignal('SIGINT');
-  process.once('SIGTERM', onTerm);
-  process.once('SIGINT', onInt);
+  const stop = stopOnSignals(log);
   try {
     await runController(config, flags, log, stop.signal, env);
     return 0;
@@ -145,7 +138,6 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     log.error({ error: errorText(e) }, 'wisp-controller-manager failed');
     return 1;
   } finally {
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
+    stop.dispose();
   }
 }

@@ -14,6 +14,7 @@ import { createCsiLogger, type Logger } from './log.js';
 import { createSystemMounter } from './mounter.js';
 import { createNodeService } from './node-service.js';
 import { createCsiServer, createRegistrationServer, listenUnix, VENDOR_VERSION } from './server.js';
+import { stopOnSignals } from '../node/stop-signals.js';
 
 /** How long a stopping driver lets calls in flight finish. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -93,15 +94,7 @@ export async function main(argv: readonly string[], env: Record<string, string |
     return 2;
   }
   const log = createCsiLogger(config.logLevel);
-  const stop = new AbortController();
-  const onSignal = (name: string) => () => {
-    log.info({ signal: name }, 'stopping');
-    stop.abort();
-  };
-  const onTerm = onSignal('SIGTERM');
-  const onInt = onSignal('SIGINT');
-  process.once('SIGTERM', onTerm);
-  process.once('SIGINT', onInt);
+  const stop = stopOnSignals(log);
   try {
     await runCsiDriver(config, log, stop.signal);
     return 0;
@@ -109,7 +102,6 @@ export async function main(argv: readonly string[], env: Record<string, string |
     log.error({ error: err instanceof Error ? err.message : String(err) }, 'wisp-csi-driver failed');
     return 1;
   } finally {
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
+    stop.dispose();
   }
 }

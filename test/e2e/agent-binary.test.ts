@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, REPO_ROOT, startIssuer, stopProcess, waitFor, type RunningIssuer } from '../../scripts/local-stack.js';
-import { certsOf, uriSans } from '../helpers/node/der.js';
+import { expectServedX509Svid } from '../helpers/node/served-x509-svid.js';
 
 const TD = 'example.org';
 const ID = `spiffe://${TD}/workload/binary`;
@@ -71,18 +71,7 @@ describe('dist/bin/wisp-agent', () => {
   });
 
   it('serves an X509-SVID over the Workload API, through the embedded SO_PEERCRED addon', async () => {
-    const msg = await waitFor('an X509-SVID', async () => {
-      const ac = new AbortController();
-      for await (const m of client!.fetchX509SVID({ signal: ac.signal })) {
-        ac.abort();
-        return m.svids.length > 0 ? m : undefined;
-      }
-      return undefined;
-    }, 60_000, 500);
-    expect(msg.svids.map((s) => s.spiffeId)).toEqual([ID]);
-    const [leaf] = certsOf(msg.svids[0]!.x509Svid);
-    expect(uriSans(leaf!)).toEqual([ID]);
-    expect(certsOf(msg.svids[0]!.bundle).some((ca) => leaf!.checkIssued(ca) && leaf!.verify(ca.publicKey))).toBe(true);
+    await expectServedX509Svid(client!, ID);
     // the addon's private copy is gone once it is loaded
     expect(readdirSync(addonTmp)).toEqual([]);
   });

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { REPO_ROOT, startIssuer, stopProcess, waitFor, type RunningIssuer } from '../../scripts/local-stack.js';
-import { certsOf, uriSans } from '../helpers/node/der.js';
+import { expectServedX509Svid } from '../helpers/node/served-x509-svid.js';
 
 const TD = 'example.org';
 const ID = `spiffe://${TD}/workload/from-package`;
@@ -87,18 +87,7 @@ describe('the npm package, installed with npm install -g from its tarball', () =
   });
 
   it('wisp-agent attests with the join token the installed wisp made, and serves the entry it made', async () => {
-    const msg = await waitFor('an X509-SVID', async () => {
-      const ac = new AbortController();
-      for await (const m of client!.fetchX509SVID({ signal: ac.signal })) {
-        ac.abort();
-        return m.svids.length > 0 ? m : undefined;
-      }
-      return undefined;
-    }, 60_000, 500);
-    expect(msg.svids.map((s) => s.spiffeId)).toEqual([ID]);
-    const [leaf] = certsOf(msg.svids[0]!.x509Svid);
-    expect(uriSans(leaf!)).toEqual([ID]);
-    expect(certsOf(msg.svids[0]!.bundle).some((ca) => leaf!.checkIssued(ca) && leaf!.verify(ca.publicKey))).toBe(true);
+    await expectServedX509Svid(client!, ID);
   });
 
   it('wisp lists what it made, in the SPIRE shape', () => {
