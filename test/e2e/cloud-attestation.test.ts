@@ -11,8 +11,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkloadApiClient } from '../../src/node/workload-api/client.js';
-import { adminCall, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { adminCall, startIssuer, type RunningIssuer } from '../../scripts/local-stack.js';
+import { agentRecord as issuerAgentRecord, agentRunner, expectReattestationAfterEviction, workloadSvid } from '../helpers/node/node-attestation-e2e.js';
 import { azureMsiClaims, createJwtSigner, gcpIdentityClaims, instanceIdentityDocument, type JwtSigner } from '../helpers/shared/cloud-attestation.js';
 
 const TD = 'example.org';
@@ -48,7 +48,6 @@ let issuer: RunningIssuer;
 let keysServer: FakeServer;
 let google: JwtSigner;
 let microsoft: JwtSigner;
-const running: RunningAgent[] = [];
 
 /** OpenSSL stands in for AWS: a self-signed RSA-2048 "region" certificate and `cms -sign` of the document. */
 function opensslRegion(dir: string): { certPem: string; sign(document: string): string } {
@@ -68,32 +67,9 @@ function opensslRegion(dir: string): { certPem: string; sign(document: string): 
 
 let aws: ReturnType<typeof opensslRegion>;
 
-async function workloadSvid(agent: RunningAgent, spiffeId: string): Promise<void> {
-  const client = createWorkloadApiClient(`unix://${agent.socketPath}`);
-  try {
-    await waitFor(`an X509-SVID for ${spiffeId}`, async () => {
-      const ac = new AbortController();
-      for await (const msg of client.fetchX509SVID({ signal: ac.signal })) {
-        ac.abort();
-        return msg.svids.some((s) => s.spiffeId === spiffeId) ? true : undefined;
-      }
-      return undefined;
-    }, 60_000, 500);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- agent output ---\n${agent.output().slice(-3000)}`, { cause: e });
-  } finally {
-    client.close();
-  }
-}
-
-async function agentRecord(agentId: string): Promise<{ serialNumber: string; attestationType: string; nodeSelectors: Array<{ type: string; value: string }> } | undefined> {
-  try {
-    return (await adminCall<{ agent: { serialNumber: string; attestationType: string; nodeSelectors: Array<{ type: string; value: string }> } }>(issuer, 'GET', `/agents/${encodeURIComponent(agentId)}`)).agent;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_AGENT_NOT_FOUND') return undefined;
-    throw e;
-  }
-}
+const agents = agentRunner(() => issuer, TD, () => root);
+const runAgent = agents.run;
+const expectAgentRefused = agents.expectRefused;
 
 /** Node alias parented to the server with `selector`, and a workload entry (this uid) under it. */
 async function aliasWithWorkload(name: string, selector: { type: string; value: string }): Promise<string> {
@@ -104,43 +80,7 @@ async function aliasWithWorkload(name: string, selector: { type: string; value: 
   return workload;
 }
 
-async function runAgent(name: string, extraConfig: Record<string, unknown>): Promise<RunningAgent> {
-  const agent = await startAgent({
-    serverUrl: issuer.url,
-    trustDomain: TD,
-    dataDir: join(root, `${name}-data`),
-    socketPath: join(root, `${name}.sock`),
-    syncIntervalSeconds: 1,
-    extraConfig,
-  });
-  running.push(agent);
-  return agent;
-}
-
-/** Starts an agent that must fail to attest: it exits, and its output carries the issuer's reason. */
-async function expectAgentRefused(name: string, extraConfig: Record<string, unknown>, reason: RegExp): Promise<void> {
-  let output: string;
-  try {
-    const agent = await runAgent(name, extraConfig);
-    await waitFor('the agent to give up', async () => (agent.process.exitCode !== null ? true : undefined), 60_000, 200);
-    output = agent.output();
-    expect(agent.process.exitCode).not.toBe(0);
-  } catch (e) {
-    output = (e as Error).message;
-  }
-  expect(output).toMatch(reason);
-}
-
-/** Evicts the agent and waits until it has attested again on its own (a new serial on the issuer). */
-async function expectReattestationAfterEviction(agentId: string): Promise<void> {
-  const before = await agentRecord(agentId);
-  expect(before).toBeDefined();
-  await adminCall(issuer, 'DELETE', `/agents/${encodeURIComponent(agentId)}`);
-  await waitFor('the agent to attest again after eviction', async () => {
-    const now = await agentRecord(agentId);
-    return now && now.serialNumber !== before!.serialNumber ? true : undefined;
-  }, 60_000, 500);
-}
+const agentRecord = (agentId: string) => issuerAgentRecord(issuer, agentId);
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'wisp-cloud-e2e-'));
@@ -165,7 +105,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const agent of running) await agent.stop();
+  await agents.stopAll();
   await issuer?.stop();
   keysServer?.server.close();
   if (root) rmSync(root, { recursive: true, force: true });
@@ -207,7 +147,7 @@ describe('aws_iid end to end', () => {
     expect(imds.log[0]).toMatchObject({ method: 'PUT', path: '/latest/api/token' });
     expect(imds.log.filter((r) => r.path.startsWith('/latest/dynamic/')).every((r) => r.headers['x-aws-ec2-metadata-token'] === IMDS_TOKEN)).toBe(true);
 
-    await expectReattestationAfterEviction(agentId);
+    await expectReattestationAfterEviction(issuer, agentId);
     await workloadSvid(agent, workload);
   });
 
@@ -245,7 +185,7 @@ describe('gcp_iit end to end', () => {
     expect((await agentRecord(agentId))?.nodeSelectors.map((s) => `${s.type}:${s.value}`).sort()).toEqual(
       [`gcp_iit:instance-name:e2e-vm`, `gcp_iit:project-id:${PROJECT}`, 'gcp_iit:zone:us-central1-a'],
     );
-    await expectReattestationAfterEviction(agentId);
+    await expectReattestationAfterEviction(issuer, agentId);
   });
 
   it('refuses a token for another audience, with the reason', async () => {
@@ -275,7 +215,7 @@ describe('azure_msi end to end', () => {
     await workloadSvid(agent, workload);
     const agentId = `spiffe://${TD}/spire/agent/azure_msi/${TENANT}/${principalId}`;
     expect((await agentRecord(agentId))?.attestationType).toBe('azure_msi');
-    await expectReattestationAfterEviction(agentId);
+    await expectReattestationAfterEviction(issuer, agentId);
   });
 
   it('refuses a tenant outside the allow-list, with the reason', async () => {
