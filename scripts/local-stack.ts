@@ -193,6 +193,11 @@ export interface AgentOptions {
   logLevel?: string;
   syncIntervalSeconds?: number;
   verbose?: boolean;
+  /**
+   * A packaged agent instead of `node bin/wisp-agent.js`: the executable (the single-file binary, an installed
+   * package's bin), run in `cwd` with exactly the environment `env`
+   */
+  packaged?: { executable: string; env: NodeJS.ProcessEnv; cwd: string };
 }
 
 export interface RunningAgent {
@@ -217,9 +222,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   Object.assign(config, opts.extraConfig);
   if (opts.syncIntervalSeconds) config.syncIntervalSeconds = opts.syncIntervalSeconds;
   writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
-  const child = spawn(process.execPath, [...(await agentCommand()), 'run', '--config', configPath], {
-    cwd: REPO_ROOT,
-    env: { ...process.env },
+  const [file, prefix] = opts.packaged ? [opts.packaged.executable, []] : [process.execPath, await agentCommand()];
+  const child = spawn(file, [...prefix, 'run', '--config', configPath], {
+    cwd: opts.packaged?.cwd ?? REPO_ROOT,
+    env: opts.packaged?.env ?? { ...process.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -2,13 +2,13 @@
 // environment and a PATH without node, against the real issuer (wrangler dev); a real Workload API client
 // gets an X509-SVID through its socket, so the embedded SO_PEERCRED addon was loaded too.
 import 'reflect-metadata';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
-import { adminCall, REPO_ROOT, startIssuer, stopProcess, waitFor, type RunningIssuer } from '../../scripts/local-stack.js';
+import { adminCall, REPO_ROOT, startAgent, startIssuer, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { expectServedX509Svid } from '../helpers/node/served-x509-svid.js';
 
 const TD = 'example.org';
@@ -20,9 +20,8 @@ const uid = process.getuid?.() ?? 0;
 let root: string;
 let binary: string;
 let issuer: RunningIssuer | undefined;
-let agent: ChildProcess | undefined;
+let agent: RunningAgent | undefined;
 let client: WorkloadApiClient | undefined;
-let output = '';
 let emptyPath: string;
 let addonTmp: string;
 let socketPath: string;
@@ -41,23 +40,18 @@ beforeAll(async () => {
   const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', { ttlSeconds: 300 });
   const parentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
   await adminCall(issuer, 'POST', '/entries', { spiffeId: ID, parentId, selectors: [{ type: 'unix', value: `uid:${uid}` }] });
-  const config = join(root, 'agent.json');
-  writeFileSync(config, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'data'), socketPath, joinToken: token, syncIntervalSeconds: 1 }), { mode: 0o600 });
   const started = performance.now();
-  agent = spawn('/usr/bin/env', ['-i', `PATH=${emptyPath}`, `TMPDIR=${addonTmp}`, binary, 'run', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  await waitFor('the agent socket', async () => {
-    if (agent!.exitCode !== null) throw new Error(`wisp-agent exited ${agent!.exitCode}:\n${output}`);
-    return existsSync(socketPath) ? true : undefined;
-  }, 60_000, 50);
+  agent = await startAgent({
+    serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'data'), socketPath, joinToken: token, syncIntervalSeconds: 1,
+    packaged: { executable: binary, env: { PATH: emptyPath, TMPDIR: addonTmp }, cwd: root },
+  });
   socketReadyMs = performance.now() - started;
   client = createWorkloadApiClient(`unix://${socketPath}`);
 }, 240_000);
 
 afterAll(async () => {
   client?.close();
-  if (agent) await stopProcess(agent);
+  await agent?.stop();
   await issuer?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
 });
@@ -66,8 +60,8 @@ describe('dist/bin/wisp-agent', () => {
   it('runs with no node on its PATH, as the executable itself (not through a node binary)', () => {
     const probe = spawnSync('/bin/sh', ['-c', 'command -v node'], { env: { PATH: emptyPath }, encoding: 'utf8' });
     expect(probe.status, probe.stdout).not.toBe(0);
-    expect(realpathSync(readlinkSync(`/proc/${agent!.pid}/exe`))).toBe(realpathSync(binary));
-    console.log(`wisp-agent binary: socket ready ${Math.round(socketReadyMs)} ms after spawn`);
+    expect(realpathSync(readlinkSync(`/proc/${agent!.process.pid}/exe`))).toBe(realpathSync(binary));
+    console.log(`wisp-agent binary: socket ready ${Math.round(socketReadyMs)} ms after start`);
   });
 
   it('serves an X509-SVID over the Workload API, through the embedded SO_PEERCRED addon', async () => {

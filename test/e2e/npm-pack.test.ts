@@ -4,13 +4,13 @@
 // token and the entry, the agent attests with it and a real Workload API client gets the X509-SVID. The
 // installed package has no src/ and no tsx, so what runs is the prebuilt bundles.
 import 'reflect-metadata';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
-import { REPO_ROOT, startIssuer, stopProcess, waitFor, type RunningIssuer } from '../../scripts/local-stack.js';
+import { REPO_ROOT, startAgent, startIssuer, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { expectServedX509Svid } from '../helpers/node/served-x509-svid.js';
 
 const TD = 'example.org';
@@ -21,9 +21,8 @@ let root: string;
 let prefix: string;
 let installed: string;
 let issuer: RunningIssuer | undefined;
-let agent: ChildProcess | undefined;
+let agent: RunningAgent | undefined;
 let client: WorkloadApiClient | undefined;
-let output = '';
 
 /** The environment of the installed commands: nothing but PATH (the prefix's bin, then node) and HOME. */
 function packageEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -59,21 +58,16 @@ beforeAll(async () => {
   const { token } = JSON.parse(run('wisp', ['token', 'generate', '--ttl', '300', '--output', 'json'], cli)) as { token: string };
   run('wisp', ['entry', 'create', '-spiffeID', ID, '-parentID', `spiffe://${TD}/spire/agent/join_token/${token}`, '-selector', `unix:uid:${uid}`], cli);
   const socketPath = join(root, 'run', 'api.sock');
-  const config = join(root, 'agent.json');
-  writeFileSync(config, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'data'), socketPath, joinToken: token, syncIntervalSeconds: 1 }), { mode: 0o600 });
-  agent = spawn(join(prefix, 'bin', 'wisp-agent'), ['run', '--config', config], { cwd: root, env: packageEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  agent.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  await waitFor('the agent socket', async () => {
-    if (agent!.exitCode !== null) throw new Error(`wisp-agent exited ${agent!.exitCode}:\n${output}`);
-    return existsSync(socketPath) ? true : undefined;
-  }, 60_000, 50);
+  agent = await startAgent({
+    serverUrl: issuer.url, trustDomain: TD, dataDir: join(root, 'data'), socketPath, joinToken: token, syncIntervalSeconds: 1,
+    packaged: { executable: join(prefix, 'bin', 'wisp-agent'), env: packageEnv(), cwd: root },
+  });
   client = createWorkloadApiClient(`unix://${socketPath}`);
 }, 300_000);
 
 afterAll(async () => {
   client?.close();
-  if (agent) await stopProcess(agent);
+  await agent?.stop();
   await issuer?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
 });
