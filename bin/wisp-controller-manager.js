@@ -1,8 +1,7 @@
 #!/usr/bin/env node
-// Launcher for `wisp-controller-manager` (src/controller): runs the TypeScript sources through tsx, as
-// bin/wisp-csi-driver.js does for the CSI driver.
-import { register } from 'tsx/esm/api';
+// Launcher for `wisp-controller-manager` (src/controller): the sources through tsx in a checkout, the prebuilt
+// bundle in the npm package (scripts/build-agent.mjs, loadCommand).
+import { loadCommand } from '../scripts/build-agent.mjs';
 
-register();
-const { main } = await import('../src/controller/main.ts');
+const main = await loadCommand('controller');
 process.exit(await main(process.argv));

@@ -19,7 +19,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rea
 import { Buffer } from 'node:buffer';
 import Module from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { StringDecoder } from 'node:string_decoder';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -138,20 +138,35 @@ export async function buildAgent({ analyze = false } = {}) {
   return outfile;
 }
 
+/** The commands the npm package ships as bundles (`dist/<name>/<name>.cjs`), by their source directory under src/. */
+const PACKAGE_COMMANDS = ['cli', 'csi', 'controller'];
+
 /**
- * The CLI and CSI driver bundles, `dist/<name>/<name>.cjs` for cli and csi, for the npm package only (`prepack`:
- * it ships no src/ and no tsx); in a checkout bin/wisp.js and bin/wisp-csi-driver.js run the sources.
+ * The CLI, CSI driver and controller manager bundles, for the npm package only (`prepack`: it ships no src/ and
+ * no tsx); in a checkout their launchers run the sources (`loadCommand`).
  */
 export async function buildPackageBundles() {
   const esbuild = await import('esbuild');
-  for (const [name, entry] of [['cli', 'src/cli/main.ts'], ['csi', 'src/csi/main.ts']]) {
+  for (const name of PACKAGE_COMMANDS) {
     const out = join(root, 'dist', name, `${name}.cjs`);
     mkdirSync(dirname(out), { recursive: true });
     // wrangler (wisp validate reads wrangler.toml with it) is not in the package: left out, validate says so
-    const options = bundleOptions(join(root, entry), out);
+    const options = bundleOptions(join(root, 'src', name, 'main.ts'), out);
     await esbuild.build({ ...options, external: [...options.external, 'wrangler'], sourcemap: false });
     console.log(`build-agent: ${relative(root, out)}`);
   }
+}
+
+/**
+ * The `main` of a command's launcher (bin/wisp.js, bin/wisp-csi-driver.js, bin/wisp-controller-manager.js): in
+ * a checkout the TypeScript sources through tsx; in the npm package (no src/) the prebuilt bundle.
+ */
+export async function loadCommand(name) {
+  const bundle = join(root, 'dist', name, `${name}.cjs`);
+  if (!existsSync(join(root, 'src')) && existsSync(bundle)) return loadAgentBundle(bundle).main;
+  const { register } = await import('tsx/esm/api');
+  register();
+  return (await import(pathToFileURL(join(root, 'src', name, 'main.ts')).href)).main;
 }
 
 const isMain = process.argv[1] !== undefined && existsSync(process.argv[1]) && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);

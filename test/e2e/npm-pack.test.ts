@@ -74,7 +74,7 @@ afterAll(async () => {
 
 describe('the npm package, installed with npm install -g from its tarball', () => {
   it('ships the bundles, the prebuilt addon and no sources or dev tools', () => {
-    for (const f of ['bin/wisp.js', 'bin/wisp-agent.js', 'dist/agent/agent.cjs', 'dist/cli/cli.cjs', 'build/peercred.node']) expect(existsSync(join(installed, f)), f).toBe(true);
+    for (const f of ['bin/wisp.js', 'bin/wisp-agent.js', 'dist/agent/agent.cjs', 'dist/cli/cli.cjs', 'dist/csi/csi.cjs', 'dist/controller/controller.cjs', 'build/peercred.node']) expect(existsSync(join(installed, f)), f).toBe(true);
     expect(existsSync(join(installed, 'src'))).toBe(false);
     expect(existsSync(join(installed, 'node_modules', 'tsx'))).toBe(false);
     expect(existsSync(join(installed, 'node_modules', 'wrangler'))).toBe(false);
@@ -82,6 +82,15 @@ describe('the npm package, installed with npm install -g from its tarball', () =
 
   it('wisp-agent attests with the join token the installed wisp made, and serves the entry it made', async () => {
     await expectServedX509Svid(client!, ID);
+  });
+
+  it('wisp-csi-driver and wisp-controller-manager run from their bundles: their own parsers answer', () => {
+    const answer = (command: string, args: string[]) => spawnSync(join(prefix, 'bin', command), args, { env: packageEnv(), cwd: root, encoding: 'utf8' });
+    const csi = answer('wisp-csi-driver', ['-no-such-flag']);
+    expect([csi.status, csi.stderr.trim()]).toEqual([2, "wisp-csi-driver: unknown option '--no-such-flag'"]);
+    const missing = join(root, 'no-such-config.yaml');
+    const controller = answer('wisp-controller-manager', ['--config', missing]);
+    expect([controller.status, controller.stderr.trim()]).toEqual([2, `wisp-controller-manager: config file ${missing}: cannot read (ENOENT)`]);
   });
 
   it('wisp lists what it made, in the SPIRE shape', () => {
