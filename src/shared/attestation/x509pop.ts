@@ -10,12 +10,14 @@
  */
 import 'reflect-metadata';
 import { KeyUsageFlags, KeyUsagesExtension, SubjectAlternativeNameExtension, X509Certificate } from '@peculiar/x509';
+import { normalizeSerialNumber } from '../agent-proof.js';
 import { decodeBase64, decodeBase64Url, toBase64 } from '../encoding/base64.js';
 import { bytesEqual, concatBytes } from '../encoding/bytes.js';
 import { WispError } from '../errors.js';
 import type { CryptoKey } from 'jose';
 import type { Selector } from '../registry/selectors.js';
 import type { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import { toHex } from '../spiffe/x509.js';
 import { validateX509Path } from '../spiffe/x509-path.js';
 import { renderAgentId, type AgentPathTemplate } from './agent-path-template.js';
 
@@ -160,13 +162,12 @@ export async function verifyX509popProof(p: X509popPayload, options: X509popVeri
 
 /** SPIRE's fingerprint: lowercase hex SHA-1 of the certificate's DER. */
 export async function x509popFingerprint(cert: X509Certificate): Promise<string> {
-  const sum = new Uint8Array(await crypto.subtle.digest('SHA-1', cert.rawData));
-  return [...sum].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-1', cert.rawData)));
 }
 
 /** SPIRE's SerialNumberHex: lowercase hex, even length. */
 export function x509popSerialHex(cert: X509Certificate): string {
-  const hex = cert.serialNumber.toLowerCase().replace(/^0+/, '') || '0';
+  const hex = normalizeSerialNumber(cert.serialNumber);
   return hex.length % 2 === 1 ? `0${hex}` : hex;
 }
 
