@@ -5,7 +5,7 @@
  * latency client (bench/latency-client, built with `go build`).
  * Fixed sizes, warm-up before measuring, bounded loops; writes bench/results.json. Never part of `npm test`.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +15,10 @@ import { callOnNewConnection, jwtSvidRequest, latenciesAtRate, maxRate, methodPa
 import { attestAgent, b64, fetchRetry, makeCsr, startIssuer, TD, type Issuer } from './stack.js';
 import { JWT_BATCH_MAX } from '../src/agent/cache/jwt-batcher.js';
 import { median, percentile, pool, round, sleep } from './stats.js';
+import { record, results, rows } from './report.js';
+import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, spawnLogged, startRealAgent } from './fleet.js';
 
-/** `npm run bench -- --quick`: a smaller registry and fewer rounds, to check the harness itself (numbers not comparable) */
-const QUICK = process.argv.includes('--quick');
+
 const ROUNDS = QUICK ? 2 : 5;
 const X509_BATCH = 100;
 /** the largest batch the agent coalesces FetchJWTSVID misses into (its issuer calls under a burst) */
@@ -29,8 +30,6 @@ const IN_FLIGHT = 4;
 const REGISTRY_AGENTS = QUICK ? 20 : 1000;
 const ENTRIES_PER_AGENT = 100;
 const ALIAS_ENTRIES = 1000;
-const ADMIN_BATCH = 500;
-const AGENT_SVIDS = QUICK ? 200 : 1000;
 const WORKLOAD_CLIENTS = 100;
 const WORKLOAD_CALLS = 1500;
 const HALF_LOAD_MS = 3000;
@@ -42,14 +41,6 @@ const FANOUT_CONNECTIONS = 20;
 const ROUND_TARGET_MS = 1500;
 
 const uid = process.getuid?.() ?? 0;
-const results: Record<string, number | string> = {};
-const rows: { key: string; value: number; limit?: string; target?: string; met?: boolean }[] = [];
-
-function record(key: string, value: number, extra: { limit?: string; target?: string; met?: boolean } = {}): void {
-  results[key] = value;
-  rows.push({ key, value, ...extra });
-  console.log(`  ${key} = ${value}${extra.limit ? `  (limit: ${extra.limit})` : ''}`);
-}
 
 /** per-operation time in the limits worker, ms (a request of n operations minus an empty one) */
 async function perOpMs(issuer: Issuer, path: string, n: number): Promise<number> {
@@ -157,22 +148,7 @@ async function benchCryptoAndIssuance(issuer: Issuer): Promise<void> {
   record('profile_mint_jwt_us', round(median(prof.mint), 1), { limit: `${round(1e6 / median(r.sign), 1)} µs one ES256 signature` });
 }
 
-function entry(path: string, parentId: string, selector: string, extra: Record<string, unknown> = {}) {
-  return { spiffeId: `spiffe://${TD}${path}`, parentId, selectors: [{ type: 'unix', value: selector }], ...extra };
-}
 
-/** Creates entries through the admin API in batches; returns their ids. */
-async function createEntries(issuer: Issuer, entries: unknown[], concurrency = 2): Promise<string[]> {
-  const batches = Array.from({ length: Math.ceil(entries.length / ADMIN_BATCH) }, (_, i) => entries.slice(i * ADMIN_BATCH, (i + 1) * ADMIN_BATCH));
-  const out = await pool(batches.length, concurrency, async (i) => {
-    const res = await issuer.admin<{ results: { status: { code: string }; entry?: { id: string } }[] }>('POST', '/entries/batch-create', { entries: batches[i] });
-    return res.results.map((r) => {
-      if (!r.entry) throw new Error(`entry not created: ${JSON.stringify(r.status)}`);
-      return r.entry.id;
-    });
-  });
-  return out.flat();
-}
 
 async function benchRegistry(issuer: Issuer): Promise<void> {
   console.log(`\n== Registry: ${REGISTRY_AGENTS * ENTRIES_PER_AGENT} entries across ${REGISTRY_AGENTS} agents, node-alias sync`);
@@ -222,52 +198,9 @@ async function benchRegistry(issuer: Issuer): Promise<void> {
   record('cold_sync_ms_1000_entries', c, { target: '≤ 200', met: c <= 200 });
 }
 
-function cpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
-}
 
-function spawnLogged(args: string[], name: string, nodeArgs: string[] = []): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const collect = (d: Buffer) => {
-    out += d.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  child.on('exit', (code) => code && console.error(`${name} exited ${code}:\n${out.slice(-3000)}`));
-  return { child, output: () => out };
-}
 
-async function startRealAgent(issuer: Issuer, dir: string): Promise<{ child: ChildProcess; socketPath: string; entryId: string; agentId: string }> {
-  const { token } = await issuer.admin<{ token: string }>('POST', '/join-tokens', { ttlSeconds: 600 });
-  const agentId = `spiffe://${TD}/spire/agent/join_token/${token}`;
-  const mine = entry('/bench/workload', agentId, `uid:${uid}`);
-  const [entryId] = await createEntries(issuer, [mine, ...Array.from({ length: AGENT_SVIDS - 1 }, (_, i) => entry(`/bench/agent-svid/${i}`, agentId, `uid:${100000 + i}`))]);
-  const dataDir = join(dir, 'agent-data');
-  const socketPath = join(dir, 'run', 'agent.sock');
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const configPath = join(dir, 'agent.json');
-  // metrics on (issue 17: the targets hold with them): the agent's Prometheus listener on a free loopback port
-  writeFileSync(configPath, JSON.stringify({ serverUrl: issuer.url, trustDomain: TD, dataDir, socketPath, joinToken: token, logLevel: 'warn', syncIntervalSeconds: 1, telemetry: { prometheus: { host: '127.0.0.1', port: 0 } } }));
-  // WISP_BENCH_AGENT_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": profile the agent under load
-  const nodeArgs = process.env.WISP_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean);
-  const agent = spawnLogged([join(REPO_ROOT, 'bin', 'wisp-agent.js'), 'run', '--config', configPath], 'wisp-agent', nodeArgs);
-  const cacheFile = join(dataDir, 'svid-cache.json');
-  await waitFor('1,000 SVIDs in the agent cache', async () => {
-    if (agent.child.exitCode !== null) throw new Error(agent.output());
-    if (!existsSync(cacheFile)) return undefined;
-    const n = readFileSync(cacheFile, 'utf8').split('"certChain"').length - 1;
-    return n >= AGENT_SVIDS ? true : undefined;
-  }, 180_000, 500);
-  return { child: agent.child, socketPath, entryId: entryId!, agentId };
-}
 
 /**
  * Builds bench/latency-client (Go, grpc-go): the open-loop client of the p99 measurements. A grpc-js client in
