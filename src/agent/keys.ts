@@ -1,7 +1,7 @@
 /**
- * Key pairs and CSRs the agent makes: ECDSA P-256 keys from node:crypto, CSRs encoded by @peculiar/x509 and
- * signed by node:crypto. Workload keys are generated here, on the node, and only ever handed to the workload
- * (as PKCS#8); the issuer sees CSRs.
+ * Key pairs and CSRs the agent makes: ECDSA P-256 keys from node:crypto, CSRs encoded by the narrow template
+ * (shared/spiffe/csr-template.ts) and signed by node:crypto. Workload keys are generated here, on the node,
+ * and only ever handed to the workload (as PKCS#8); the issuer sees CSRs.
  *
  * Everything runs synchronously on the main thread. WebCrypto's generateKey, sign and exportKey run as jobs
  * on libuv's thread pool: each of its 4 threads then kept its own glibc malloc arena (~1 MB each, in use),
@@ -20,6 +20,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { normalizeSerialNumber } from '../shared/agent-proof.js';
+import { p256Csr, p256CsrInfo, p256SpkiFromPkcs8 } from '../shared/spiffe/csr-template.js';
 
 export type { KeyObject };
 export type CryptoKey = webcrypto.CryptoKey;
@@ -31,7 +32,6 @@ export interface KeyPair {
 }
 
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 /** OpenSSL's name of P-256 (KeyObject.asymmetricKeyDetails.namedCurve) */
 const P256 = 'prime256v1';
 
@@ -160,47 +160,37 @@ function uriSan(text: string | undefined): string | undefined {
 }
 
 /**
- * The WebCrypto calls Pkcs10CertificateRequestGenerator makes (export the SPKI, sign the request info),
- * answered by node:crypto with `keys`: @peculiar/x509 takes a crypto provider for exactly this.
+ * A PKCS#10 CSR for `keys`, DER. The issuer decides the SVID's identity; `spiffeId`, when given, is put in a
+ * URI SAN as SPIRE agents do, for the issuer to check. Encoded by the narrow template
+ * (shared/spiffe/csr-template.ts), signed by node:crypto.
  */
-function nodeCsrCrypto(keys: KeyPair): CsrCrypto {
-  const subtle = {
-    exportKey: async (format: string) => {
-      if (format !== 'spki') throw new TypeError(`unexpected key export format ${format}`);
-      return toArrayBuffer(keys.publicKey.export({ type: 'spki', format: 'der' }));
-    },
-    // WebCrypto's ECDSA signature format (r || s), which the generator turns into the DER ECDSA-Sig-Value
-    sign: async (_algorithm: unknown, _key: unknown, data: ArrayBuffer | ArrayBufferView) => toArrayBuffer(sign('sha256', toView(data), { key: keys.privateKey, dsaEncoding: 'ieee-p1363' })),
-  };
-  return { subtle } as unknown as CsrCrypto;
+export function createCsr(keys: KeyPair, spiffeId?: string): Uint8Array {
+  return signedCsr(keys.privateKey, exportSpki(keys.publicKey), spiffeId);
 }
 
-type CsrCrypto = NonNullable<Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[1]>;
-
-/** What the generator reads of a CryptoKey: its algorithm (the signing parameters and the curve size). */
-const P256_KEY_VIEW = { algorithm: EC_KEY, type: 'private', extractable: false, usages: ['sign'] } as unknown as CryptoKey;
+/** A fresh workload key, as bytes, and its CSR. */
+export interface NewKeyCsr {
+  /** PKCS#8 DER of the private key (handed to the workload, kept in the cache file) */
+  pkcs8: Uint8Array;
+  /** DER SubjectPublicKeyInfo */
+  spki: Uint8Array;
+  csr: Uint8Array;
+}
 
 /**
- * A PKCS#10 CSR for `keys`, DER. The issuer decides the SVID's identity; `spiffeId`, when given, is put in a
- * URI SAN as SPIRE agents do, for the issuer to check.
+ * A new P-256 key and its CSR (`createCsr`'s), with one key export: the SPKI is read from the PKCS#8
+ * (`p256SpkiFromPkcs8`), since node:crypto's exports cost about a key generation each. The KeyObject is
+ * dropped at once (see `svidInfoForSpki`).
  */
-export async function createCsr(keys: KeyPair, spiffeId?: string): Promise<Uint8Array> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-    {
-      keys: { privateKey: P256_KEY_VIEW, publicKey: P256_KEY_VIEW } as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'],
-      signingAlgorithm: SIGNING,
-      ...(spiffeId ? { extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])] } : {}),
-    },
-    nodeCsrCrypto(keys),
-  );
-  return new Uint8Array(csr.rawData);
+export function newKeyAndCsr(spiffeId?: string): NewKeyCsr {
+  const { privateKey } = generateKeyPair();
+  const pkcs8 = exportPkcs8(privateKey);
+  const spki = p256SpkiFromPkcs8(pkcs8);
+  return { pkcs8, spki, csr: signedCsr(privateKey, spki, spiffeId) };
 }
 
-function toView(data: ArrayBuffer | ArrayBufferView): Uint8Array {
-  return data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+function signedCsr(privateKey: KeyObject, spki: Uint8Array, spiffeId: string | undefined): Uint8Array {
+  const info = p256CsrInfo(spki, spiffeId);
+  // node:crypto's default ECDSA encoding is the DER ECDSA-Sig-Value a CSR carries
+  return p256Csr(info, new Uint8Array(sign('sha256', info, privateKey)));
 }
-
-function toArrayBuffer(b: Uint8Array): ArrayBuffer {
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
-

@@ -117,7 +117,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
             csrPublicKeySpki: new Uint8Array(keys.publicKey.export({ type: 'spki', format: 'der' })),
             challenge: () => client.attestChallenge({ attestationType: attestor.type }),
           }),
-          csr: toBase64(await createCsr(keys)),
+          csr: toBase64(createCsr(keys)),
         }),
       );
     } catch (e) {
@@ -167,7 +167,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
       if (!force && !shouldRotate(cur.notBefore, cur.notAfter, now)) return false;
       const next = await countedCall(deps.telemetry, 'agentSvidRotate', async () => {
         const keys = generateKeyPair();
-        const res = await client.renew({ csr: toBase64(await createCsr(keys, cur.spiffeId)) });
+        const res = await client.renew({ csr: toBase64(createCsr(keys, cur.spiffeId)) });
         const renewed = await fromWire(res.svid, keys.privateKey);
         await dataDir.saveAgentIdentity(exportPkcs8(keys.privateKey), renewed.certChain);
         return renewed;

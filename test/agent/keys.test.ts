@@ -1,11 +1,13 @@
-// The agent's keys and CSRs (src/agent/keys.ts): node:crypto keys, CSRs encoded by @peculiar/x509 and signed
-// by node:crypto, checked by the issuer's own CSR parser and by `openssl req -verify`.
+// The agent's keys and CSRs (src/agent/keys.ts): node:crypto keys, CSRs encoded by the narrow template
+// (src/shared/spiffe/csr-template.ts) and signed by node:crypto, checked by the issuer's own CSR parser, by
+// `openssl req -verify` / `-text` and against @peculiar/x509's generator for the same key.
 import 'reflect-metadata';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Pkcs10CertificateRequest, X509Certificate, type SubjectAlternativeNameExtension } from '@peculiar/x509';
+import { Pkcs10CertificateRequest, Pkcs10CertificateRequestGenerator, SubjectAlternativeNameExtension, X509Certificate } from '@peculiar/x509';
 import { afterAll, describe, expect, it } from 'vitest';
-import { certificateInfo, certificateInfoForSpki, certificateMatchesKey, createCsr, exportPkcs8, exportSpki, generateKeyPair, importPkcs8, matchingCertificateInfo } from '../../src/agent/keys.js';
+import { certificateInfo, certificateInfoForSpki, certificateMatchesKey, createCsr, exportPkcs8, exportSpki, generateKeyPair, importPkcs8, matchingCertificateInfo, newKeyAndCsr } from '../../src/agent/keys.js';
+import { contentsOf, ecdsaDerToRaw, readChildren, readWhole } from '../../src/shared/spiffe/der.js';
 import { parseCsr } from '../../src/shared/spiffe/csr.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { issueX509Svid } from '../../src/shared/spiffe/x509-svid.js';
@@ -27,7 +29,7 @@ afterAll(kit.cleanup);
 describe('agent keys and CSRs', () => {
   it('makes a P-256 CSR with the SPIFFE ID in a URI SAN that the issuer and openssl verify', async () => {
     const keys = generateKeyPair();
-    const der = await createCsr(keys, 'spiffe://example.org/workload/a');
+    const der = createCsr(keys, 'spiffe://example.org/workload/a');
     const parsed = await parseCsr(der);
     expect(parsed.keyAlgorithm).toBe('EC P-256');
     expect(Buffer.from(parsed.publicKeySpki)).toEqual(keys.publicKey.export({ type: 'spki', format: 'der' }));
@@ -39,8 +41,50 @@ describe('agent keys and CSRs', () => {
     expect(openssl('req', '-in', kit.writePem(der, 'CERTIFICATE REQUEST'), '-verify', '-noout')).toBe('');
   });
 
+  it('makes a new workload key and its CSR: openssl verifies and reads it, the issuer parses it, the key is the PKCS#8 one', async () => {
+    const id = 'spiffe://example.org/ns/prod/sa/web';
+    const { pkcs8, spki, csr } = newKeyAndCsr(id);
+    const publicSpki = createPublicKey(createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' })).export({ type: 'spki', format: 'der' });
+    expect(Buffer.from(spki)).toEqual(publicSpki);
+    expect(importPkcs8(pkcs8).asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    const parsed = await parseCsr(csr);
+    expect(parsed.keyAlgorithm).toBe('EC P-256');
+    expect(Buffer.from(parsed.publicKeySpki)).toEqual(publicSpki);
+    const pem = kit.writePem(csr, 'CERTIFICATE REQUEST');
+    expect(openssl('req', '-in', pem, '-verify', '-noout')).toBe('');
+    const text = openssl('req', '-in', pem, '-noout', '-text');
+    expect(text).toMatch(/Version: 1 \(0x0\)/);
+    expect(text).toMatch(/Subject: *\n/);
+    expect(text).toMatch(/NIST CURVE: P-256/);
+    expect(text).toMatch(/X509v3 Subject Alternative Name: *\n\s*URI:spiffe:\/\/example\.org\/ns\/prod\/sa\/web\n/);
+    expect(text).toMatch(/Signature Algorithm: ecdsa-with-SHA256/);
+    // openssl's decode and re-encode of the request is the same DER
+    const out = `${pem}.der`;
+    openssl('req', '-in', pem, '-outform', 'DER', '-out', out);
+    expect(readFileSync(out).toString('hex')).toBe(Buffer.from(csr).toString('hex'));
+  });
+
+  it.each([undefined, 'spiffe://example.org/spire/agent/join_token/abc'])('encodes the CSR (SAN %s) byte for byte like @peculiar/x509 for the same node:crypto key and signature', async (spiffeId) => {
+    const keys = generateKeyPair();
+    const der = createCsr(keys, spiffeId);
+    const [, , sig] = readChildren(der, readWhole(der, 0x30));
+    const subtle = webcrypto.subtle;
+    const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+    const reference = await Pkcs10CertificateRequestGenerator.create(
+      {
+        keys: { privateKey: await subtle.importKey('pkcs8', exportPkcs8(keys.privateKey), alg, true, ['sign']), publicKey: await subtle.importKey('spki', exportSpki(keys.publicKey), alg, true, ['verify']) },
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+        ...(spiffeId ? { extensions: [new SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])] } : {}),
+      },
+      // @peculiar/x509 signs with this provider: answer with our signature (r‖s), so both encodings carry the same one
+      { subtle: { exportKey: subtle.exportKey.bind(subtle), sign: () => Promise.resolve(ecdsaDerToRaw(contentsOf(der, sig!).subarray(1), 32).slice().buffer) } } as unknown as Parameters<typeof Pkcs10CertificateRequestGenerator.create>[1],
+    );
+    expect(Buffer.from(reference.rawData).toString('hex')).toBe(Buffer.from(der).toString('hex'));
+    await expect(parseCsr(der)).resolves.toMatchObject({ keyAlgorithm: 'EC P-256' });
+  });
+
   it('makes a CSR without a SAN for the first attestation', async () => {
-    const der = await createCsr(generateKeyPair());
+    const der = createCsr(generateKeyPair());
     expect(new Pkcs10CertificateRequest(der.slice()).getExtension(SAN_OID)).toBeNull();
     await expect(parseCsr(der)).resolves.toMatchObject({ keyAlgorithm: 'EC P-256' });
   });
@@ -49,7 +93,7 @@ describe('agent keys and CSRs', () => {
     const now = Date.now();
     const ca = await newTestCa(parseTrustDomain('example.org'), now - 60_000);
     const keys = generateKeyPair();
-    const { publicKeySpki } = await parseCsr(await createCsr(keys));
+    const { publicKeySpki } = await parseCsr(createCsr(keys));
     const leaf = await issueX509Svid({ spiffeId: parseSpiffeId('spiffe://example.org/w'), publicKeySpki, dnsNames: [], ttlSeconds: 600, now }, ca);
 
     const again = importPkcs8(exportPkcs8(keys.privateKey));
@@ -75,7 +119,7 @@ describe('agent keys and CSRs', () => {
     ['GeneralizedTime (2050 and later)', Date.UTC(2051, 0, 9, 23, 59, 59)],
   ])('reads validity and the URI SAN as @peculiar/x509 does: %s', async (_name, now) => {
     const ca = await newTestCa(parseTrustDomain('example.org'), now - 1000);
-    const { publicKeySpki } = await parseCsr(await createCsr(generateKeyPair()));
+    const { publicKeySpki } = await parseCsr(createCsr(generateKeyPair()));
     const leaf = await issueX509Svid({ spiffeId: parseSpiffeId('spiffe://example.org/ns/a-b_c.d'), publicKeySpki, dnsNames: ['x.example.org'], ttlSeconds: 3600, now }, ca);
     expect(certificateInfo(leaf)).toEqual(peculiarInfo(leaf));
     expect(certificateInfo(leaf).spiffeId).toBe('spiffe://example.org/ns/a-b_c.d');

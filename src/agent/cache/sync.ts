@@ -9,7 +9,7 @@ import type { Clock } from '../../shared/clock.js';
 import { decodeBase64, toBase64 } from '../../shared/encoding/base64.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
-import { svidInfoForSpki, createCsr, exportPkcs8, exportSpki, generateKeyPair } from '../keys.js';
+import { newKeyAndCsr, svidInfoForSpki } from '../keys.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import type { IssuedSvid, SvidCache } from './svid-cache.js';
 import { countedCall } from '../telemetry/calls.js';
@@ -65,9 +65,9 @@ async function signBatch(deps: SyncDeps, entries: Entry[]): Promise<number> {
   const keys = new Map<string, { pkcs8: Uint8Array; spki: Uint8Array }>();
   const requests: Array<{ entryId: string; csr: string }> = [];
   for (const entry of entries) {
-    const pair = generateKeyPair();
-    requests.push({ entryId: entry.id, csr: toBase64(await createCsr(pair, entry.spiffeId)) });
-    keys.set(entry.id, { pkcs8: exportPkcs8(pair.privateKey), spki: exportSpki(pair.publicKey) });
+    const { pkcs8, spki, csr } = newKeyAndCsr(entry.spiffeId);
+    requests.push({ entryId: entry.id, csr: toBase64(csr) });
+    keys.set(entry.id, { pkcs8, spki });
   }
   const res = await deps.client.signX509Svids({ requests });
   const issued: IssuedSvid[] = [];
