@@ -16,6 +16,7 @@ import { attestAgent, b64, fetchRetry, makeCsr, startIssuer, TD, type Issuer } f
 import { JWT_BATCH_MAX } from '../src/agent/cache/jwt-batcher.js';
 import { median, percentile, pool, round, sleep } from './stats.js';
 import { record, results, rows } from './report.js';
+import { benchAgentCpu } from './agent-cpu.js';
 import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, spawnLogged, startRealAgent } from './fleet.js';
 
 
@@ -376,6 +377,7 @@ async function main(): Promise<void> {
     issuer = await startIssuer(dir);
     await benchCryptoAndIssuance(issuer);
     await benchRegistry(issuer);
+    await benchAgentCpu(issuer, dir);
     console.log(`\n== Agent with ${AGENT_SVIDS} SVIDs`);
     const agent = await startRealAgent(issuer, dir);
     agentProc = agent.child;
