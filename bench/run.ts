@@ -17,6 +17,7 @@ import { JWT_BATCH_MAX } from '../src/agent/cache/jwt-batcher.js';
 import { median, percentile, pool, round, sleep } from './stats.js';
 import { record, results, rows } from './report.js';
 import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, spawnLogged, startRealAgent } from './fleet.js';
+import { benchStartup } from './startup.js';
 
 
 const ROUNDS = QUICK ? 2 : 5;
@@ -376,6 +377,7 @@ async function main(): Promise<void> {
     issuer = await startIssuer(dir);
     await benchCryptoAndIssuance(issuer);
     await benchRegistry(issuer);
+    await benchStartup(issuer, dir);
     console.log(`\n== Agent with ${AGENT_SVIDS} SVIDs`);
     const agent = await startRealAgent(issuer, dir);
     agentProc = agent.child;

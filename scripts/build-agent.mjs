@@ -205,15 +205,21 @@ export async function buildPackageBundles(names = PACKAGE_COMMANDS) {
   }
 }
 
+/** dist/<name>/<name>.cjs when it exists and is fresh (see isFresh), else undefined. */
+export function commandBundle(name) {
+  const dir = join(root, 'dist', name);
+  const bundle = join(dir, `${name}.cjs`);
+  return isFresh([bundle], join(dir, 'inputs.json')) ? bundle : undefined;
+}
+
 /**
  * The `main` of a command's launcher (bin/wisp.js, bin/wisp-csi-driver.js, bin/wisp-controller-manager.js): its
  * bundle when that is fresh (always in the npm package, which has no src/), else the TypeScript sources
  * through tsx (a checkout that has not built it, or has edited a source since).
  */
 export async function loadCommand(name) {
-  const dir = join(root, 'dist', name);
-  const bundle = join(dir, `${name}.cjs`);
-  if (isFresh([bundle], join(dir, 'inputs.json'))) return loadAgentBundle(bundle).main;
+  const bundle = commandBundle(name);
+  if (bundle) return loadAgentBundle(bundle).main;
   await registerTsx();
   return (await import(pathToFileURL(join(root, 'src', name, 'main.ts')).href)).main;
 }
