@@ -5,7 +5,7 @@
 // memory (a loader thread, TypeScript compiled on the fly). Works from a fresh `npm ci`; no manual step.
 // V8's compile cache (scripts/build-agent.mjs, enableCompileCache) makes the bundle's later starts cheaper for
 // the short-lived commands (healthcheck, api, validate). Not for the `run` daemon: consuming the cache leaves
-// it ~3.5 MB more RSS for ~20-40 ms less start-up (docs/performance.md, start-up); NODE_COMPILE_CACHE=<dir>
+// it a few MB more RSS for ~20-40 ms less start-up (docs/performance.md, start-up); NODE_COMPILE_CACHE=<dir>
 // turns it on there too (Node reads it before any of this runs).
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
