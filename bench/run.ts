@@ -18,6 +18,7 @@ import { median, percentile, pool, round, sleep } from './stats.js';
 import { record, results, rows } from './report.js';
 import { benchAgentCpu } from './agent-cpu.js';
 import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, spawnLogged, startRealAgent } from './fleet.js';
+import { benchStartup } from './startup.js';
 
 
 const ROUNDS = QUICK ? 2 : 5;
@@ -378,6 +379,7 @@ async function main(): Promise<void> {
     await benchCryptoAndIssuance(issuer);
     await benchRegistry(issuer);
     await benchAgentCpu(issuer, dir);
+    await benchStartup(issuer, dir);
     console.log(`\n== Agent with ${AGENT_SVIDS} SVIDs`);
     const agent = await startRealAgent(issuer, dir);
     agentProc = agent.child;

@@ -1,7 +1,8 @@
 // Bundles the agent (src/agent/main.ts and everything it imports, node_modules included) into one file, so
 // `wisp-agent` starts without tsx: no TypeScript compiled at start-up, no loader thread, one file to load
 // instead of hundreds (docs/performance.md, agent RSS). Run by the root `postinstall` after
-// build-native.mjs and by `npm run build:agent`. The native addon build/peercred.node stays outside the
+// build-native.mjs and by `npm run build:agent`, which also build the CLI's bundle (dist/cli, buildPackageBundles)
+// so that a checkout's `wisp` starts without tsx too. The native addon build/peercred.node stays outside the
 // bundle: src/agent/workload-api/peer.ts finds it relative to the bundle's own URL.
 //
 // Two files: dist/agent/agent.cjs is the bundle (CommonJS), and dist/agent/main.js a small ES module that
@@ -18,7 +19,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { Buffer } from 'node:buffer';
 import Module from 'node:module';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -32,14 +33,45 @@ const READ_CHUNK_BYTES = 64 * 1024;
 
 /** The bundle's entry (dist/agent/main.js) when it exists and is at least as new as every source file it was built from, else undefined. */
 export function agentBundle() {
-  // the npm package (npm pack) ships the bundles without src/: nothing they could be older than
-  if (!existsSync(join(root, 'src'))) return existsSync(outfile) && existsSync(bundleFile) ? outfile : undefined;
+  return isFresh([outfile, bundleFile], inputsFile) ? outfile : undefined;
+}
+
+/**
+ * True when every file in `outputs` exists and none of the repository sources listed in `inputs` (written by
+ * the build) is newer. In the npm package (no src/) there is nothing they could be older than. The check is a
+ * stat per source file (~100): well under a millisecond next to the tsx fallback it avoids.
+ */
+function isFresh(outputs, inputs) {
+  if (!existsSync(join(root, 'src'))) return outputs.every((f) => existsSync(f));
   try {
-    const built = Math.min(statSync(outfile).mtimeMs, statSync(bundleFile).mtimeMs);
-    const inputs = JSON.parse(readFileSync(inputsFile, 'utf8'));
-    return inputs.every((f) => statSync(join(root, f)).mtimeMs <= built) ? outfile : undefined;
+    const built = Math.min(...outputs.map((f) => statSync(f).mtimeMs));
+    return JSON.parse(readFileSync(inputs, 'utf8')).every((f) => statSync(join(root, f)).mtimeMs <= built);
   } catch {
-    return undefined; // missing bundle, missing list, or a source file gone: not fresh
+    return false; // missing bundle, missing list, or a source file gone: not fresh
+  }
+}
+
+/**
+ * Turns on V8's compile cache (Node >= 22.1, `module.enableCompileCache`) for a launcher: the bundles' code is
+ * then compiled once and read back on later starts instead of parsed and compiled again (docs/performance.md,
+ * start-up). The cache is code this process will run, so it lives only in a directory private to this user:
+ * NODE_COMPILE_CACHE when set (Node opened it before any of this ran), else $XDG_CACHE_HOME/wisp/compile-cache
+ * or ~/.cache/wisp/compile-cache, created 0700 and used only when owned by this uid and closed to others.
+ * NODE_DISABLE_COMPILE_CACHE=1 turns it off. Any failure leaves it off: the cache is only ever a speed-up.
+ */
+export function enableCompileCache() {
+  const { enableCompileCache: enable, getCompileCacheDir } = Module;
+  if (typeof enable !== 'function' || process.env.NODE_DISABLE_COMPILE_CACHE || getCompileCacheDir?.()) return;
+  const base = process.env.XDG_CACHE_HOME || (process.env.HOME ? join(process.env.HOME, '.cache') : undefined);
+  if (!base || !isAbsolute(base)) return;
+  const dir = join(base, 'wisp', 'compile-cache');
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = statSync(dir);
+    if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid()) || (st.mode & 0o077) !== 0) return;
+    enable(dir);
+  } catch {
+    // read-only or missing home: start without the cache
   }
 }
 
@@ -63,6 +95,8 @@ export function loadAgentBundle(file) {
   }
   const bundle = new Module(file);
   bundle.filename = file;
+  // where its external require()s resolve from (wrangler for the CLI's validate), as for any module at `file`
+  bundle.paths = Module._nodeModulePaths(dirname(file));
   bundle._compile(source, file);
   return bundle.exports;
 }
@@ -131,43 +165,73 @@ export async function buildAgent({ analyze = false } = {}) {
   const nonAscii = readFileSync(bundleFile).findIndex((byte) => byte > 0x7f);
   if (nonAscii >= 0) console.warn(`build-agent: ${relative(root, bundleFile)} is not ASCII at offset ${nonAscii}: V8 keeps it as UTF-16, twice the memory`);
   writeFileSync(outfile, ENTRY_SOURCE);
-  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes('node_modules/')).map((f) => relative(root, resolve(root, f)));
-  writeFileSync(inputsFile, `${JSON.stringify(inputs, null, 1)}\n`);
+  const inputs = writeInputs(result.metafile, inputsFile);
   if (analyze) console.log(await esbuild.analyzeMetafile(result.metafile));
   console.log(`build-agent: ${relative(root, bundleFile)} (${inputs.length} source files), loaded by ${relative(root, outfile)}`);
   return outfile;
+}
+
+/** Writes the repository's own source files in a bundle (its freshness check, `isFresh`) to `file`; returns them. */
+function writeInputs(metafile, file) {
+  const inputs = Object.keys(metafile.inputs).filter((f) => !f.includes('node_modules/')).map((f) => relative(root, resolve(root, f)));
+  writeFileSync(file, `${JSON.stringify(inputs, null, 1)}\n`);
+  return inputs;
 }
 
 /** The commands the npm package ships as bundles (`dist/<name>/<name>.cjs`), by their source directory under src/. */
 const PACKAGE_COMMANDS = ['cli', 'csi', 'controller'];
 
 /**
- * The CLI, CSI driver and controller manager bundles, for the npm package only (`prepack`: it ships no src/ and
- * no tsx); in a checkout their launchers run the sources (`loadCommand`).
+ * The CLI, CSI driver and controller manager bundles (`dist/<name>/<name>.cjs`, with the list of their sources beside them): all
+ * three for the npm package (`prepack`: it ships no src/ and no tsx); `build:agent` and postinstall build the
+ * CLI's too, so a checkout's `wisp` starts from it while it is fresh (`loadCommand`).
  */
-export async function buildPackageBundles() {
-  const esbuild = await import('esbuild');
-  for (const name of PACKAGE_COMMANDS) {
+export async function buildPackageBundles(names = PACKAGE_COMMANDS) {
+  let esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    console.warn(`build-agent: esbuild is not installed; ${names.join(', ')} will run through tsx`);
+    return;
+  }
+  for (const name of names) {
     const out = join(root, 'dist', name, `${name}.cjs`);
     mkdirSync(dirname(out), { recursive: true });
     // wrangler (wisp validate reads wrangler.toml with it) is not in the package: left out, validate says so
     const options = bundleOptions(join(root, 'src', name, 'main.ts'), out);
-    await esbuild.build({ ...options, external: [...options.external, 'wrangler'], sourcemap: false });
+    const result = await esbuild.build({ ...options, external: [...options.external, 'wrangler'], sourcemap: false });
+    writeInputs(result.metafile, join(dirname(out), 'inputs.json'));
     console.log(`build-agent: ${relative(root, out)}`);
   }
 }
 
+/** dist/<name>/<name>.cjs when it exists and is fresh (see isFresh), else undefined. */
+export function commandBundle(name) {
+  const dir = join(root, 'dist', name);
+  const bundle = join(dir, `${name}.cjs`);
+  return isFresh([bundle], join(dir, 'inputs.json')) ? bundle : undefined;
+}
+
 /**
- * The `main` of a command's launcher (bin/wisp.js, bin/wisp-csi-driver.js, bin/wisp-controller-manager.js): in
- * a checkout the TypeScript sources through tsx; in the npm package (no src/) the prebuilt bundle.
+ * The `main` of a command's launcher (bin/wisp.js, bin/wisp-csi-driver.js, bin/wisp-controller-manager.js): its
+ * bundle when that is fresh (always in the npm package, which has no src/), else the TypeScript sources
+ * through tsx (a checkout that has not built it, or has edited a source since).
  */
 export async function loadCommand(name) {
-  const bundle = join(root, 'dist', name, `${name}.cjs`);
-  if (!existsSync(join(root, 'src')) && existsSync(bundle)) return loadAgentBundle(bundle).main;
-  const { register } = await import('tsx/esm/api');
-  register();
+  const bundle = commandBundle(name);
+  if (bundle) return loadAgentBundle(bundle).main;
+  await registerTsx();
   return (await import(pathToFileURL(join(root, 'src', name, 'main.ts')).href)).main;
 }
+
+/** Registers tsx's loader once (TypeScript sources in a checkout). */
+export async function registerTsx() {
+  if (tsxRegistered) return;
+  const { register } = await import('tsx/esm/api');
+  register();
+  tsxRegistered = true;
+}
+let tsxRegistered = false;
 
 const isMain = process.argv[1] !== undefined && existsSync(process.argv[1]) && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain && !existsSync(join(root, 'src'))) {
@@ -183,4 +247,5 @@ if (isMain && !existsSync(join(root, 'src'))) {
   await buildPackageBundles();
 } else if (isMain) {
   await buildAgent({ analyze: process.argv.includes('--analyze') });
+  await buildPackageBundles(['cli']);
 }

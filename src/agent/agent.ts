@@ -21,7 +21,7 @@ import { backoffDelayMs } from './rotation-policy.js';
 import { runRotator } from './rotator.js';
 import { abortableSleep, runTasks } from './run-tasks.js';
 import { runBundleRefresher } from './federation/bundle-refresher.js';
-import { fetchBundleOverSpiffeTls } from '../node/spiffe-bundle-fetch.js';
+import type { SpiffeTlsFetchOptions } from '../node/spiffe-bundle-fetch.js';
 
 /** How often the agent reads its federation refresh tasks: 12 sync intervals, at most a minute. */
 function federationPollMs(syncIntervalSeconds: number): number {
@@ -32,6 +32,7 @@ import { createWorkloadApi } from './workload-api/handler.js';
 import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
 import { createWorkloadAttestor } from './workload-api/workload-attestors.js';
+import { openExeHashStore } from './workload-api/exe-hash-store.js';
 import { agentVersion, createAgentTelemetry, type AgentTelemetry } from './telemetry/metrics.js';
 import { startHealthListener, startMetricsListener, type HealthState, type Listener } from './telemetry/listeners.js';
 import { trustDomainId } from '../shared/spiffe/id.js';
@@ -72,7 +73,9 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, log, random });
 
   log.info({ server_url: config.serverUrl, trust_domain: config.trustDomain, data_dir: config.dataDir }, 'agent starting');
-  const attest = await createWorkloadAttestor(config.workloadAttestors); // unix, and k8s when configured
+  // executables hashed by an earlier run (same boot, same file state) are not read again (exe-hash-store.ts)
+  const exeHashes = await openExeHashStore(config.dataDir, { log });
+  const attest = await createWorkloadAttestor(config.workloadAttestors, exeHashes ? { knownHashes: exeHashes } : {}); // unix, and k8s when configured
   if (config.workloadAttestors?.k8s) log.info({ kubelet_url: config.workloadAttestors.k8s.kubeletUrl }, 'k8s workload attestor on');
   // one limiter per agent, shared by both APIs (SPIRE's buckets are per selector set, not per API)
   const limiter = createCallerRateLimiter(config.rateLimit ?? {}, { clock, log });
@@ -118,12 +121,13 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
         serving = false;
         await server.close();
         await closeListeners();
+        await exeHashes?.flush();
         log.info('Workload API closed, socket removed');
       },
       // https_spiffe relationships assigned to this agent (none: one cheap call per poll)
       federation: (taskSignal) =>
         runBundleRefresher(
-          { client, fetchBundle: fetchBundleOverSpiffeTls, clock, log, sleep: abortableSleep, pollMs: federationPollMs(config.syncIntervalSeconds) },
+          { client, fetchBundle: fetchBundleLazily, clock, log, sleep: abortableSleep, pollMs: federationPollMs(config.syncIntervalSeconds) },
           taskSignal,
         ),
       agent: async (taskSignal) => {
@@ -154,6 +158,11 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
     },
     signal,
   );
+}
+
+/** node:https and the SPIFFE-TLS check are loaded with the first https_spiffe relationship, not at start (most agents have none). */
+async function fetchBundleLazily(options: SpiffeTlsFetchOptions): Promise<string> {
+  return (await import('../node/spiffe-bundle-fetch.js')).fetchBundleOverSpiffeTls(options);
 }
 
 /** A listener that cannot bind (port taken, address not local) is a one-line config error naming the key. */

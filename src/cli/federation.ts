@@ -9,7 +9,6 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { looksLikePem } from '../shared/encoding/pem.js';
 import { WispError } from '../shared/errors.js';
-import { parseForeignBundle } from '../shared/federation/foreign-bundle.js';
 import type { FederationRelationship } from '../shared/federation/relationship.js';
 import type { SpiffeBundleJson } from '../shared/spiffe/bundle.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
@@ -110,7 +109,9 @@ async function refreshFromNode(ctx: CommandContext, td: TrustDomain, shown: Show
       trustDomain: td,
       timeoutMs: ctx.config().timeoutSeconds * 1000,
     });
-    // parsed here too, so a malformed answer is reported with the endpoint's name and recorded
+    // parsed here too, so a malformed answer is reported with the endpoint's name and recorded (the parser
+    // loads @peculiar/x509: only for this command)
+    const { parseForeignBundle } = await import('../shared/federation/foreign-bundle.js');
     await parseForeignBundle(text, td);
   } catch (e) {
     const message = e instanceof WispError ? `${e.code}: ${e.message}` : String(e);

@@ -4,8 +4,9 @@
  * `--write DIR` writing svid.pem, key.pem (0600) and bundle.pem. `wisp x509 revoke`: per-SVID revocation.
  * @module
  */
+// reflect-metadata stays eager: it is small, and importers of the CLI (tests, the issuer's parser that
+// `wisp validate` loads) rely on its global polyfill as they did when @peculiar/x509 was imported here
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -16,8 +17,6 @@ import { toPem } from '../shared/encoding/pem.js';
 import { bundleToPem, type SpiffeBundle } from './bundle.js';
 import { collect, parseSpiffeIdFlag, parseTtlFlag, requireFlag } from './flags.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
@@ -26,8 +25,19 @@ interface MintResponse {
   bundle: SpiffeBundle;
 }
 
+/**
+ * @peculiar/x509 loaded only by `x509 mint`: it is a third of the CLI's start-up time for every other command
+ * (docs/performance.md, start-up).
+ */
+async function loadX509(): Promise<typeof import('@peculiar/x509')> {
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  return x509;
+}
+
 /** A P-256 key and a CSR for `spiffeId` (URI SAN; the issuer decides the certificate's contents). */
 export async function buildKeyAndCsr(spiffeId: string, dnsNames: readonly string[]): Promise<{ csrDer: Uint8Array; keyPem: string }> {
+  const x509 = await loadX509();
   const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     keys,

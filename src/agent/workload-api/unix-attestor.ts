@@ -20,6 +20,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { WispError } from '../../shared/errors.js';
 import type { Selector } from '../../shared/registry/selectors.js';
+import type { ExeHashStore } from './exe-hash-store.js';
 import type { PeerCredentials } from './peer.js';
 
 /** Peer credentials plus the process start time read when the connection was accepted. */
@@ -41,6 +42,8 @@ export interface UnixAttestorOptions {
   attestationCacheMs?: number;
   /** ms clock for that cache; default Date.now */
   now?: () => number;
+  /** executable hashes kept across restarts (exe-hash-store.ts); default: this process's memory only */
+  knownHashes?: Pick<ExeHashStore, 'get' | 'set'>;
 }
 
 /**
@@ -169,10 +172,13 @@ export function createUnixAttestor(options: UnixAttestorOptions = {}): WorkloadA
       // stat and read through /proc/<pid>/exe: the inode the process runs, even if the path was replaced
       const st = await stat(exe);
       if (st.size <= maxHashBytes) {
-        const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${path}`;
+        // ctime too: it moves on any change to the file, even one that puts the mtime back (exe-hash-store.ts)
+        const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${path}`;
         let digest = hashes.get(key);
         if (!digest) {
-          digest = sha256File(exe);
+          const known = options.knownHashes?.get(key);
+          digest = known === undefined ? sha256File(exe) : Promise.resolve(known);
+          if (known === undefined && options.knownHashes) void digest.then((hex) => options.knownHashes!.set(key, hex), () => undefined);
           if (hashes.size >= HASH_CACHE_MAX) hashes.delete(hashes.keys().next().value!);
           hashes.set(key, digest);
           digest.catch(() => hashes.delete(key));

@@ -8,7 +8,7 @@
  */
 import type { DockerAttestorConfig } from './docker-attestor.js';
 import type { K8sAttestorConfig } from './k8s-attestor.js';
-import { createUnixAttestor, type WorkloadAttestor } from './unix-attestor.js';
+import { createUnixAttestor, type UnixAttestorOptions, type WorkloadAttestor } from './unix-attestor.js';
 
 export interface WorkloadAttestorsConfig {
   k8s?: K8sAttestorConfig;
@@ -27,8 +27,8 @@ export function combineWorkloadAttestors(attestors: readonly WorkloadAttestor[])
  * One per agent: its caches serve both APIs on the socket (Workload API and SDS).
  * @example const attest = await createWorkloadAttestor(config.workloadAttestors);
  */
-export async function createWorkloadAttestor(config: WorkloadAttestorsConfig | undefined): Promise<WorkloadAttestor> {
-  const attestors = [createUnixAttestor()];
+export async function createWorkloadAttestor(config: WorkloadAttestorsConfig | undefined, unix: UnixAttestorOptions = {}): Promise<WorkloadAttestor> {
+  const attestors = [createUnixAttestor(unix)];
   if (config?.k8s) attestors.push((await import('./k8s-attestor.js')).createK8sAttestor(config.k8s));
   if (config?.docker) attestors.push((await import('./docker-attestor.js')).createDockerAttestor(config.docker));
   if (config?.systemd) attestors.push((await import('./systemd-attestor.js')).createSystemdAttestor());
