@@ -4,6 +4,8 @@
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toBase64Url } from '../../src/shared/encoding/base64.js';
+import { env } from 'cloudflare:workers';
+import { createExchangeJtiStore } from '../../src/worker/db/exchange-jtis.js';
 import { jwksServer } from '../helpers/workerd/attestation-harness.js';
 import { createHarness, TD, type Harness } from '../helpers/workerd/agent-client.js';
 import { createTestCa, type TestCa } from '../helpers/workerd/test-ca.js';
@@ -12,6 +14,8 @@ const ISSUER = 'https://ci.example.test';
 const ONCE_ISSUER = 'https://once.example.test';
 const URL_ISSUER = 'https://url.example.test';
 const DISCOVERY_ISSUER = 'http://127.0.0.1:4444/oidc';
+const LIAR_ISSUER = 'http://127.0.0.1:4445/oidc';
+const PLAIN_ISSUER = 'http://127.0.0.1:4446/oidc';
 const AUD = 'https://wisp.example.org';
 const PARENT = `spiffe://${TD}/spire/exchange/ci`;
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -23,6 +27,7 @@ let h: Harness;
 let key: CryptoKey;
 let jwk: JWK;
 let keyServer: ReturnType<typeof jwksServer>;
+let TOKEN_EXCHANGE: string;
 const clock = { nowMs: Date.now() };
 const nowS = () => Math.floor(clock.nowMs / 1000);
 const uniq = () => crypto.randomUUID().slice(0, 8);
@@ -36,15 +41,20 @@ beforeAll(async () => {
   const serve = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (url === `${DISCOVERY_ISSUER}/.well-known/openid-configuration`) return Response.json({ issuer: DISCOVERY_ISSUER, jwks_uri: `${DISCOVERY_ISSUER}/jwks` });
+    // discovery documents that must not be trusted: another issuer's, and one pointing at plain http
+    if (url === `${LIAR_ISSUER}/.well-known/openid-configuration`) return Response.json({ issuer: DISCOVERY_ISSUER, jwks_uri: `${DISCOVERY_ISSUER}/jwks` });
+    if (url === `${PLAIN_ISSUER}/.well-known/openid-configuration`) return Response.json({ issuer: PLAIN_ISSUER, jwks_uri: 'http://keys.example/jwks' });
     return keyServer.fetch(input, init);
   }) as typeof fetch;
-  const TOKEN_EXCHANGE = JSON.stringify({
+  TOKEN_EXCHANGE = JSON.stringify({
     allowLoopbackHttp: true,
     issuers: [
       issuer('ci', ISSUER, { jwks: { keys: [jwk] } }),
       issuer('once', ONCE_ISSUER, { jwks: { keys: [jwk] }, replay: 'refuse' }),
       issuer('url', URL_ISSUER, { jwksUrl: 'https://url.example.test/jwks' }),
       issuer('disc', DISCOVERY_ISSUER),
+      issuer('liar', LIAR_ISSUER),
+      issuer('plain', PLAIN_ISSUER),
     ],
   });
   ca = createTestCa(TD, () => clock.nowMs);
@@ -112,6 +122,13 @@ describe('POST /exchange/v1/token', () => {
       expect(res.status, alias).toBe(200);
       expect((await verifySvid(((await res.json()) as { access_token: string }).access_token, 'https://relying.example')).sub).toBe(e.spiffeId);
     }
+  });
+
+  it('refuses discovery documents naming another issuer or an http jwks_uri (temporarily_unavailable), signing nothing', async () => {
+    const signed = ca.signedJwt;
+    expect(await refusal(await exchange(await token({}, {}, LIAR_ISSUER)), 'temporarily_unavailable', 503)).toMatch(/another issuer/);
+    expect(await refusal(await exchange(await token({}, {}, PLAIN_ISSUER)), 'temporarily_unavailable', 503)).toMatch(/jwks_uri/);
+    expect(ca.signedJwt).toBe(signed);
   });
 
   it('refetches a jwksUrl at most once per cooldown for unknown kids', async () => {
@@ -203,5 +220,35 @@ describe('POST /exchange/v1/token', () => {
       await refusal(await exchange(t, {}, { 'content-type': 'application/json' }), 'invalid_request');
       expect(ca.signedJwt).toBe(signed);
     });
+  });
+});
+
+describe('rate limits', () => {
+  it('counts signing per client address in the CA; over the limit: 429 temporarily_unavailable with Retry-After', async () => {
+    const callers: (string | undefined)[] = [];
+    const limited = createHarness(
+      () => ({ ...ca, signJwtSvids: async (requests, caller) => (callers.push(caller), requests.map(() => ({ ok: false as const, error: { code: 'ERR_RATE_LIMITED' as const, message: 'JWT-SVID signing rate limit exceeded', retryAfterSeconds: 7 } }))) }),
+      clock,
+      { vars: { TOKEN_EXCHANGE } },
+    );
+    const repo = `acme/${uniq()}`;
+    await entry(repo);
+    const form = new URLSearchParams({ grant_type: GRANT, subject_token: await token({ repository: repo }), subject_token_type: JWT, audience: 'https://relying.example' });
+    const res = await limited.fetch('/exchange/v1/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '198.51.100.9' }, body: form.toString() });
+    expect(res.headers.get('retry-after')).toBe('7');
+    await refusal(res, 'temporarily_unavailable', 429);
+    expect(callers).toEqual(['exchange:198.51.100.9']);
+  });
+});
+
+describe('the exchanged-jti store', () => {
+  it('takes a key once while unexpired, and forgets it once expired (pruned)', async () => {
+    const store = createExchangeJtiStore(env.DB);
+    const k = `once\n${uniq()}`;
+    expect(await store.use(k, 1000, 900)).toBe(true);
+    expect(await store.use(k, 1000, 999)).toBe(false);
+    expect(await store.use(k, 2000, 1000)).toBe(true);
+    await store.prune(2000);
+    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM token_exchange_jtis WHERE key = ?').bind(k).first('n')).toBe(0);
   });
 });
