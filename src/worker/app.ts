@@ -14,6 +14,7 @@ import { ADMIN_API_PREFIX, adminRoutes } from './routes/admin.js';
 import { agentFederationRoutes } from './routes/agent-federation.js';
 import { agentRoutes } from './routes/agent.js';
 import { publicRoutes } from './routes/public.js';
+import { EXCHANGE_API_PREFIX, exchangeRoutes } from './routes/exchange.js';
 import { agentApiTelemetry } from './telemetry.js';
 
 export function createApp(deps: AppDeps): Hono {
@@ -29,5 +30,6 @@ export function createApp(deps: AppDeps): Hono {
   const agentDeps = { ...deps, ...deps.stores, authorities: deps.caches.agentAuthorities };
   app.route(`${AGENT_API_PREFIX}/federation`, agentFederationRoutes(agentDeps));
   app.route(AGENT_API_PREFIX, agentRoutes(agentDeps));
+  app.route(EXCHANGE_API_PREFIX, exchangeRoutes({ ...deps, ...deps.stores, issuerKeys: deps.caches.exchangeIssuerKeys }));
   return app;
 }

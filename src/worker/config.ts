@@ -10,6 +10,7 @@ import { durationSeconds, httpsUrl, keyCheck, oneOf, parseConfig, parsedBy, secr
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
 import { CLOUD_ATTESTORS_ENTRIES, cloudAttestorsFromEnv, type CloudAttestorsConfig, type CloudAttestorsEnv } from './attestation/cloud-config.js';
 import { RATE_LIMITS_ENTRY, type RateLimitsConfig } from './ca/rate-limits.js';
+import { TOKEN_EXCHANGE_ENTRY, type TokenExchangeConfig } from '../shared/exchange/config.js';
 
 export type JwtKeyType = 'ES256' | 'RS256';
 
@@ -40,6 +41,8 @@ export interface WorkerConfig extends CaConfig {
   nodeAttestors: CloudAttestorsConfig;
   /** How long admin audit events are kept (the cron prunes older ones), seconds. */
   auditRetentionSeconds: number;
+  /** Trusted token issuers of POST /exchange/v1/token (TOKEN_EXCHANGE JSON var); absent: exchange is off. */
+  tokenExchange?: TokenExchangeConfig;
 }
 
 /** The raw bindings config is parsed from (vars and secrets are all strings). */
@@ -60,6 +63,8 @@ export interface WorkerConfigEnv extends CloudAttestorsEnv {
   AUDIT_RETENTION?: string;
   /** JSON: {"attestation"|"x509Signing"|"jwtSigning": {"ratePerSecond": n, "burst": n}} (ca/rate-limits.ts) */
   RATE_LIMITS?: string;
+  /** JSON: the trusted token issuers of token exchange (shared/exchange/config.ts) */
+  TOKEN_EXCHANGE?: string;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -147,6 +152,7 @@ const WORKER_SCHEMA = v.pipe(
     AGENT_REQUEST_MAX_SKEW: v.optional(durationSeconds(), CONFIG_DEFAULTS.AGENT_REQUEST_MAX_SKEW),
     AUDIT_RETENTION: v.optional(durationSeconds(MIN_AUDIT_RETENTION_SECONDS), CONFIG_DEFAULTS.AUDIT_RETENTION),
     ...CLOUD_ATTESTORS_ENTRIES,
+    TOKEN_EXCHANGE: TOKEN_EXCHANGE_ENTRY,
   })),
   v.transform(
     (c): WorkerConfig => ({
@@ -155,6 +161,7 @@ const WORKER_SCHEMA = v.pipe(
       agentRequestMaxSkewSeconds: c.AGENT_REQUEST_MAX_SKEW,
       nodeAttestors: cloudAttestorsFromEnv(c),
       auditRetentionSeconds: c.AUDIT_RETENTION,
+      ...(c.TOKEN_EXCHANGE ? { tokenExchange: c.TOKEN_EXCHANGE } : {}),
     }),
   ),
 );

@@ -15,6 +15,8 @@ import type { RevocationStore } from './db/revocations.js';
 import type { PublishedAuthoritiesCache } from './middleware/agent-auth.js';
 import type { RegistryCounts } from './db/counts.js';
 import type { TelemetryRecorder } from './telemetry.js';
+import type { ExchangeJtiStore } from './db/exchange-jtis.js';
+import type { IssuerKeys } from './exchange/issuer-keys.js';
 
 /** The registry, agents and federation state (D1 in production). */
 export interface AppStores {
@@ -31,12 +33,16 @@ export interface AppStores {
   ping(): Promise<void>;
   /** registry sizes for the metrics scrape (db/counts.ts) */
   counts(nowSeconds: number): Promise<RegistryCounts>;
+  /** exchanged subject tokens of issuers that refuse replays (db/exchange-jtis.ts) */
+  exchangeJtis: ExchangeJtiStore;
 }
 
 /** State kept across requests by one app (one per isolate in production). */
 export interface AppCaches {
   /** the published X.509 authorities and the agent chains verified under them (agent-auth.ts) */
   agentAuthorities: PublishedAuthoritiesCache;
+  /** the signing keys of each TOKEN_EXCHANGE issuer, by alias (exchange/issuer-keys.ts) */
+  exchangeIssuerKeys: Map<string, IssuerKeys>;
 }
 
 export interface AppDeps {

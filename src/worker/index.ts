@@ -69,7 +69,7 @@ export default {
   scheduled: async (_event, env) => {
     const { deps } = wiredFor(env);
     const now = () => Math.floor(deps.clock() / 1000);
-    // the CA nudge, the https_web bundle refresh, the audit prune and pruning expired revocations are
+    // the CA nudge, the https_web bundle refresh, the audit prune, pruning expired revocations and exchanged jtis are
     // independent: one failing must not skip the others
     const results = await Promise.allSettled([
       deps.ca().status(),
@@ -79,6 +79,7 @@ export default {
       }),
       deps.stores.audit.prune(now() - deps.config.auditRetentionSeconds),
       deps.stores.revocations.prune(now()),
+      deps.stores.exchangeJtis.prune(now()),
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;

@@ -21,6 +21,8 @@ import type { AppDeps, AppStores } from './deps.js';
 import { createPublishedAuthoritiesCache } from './middleware/agent-auth.js';
 import { countRegistry } from './db/counts.js';
 import { createTelemetryRecorder } from './telemetry.js';
+import { createExchangeJtiStore } from './db/exchange-jtis.js';
+import { createIssuerKeys } from './exchange/issuer-keys.js';
 
 export interface AppParts {
   config: WorkerConfig;
@@ -47,6 +49,7 @@ export function createD1Stores(db: D1Database): AppStores {
       await db.prepare('SELECT 1').first();
     },
     counts: (nowSeconds) => countRegistry(db, nowSeconds),
+    exchangeJtis: createExchangeJtiStore(db),
   };
 }
 
@@ -60,7 +63,7 @@ export function createAppDeps(parts: AppParts): AppDeps {
     // late-bound: the global fetch as it is when called
     fetch: parts.fetch ?? ((input, init) => fetch(input, init)),
     nodeAttestors: parts.nodeAttestors ?? createNodeAttestors({ joinTokens: stores.joinTokens, cloud: parts.config.nodeAttestors, fetch: parts.fetch, x509popNonces: createX509popNonceStore(parts.db) }),
-    caches: { agentAuthorities: createPublishedAuthoritiesCache() },
+    caches: { agentAuthorities: createPublishedAuthoritiesCache(), exchangeIssuerKeys: createIssuerKeys(parts.config.tokenExchange, parts.fetch ?? ((input, init) => fetch(input, init))) },
     telemetry: createTelemetryRecorder(parts.ca),
   };
 }

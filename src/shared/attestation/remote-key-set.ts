@@ -119,7 +119,8 @@ export async function verifyJwtWithKeySet(token: string, keys: Pick<RemoteKeySet
     const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), { ...verify, currentDate: new Date(now) });
     return { payload, kid };
   } catch (e) {
-    if (e instanceof joseErrors.JWTExpired) throw refused('token has expired');
+    // jose reports a token older than maxTokenAge as JWTExpired on `iat`
+    if (e instanceof joseErrors.JWTExpired) throw refused(e.claim === 'iat' ? 'token is older than the maximum token age (iat)' : 'token has expired');
     if (e instanceof joseErrors.JWTClaimValidationFailed) throw refused(`token claim ${e.claim} is invalid (${e.reason})`);
     if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw refused('token signature is invalid');
     if (e instanceof joseErrors.JOSEAlgNotAllowed) throw refused('token algorithm is not allowed');

@@ -9,6 +9,7 @@
  * tree-shaken by the bundlers. Every message is one line and names no type the user did not write.
  * @module
  */
+import type { JSONWebKeySet } from 'jose';
 import * as v from 'valibot';
 import { parseDurationSeconds } from '../duration.js';
 import { WispError } from '../errors.js';
@@ -136,6 +137,18 @@ export const urlString = (message: string = NON_EMPTY) =>
   v.pipe(
     v.string(message),
     v.check((s) => URL.canParse(s), ({ input }) => `"${String(input)}" is not a URL`),
+  );
+
+/**
+ * A JWK Set of RSA or EC public keys (k8s_psat clusters, token exchange issuers): an HMAC ("oct") or
+ * private key in the set would be a configuration mistake, so it is refused, never used.
+ */
+export const jwkSet = (message: string) =>
+  v.pipe(
+    plainObject(message),
+    v.check((o) => Array.isArray(o.keys) && o.keys.length > 0, message),
+    v.check((o) => (o.keys as unknown[]).every((k) => typeof k === 'object' && k !== null && ['RSA', 'EC'].includes((k as { kty?: unknown }).kty as string) && !('d' in k)), message),
+    v.transform((o) => o as unknown as JSONWebKeySet),
   );
 
 /** https, or http on a loopback host only (src/shared/net/loopback.ts), worded as the Worker's bindings are. */

@@ -14,7 +14,7 @@
  * @module
  */
 import * as v from 'valibot';
-import { httpsUrl, jsonText, knownKeys, nonEmptyString, parseConfig, parsedBy, plainObject, urlString } from '../../shared/config/schema.js';
+import { httpsUrl, jsonText, jwkSet, knownKeys, nonEmptyString, parseConfig, parsedBy, plainObject, urlString } from '../../shared/config/schema.js';
 import { parseAgentPathTemplate, type AgentPathTemplate } from '../../shared/attestation/agent-path-template.js';
 import { AWS_IID_DEFAULT_PATH_TEMPLATE, AWS_IID_TEMPLATE_FIELDS, buildAwsRegionKeys } from '../../shared/attestation/aws-iid.js';
 import {
@@ -158,14 +158,7 @@ const AZURE_MSI_SCHEMA = knownKeys({
   allowReattestation: bool,
 });
 
-const JWKS = 'must be a JWK Set {"keys":[...]} of RSA or EC public keys (kubectl get --raw /openid/v1/jwks)';
-const jwks = v.pipe(
-  plainObject(JWKS),
-  v.check((o) => Array.isArray(o.keys) && o.keys.length > 0, JWKS),
-  // an HMAC ("oct") or private key in the set would be a configuration mistake: refused, never used
-  v.check((o) => (o.keys as unknown[]).every((k) => typeof k === 'object' && k !== null && ['RSA', 'EC'].includes((k as { kty?: unknown }).kty as string) && !('d' in k)), JWKS),
-  v.transform((o) => o as unknown as JSONWebKeySet),
-);
+const jwks = jwkSet('must be a JWK Set {"keys":[...]} of RSA or EC public keys (kubectl get --raw /openid/v1/jwks)');
 
 const K8S_PSAT_CLUSTER = v.pipe(
   knownKeys({

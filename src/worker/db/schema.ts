@@ -106,6 +106,16 @@ export const x509popNonces = sqliteTable(
   (t) => [index('x509pop_nonces_expires_at_idx').on(t.expiresAt)],
 );
 
+/** Exchanged subject tokens (issuer alias + jti) of issuers that refuse replays, kept until the token's exp. */
+export const tokenExchangeJtis = sqliteTable(
+  'token_exchange_jtis',
+  {
+    key: text('key').primaryKey(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('token_exchange_jtis_expires_at_idx').on(t.expiresAt)],
+);
+
 /**
  * Federation relationships (SPIRE's federated_trust_domains): the foreign trust domain, its bundle endpoint
  * and profile, and the state of the last refresh. `next_refresh_at` orders the cron's work (https_web only).
