@@ -21,6 +21,7 @@ import type { AppDeps, AppStores } from './deps.js';
 import { createPublishedAuthoritiesCache } from './middleware/agent-auth.js';
 import { countRegistry } from './db/counts.js';
 import { createTelemetryRecorder } from './telemetry.js';
+import { NO_NOTIFIER, type AgentNotifierApi } from './notifier/notifier-api.js';
 
 export interface AppParts {
   config: WorkerConfig;
@@ -32,6 +33,8 @@ export interface AppParts {
   fetch?: typeof fetch;
   /** default: join_token plus the cloud attestors the config enables */
   nodeAttestors?: Record<string, NodeAttestor>;
+  /** default: none (agents poll; their channel upgrade is refused with 503) */
+  notifier?: AgentNotifierApi;
 }
 
 export function createD1Stores(db: D1Database): AppStores {
@@ -62,5 +65,6 @@ export function createAppDeps(parts: AppParts): AppDeps {
     nodeAttestors: parts.nodeAttestors ?? createNodeAttestors({ joinTokens: stores.joinTokens, cloud: parts.config.nodeAttestors, fetch: parts.fetch, x509popNonces: createX509popNonceStore(parts.db) }),
     caches: { agentAuthorities: createPublishedAuthoritiesCache() },
     telemetry: createTelemetryRecorder(parts.ca),
+    notifier: parts.notifier ?? NO_NOTIFIER,
   };
 }

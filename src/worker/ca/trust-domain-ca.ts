@@ -18,6 +18,7 @@ import type { AuthorityRequest, PublishedKeys, RevokedSerial, SignedCrl, SignedJ
 import { createCaCore, type CaCore } from './ca-core.js';
 import type { CaStorage } from './ca-storage.js';
 import { createDoCaStorage } from './do-ca-storage.js';
+import { notifyIfPublishedChanged } from '../notifier/rotation-notice.js';
 
 /**
  * Replaces the CA's clock, for tests only: `runInDurableObject(stub, (ca) => ca[CA_CLOCK](() => t))`.
@@ -88,7 +89,7 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
 
   override async alarm(): Promise<void> {
     const core = this.#coreOrNull();
-    if (core) await core.alarm();
+    if (core) await notifyIfPublishedChanged(core, () => core.alarm(), this.env);
     else logEvent('error', 'CA rotation failed', { reason: 'the CA configuration is invalid' });
   }
 
