@@ -4,13 +4,17 @@
 // failing it, and reaching only the sockets of the agents concerned.
 import 'reflect-metadata';
 import { env } from 'cloudflare:workers';
+import { runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import { HOUR_MS } from '../../src/shared/clock.js';
+import { unwrap } from '../../src/shared/result.js';
 import { KEEPALIVE_PING, KEEPALIVE_PONG, SYNC_NOTICE, type NoticeTarget } from '../../src/shared/agent-notifications.js';
 import { CLOSE_CODE_ENDED } from '../../src/worker/notifier/agent-notifier.js';
-import { createDoNotifier, type AgentNotifierApi } from '../../src/worker/notifier/notifier-api.js';
+import { createDoNotifier, NOTIFIER_AGENT_HEADER, NOTIFIER_CONNECT_URL, type AgentNotifierApi } from '../../src/worker/notifier/notifier-api.js';
 import { AGENT_AUTH_FAILED_MESSAGE } from '../../src/worker/middleware/agent-auth.js';
 import { createHarness, expectError, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
 import { createTestCa } from '../helpers/workerd/test-ca.js';
+import { freshCa, setCaClock } from '../helpers/workerd/ca.js';
 
 const ADMIN_TOKEN = (env as unknown as { ADMIN_TOKEN: string }).ADMIN_TOKEN;
 const ROUTE = '/agent/v1/notifications';
@@ -190,5 +194,35 @@ describe('which agents an admin write notifies', () => {
     const res = await admin(h, 'POST', '/entries', entryBody(agent.agentId));
     expect(res.status).toBe(201);
     expect(rec.targets).toEqual([{ agents: [agent.agentId] }]);
+  });
+});
+
+describe("the CA's own rotation", () => {
+  it('tells every agent when an alarm changed the published keys', async () => {
+    // a socket on the trust domain's notifier, as the Worker opens it after agentAuth
+    const notifier = env.NOTIFIER.get(env.NOTIFIER.idFromName(TD));
+    const res = await notifier.fetch(new Request(NOTIFIER_CONNECT_URL, { headers: { upgrade: 'websocket', [NOTIFIER_AGENT_HEADER]: `spiffe://${TD}/spire/agent/test/${crypto.randomUUID()}` } }));
+    const ws = (res as unknown as { webSocket: WebSocket }).webSocket;
+    ws.accept();
+    const got: string[] = [];
+    ws.addEventListener('message', (e) => got.push(String(e.data)));
+
+    const { stub, api } = freshCa();
+    const t0 = Date.now();
+    let now = t0;
+    await setCaClock(stub, () => now);
+    expect(await api.status()).toEqual({ ready: true });
+    const first = unwrap(await api.getPublishedKeys()).sequence;
+    // hour by hour until an alarm prepares the next key (within one CA lifetime, 24 h here); the keys' creation
+    // by status() above told agents too, long before the last alarm
+    let before = 0;
+    for (now = t0 + HOUR_MS; unwrap(await api.getPublishedKeys()).sequence === first && now < t0 + 48 * HOUR_MS; now += HOUR_MS) {
+      before = got.length;
+      await runDurableObjectAlarm(stub);
+    }
+    expect(unwrap(await api.getPublishedKeys()).sequence).toBeGreaterThan(first);
+    await new Promise<void>((resolve) => (got.length > before ? resolve() : ws.addEventListener('message', () => resolve(), { once: true })));
+    expect(got.at(-1)).toBe(SYNC_NOTICE);
+    ws.close(1000);
   });
 });

@@ -18,7 +18,7 @@ import type { AuthorityRequest, PublishedKeys, RevokedSerial, SignedCrl, SignedJ
 import { createCaCore, type CaCore } from './ca-core.js';
 import type { CaStorage } from './ca-storage.js';
 import { createDoCaStorage } from './do-ca-storage.js';
-import { notifyIfPublishedChanged } from '../notifier/rotation-notice.js';
+import { notifyEveryAgent } from '../notifier/rotation-notice.js';
 
 /**
  * Replaces the CA's clock, for tests only: `runInDurableObject(stub, (ca) => ca[CA_CLOCK](() => t))`.
@@ -89,7 +89,7 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
 
   override async alarm(): Promise<void> {
     const core = this.#coreOrNull();
-    if (core) await notifyIfPublishedChanged(core, () => core.alarm(), this.env);
+    if (core) await core.alarm();
     else logEvent('error', 'CA rotation failed', { reason: 'the CA configuration is invalid' });
   }
 
@@ -114,6 +114,7 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
       clock: () => this.#clock(),
       // A throw inside blockConcurrencyWhile would reset the object: the core carries failures out as values.
       exclusive: (fn) => this.ctx.blockConcurrencyWhile(fn),
+      onRotated: () => this.ctx.waitUntil(notifyEveryAgent(this.env, config.trustDomain)),
     });
     return this.#core;
   }
