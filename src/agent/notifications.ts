@@ -1,6 +1,6 @@
 /**
- * The agent's end of the issuer's notification channel (docs/agent-api.md "Notifications"): a WebSocket to
- * `GET /agent/v1/notifications`, its upgrade signed with an agent proof like every agent call, held open
+ * The agent's end of the issuer's notification channel (docs/agent-api.md "Notifications"): a WebSocket
+ * (notification-socket.ts) to `GET /agent/v1/notifications`, its upgrade signed with an agent proof like every agent call, held open
  * (reconnected with backoff and jitter, a keepalive ping so a dead connection is noticed) while the agent
  * runs. Any message but the keepalive's answer means "sync now" and nothing else: its content is never
  * read, so a forged, replayed or crafted message can at most cause a sync, which goes through the signed
@@ -17,6 +17,7 @@ import { takeTokens, type BucketState, type RateLimit } from '../shared/rate-lim
 import type { IssuerClient } from './issuer-client.js';
 import { LOG_FIELDS, type Logger } from './log.js';
 import { backoffDelayMs } from './rotation-policy.js';
+import { openNotificationSocket } from './notification-socket.js';
 
 /** Syncs that notices may start: a burst of 10, then 5 a second (the poll is not counted). */
 export const NOTICE_SYNC_LIMIT: RateLimit = { ratePerSecond: 5, burst: 10 };
@@ -111,54 +112,38 @@ export async function runNotificationChannel(deps: NotificationChannelDeps, sign
 }
 
 /** One connection: resolves with how long it was open (0: it never opened) once it is closed. */
-function holdChannel(url: URL, authorization: string, deps: NotificationChannelDeps, signal: AbortSignal): Promise<number> {
-  return new Promise((resolve) => {
-    // undici's WebSocket (Node's global) takes headers in its second argument; the DOM typing does not know it
-    const ws = new WebSocket(url, { headers: { authorization } } as unknown as string[]);
-    ws.binaryType = 'arraybuffer';
-    let openedAt: number | undefined;
-    let awaitingPong = false;
-    let keepalive: ReturnType<typeof setInterval> | undefined;
-    let renew: ReturnType<typeof setTimeout> | undefined;
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      clearInterval(keepalive);
-      clearTimeout(renew);
-      signal.removeEventListener('abort', end);
-      try {
-        ws.close(1000);
-      } catch {
-        // not open yet, or closed
-      }
-      resolve(openedAt === undefined ? 0 : Date.now() - openedAt);
-    };
-    function end() {
-      finish();
-    }
-    signal.addEventListener('abort', end, { once: true });
-    ws.addEventListener('open', () => {
-      openedAt = Date.now();
-      deps.log.info('notification channel open');
-      deps.onNotice();
-      keepalive = setInterval(() => {
-        // no answer to the last ping: the connection is gone without a close (a half-open TCP connection)
-        if (awaitingPong) return finish();
-        awaitingPong = true;
-        ws.send(KEEPALIVE_PING);
-      }, deps.keepaliveMs ?? KEEPALIVE_INTERVAL_MS);
-      renew = setTimeout(finish, MAX_CHANNEL_MS * (0.75 + deps.random() / 2));
-    });
-    ws.addEventListener('message', (event) => {
-      if (event.data === KEEPALIVE_PONG) {
+async function holdChannel(url: URL, authorization: string, deps: NotificationChannelDeps, signal: AbortSignal): Promise<number> {
+  const keepaliveMs = deps.keepaliveMs ?? KEEPALIVE_INTERVAL_MS;
+  let closed!: () => void;
+  const ended = new Promise<void>((resolve) => (closed = resolve));
+  let awaitingPong = false;
+  const socket = await openNotificationSocket(url, { authorization }, keepaliveMs, {
+    message(text) {
+      if (text === KEEPALIVE_PONG) {
         awaitingPong = false;
         return;
       }
       // "sync now", whatever the message says: nothing in it is read
       deps.onNotice();
-    });
-    ws.addEventListener('error', () => undefined); // a close event follows
-    ws.addEventListener('close', finish);
+    },
+    closed: () => closed(),
   });
+  const openedAt = Date.now();
+  deps.log.info('notification channel open');
+  deps.onNotice();
+  const keepalive = setInterval(() => {
+    // no answer to the last ping: the connection is gone without a close (a half-open TCP connection)
+    if (awaitingPong) return socket.close();
+    awaitingPong = true;
+    socket.sendText(KEEPALIVE_PING);
+  }, keepaliveMs);
+  const renew = setTimeout(() => socket.close(), MAX_CHANNEL_MS * (0.75 + deps.random() / 2));
+  const stop = () => socket.close();
+  signal.addEventListener('abort', stop, { once: true });
+  if (signal.aborted) socket.close();
+  await ended;
+  clearInterval(keepalive);
+  clearTimeout(renew);
+  signal.removeEventListener('abort', stop);
+  return Date.now() - openedAt;
 }

@@ -4,12 +4,9 @@
 // as well: it answers any upgrade and sends whatever frames the test says. A notice makes the agent sync at
 // once (poll 300 s), a burst makes one sync, crafted messages give the agent nothing but a signed sync, and a
 // lost notice or a channel that is down is covered by the poll.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runAgent } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
@@ -18,6 +15,7 @@ import { AGENT_PROOF_SCHEME } from '../../src/shared/agent-proof.js';
 import { SYNC_NOTICE } from '../../src/shared/agent-notifications.js';
 import { createWorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { startAgentTestIssuer, type AgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
+import { fakeNotifier as makeFakeNotifier, type FakeNotifier } from '../helpers/node/fake-notifier.js';
 import { makeRootCa, makeSvid, toBase64 } from '../helpers/shared/agent-svid.js';
 
 const TD = 'example.org';
@@ -35,32 +33,6 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-/** A WebSocket server in a few lines (RFC 6455 handshake, unmasked server frames): the notifier the test plays. */
-function fakeNotifier() {
-  const sockets: Duplex[] = [];
-  const upgrades: IncomingMessage[] = [];
-  return {
-    sockets,
-    upgrades,
-    onUpgrade(req: IncomingMessage, socket: Duplex) {
-      upgrades.push(req);
-      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
-      socket.on('error', () => undefined);
-      socket.on('data', () => undefined); // the agent's keepalive pings go unanswered (the test ends first)
-      sockets.push(socket);
-      stops.push(() => void socket.destroy());
-    },
-    /** a text (string) or binary (Buffer) frame on every socket */
-    send(payload: string | Buffer) {
-      const body = Buffer.from(payload);
-      const opcode = typeof payload === 'string' ? 0x1 : 0x2;
-      const length = body.length < 126 ? Buffer.from([body.length]) : Buffer.from([126, body.length >> 8, body.length & 0xff]);
-      for (const s of sockets) s.write(Buffer.concat([Buffer.from([0x80 | opcode]), length, body]));
-    },
-  };
-}
-
 interface Running {
   issuer: AgentTestIssuer;
   agentId: string;
@@ -71,7 +43,7 @@ interface Running {
   settled(): boolean;
 }
 
-async function start(o: { syncIntervalSeconds: number; notifier?: ReturnType<typeof fakeNotifier>; notifications?: boolean }): Promise<Running> {
+async function start(o: { syncIntervalSeconds: number; notifier?: FakeNotifier; notifications?: boolean }): Promise<Running> {
   const issuer = await startAgentTestIssuer({ trustDomain: TD, clock: Date.now, ...(o.notifier ? { onUpgrade: (req, socket) => o.notifier!.onUpgrade(req, socket) } : {}) });
   stops.push(() => issuer.close());
   const token = await issuer.createJoinToken();
@@ -113,6 +85,13 @@ async function start(o: { syncIntervalSeconds: number; notifier?: ReturnType<typ
 }
 
 const has = (r: Running, path: string) => r.seen.some((ids) => ids.includes(`spiffe://${TD}${path}`));
+
+/** A fake notifier whose sockets the test's clean-up closes. */
+function fakeNotifier(): FakeNotifier {
+  const f = makeFakeNotifier();
+  stops.push(() => f.close());
+  return f;
+}
 
 describe('a notice', () => {
   it('makes the agent sync at once: with a 300 s poll, a new entry reaches the open stream; a burst makes one sync', async () => {
