@@ -14,7 +14,7 @@ import type { SpiffeId } from '../../shared/spiffe/id.js';
 import { logEvent } from '../log.js';
 import { NOTIFIER_AGENT_HEADER } from './notifier-api.js';
 
-/** Sockets one agent may hold; a new one beyond closes the oldest (an agent holds one, reconnecting). */
+/** Sockets one agent may hold; a new one beyond closes others (an agent holds one; more are leftovers of reconnections). */
 export const MAX_SOCKETS_PER_AGENT = 4;
 /** Close code sent when the issuer ends a channel (ban, evict, too many sockets): the agent reconnects later. */
 export const CLOSE_CODE_ENDED = 4000;
