@@ -19,6 +19,7 @@ import { record, results, rows } from './report.js';
 import { benchAgentCpu } from './agent-cpu.js';
 import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, spawnLogged, startRealAgent } from './fleet.js';
 import { benchStartup } from './startup.js';
+import { benchPush } from './push.js';
 
 
 const ROUNDS = QUICK ? 2 : 5;
@@ -391,6 +392,7 @@ async function main(): Promise<void> {
     record('agent_rss_mb_after_load', round(rssMb(agent.child.pid!), 1));
     // a last sanity check: the agent still serves
     await callOnNewConnection({ socketPath: agent.socketPath, kind: 'stream', method: 'stream', request: Buffer.alloc(0) });
+    await benchPush(issuer, dir);
   } finally {
     if (agentProc) await stopProcess(agentProc);
     await issuer?.stop();

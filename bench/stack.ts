@@ -87,7 +87,7 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
         compatibilityDate: COMPATIBILITY_DATE,
         bindings,
         d1Databases: { DB: D1_ID },
-        durableObjects: { CA: { className: 'TrustDomainCa', useSQLite: true } },
+        durableObjects: { CA: { className: 'TrustDomainCa', useSQLite: true }, NOTIFIER: { className: 'AgentNotifier', useSQLite: true } },
       },
       {
         name: 'limits',

@@ -58,6 +58,9 @@ const RULES: Rule[] = [
   // Go-style single-dash long flags (SPIRE's -spiffeID, the CSI driver's -plugin-name)
   { name: 'the single-dash flag rewrite', pattern: /\^-\[A-Za-z\]\[A-Za-z0-9/, in: ['src/node/go-flags.ts'] },
   { name: 'byte concatenation', pattern: /function \w*concat\w*\(|\.set\(\w+, (at|offset)\);\s*(at|offset) \+= \w+\.(length|byteLength)/, in: ['src/shared/encoding/bytes.ts'] },
+  // the agents' notification channel: who is told, and the one message (the agent reads nothing out of one)
+  { name: 'which agents an entry change notifies', pattern: /function noticeForParents\b|isAgentId\(\w+\)\) return \{ all: true \}/, in: ['src/shared/agent-notifications.ts'] },
+  { name: 'the sync notice', pattern: /'\{"type":"sync"\}'/, in: ['src/shared/agent-notifications.ts'] },
 ];
 
 const filesWith = (pattern: RegExp) => SOURCES.filter((s) => pattern.test(s.text)).map((s) => s.file);

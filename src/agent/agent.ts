@@ -19,6 +19,7 @@ import { LOG_FIELDS, type Logger } from './log.js';
 import { createAgentIdentity, type AgentIdentity } from './node-attestation.js';
 import { backoffDelayMs } from './rotation-policy.js';
 import { runRotator } from './rotator.js';
+import { createSyncTrigger, runNotificationChannel } from './notifications.js';
 import { abortableSleep, runTasks } from './run-tasks.js';
 import { runBundleRefresher } from './federation/bundle-refresher.js';
 import type { SpiffeTlsFetchOptions } from '../node/spiffe-bundle-fetch.js';
@@ -146,10 +147,12 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
         const unwatch = cache.onStateChange(() => persister.schedule());
         try {
           await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId, log });
-          await runRotator(
-            { identity, cache, client, dataDir, clock, random, sleep: abortableSleep, intervalMs: config.syncIntervalSeconds * 1000, log, ...withTelemetry },
-            taskSignal,
-          );
+          // the poll's sleep, cut short by the issuer's notices (notifications.ts)
+          const trigger = createSyncTrigger(clock);
+          await Promise.all([
+            runRotator({ identity, cache, client, dataDir, clock, random, sleep: trigger.sleep, intervalMs: config.syncIntervalSeconds * 1000, log, ...withTelemetry }, taskSignal),
+            config.notifications === false ? undefined : runNotificationChannel({ serverUrl: config.serverUrl, client, onNotice: trigger.fire, log, random, sleep: abortableSleep }, taskSignal),
+          ]);
         } finally {
           unwatch();
           await persister.flush();

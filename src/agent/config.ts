@@ -41,6 +41,8 @@ export interface AgentConfig {
   x509pop?: X509popAgentConfig;
   logLevel: LogLevel;
   syncIntervalSeconds: number;
+  /** absent or true: hold the issuer's notification channel and sync as soon as it says so (the poll stays); false: poll only */
+  notifications?: boolean;
   /** timeout of every request to the issuer */
   requestTimeoutSeconds: number;
   /** Envoy SDS resource names and validation (SPIRE's `sds` block); SPIRE's defaults when absent */
@@ -146,6 +148,7 @@ export const AGENT_CONFIG_ENV: Record<AgentConfigKey, string> = {
   x509pop: 'WISP_X509POP',
   logLevel: 'WISP_LOG_LEVEL',
   syncIntervalSeconds: 'WISP_SYNC_INTERVAL_SECONDS',
+  notifications: 'WISP_NOTIFICATIONS',
   requestTimeoutSeconds: 'WISP_REQUEST_TIMEOUT_SECONDS',
   sds: 'WISP_SDS',
   disableSdsApi: 'WISP_DISABLE_SDS_API',
@@ -318,6 +321,7 @@ const AGENT_SCHEMA = v.object({
     intermediatesPath: v.optional(absolutePath),
   }),
   syncIntervalSeconds: v.optional(seconds(MAX_SYNC_INTERVAL_SECONDS), AGENT_CONFIG_DEFAULTS.syncIntervalSeconds),
+  notifications: v.optional(booleanish()),
   requestTimeoutSeconds: v.optional(seconds(MAX_REQUEST_TIMEOUT_SECONDS), AGENT_CONFIG_DEFAULTS.requestTimeoutSeconds),
   sds: cloudObject({
     defaultSvidName: v.optional(nonEmptyString(), SDS_DEFAULTS.defaultSvidName),
@@ -377,6 +381,7 @@ export function parseAgentConfig(
     ...(c.x509pop ? { x509pop: c.x509pop } : {}),
     logLevel: c.logLevel,
     syncIntervalSeconds: c.syncIntervalSeconds,
+    ...(c.notifications !== undefined ? { notifications: c.notifications } : {}),
     requestTimeoutSeconds: c.requestTimeoutSeconds,
     ...(c.sds ? { sds: c.sds } : {}),
     ...(c.disableSdsApi !== undefined ? { disableSdsApi: c.disableSdsApi } : {}),

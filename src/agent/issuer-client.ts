@@ -68,6 +68,8 @@ export interface IssuerClient {
   /** the https_spiffe relationships this agent refreshes (docs/federation.md) */
   federationRefreshTasks(): Promise<FederationRefreshTasksResponse>;
   submitFederatedBundle(req: SubmitFederatedBundleRequest): Promise<SubmitFederatedBundleResponse>;
+  /** the Authorization header (an agent proof, empty body) of a request made elsewhere: the notification channel's upgrade */
+  proofFor(method: 'GET', route: string): Promise<string>;
 }
 
 /** Errors after which retrying the same call later may succeed (issuer down, overloaded, CA not ready). */
@@ -97,24 +99,26 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
     }
   }
 
+  async function proof(method: string, url: URL, bytes?: Uint8Array): Promise<string> {
+    const creds = options.credentials();
+    if (!creds) throw new WispError('ERR_UNAUTHENTICATED', 'agent has no SVID to sign requests with');
+    return createAgentProof({
+      method,
+      pathAndQuery: url.pathname + url.search,
+      ...(bytes ? { body: bytes } : {}),
+      certChainDer: creds.certChain,
+      privateKey: creds.privateKey as Parameters<typeof createAgentProof>[0]['privateKey'],
+      now: Math.floor(options.clock() / 1000),
+      jti: randomJti(),
+    });
+  }
+
   async function request<T>(method: 'GET' | 'POST', route: IssuerRoute, body: unknown, signed: boolean): Promise<T> {
     const url = new URL(`${options.serverUrl}${AGENT_API_PREFIX}${route}`);
     const bytes = body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json' };
     if (bytes) headers['content-type'] = 'application/json';
-    if (signed) {
-      const creds = options.credentials();
-      if (!creds) throw new WispError('ERR_UNAUTHENTICATED', 'agent has no SVID to sign requests with');
-      headers['authorization'] = await createAgentProof({
-        method,
-        pathAndQuery: url.pathname + url.search,
-        ...(bytes ? { body: bytes } : {}),
-        certChainDer: creds.certChain,
-        privateKey: creds.privateKey as Parameters<typeof createAgentProof>[0]['privateKey'],
-        now: Math.floor(options.clock() / 1000),
-        jti: randomJti(),
-      });
-    }
+    if (signed) headers['authorization'] = await proof(method, url, bytes);
     let res: HttpResponse;
     try {
       res = await httpRequest({ url, method, headers, ...(bytes ? { body: bytes } : {}), timeoutMs: options.timeoutMs, maxResponseBytes: MAX_ISSUER_RESPONSE_BYTES });
@@ -142,6 +146,7 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
     fetchBundle: () => call<BundleResponse>('GET', '/bundle', undefined, true),
     federationRefreshTasks: () => call<FederationRefreshTasksResponse>('GET', '/federation/refresh-tasks', undefined, true),
     submitFederatedBundle: (req) => call<SubmitFederatedBundleResponse>('POST', '/federation/bundles', req, true),
+    proofFor: (method, route) => proof(method, new URL(`${options.serverUrl}${AGENT_API_PREFIX}${route}`)),
   };
 }
 

@@ -13,6 +13,7 @@ import { requestId } from './middleware/request-id.js';
 import { ADMIN_API_PREFIX, adminRoutes } from './routes/admin.js';
 import { agentFederationRoutes } from './routes/agent-federation.js';
 import { agentRoutes } from './routes/agent.js';
+import { agentNotificationRoutes } from './routes/agent-notifications.js';
 import { publicRoutes } from './routes/public.js';
 import { EXCHANGE_API_PREFIX, exchangeRoutes } from './routes/exchange.js';
 import { agentApiTelemetry } from './telemetry.js';
@@ -29,6 +30,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route(ADMIN_API_PREFIX, adminRoutes(deps));
   const agentDeps = { ...deps, ...deps.stores, authorities: deps.caches.agentAuthorities };
   app.route(`${AGENT_API_PREFIX}/federation`, agentFederationRoutes(agentDeps));
+  app.route(AGENT_API_PREFIX, agentNotificationRoutes(agentDeps));
   app.route(AGENT_API_PREFIX, agentRoutes(agentDeps));
   app.route(EXCHANGE_API_PREFIX, exchangeRoutes({ ...deps, ...deps.stores, issuerKeys: deps.caches.exchangeIssuerKeys }));
   return app;

@@ -8,6 +8,7 @@ import type { FederationStore } from '../shared/federation/federation-store.js';
 import type { AgentRequestStore, AgentStore, JoinTokenStore } from '../shared/registry/ports.js';
 import type { NodeAttestor } from './attestation/types.js';
 import type { TrustDomainCaApi } from './ca/ca-api.js';
+import type { AgentNotifierApi } from './notifier/notifier-api.js';
 import type { AuditStore } from './db/audit-log.js';
 import type { WorkerConfig } from './config.js';
 import type { D1EntryStore } from './db/entries.js';
@@ -58,4 +59,6 @@ export interface AppDeps {
   caches: AppCaches;
   /** this isolate's agent API and federation metrics, sent to the CA in batches (telemetry.ts) */
   telemetry: TelemetryRecorder;
+  /** the agents' notification channel (production: the AgentNotifier Durable Object) */
+  notifier: AgentNotifierApi;
 }

@@ -14,8 +14,11 @@ import type { AppDeps } from './deps.js';
 import { refreshDueRelationships } from './federation/refresh.js';
 import { logEvent } from './log.js';
 import { createAppDeps } from './wiring.js';
+import { createDoNotifier } from './notifier/notifier-api.js';
+import { sendNotice } from './notifier/notices.js';
 
 export { TrustDomainCa } from './ca/trust-domain-ca.js';
+export { AgentNotifier } from './notifier/agent-notifier.js';
 
 export function depsFromEnv(env: Env): AppDeps {
   const config = parseWorkerConfig(env);
@@ -24,6 +27,7 @@ export function depsFromEnv(env: Env): AppDeps {
     ca: () => env.CA.get(env.CA.idFromName(config.trustDomain)) as unknown as TrustDomainCaApi,
     db: env.DB,
     clock: systemClock,
+    notifier: createDoNotifier(() => env.NOTIFIER.get(env.NOTIFIER.idFromName(config.trustDomain))),
   });
 }
 
@@ -75,6 +79,7 @@ export default {
       deps.ca().status(),
       refreshDueRelationships({ store: deps.stores.federation, fetch: deps.fetch, now }).then(async (outcomes) => {
         for (const o of outcomes) deps.telemetry.bundleRefresh(o.trustDomain, o.status);
+        if (outcomes.some((o) => o.status === 'updated')) await sendNotice(deps.notifier, { all: true });
         await deps.telemetry.flush();
       }),
       deps.stores.audit.prune(now() - deps.config.auditRetentionSeconds),

@@ -23,6 +23,7 @@ import { countRegistry } from './db/counts.js';
 import { createTelemetryRecorder } from './telemetry.js';
 import { createExchangeJtiStore } from './db/exchange-jtis.js';
 import { createIssuerKeys } from './exchange/issuer-keys.js';
+import { NO_NOTIFIER, type AgentNotifierApi } from './notifier/notifier-api.js';
 
 export interface AppParts {
   config: WorkerConfig;
@@ -34,6 +35,8 @@ export interface AppParts {
   fetch?: typeof fetch;
   /** default: join_token plus the cloud attestors the config enables */
   nodeAttestors?: Record<string, NodeAttestor>;
+  /** default: none (agents poll; their channel upgrade is refused with 503) */
+  notifier?: AgentNotifierApi;
 }
 
 export function createD1Stores(db: D1Database): AppStores {
@@ -65,5 +68,6 @@ export function createAppDeps(parts: AppParts): AppDeps {
     nodeAttestors: parts.nodeAttestors ?? createNodeAttestors({ joinTokens: stores.joinTokens, cloud: parts.config.nodeAttestors, fetch: parts.fetch, x509popNonces: createX509popNonceStore(parts.db) }),
     caches: { agentAuthorities: createPublishedAuthoritiesCache(), exchangeIssuerKeys: createIssuerKeys(parts.config.tokenExchange, parts.fetch ?? ((input, init) => fetch(input, init))) },
     telemetry: createTelemetryRecorder(parts.ca),
+    notifier: parts.notifier ?? NO_NOTIFIER,
   };
 }

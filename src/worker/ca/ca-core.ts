@@ -51,6 +51,8 @@ export interface CaCoreOptions {
   rateLimits?: RateLimitsConfig;
   /** Runs a rotation with no other call interleaved (the DO: blockConcurrencyWhile). Default: runs it. */
   exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** Called after a rotation changed the keys (alarm or lazy), once it is stored: agents are told to sync. */
+  onRotated?: () => void;
 }
 
 /** The CA's RPC surface plus the alarm handler (rotation; sets the next alarm). */
@@ -67,6 +69,7 @@ class TrustDomainCaCore implements CaCore {
   readonly #storage: CaStorage;
   readonly #config: CaConfig;
   readonly #clock: Clock;
+  readonly #onRotated: (() => void) | undefined;
   readonly #exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly #checks: SignRequestChecks;
   readonly #limits: RateLimiter;
@@ -89,6 +92,7 @@ class TrustDomainCaCore implements CaCore {
     this.#config = options.config;
     this.#clock = options.clock;
     this.#exclusive = options.exclusive ?? ((fn) => fn());
+    this.#onRotated = options.onRotated;
     this.#checks = createSignRequestChecks(options.config.trustDomain);
     this.#limits = createRateLimiter(options.rateLimits ?? RATE_LIMIT_DEFAULTS, options.storage.buckets, options.clock);
     this.#metrics = createCaMetrics(options.storage.metrics);
@@ -308,14 +312,17 @@ class TrustDomainCaCore implements CaCore {
 
   async #rotate(now: number): Promise<void> {
     const lifetimeMs = this.#config.caTtlSeconds * 1000;
+    let applied = 0;
     for (const kind of ['x509', 'jwt'] as const) {
       for (let round = 0; round < 4; round++) {
         const plan = planRotation(this.#slotsOf(kind), now, lifetimeMs);
         if (plan.length === 0) break;
         for (const action of plan) await this.#apply(kind, action, now);
+        applied += plan.length;
       }
     }
     await this.#scheduleAlarm(now);
+    if (applied > 0) this.#onRotated?.();
   }
 
   async #scheduleAlarm(now: number, force = false): Promise<void> {

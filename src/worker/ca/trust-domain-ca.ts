@@ -18,6 +18,7 @@ import type { AuthorityRequest, PublishedKeys, RevokedSerial, SignedCrl, SignedJ
 import { createCaCore, type CaCore } from './ca-core.js';
 import type { CaStorage } from './ca-storage.js';
 import { createDoCaStorage } from './do-ca-storage.js';
+import { notifyEveryAgent } from '../notifier/rotation-notice.js';
 
 /**
  * Replaces the CA's clock, for tests only: `runInDurableObject(stub, (ca) => ca[CA_CLOCK](() => t))`.
@@ -113,6 +114,7 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
       clock: () => this.#clock(),
       // A throw inside blockConcurrencyWhile would reset the object: the core carries failures out as values.
       exclusive: (fn) => this.ctx.blockConcurrencyWhile(fn),
+      onRotated: () => this.ctx.waitUntil(notifyEveryAgent(this.env, config.trustDomain)),
     });
     return this.#core;
   }

@@ -20,6 +20,10 @@ import { serverId, trustDomainOf, type SpiffeId, type TrustDomain } from '../../
 export interface D1EntryStore extends EntryStore {
   /** True when an unexpired entry with `spiffeId` has admin=true. */
   isAdmin(spiffeId: SpiffeId, now: number): Promise<boolean>;
+  /** the port's, each updated item also naming the parent ID it had before (whose agent to notify) */
+  updateBatch(entries: Entry[], now: number): Promise<(BatchResult<Entry> & { previousParentId?: SpiffeId })[]>;
+  /** the port's, each deleted item with the parent ID it had */
+  deleteBatch(ids: string[]): Promise<BatchResult<{ id: string; parentId: SpiffeId }>[]>;
 }
 
 interface EntryRow {
@@ -259,7 +263,8 @@ export function createEntryStore(db: D1Database): D1EntryStore {
       const duplicate = items.map((e) => (seen.has(e.id) ? true : (seen.add(e.id), false)));
       const rows = items.filter((_, i) => !duplicate[i]).map((e) => toRowParam(e, e.id));
       const json = JSON.stringify(rows);
-      const [updated, , , existing] = await db.batch<EntryRow>([
+      const [before, updated, , , existing] = await db.batch<EntryRow>([
+        db.prepare(`SELECT id, parent_id FROM entries WHERE id IN (SELECT ${jx('r', 'id')} FROM json_each(?) r)`).bind(json),
         db
           .prepare(
             `UPDATE OR IGNORE entries SET spiffe_id = ${jx('u', 'spiffeId')}, parent_id = ${jx('u', 'parentId')},
@@ -283,11 +288,12 @@ export function createEntryStore(db: D1Database): D1EntryStore {
         db.prepare(BUMP_REVISION),
       ]);
       const byId = new Map((updated?.results ?? []).map((r) => [r.id, rowToEntry(r)]));
+      const previousParent = new Map((before?.results ?? []).map((r) => [r.id, r.parent_id as SpiffeId]));
       const exists = new Set((existing?.results ?? []).map((r) => r.id));
-      return items.map((item, i): BatchResult<Entry> => {
+      return items.map((item, i): BatchResult<Entry> & { previousParentId?: SpiffeId } => {
         if (duplicate[i]) return { status: { code: 'ERR_BAD_REQUEST', message: 'the same id appears more than once in the batch' } };
         const entry = byId.get(item.id);
-        if (entry) return { status: { code: 'OK', message: 'OK' }, value: entry };
+        if (entry) return { status: { code: 'OK', message: 'OK' }, value: entry, previousParentId: previousParent.get(item.id) ?? entry.parentId };
         if (exists.has(item.id)) return { status: { code: 'ERR_ENTRY_EXISTS', message: ENTRY_EXISTS_MESSAGE } };
         return { status: { code: 'ERR_ENTRY_NOT_FOUND', message: 'no entry with this id' } };
       });
@@ -296,14 +302,15 @@ export function createEntryStore(db: D1Database): D1EntryStore {
     async deleteBatch(ids) {
       if (ids.length === 0) return [];
       const json = JSON.stringify(ids);
-      const [, deleted] = await db.batch<{ id: string }>([
+      const [, deleted] = await db.batch<{ id: string; parent_id: string }>([
         db.prepare('DELETE FROM entry_selectors WHERE entry_id IN (SELECT value FROM json_each(?))').bind(json),
-        db.prepare('DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?)) RETURNING id').bind(json),
+        db.prepare('DELETE FROM entries WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, parent_id').bind(json),
         db.prepare(BUMP_REVISION),
       ]);
-      const gone = new Set((deleted?.results ?? []).map((r) => r.id));
-      return ids.map((id): BatchResult<{ id: string }> => {
-        if (gone.delete(id)) return { status: { code: 'OK', message: 'OK' }, value: { id } };
+      const gone = new Map((deleted?.results ?? []).map((r) => [r.id, r.parent_id as SpiffeId]));
+      return ids.map((id): BatchResult<{ id: string; parentId: SpiffeId }> => {
+        const parentId = gone.get(id);
+        if (parentId !== undefined && gone.delete(id)) return { status: { code: 'OK', message: 'OK' }, value: { id, parentId } };
         return { status: { code: 'ERR_ENTRY_NOT_FOUND', message: 'no entry with this id' } };
       });
     },

@@ -11,6 +11,7 @@ import type { AppDeps } from '../deps.js';
 import { adminAuth } from '../middleware/admin-auth.js';
 import { auditLog } from '../middleware/audit.js';
 import { noStore } from '../middleware/no-store.js';
+import { agentNotices } from '../notifier/notices.js';
 import { agentRoutes } from './admin/agents.js';
 import { ADMIN_ACTIONS, auditRoutes } from './admin/audit.js';
 import { entryRoutes } from './admin/entries.js';
@@ -31,6 +32,8 @@ export function adminRoutes(deps: AppDeps): Hono {
   // outside adminAuth: it records denials of a valid JWT-SVID too (adminAuth sets the principal first)
   app.use('*', auditLog({ store: audit, clock: deps.clock, prefix: ADMIN_API_PREFIX, actions: ADMIN_ACTIONS }));
   app.use('*', adminAuth(deps, entries));
+  // after a committed write, tells the agents it concerns to sync now (the handler names them: noteAgents)
+  app.use('*', agentNotices(deps.notifier));
   app.route('/entries', entryRoutes(deps, entries));
   app.route('/agents', agentRoutes(deps, agents));
   app.route('/join-tokens', joinTokenRoutes(deps, joinTokens));

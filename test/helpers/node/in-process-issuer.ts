@@ -8,6 +8,7 @@ import 'reflect-metadata';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { adminCall } from '../../../scripts/local-stack.js';
@@ -95,6 +96,11 @@ export interface InProcessIssuerOptions {
   d1?: D1Pool;
   /** default: a new one (createTransport) */
   transport?: IssuerTransport;
+  /**
+   * HTTP upgrade requests (the agents' notification WebSocket), which the node:http bridge does not carry to
+   * the app: a test answers them itself (e.g. passes them through to a fake notifier). Default: refused.
+   */
+  onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 export interface InProcessIssuer {
@@ -131,6 +137,7 @@ export async function startInProcessIssuer(options: InProcessIssuerOptions = {})
     // the app needs the URL (its JWT issuer), so it is made after the server listens
     const serving: { app?: ReturnType<typeof createApp> } = {};
     server = createServer((req, res) => void bridge(req, res, serving.app!, transport));
+    server.on('upgrade', options.onUpgrade ?? ((_req: IncomingMessage, socket: Duplex) => socket.destroy()));
     await new Promise<void>((resolve, reject) => server!.once('error', reject).listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

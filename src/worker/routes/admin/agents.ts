@@ -6,12 +6,14 @@
  * @module
  */
 import { Hono, type Context } from 'hono';
+import { MAX_NOTICE_AGENTS } from '../../../shared/agent-notifications.js';
 import { WispError } from '../../../shared/errors.js';
 import type { AgentFilter, AgentStore } from '../../../shared/registry/ports.js';
 import { parseSpiffeIdInTrustDomain, type SpiffeId } from '../../../shared/spiffe/id.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, readJsonBody } from '../../http-json.js';
 import { noteAudit } from '../../middleware/audit.js';
+import { noteAgents } from '../../notifier/notices.js';
 import { nowSeconds, onlyFields, parseBooleanParam, parsePage, parseSelectorsParam, parseTimeParam } from './params.js';
 
 /** Longest attestation type accepted as a filter (names are short: join_token, x509pop, k8s_psat). */
@@ -69,6 +71,7 @@ export function agentRoutes(deps: AppDeps, store: AgentStore): Hono {
     const now = nowSeconds(deps);
     const agents = await store.purgeExpired(now - expiredFor, now, dryRun);
     noteAudit(c, { objectIds: dryRun ? [] : agents.map((a) => a.spiffeId), detail: { dryRun, expiredFor, purged: dryRun ? 0 : agents.length } });
+    if (!dryRun && agents.length > 0) noteAgents(c, agents.length > MAX_NOTICE_AGENTS ? { all: true } : { agents: agents.map((a) => a.spiffeId), close: true });
     return c.json({ agents, dryRun });
   });
 
@@ -81,11 +84,14 @@ export function agentRoutes(deps: AppDeps, store: AgentStore): Hono {
   app.post('/:spiffeId/ban', async (c) => {
     const id = agentIdOf(c);
     if (!(await store.ban(id, nowSeconds(deps)))) throw notFound();
+    noteAgents(c, { agents: [id], close: true });
     return c.json({ agent: await store.get(id) });
   });
 
   app.delete('/:spiffeId', async (c) => {
-    if (!(await store.evict(agentIdOf(c)))) throw notFound();
+    const id = agentIdOf(c);
+    if (!(await store.evict(id))) throw notFound();
+    noteAgents(c, { agents: [id], close: true });
     return c.body(null, 204);
   });
 

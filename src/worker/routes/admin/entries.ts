@@ -9,10 +9,12 @@ import { WispError } from '../../../shared/errors.js';
 import type { BatchResult, Entry, NewEntry } from '../../../shared/registry/entry.js';
 import { parseEntryId, parseEntryInput } from '../../../shared/registry/entry-validation.js';
 import type { EntryFilter } from '../../../shared/registry/ports.js';
-import { parseSpiffeId, parseTrustDomain, type TrustDomain } from '../../../shared/spiffe/id.js';
+import { noticeForParents, type NoticeTarget } from '../../../shared/agent-notifications.js';
+import { parseSpiffeId, parseTrustDomain, type SpiffeId, type TrustDomain } from '../../../shared/spiffe/id.js';
 import type { D1EntryStore } from '../../db/entries.js';
 import type { AppDeps } from '../../deps.js';
 import { noteAudit } from '../../middleware/audit.js';
+import { noteAgents } from '../../notifier/notices.js';
 import { readJsonBody } from '../../http-json.js';
 import { nowSeconds, parseBooleanParam, parseMatchParam, parsePage, parseSelectorsParam, readBatch } from './params.js';
 
@@ -76,7 +78,7 @@ function parseUpdate(input: unknown, deps: AppDeps, id?: string): Entry {
 }
 
 /** Runs `write` on the items that parsed and merges its per-item statuses with the parse failures, in order. */
-async function perItem<I, O>(inputs: unknown[], parse: (input: unknown) => I, write: (items: I[]) => Promise<BatchResult<O>[]>) {
+async function perItem<I, R extends BatchResult<unknown>>(inputs: unknown[], parse: (input: unknown) => I, write: (items: I[]) => Promise<R[]>): Promise<(R | { status: ItemStatus; value?: undefined })[]> {
   type Parsed = { ok: true; item: I } | { ok: false; status: ItemStatus };
   const parsed = inputs.map((input): Parsed => {
     try {
@@ -88,7 +90,15 @@ async function perItem<I, O>(inputs: unknown[], parse: (input: unknown) => I, wr
   const valid = parsed.flatMap((p) => (p.ok ? [p.item] : []));
   const written = valid.length > 0 ? await write(valid) : [];
   let next = 0;
-  return parsed.map((p): BatchResult<O> => (p.ok ? written[next++]! : { status: p.status }));
+  return parsed.map((p) => (p.ok ? written[next++]! : { status: p.status }));
+}
+
+/**
+ * The agents an entry write concerns: those of the written entries' parent IDs, before and after
+ * (shared/agent-notifications.ts noticeForParents).
+ */
+function noticeOf(results: { value?: { parentId: SpiffeId } | undefined; previousParentId?: SpiffeId }[]): NoticeTarget | undefined {
+  return noticeForParents(results.flatMap((r) => (r.value ? [r.value.parentId, ...(r.previousParentId ? [r.previousParentId] : [])] : [])));
 }
 
 /** The audit row of a batch request: item and failure counts, and the IDs of the items that succeeded. */
@@ -107,24 +117,28 @@ export function entryRoutes(deps: AppDeps, store: D1EntryStore): Hono {
     const [result] = await store.createBatch([entry], nowSeconds(deps));
     const created = orThrow(result);
     noteAudit(c, { objectIds: [created.id] });
+    noteAgents(c, noticeOf([result!]));
     return c.json({ entry: created }, 201);
   });
 
   app.post('/batch-create', async (c) => {
     const results = await perItem(await readBatch(c, 'entries'), (i) => parseEntryInput(i, td), (items) => store.createBatch(items, nowSeconds(deps)));
     noteBatch(c, results, (e) => e.id);
+    noteAgents(c, noticeOf(results));
     return c.json({ results: results.map((r) => ({ status: r.status, ...(r.value ? { entry: r.value } : {}) })) });
   });
 
   app.post('/batch-update', async (c) => {
     const results = await perItem(await readBatch(c, 'entries'), (i) => parseUpdate(i, deps), (items) => store.updateBatch(items, nowSeconds(deps)));
     noteBatch(c, results, (e) => e.id);
+    noteAgents(c, noticeOf(results));
     return c.json({ results: results.map((r) => ({ status: r.status, ...(r.value ? { entry: r.value } : {}) })) });
   });
 
   app.post('/batch-delete', async (c) => {
     const results = await perItem(await readBatch(c, 'ids'), parseEntryId, (ids) => store.deleteBatch(ids));
     noteBatch(c, results, (e) => e.id);
+    noteAgents(c, noticeOf(results));
     return c.json({ results: results.map((r) => ({ status: r.status, ...(r.value ? { id: r.value.id } : {}) })) });
   });
 
@@ -146,12 +160,15 @@ export function entryRoutes(deps: AppDeps, store: D1EntryStore): Hono {
     const entry = parseUpdate(await readJsonBody(c), deps, id);
     noteAudit(c, { objectIds: [entry.spiffeId] });
     const [result] = await store.updateBatch([entry], nowSeconds(deps));
-    return c.json({ entry: orThrow(result) });
+    const updated = orThrow(result);
+    noteAgents(c, noticeOf([result!]));
+    return c.json({ entry: updated });
   });
 
   app.delete('/:id', async (c) => {
     const [result] = await store.deleteBatch([pathEntryId(c)]);
     orThrow(result);
+    noteAgents(c, noticeOf([result!]));
     return c.body(null, 204);
   });
 

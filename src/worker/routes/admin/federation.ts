@@ -17,6 +17,7 @@ import { parseTrustDomain, type TrustDomain } from '../../../shared/spiffe/id.js
 import { MAX_BUNDLE_BYTES } from '../../../shared/spiffe/bundle.js';
 import type { AppDeps } from '../../deps.js';
 import { noteAudit } from '../../middleware/audit.js';
+import { noteAgents } from '../../notifier/notices.js';
 import { refreshRelationship } from '../../federation/refresh.js';
 import { parseSubmission, submitRefresh } from '../../federation/submit.js';
 import { asObject, readJsonBody } from '../../http-json.js';
@@ -63,6 +64,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
       throw new WispError('ERR_BAD_REQUEST', 'the https_spiffe profile needs a trustDomainBundle to authenticate the endpoint');
     }
     const { trustDomainBundle: _b, ...rel } = input;
+    noteAgents(c, { all: true });
     return pathTd ? store.updateRelationship(rel, bundle, now) : store.createRelationship(rel, bundle, now);
   }
 
@@ -82,6 +84,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
   app.delete('/:trustDomain', async (c) => {
     const td = pathTrustDomain(c, noRelationship);
     if (!(await store.deleteRelationship(td))) throw noRelationship(td);
+    noteAgents(c, { all: true });
     return c.body(null, 204);
   });
 
@@ -90,6 +93,7 @@ export function federationRoutes(deps: AppDeps, store: FederationStore): Hono {
     const relationship = await store.getRelationship(td);
     if (!relationship) throw noRelationship(td);
     const now = nowSeconds(deps);
+    noteAgents(c, { all: true });
     if (relationship.bundleEndpointProfile === 'https_web') {
       const outcome = await refreshRelationship({ store, fetch: deps.fetch, now: () => now }, relationship);
       deps.telemetry.bundleRefresh(td, outcome.status, waitUntilOf(c));
@@ -128,12 +132,14 @@ export function foreignBundleRoutes(deps: AppDeps, store: FederationStore): Hono
     if (body.bundle === undefined) throw new WispError('ERR_BAD_REQUEST', 'bundle is required (SPIFFE bundle JSON, or PEM certificates as a string)');
     const bundle = await foreignBundleOf(body.bundle, td, store, nowSeconds(deps));
     if (!(await store.putBundle(bundle))) throw refused(td);
+    noteAgents(c, { all: true });
     return c.json({ bundle: await store.getBundle(td) });
   });
 
   app.delete('/:trustDomain', async (c) => {
     const td = pathTrustDomain(c, noBundle);
     if (!(await store.deleteBundle(td))) throw noBundle(td);
+    noteAgents(c, { all: true });
     return c.body(null, 204);
   });
 

@@ -13,6 +13,7 @@ import { unwrap } from '../../../shared/result.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, parseJsonBytes, readBodyBytes } from '../../http-json.js';
 import { noteAudit } from '../../middleware/audit.js';
+import { noteAgents } from '../../notifier/notices.js';
 import { onlyFields } from './params.js';
 
 /** The request bodies are one short field. */
@@ -49,6 +50,7 @@ export function localAuthorityRoutes(deps: AppDeps): Hono {
       if (typeof authorityId === 'string') noteAudit(c, { objectIds: [authorityId.slice(0, 128)] });
       const result = unwrap(await deps.ca().manageAuthority({ kind, op: op satisfies AuthorityOp, ...(authorityId !== undefined ? { authorityId } : {}) }));
       if (op === 'prepare' && result.op !== 'show') noteAudit(c, { objectIds: [result.authority.authorityId] });
+      noteAgents(c, { all: true }); // the bundle or the tainted list changed
       return c.json(result.op === 'show' ? {} : { [RESULT_FIELD[op]]: result.authority });
     });
   }

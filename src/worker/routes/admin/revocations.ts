@@ -17,6 +17,7 @@ import { asObject, readJsonBody } from '../../http-json.js';
 import { logEvent } from '../../log.js';
 import { nowSeconds, onlyFields, parsePage } from './params.js';
 import { noteAudit } from '../../middleware/audit.js';
+import { noteAgents } from '../../notifier/notices.js';
 
 const FIELDS = ['serialNumber', 'spiffeId', 'entryId', 'reason'] as const;
 
@@ -57,6 +58,7 @@ export function revocationRoutes(deps: AppDeps, store: RevocationStore, entries:
       revocations = await revokeSpiffeId(parseSpiffeIdInTrustDomain(body.spiffeId, td), reason, now);
     }
     noteAudit(c, { objectIds: revocations.slice(0, 100).map((r) => r.serialNumber || r.spiffeId), detail: { revocations: revocations.length, ...(body.entryId !== undefined ? { entryId: String(body.entryId).slice(0, 128) } : {}) } });
+    noteAgents(c, { all: true }); // any agent may hold a revoked SVID or need the new CRL
     logEvent('info', 'SVIDs revoked', { revocations: revocations.map((r) => `${r.kind}:${r.serialNumber || r.spiffeId}`).join(',') });
     return c.json({ revocations });
   });
