@@ -74,11 +74,11 @@ describe('openNotificationSocket', () => {
     expect(r.messages).toEqual([]);
   });
 
-  it('ends the channel on a masked server frame, an oversized one, or a 64-bit length', async () => {
+  it('ends the channel on a masked server frame, an oversized one, or one announcing 4 GiB', async () => {
     for (const bad of [
       Buffer.from([0x81, 0x84, 1, 2, 3, 4, 5, 6, 7, 8]),
       frame(0x1, Buffer.alloc(MAX_FRAME_BYTES + 1, 0x61)),
-      Buffer.from([0x81, 127, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]),
+      Buffer.from([0x81, 127, 0, 0, 0, 1, 0, 0, 0, 0, 0x61]),
     ]) {
       const { url, notifier } = await serve();
       const r = recorder();
