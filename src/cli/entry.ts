@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { WispError, type WispErrorData } from '../shared/errors.js';
 import type { Entry, NewEntry } from '../shared/registry/entry.js';
+import { jwtSvidClaimsProblem, type JwtSvidExtraClaims } from '../shared/registry/jwt-svid-claims.js';
 import { formatSelector } from '../shared/registry/selectors.js';
 import { serverId, trustDomainOf, type TrustDomain } from '../shared/spiffe/id.js';
 import { sendInBatches, summarizeFailures, type ItemResult } from './batch.js';
@@ -39,6 +40,7 @@ interface EntryFlags {
   admin?: boolean;
   downstream?: boolean;
   hint?: string;
+  jwtSVIDClaims?: string;
   entryExpiry?: string;
   node?: boolean;
   data?: string;
@@ -65,6 +67,7 @@ function addEntryFieldOptions(command: Command): Command {
     .option('--admin', 'grant the SPIFFE ID of this entry access to the admin API')
     .option('--downstream', 'the entry describes a downstream issuer')
     .option('--hint <hint>', 'a hint for workloads that receive more than one SVID')
+    .option('--jwtSVIDClaims <json>', 'extra claims of this entry\'s JWT-SVIDs, a JSON object (no sub, aud, exp, iat, iss, nbf, jti, cnf; at most 4096 bytes)')
     .option('--entryExpiry <epochSeconds>', 'when the entry expires, in seconds since the epoch')
     .option('--node', "a node-alias entry: applies to matching agents, parented to the server's ID")
     .option('--data <file>', "SPIRE's entry -data JSON file ({\"entries\": [...]}); '-' reads stdin; other flags are then ignored");
@@ -99,8 +102,24 @@ function entryFromFlags(o: EntryFlags): NewEntry {
     hint: o.hint ?? '',
     expiresAt: parseIntegerFlag('--entryExpiry', o.entryExpiry) ?? 0,
   };
+  const jwtSvidClaims = parseJwtSvidClaimsFlag(o.jwtSVIDClaims);
+  if (jwtSvidClaims) entry.jwtSvidClaims = jwtSvidClaims;
   if (o.entryID) entry.id = o.entryID;
   return entry;
+}
+
+/** `--jwtSVIDClaims '{"tenant":"acme"}'`, checked locally by the issuer's own rule. */
+function parseJwtSvidClaimsFlag(value: string | undefined): JwtSvidExtraClaims | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (e) {
+    throw new CliUsageError(`--jwtSVIDClaims: not valid JSON (${(e as Error).message})`);
+  }
+  const problem = jwtSvidClaimsProblem(parsed);
+  if (problem) throw new CliUsageError(`--jwtSVIDClaims: ${problem}`);
+  return Object.keys(parsed as object).length > 0 ? (parsed as JwtSvidExtraClaims) : undefined;
 }
 
 function ttlText(seconds: number): string {
@@ -123,6 +142,7 @@ export function formatEntryPretty(e: Entry): string[] {
   for (const d of e.dnsNames) lines.push(`DNS name         : ${d}`);
   if (e.admin) lines.push('Admin            : true');
   if (e.hint) lines.push(`Hint             : ${e.hint}`);
+  if (e.jwtSvidClaims) lines.push(`JWT-SVID claims  : ${JSON.stringify(e.jwtSvidClaims)}`);
   return [...lines, ''];
 }
 

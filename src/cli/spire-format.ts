@@ -6,7 +6,8 @@
  * therefore the proto field names of `common.RegistrationEntry` (proto/spire/common/common.proto):
  * `spiffe_id` and `parent_id` as strings, `selectors` as `{type, value}`, `x509_svid_ttl`, `jwt_svid_ttl`,
  * `federates_with` (trust domain IDs), `entry_id`, `admin`, `downstream`, `entryExpiry` (camelCase in the
- * proto), `dns_names`, `revision_number`, `store_svid`, `hint`; zero values omitted (omitempty).
+ * proto), `dns_names`, `revision_number`, `store_svid`, `hint`; zero values omitted (omitempty). SPIRE has no
+ * custom JWT-SVID claims; Wisp's are `jwt_svid_claims`, an object (src/shared/registry/jwt-svid-claims.ts).
  *
  * `wisp entry show --output json` writes exactly that format, so a dump re-imports unchanged. The reader
  * also accepts what SPIRE's own `entry show -output json` prints (protojson of `spire.api.types.Entry`:
@@ -18,6 +19,7 @@
  */
 import { WispError, type WispErrorData } from '../shared/errors.js';
 import type { Entry, NewEntry } from '../shared/registry/entry.js';
+import { jwtSvidClaimsProblem, type JwtSvidExtraClaims } from '../shared/registry/jwt-svid-claims.js';
 import { parseSelectors, type Selector } from '../shared/registry/selectors.js';
 import { parseSpiffeId, parseTrustDomain, type SpiffeId, type TrustDomain } from '../shared/spiffe/id.js';
 import { err, ok, type Result } from '../shared/result.js';
@@ -37,6 +39,8 @@ export interface SpireEntry {
   dns_names?: string[];
   revision_number?: number;
   hint?: string;
+  /** Wisp's: extra JWT-SVID claims */
+  jwt_svid_claims?: JwtSvidExtraClaims;
 }
 
 /** SPIRE's `-data` document. */
@@ -66,6 +70,7 @@ const KEY_ALIASES: Record<string, string> = {
   revision_number: 'revision_number',
   store_svid: 'store_svid',
   hint: 'hint',
+  jwt_svid_claims: 'jwt_svid_claims',
   created_at: 'created_at',
 };
 
@@ -164,6 +169,12 @@ export function parseSpireEntry(input: unknown): NewEntry & { revisionNumber?: n
   if (id !== undefined && id !== '') {
     entry.id = readString(id, 'entry_id');
   }
+  const claims = get('jwt_svid_claims');
+  if (claims !== undefined) {
+    const problem = jwtSvidClaimsProblem(claims);
+    if (problem) throw invalid(problem.replace(/^jwtSvidClaims/, 'jwt_svid_claims'));
+    if (Object.keys(claims as object).length > 0) entry.jwtSvidClaims = claims as JwtSvidExtraClaims;
+  }
   if (get('revision_number') !== undefined) entry.revisionNumber = readInt(get('revision_number'), 'revision_number');
   return entry;
 }
@@ -211,6 +222,7 @@ export function formatSpireEntry(e: Entry): SpireEntry {
   if (e.dnsNames.length) out.dns_names = [...e.dnsNames];
   if (e.revisionNumber) out.revision_number = e.revisionNumber;
   if (e.hint) out.hint = e.hint;
+  if (e.jwtSvidClaims) out.jwt_svid_claims = e.jwtSvidClaims;
   return out;
 }
 

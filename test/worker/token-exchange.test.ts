@@ -114,6 +114,14 @@ describe('POST /exchange/v1/token', () => {
     expect(claims.repository).toBeUndefined();
   });
 
+  it("adds the entry's jwtSvidClaims under the CA's own claims", async () => {
+    const repo = `acme/${uniq()}`;
+    const e = await h.createEntry({ spiffeId: `spiffe://${TD}/ci/${uniq()}` as never, parentId: PARENT as never, selectors: [{ type: 'oidc', value: `ci:repository:${repo}` }], jwtSvidClaims: { tenant: 'acme' } });
+    const res = await exchange(await token({ repository: repo }));
+    expect(res.status).toBe(200);
+    expect(await verifySvid(((await res.json()) as { access_token: string }).access_token, 'https://relying.example')).toMatchObject({ tenant: 'acme', sub: e.spiffeId });
+  });
+
   it('takes keys from a jwksUrl and from OIDC discovery', async () => {
     for (const [alias, iss] of [['url', URL_ISSUER], ['disc', DISCOVERY_ISSUER]] as const) {
       const repo = `acme/${uniq()}`;

@@ -210,6 +210,8 @@ export class SvidCache implements IdentitySource {
         } else if (now.revisionNumber !== old.revisionNumber) {
           entriesChanged = true;
           if (now.spiffeId !== old.spiffeId) this.#dropEntry(id, old, 'entry SPIFFE ID changed');
+          // JWT-SVIDs are cheap to mint again, and the update may have changed their claims or TTL
+          else this.#jwts.dropEntry(id);
         }
       }
       for (const id of next.keys()) if (!this.#entries.has(id)) entriesChanged = true;

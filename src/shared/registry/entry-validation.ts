@@ -12,6 +12,7 @@
  * - dnsNames: ≤ 32, RFC 1123 hostnames ≤ 253 bytes, labels ≤ 63, a wildcard only as the whole leftmost label.
  * - hint: ≤ 1024 bytes UTF-8; federatesWith: ≤ 32 trust domain names, not our own; expiresAt: 0 or seconds.
  * - id (optional on create): 1..255 of [A-Za-z0-9._-].
+ * - jwtSvidClaims: per jwt-svid-claims.ts (no reserved claim, ≤ 4 KiB); `{}` is the same as none.
  * @module
  */
 import { WispError } from '../errors.js';
@@ -19,6 +20,7 @@ import { err, ok, type Result } from '../result.js';
 import { dnsNameProblem } from '../spiffe/dns-name.js';
 import { parseSpiffeIdInTrustDomain, parseTrustDomain, pathOf, type TrustDomain } from '../spiffe/id.js';
 import type { Entry, NewEntry } from './entry.js';
+import { jwtSvidClaimsProblem, type JwtSvidExtraClaims } from './jwt-svid-claims.js';
 import { parseSelectors } from './selectors.js';
 
 /** Longest X509-SVID TTL an entry may ask for. */
@@ -49,6 +51,7 @@ const ENTRY_FIELDS = new Set([
   'downstream',
   'hint',
   'expiresAt',
+  'jwtSvidClaims',
   // read-only, accepted so a fetched entry can be sent back unchanged; ignored
   'revisionNumber',
   'createdAt',
@@ -144,6 +147,12 @@ export function parseEntryInput(input: unknown, td: TrustDomain): NewEntry {
   if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt < 0) {
     throw invalid('expiresAt must be whole seconds since the epoch, or 0 for never');
   }
+  let jwtSvidClaims: JwtSvidExtraClaims | undefined;
+  if (o.jwtSvidClaims !== undefined) {
+    const problem = jwtSvidClaimsProblem(o.jwtSvidClaims);
+    if (problem) throw invalid(problem);
+    if (Object.keys(o.jwtSvidClaims as object).length > 0) jwtSvidClaims = o.jwtSvidClaims as JwtSvidExtraClaims;
+  }
   return {
     ...(id === undefined ? {} : { id }),
     spiffeId,
@@ -157,6 +166,7 @@ export function parseEntryInput(input: unknown, td: TrustDomain): NewEntry {
     downstream: bool(o.downstream, 'downstream'),
     hint,
     expiresAt,
+    ...(jwtSvidClaims === undefined ? {} : { jwtSvidClaims }),
   };
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import type { SpiffeId, TrustDomain } from '../spiffe/id.js';
+import type { JwtSvidExtraClaims } from './jwt-svid-claims.js';
 import type { Selector } from './selectors.js';
 
 export interface Entry {
@@ -22,6 +23,8 @@ export interface Entry {
   admin: boolean;
   downstream: boolean;
   hint: string;
+  /** extra claims of this entry's JWT-SVIDs (jwt-svid-claims.ts); absent = none */
+  jwtSvidClaims?: JwtSvidExtraClaims;
   /** seconds since the epoch; 0 = never */
   expiresAt: number;
   /** bumped on every update of this entry */

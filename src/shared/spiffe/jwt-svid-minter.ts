@@ -26,6 +26,8 @@ export interface JwtSvidClaims {
   now: number;
   /** ms since the epoch; the caller caps it at the signing key's notAfter */
   expiresAt: number;
+  /** the entry's extra claims (src/shared/registry/jwt-svid-claims.ts); the claims above win over them */
+  extraClaims?: Readonly<Record<string, unknown>>;
 }
 
 export interface JwtSvidMinter {
@@ -53,8 +55,10 @@ export function createJwtSvidMinter(o: JwtSvidMinterOptions): JwtSvidMinter {
       const exp = Math.floor(c.expiresAt / 1000);
       const iat = Math.floor(c.now / 1000);
       if (exp <= iat) throw new TypeError('a JWT-SVID must expire after it is issued');
-      // claim order of SignJWT: setSubject, setAudience, setIssuer, setIssuedAt, setExpirationTime
-      const payload = base64url(encoder.encode(JSON.stringify({ sub: c.spiffeId, aud: [...c.audience], iss: o.issuer, iat, exp })));
+      // claim order of SignJWT: setSubject, setAudience, setIssuer, setIssuedAt, setExpirationTime; the
+      // entry's extra claims first, so the CA's own are written last and always win
+      const claims = { sub: c.spiffeId, aud: [...c.audience], iss: o.issuer, iat, exp };
+      const payload = base64url(encoder.encode(JSON.stringify(c.extraClaims ? { ...c.extraClaims, ...claims } : claims)));
       const input = `${header}.${payload}`;
       const signature = new Uint8Array(await crypto.subtle.sign(algorithm, o.key, encoder.encode(input)));
       return `${input}.${base64url(signature)}`;

@@ -6,6 +6,7 @@
 import type { KeyKind } from '../../shared/ca/key-slot.js';
 import type { AuthorityOp, AuthorityResult } from '../../shared/ca/local-authority.js';
 import type { Result } from '../../shared/result.js';
+import type { JwtSvidExtraClaims } from '../../shared/registry/jwt-svid-claims.js';
 import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 
 /** Most SVIDs signed in one signX509Svids / signJwtSvids call (callers split larger batches). */
@@ -36,6 +37,8 @@ export interface SignJwtSvidRequest {
   spiffeId: string;
   audience: string[];
   ttlSeconds: number;
+  /** the entry's `jwtSvidClaims` (checked again by sign-requests.ts) */
+  extraClaims?: JwtSvidExtraClaims;
 }
 
 export interface SignedJwtSvid {

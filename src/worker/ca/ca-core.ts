@@ -153,9 +153,9 @@ class TrustDomainCaCore implements CaCore {
       return async (request) => {
         const checked = this.#checks.jwt(request);
         if (!checked.ok) return checked;
-        const { spiffeId, audience, ttlSeconds } = checked.value;
+        const { spiffeId, audience, ttlSeconds, extraClaims } = checked.value;
         const expiresAt = Math.min(now + ttlSeconds * 1000, active.notAfter);
-        const token = await minter.mint({ spiffeId, audience, now, expiresAt });
+        const token = await minter.mint({ spiffeId, audience, now, expiresAt, extraClaims });
         return ok({ spiffeId, token, expiresAt: Math.floor(expiresAt / 1000) });
       };
     });

@@ -11,6 +11,7 @@ import { dnsNameProblem } from '../../shared/spiffe/dns-name.js';
 import { readSubjectKey } from '../../shared/spiffe/x509-svid-template.js';
 import { fromBase64 } from '../../shared/encoding/base64.js';
 import { classifyKeyAlgorithm, type KeyAlgorithmInfo } from '../../shared/spiffe/x509.js';
+import { jwtSvidClaimsProblem, type JwtSvidExtraClaims } from '../../shared/registry/jwt-svid-claims.js';
 import type { SignJwtSvidRequest, SignX509SvidRequest } from './ca-api.js';
 
 /** Longest TTL a caller may ask for (the CA's notAfter caps it anyway). */
@@ -20,7 +21,7 @@ const CHECKED_IDS_MAX = 100_000;
 
 export interface SignRequestChecks {
   x509(req: SignX509SvidRequest): Result<{ spiffeId: SpiffeId; spki: Uint8Array }>;
-  jwt(req: SignJwtSvidRequest): Result<{ spiffeId: SpiffeId; audience: string[]; ttlSeconds: number }>;
+  jwt(req: SignJwtSvidRequest): Result<{ spiffeId: SpiffeId; audience: string[]; ttlSeconds: number; extraClaims?: JwtSvidExtraClaims }>;
 }
 
 export function createSignRequestChecks(trustDomain: TrustDomain): SignRequestChecks {
@@ -86,7 +87,11 @@ export function createSignRequestChecks(trustDomain: TrustDomain): SignRequestCh
       }
       const ttl = checkTtl(ttlSeconds);
       if (!ttl.ok) return ttl;
-      return ok({ spiffeId: id.value, audience, ttlSeconds: ttl.value });
+      const { extraClaims } = req;
+      if (extraClaims === undefined) return ok({ spiffeId: id.value, audience, ttlSeconds: ttl.value });
+      const problem = jwtSvidClaimsProblem(extraClaims);
+      if (problem) return err({ code: 'ERR_BAD_REQUEST', message: problem });
+      return ok({ spiffeId: id.value, audience, ttlSeconds: ttl.value, extraClaims });
     },
   };
 }

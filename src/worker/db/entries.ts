@@ -12,6 +12,7 @@ import { WispError } from '../../shared/errors.js';
 import type { BatchResult, Entry, NewEntry } from '../../shared/registry/entry.js';
 import { walkAuthorizedEntries } from '../../shared/registry/authorized-entries.js';
 import { ENTRY_ID_PATTERN } from '../../shared/registry/entry-validation.js';
+import type { JwtSvidExtraClaims } from '../../shared/registry/jwt-svid-claims.js';
 import type { EntryFilter, EntryPage, EntryStore } from '../../shared/registry/ports.js';
 import { formatSelector, parseSelector, selectorSetKey, sortSelectors, type Selector, type SelectorMatch } from '../../shared/registry/selectors.js';
 import { serverId, trustDomainOf, type SpiffeId, type TrustDomain } from '../../shared/spiffe/id.js';
@@ -42,6 +43,7 @@ interface EntryRow {
   expires_at: number;
   revision_number: number;
   created_at: number;
+  jwt_svid_claims: string;
 }
 
 /** The JSON shape of one row passed to json_each. */
@@ -59,6 +61,8 @@ interface RowParam {
   downstream: number;
   hint: string;
   expiresAt: number;
+  /** JSON text: `{}` for none */
+  jwtSvidClaims: string;
 }
 
 const ENTRY_EXISTS_MESSAGE = 'an entry with this id, or with the same spiffeId, parentId and selectors, already exists';
@@ -94,6 +98,7 @@ function rowToEntry(row: EntryRow): Entry {
     expiresAt: row.expires_at,
     revisionNumber: row.revision_number,
     createdAt: row.created_at,
+    ...(row.jwt_svid_claims === '{}' ? {} : { jwtSvidClaims: JSON.parse(row.jwt_svid_claims) as JwtSvidExtraClaims }),
   };
 }
 
@@ -113,6 +118,7 @@ function toRowParam(e: NewEntry, id: string): RowParam {
     downstream: e.downstream ? 1 : 0,
     hint: e.hint,
     expiresAt: e.expiresAt,
+    jwtSvidClaims: JSON.stringify(e.jwtSvidClaims ?? {}),
   };
 }
 
@@ -233,11 +239,11 @@ export function createEntryStore(db: D1Database): D1EntryStore {
         db
           .prepare(
             `INSERT INTO entries (id, spiffe_id, parent_id, selectors, selectors_key, x509_svid_ttl, jwt_svid_ttl,
-               dns_names, federates_with, admin, downstream, hint, expires_at, revision_number, created_at)
+               dns_names, federates_with, admin, downstream, hint, expires_at, revision_number, created_at, jwt_svid_claims)
              SELECT ${jx('r', 'id')}, ${jx('r', 'spiffeId')}, ${jx('r', 'parentId')}, ${jx('r', 'selectors')},
                ${jx('r', 'selectorsKey')}, ${jx('r', 'x509SvidTtl')}, ${jx('r', 'jwtSvidTtl')}, ${jx('r', 'dnsNames')},
                ${jx('r', 'federatesWith')}, ${jx('r', 'admin')}, ${jx('r', 'downstream')}, ${jx('r', 'hint')},
-               ${jx('r', 'expiresAt')}, 0, ?
+               ${jx('r', 'expiresAt')}, 0, ?, ${jx('r', 'jwtSvidClaims')}
              FROM json_each(?) r WHERE true ORDER BY r.key
              ON CONFLICT DO NOTHING RETURNING *`,
           )
@@ -272,7 +278,7 @@ export function createEntryStore(db: D1Database): D1EntryStore {
                x509_svid_ttl = ${jx('u', 'x509SvidTtl')}, jwt_svid_ttl = ${jx('u', 'jwtSvidTtl')},
                dns_names = ${jx('u', 'dnsNames')}, federates_with = ${jx('u', 'federatesWith')}, admin = ${jx('u', 'admin')},
                downstream = ${jx('u', 'downstream')}, hint = ${jx('u', 'hint')}, expires_at = ${jx('u', 'expiresAt')},
-               revision_number = revision_number + 1
+               jwt_svid_claims = ${jx('u', 'jwtSvidClaims')}, revision_number = revision_number + 1
              FROM json_each(?) u WHERE entries.id = ${jx('u', 'id')} RETURNING *`,
           )
           .bind(json),

@@ -31,6 +31,8 @@ export const entries = sqliteTable(
     expiresAt: integer('expires_at').notNull().default(0),
     revisionNumber: integer('revision_number').notNull().default(0),
     createdAt: integer('created_at').notNull(),
+    /** the entry's extra JWT-SVID claims, a JSON object (`{}`: none); src/shared/registry/jwt-svid-claims.ts */
+    jwtSvidClaims: text('jwt_svid_claims').notNull().default('{}'),
   },
   (t) => [
     uniqueIndex('entries_spiffe_id_parent_id_selectors_key_unique').on(t.spiffeId, t.parentId, t.selectorsKey),

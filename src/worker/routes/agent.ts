@@ -48,6 +48,12 @@ import { clientAddress } from '../client-address.js';
 
 /** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
 export const AGENT_SMALL_BODY_MAX_BYTES = 64 * 1024;
+function withoutJwtSvidClaims(entry: Entry): Entry {
+  if (entry.jwtSvidClaims === undefined) return entry;
+  const { jwtSvidClaims: _claims, ...rest } = entry;
+  return rest;
+}
+
 /** Agents whose authorized entries are kept between issuance calls (per app, so per isolate). */
 const AUTHORIZED_CACHE_MAX_AGENTS = 256;
 /** Longest registry revision string accepted from an agent. */
@@ -280,7 +286,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     if (entriesChanged || federationRevision !== knownFederation || revocationsChanged) {
       const now = nowSeconds();
       const entries = await deps.entries.listAuthorized(agentId, record.nodeSelectors, now);
-      if (entriesChanged) response.entries = entries;
+      // the agent needs no entry's JWT claims (the CA adds them; a changed entry's revision drops its JWTs)
+      if (entriesChanged) response.entries = entries.map(withoutJwtSvidClaims);
       response.federatedBundles = await federatedBundlesFor(entries);
       if (revocationsChanged) response.revocations = await revocationsFor(deps.revocations!, [agentId, ...entries.map((e) => e.spiffeId)], now);
     }
@@ -320,7 +327,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     const parsed = items.map((r, i) => ({ entryId: parseEntryId(r.entryId, `requests[${i}].entryId`), audience: parseAudience(r.audience, `requests[${i}].audience`) }));
     const entries = requireAuthorized(await authorizedEntries(c), parsed.map((p) => p.entryId), c.var.agent.agentId);
     const ca = deps.ca();
-    const requests = entries.map((entry, i) => ({ spiffeId: entry.spiffeId, audience: parsed[i]!.audience, ttlSeconds: entry.jwtSvidTtl || config.jwtSvidTtlSeconds }));
+    const requests = entries.map((entry, i) => ({ spiffeId: entry.spiffeId, audience: parsed[i]!.audience, ttlSeconds: entry.jwtSvidTtl || config.jwtSvidTtlSeconds, extraClaims: entry.jwtSvidClaims }));
     const chunks: (typeof requests)[] = [];
     for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
     // one DO call per chunk, not one per JWT

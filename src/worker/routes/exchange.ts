@@ -90,7 +90,7 @@ export function exchangeRoutes(deps: ExchangeDeps): Hono {
       if (!fresh) throw new ExchangeError('invalid_grant', 'subject_token was already exchanged (replay)');
     }
     const caller = `exchange:${clientAddress(c.req.raw.headers) ?? 'unknown'}`;
-    const [result] = await deps.ca().signJwtSvids([{ spiffeId: entry.spiffeId, audience: req.audience, ttlSeconds: entry.jwtSvidTtl || deps.config.jwtSvidTtlSeconds }], caller);
+    const [result] = await deps.ca().signJwtSvids([{ spiffeId: entry.spiffeId, audience: req.audience, ttlSeconds: entry.jwtSvidTtl || deps.config.jwtSvidTtlSeconds, extraClaims: entry.jwtSvidClaims }], caller);
     const svid = unwrap(result!);
     Object.assign(log, { spiffe_id: svid.spiffeId, entry_id: entry.id, audience: req.audience });
     return c.json(exchangeResponse(svid.token, svid.expiresAt, now));

@@ -1,0 +1,1 @@
+ALTER TABLE `entries` ADD `jwt_svid_claims` text DEFAULT '{}' NOT NULL;
