@@ -79,6 +79,13 @@ export default {
         const res = await ca.signX509Svids(reqs);
         if (!res.every((r) => r.ok)) throw new Error('CA refused a batch');
       }
+    } else if (url.pathname === '/ca-rpc-empty' || url.pathname === '/ca-rpc-refused') {
+      // the RPC alone: an empty batch, or 100 requests the CA refuses at its first check (serialization both ways)
+      const ca = env.CA.get(env.CA.idFromName(env.TRUST_DOMAIN));
+      for (let i = 0; i < n; i++) {
+        const reqs = url.pathname === '/ca-rpc-empty' ? [] : s.spkis.map((spki, j) => ({ spiffeId: `spiffe://elsewhere.test/bench/do/${j}`, publicKeySpki: spki, dnsNames: [], ttlSeconds: 3600 }));
+        await ca.signX509Svids(reqs);
+      }
     } else if (url.pathname === '/ca-jwt-batch') {
       const ca = env.CA.get(env.CA.idFromName(env.TRUST_DOMAIN));
       const reqs = s.spkis.map((_, j) => ({ spiffeId: `spiffe://${env.TRUST_DOMAIN}/bench/do/${j}`, audience: [`aud-${j}`], ttlSeconds: 300 }));

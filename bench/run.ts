@@ -65,7 +65,9 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 async function benchCryptoAndIssuance(issuer: Issuer): Promise<void> {
   console.log('\n== X.509 issuance vs mandatory crypto; JWT minting vs ES256; CA Durable Object ceiling');
-  const agent = await attestAgent(issuer);
+  // straight to the Worker's own socket: Miniflare's entry worker (a JS proxy production does not have) cost
+  // workerd ~5 µs per SVID and left its thread idle between requests (bench/stack.ts Issuer.directUrl)
+  const agent = await attestAgent(issuer, { direct: true });
   const created = await createEntries(issuer, Array.from({ length: Math.max(X509_BATCH, JWT_BATCH) }, (_, i) => entry(`/bench/x509/${i}`, agent.agentId, `uid:${200000 + i}`)));
   const csrs = await Promise.all(Array.from({ length: X509_BATCH }, () => makeCsr()));
   const x509Body = { requests: created.slice(0, X509_BATCH).map((id, i) => ({ entryId: id, csr: b64(csrs[i]!.der) })) };
@@ -129,12 +131,13 @@ async function benchCryptoAndIssuance(issuer: Issuer): Promise<void> {
   record('x509_mandatory_crypto_limit_per_s', Math.round(limit));
   record('x509_issuance_per_s', Math.round(median(r.x509)), { limit: `${Math.round(limit)}/s mandatory crypto` });
   const x509Ratio = round(median(r.x509Ratio));
-  record('x509_issuance_ratio', x509Ratio, { target: '≥ 0.5', met: x509Ratio >= 0.5 });
+  record('x509_issuance_ratio', x509Ratio, { target: '≥ 0.75', met: x509Ratio >= 0.75 });
   record('jwt_minting_per_s', Math.round(median(r.jwt)), { limit: `${Math.round(median(r.sign))}/s ES256; batches of ${JWT_BATCH} (the agent's largest)` });
   const jwtRatio = round(median(r.jwtRatio));
   record('jwt_minting_ratio', jwtRatio, { target: '≥ 0.5', met: jwtRatio >= 0.5 });
   record('jwt_minting_per_s_batch_100', Math.round(median(r.jwtSmall)), { limit: `batches of ${JWT_SMALL_BATCH}` });
-  record('jwt_minting_ratio_batch_100', round(median(r.jwtSmallRatio)));
+  const jwtSmallRatio = round(median(r.jwtSmallRatio));
+  record('jwt_minting_ratio_batch_100', jwtSmallRatio, { target: '≥ 0.5', met: jwtSmallRatio >= 0.5 });
   record('ca_do_x509_signatures_per_s', Math.round(median(r.doRate)), { limit: 'one trust-domain DO, batches of 100' });
   record('ca_do_jwt_signatures_per_s', Math.round(median(r.doJwtRate)), { limit: 'one trust-domain DO, batches of 100' });
   // where an SVID's time goes, per piece, in the same workerd (profile lines, not targets)

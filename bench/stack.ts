@@ -42,6 +42,12 @@ function run(cmd: string, args: string[]): void {
 
 export interface Issuer {
   url: string;
+  /**
+   * The Worker itself, not through Miniflare's entry worker (a JS proxy that costs workerd CPU per request
+   * and that production does not have: Cloudflare's edge routes outside the Worker). Routes only: no
+   * CF-Connecting-IP is set, so attestation's per-address limit sees one shared source.
+   */
+  directUrl: string;
   mf: Miniflare;
   admin<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
   /** time of one request to the limits worker, ms */
@@ -88,6 +94,8 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
         bindings,
         d1Databases: { DB: D1_ID },
         durableObjects: { CA: { className: 'TrustDomainCa', useSQLite: true }, NOTIFIER: { className: 'AgentNotifier', useSQLite: true } },
+        // the Worker on a socket of its own, without Miniflare's entry worker in front (see Issuer.directUrl)
+        unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }],
       },
       {
         name: 'limits',
@@ -102,8 +110,10 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
   }));
   const url = (await mf.ready).toString().replace(/\/$/, '');
   const limitsWorker = (await mf.getWorker('limits')) as unknown as { fetch(url: string): Promise<{ status: number; text(): Promise<string> }> };
+  const directUrl = (await mf.unsafeGetDirectURL('wisp')).toString().replace(/\/$/, '');
   const issuer: Issuer = {
     url,
+    directUrl,
     mf,
     async admin<T>(method: string, path: string, body?: unknown): Promise<T> {
       const res = await fetchRetry(`${url}/admin/v1${path}`, {
@@ -154,7 +164,9 @@ export interface BenchAgent {
   prepare(path: string, body: unknown): Promise<() => Promise<Response>>;
 }
 
-export async function attestAgent(issuer: Issuer): Promise<BenchAgent> {
+/** `direct`: the agent's signed calls go to `issuer.directUrl` (attestation still goes through `url`). */
+export async function attestAgent(issuer: Issuer, options: { direct?: boolean } = {}): Promise<BenchAgent> {
+  const base = options.direct ? issuer.directUrl : issuer.url;
   const { token } = await issuer.admin<{ token: string }>('POST', '/join-tokens', { ttlSeconds: 600 });
   const csr = await makeCsr();
   const res = await fetchRetry(`${issuer.url}/agent/v1/attest`, {
@@ -178,7 +190,7 @@ export async function attestAgent(issuer: Issuer): Promise<BenchAgent> {
         now: Date.now() / 1000,
         jti: randomJti(),
       });
-      return () => fetchRetry(`${issuer.url}${path}`, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: raw });
+      return () => fetchRetry(`${base}${path}`, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: raw });
     },
     async call<T>(path: string, body: unknown): Promise<T> {
       const res = await (await agent.prepare(path, body))();

@@ -6,7 +6,7 @@ import * as x509 from '@peculiar/x509';
 import { describe, expect, it } from 'vitest';
 import { createCaCertificate } from '../../src/shared/spiffe/ca-cert.js';
 import { parseSpiffeId, parseTrustDomain } from '../../src/shared/spiffe/id.js';
-import { ecdsaDerToRaw, ecdsaRawToDer } from '../../src/shared/spiffe/der.js';
+import { derTlv, derUnsignedInteger, ecdsaDerToRaw, ecdsaRawToDer } from '../../src/shared/spiffe/der.js';
 import { buildX509SvidTemplate, validateX509Svid, type X509SvidParams } from '../../src/shared/spiffe/x509-svid.js';
 import { createX509SvidTemplate, encodeTbs, issueFromTemplate, readSubjectKey, tbsOf } from '../../src/shared/spiffe/x509-svid-template.js';
 import { classifyKeyAlgorithm, signCertificate, type KeyAlgorithmInfo, type SigningCa } from '../../src/shared/spiffe/x509.js';
@@ -115,5 +115,32 @@ describe('X509-SVID template', () => {
     const der = ecdsaRawToDer(raw);
     expect(ecdsaDerToRaw(der, 32)).toEqual(raw);
     expect(() => ecdsaDerToRaw(der.subarray(0, der.length - 1), 32)).toThrow(RangeError);
+  });
+
+  it('writes ECDSA signatures in place as the nested INTEGER encoding does (leading zeros, high bits, P-384)', () => {
+    const cases = [
+      Uint8Array.from({ length: 64 }, (_, i) => (i < 3 ? 0 : i === 32 ? 0x80 : i)),
+      Uint8Array.from({ length: 64 }, (_, i) => (i === 0 || i === 32 ? 0xff : 1)),
+      new Uint8Array(64),
+      Uint8Array.from({ length: 64 }, (_, i) => (i < 31 || (i >= 32 && i < 63) ? 0 : 0x81)),
+      Uint8Array.from({ length: 96 }, (_, i) => (i * 37) & 0xff),
+    ];
+    for (const raw of cases) {
+      const half = raw.length / 2;
+      const reference = derTlv(0x30, derUnsignedInteger(raw.subarray(0, half)), derUnsignedInteger(raw.subarray(half)));
+      expect(hex(ecdsaRawToDer(raw))).toBe(hex(reference));
+      expect(ecdsaDerToRaw(ecdsaRawToDer(raw), half)).toEqual(raw);
+    }
+  });
+
+  it('issues SVIDs whose signatures verify, over many signatures (every shape of r and s)', async () => {
+    const ca = await rootCa();
+    const template = await createX509SvidTemplate(ca, NOW);
+    const spki = await spkiOf(await generateKeys('P-256'));
+    for (let i = 0; i < 200; i++) {
+      const issued = await issueFromTemplate(template, { spiffeId: ID, publicKeySpki: spki, dnsNames: [], ttlSeconds: 3600, now: NOW });
+      const cert = new x509.X509Certificate(issued.der.slice());
+      expect(await cert.verify({ publicKey: ca.cert.publicKey, signatureOnly: true })).toBe(true);
+    }
   });
 });

@@ -6,10 +6,11 @@
  */
 import 'reflect-metadata';
 import { Pkcs10CertificateRequest } from '@peculiar/x509';
+import { bytesEqual } from '../encoding/bytes.js';
 import { WispError } from '../errors.js';
 import { contentsOf, ecdsaDerToRaw, encodingOf, readChildren, readDer, type DerElement } from './der.js';
 import { readSubjectKey } from './x509-svid-template.js';
-import { classifyKeyAlgorithm, signingParams, toHex, type KeyAlgorithmInfo, type KeyAlgorithmName } from './x509.js';
+import { classifyKeyAlgorithm, signingParams, type KeyAlgorithmInfo, type KeyAlgorithmName } from './x509.js';
 
 /** Largest CSR accepted, DER bytes. An RSA-4096 CSR is about 1.2 KiB. */
 export const MAX_CSR_BYTES = 8 * 1024;
@@ -113,6 +114,16 @@ const COMMON_SIGNATURE_ALGORITHMS: Record<string, { hash: 'SHA-256' | 'SHA-384';
   '300d06092a864886f70d01010b0500': { hash: 'SHA-256', ecdsa: false },
 };
 
+const COMMON_ALGORITHM_ENCODINGS = Object.entries(COMMON_SIGNATURE_ALGORITHMS).map(([hex, a]) => ({ der: Uint8Array.from(hex.match(/../g)!, (b) => parseInt(b, 16)), ...a }));
+
+/** The common signature algorithm whose AlgorithmIdentifier encoding is exactly `encoding` (compared as bytes: no hex string per CSR). */
+function commonAlgorithm(encoding: Uint8Array): { hash: 'SHA-256' | 'SHA-384'; ecdsa: boolean } | undefined {
+  for (const a of COMMON_ALGORITHM_ENCODINGS) {
+    if (bytesEqual(a.der, encoding)) return { hash: a.hash, ecdsa: a.ecdsa };
+  }
+  return undefined;
+}
+
 interface CommonCsr {
   info: Uint8Array;
   spki: Uint8Array;
@@ -130,9 +141,9 @@ interface CommonCsr {
 function readCommonCsr(der: Uint8Array, frame: CsrFrame): CommonCsr | undefined {
   try {
     const { info, alg, sig, version, spki: spkiEl } = frame;
-    const algorithm = COMMON_SIGNATURE_ALGORITHMS[toHex(encodingOf(der, alg))];
+    const algorithm = commonAlgorithm(encodingOf(der, alg));
     if (!algorithm) return undefined;
-    if (toHex(contentsOf(der, version)) !== '00') return undefined;
+    if (version.end - version.contentStart !== 1 || der[version.contentStart] !== 0) return undefined;
     const spki = encodingOf(der, spkiEl);
     const key = readSubjectKey(spki);
     if (typeof key === 'string' || (key.kind === 'RSA') === algorithm.ecdsa) return undefined;
@@ -147,9 +158,10 @@ function readCommonCsr(der: Uint8Array, frame: CsrFrame): CommonCsr | undefined 
 async function verifyCommonCsr(csr: CommonCsr): Promise<boolean> {
   const { importAlg } = signingParams(csr.keyAlgorithm);
   try {
-    const key = await crypto.subtle.importKey('spki', csr.spki.slice(), csr.ecdsa ? importAlg : { name: 'RSASSA-PKCS1-v1_5', hash: csr.hash }, false, ['verify']);
+    // views into the CSR, not copies: WebCrypto copies what it reads
+    const key = await crypto.subtle.importKey('spki', csr.spki as Uint8Array<ArrayBuffer>, csr.ecdsa ? importAlg : { name: 'RSASSA-PKCS1-v1_5', hash: csr.hash }, false, ['verify']);
     const signature = csr.ecdsa ? ecdsaDerToRaw(csr.signature, csr.keyAlgorithm === 'EC P-384' ? 48 : 32) : csr.signature;
-    return await crypto.subtle.verify(csr.ecdsa ? { name: 'ECDSA', hash: csr.hash } : { name: 'RSASSA-PKCS1-v1_5' }, key, signature.slice(), csr.info.slice());
+    return await crypto.subtle.verify(csr.ecdsa ? { name: 'ECDSA', hash: csr.hash } : { name: 'RSASSA-PKCS1-v1_5' }, key, signature as Uint8Array<ArrayBuffer>, csr.info as Uint8Array<ArrayBuffer>);
   } catch {
     return false;
   }

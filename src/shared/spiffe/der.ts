@@ -118,10 +118,70 @@ export const contentsOf = (bytes: Uint8Array, el: DerElement): Uint8Array => byt
 /** Whole encoding of an element (tag, length, contents). */
 export const encodingOf = (bytes: Uint8Array, el: DerElement): Uint8Array => bytes.subarray(el.start, el.end);
 
+/** Size of a DER element with `n` contents octets (tag, length octets, contents). */
+export function tlvSize(n: number): number {
+  return n + (n < 0x80 ? 2 : n < 0x100 ? 3 : n < 0x10000 ? 4 : 5);
+}
+
+/** Writes a DER tag and length at `at`; returns where the contents start. Same length octets as derLength. */
+export function putDerHeader(out: Uint8Array, at: number, tag: number, n: number): number {
+  out[at++] = tag;
+  if (n < 0x80) {
+    out[at++] = n;
+  } else if (n < 0x100) {
+    out[at++] = 0x81;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = 0x82;
+    out[at++] = n >> 8;
+    out[at++] = n & 0xff;
+  } else if (n < 0x1000000) {
+    out[at++] = 0x83;
+    out[at++] = n >> 16;
+    out[at++] = (n >> 8) & 0xff;
+    out[at++] = n & 0xff;
+  } else {
+    throw new RangeError('DER value too long');
+  }
+  return at;
+}
+
+/** An unsigned big-endian magnitude in `b[from, to)` made minimal (derUnsignedInteger's rule): where it starts and its 0x00 sign pad. */
+function integerExtent(b: Uint8Array, from: number, to: number): { start: number; length: number; pad: number } {
+  let start = from;
+  while (start < to - 1 && b[start] === 0) start++;
+  return { start, length: to - start, pad: b[start]! & 0x80 ? 1 : 0 };
+}
+
+const ecdsaHalves = (raw: Uint8Array) => [integerExtent(raw, 0, raw.length / 2), integerExtent(raw, raw.length / 2, raw.length)] as const;
+
+/** Size of the DER ECDSA-Sig-Value of WebCrypto's r‖s. */
+export function ecdsaDerSize(raw: Uint8Array): number {
+  const [r, s] = ecdsaHalves(raw);
+  return tlvSize(tlvSize(r.length + r.pad) + tlvSize(s.length + s.pad));
+}
+
+/**
+ * Writes the DER ECDSA-Sig-Value (RFC 5480 §2.2.3 / RFC 3279) of WebCrypto's r‖s (IEEE P1363) at `at`, in
+ * place (the issuance path writes it into the certificate); returns the offset after it.
+ */
+export function putEcdsaDer(out: Uint8Array, at: number, raw: Uint8Array): number {
+  const [r, s] = ecdsaHalves(raw);
+  at = putDerHeader(out, at, 0x30, tlvSize(r.length + r.pad) + tlvSize(s.length + s.pad));
+  for (const e of [r, s]) {
+    at = putDerHeader(out, at, 0x02, e.length + e.pad);
+    if (e.pad) out[at++] = 0;
+    out.set(raw.subarray(e.start, e.start + e.length), at);
+    at += e.length;
+  }
+  return at;
+}
+
 /** ECDSA signature: WebCrypto's r‖s (IEEE P1363) to DER ECDSA-Sig-Value (RFC 5480 §2.2.3 / RFC 3279). */
 export function ecdsaRawToDer(raw: Uint8Array): Uint8Array {
-  const half = raw.length / 2;
-  return derTlv(0x30, derUnsignedInteger(raw.subarray(0, half)), derUnsignedInteger(raw.subarray(half)));
+  const der = new Uint8Array(ecdsaDerSize(raw));
+  putEcdsaDer(der, 0, raw);
+  return der;
 }
 
 /** ECDSA signature: DER ECDSA-Sig-Value to r‖s of `size` bytes each; throws RangeError when malformed. */

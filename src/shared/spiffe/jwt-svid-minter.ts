@@ -38,6 +38,13 @@ const encoder = new TextEncoder();
 
 const base64url = toBase64Url;
 
+/** The bytes of an ASCII string (the signing input is base64url text): no TextEncoder call per token. */
+function asciiBytes(s: string): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
 /**
  * A minter for one signing key. Throws TypeError on an empty audience or a token that would not outlive
  * its issuance (as `mintJwtSvid` does).
@@ -47,6 +54,7 @@ export function createJwtSvidMinter(o: JwtSvidMinterOptions): JwtSvidMinter {
   // JWT-SVID.md §2: alg and kid in the header; typ JWT, as jose's SignJWT call in jwt-svid.ts sets it
   const header = base64url(encoder.encode(JSON.stringify({ alg: o.alg, kid: o.kid, typ: 'JWT' })));
   const algorithm = o.alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' };
+  const iss = JSON.stringify(o.issuer);
   return {
     async mint(c) {
       if (c.audience.length === 0 || c.audience.some((a) => typeof a !== 'string' || a === '')) {
@@ -55,12 +63,14 @@ export function createJwtSvidMinter(o: JwtSvidMinterOptions): JwtSvidMinter {
       const exp = Math.floor(c.expiresAt / 1000);
       const iat = Math.floor(c.now / 1000);
       if (exp <= iat) throw new TypeError('a JWT-SVID must expire after it is issued');
-      // claim order of SignJWT: setSubject, setAudience, setIssuer, setIssuedAt, setExpirationTime; the
-      // entry's extra claims first, so the CA's own are written last and always win
-      const claims = { sub: c.spiffeId, aud: [...c.audience], iss: o.issuer, iat, exp };
-      const payload = base64url(encoder.encode(JSON.stringify(c.extraClaims ? { ...c.extraClaims, ...claims } : claims)));
-      const input = `${header}.${payload}`;
-      const signature = new Uint8Array(await crypto.subtle.sign(algorithm, o.key, encoder.encode(input)));
+      // claim order of SignJWT: setSubject, setAudience, setIssuer, setIssuedAt, setExpirationTime; the text
+      // JSON.stringify gives that object (no spaces; numbers are integers), without building the object. An
+      // entry's extra claims come first, so the CA's own are written last and always win
+      const claims = c.extraClaims
+        ? JSON.stringify({ ...c.extraClaims, sub: c.spiffeId, aud: [...c.audience], iss: o.issuer, iat, exp })
+        : `{"sub":${JSON.stringify(c.spiffeId)},"aud":${JSON.stringify(c.audience)},"iss":${iss},"iat":${iat},"exp":${exp}}`;
+      const input = `${header}.${base64url(encoder.encode(claims))}`;
+      const signature = new Uint8Array(await crypto.subtle.sign(algorithm, o.key, asciiBytes(input)));
       return `${input}.${base64url(signature)}`;
     },
   };

@@ -22,7 +22,7 @@ import {
   X509CertificateGenerator,
 } from '@peculiar/x509';
 import { bytesEqual, concatBytes } from '../encoding/bytes.js';
-import { ascii, contentsOf, encodingOf, derTime, derTlv, derUnsignedInteger, ecdsaRawToDer, readChildren, readWhole } from './der.js';
+import { ascii, contentsOf, derTime, derTlv, derUnsignedInteger, ecdsaDerSize, encodingOf, putDerHeader as putHeader, putEcdsaDer, readChildren, readWhole, tlvSize } from './der.js';
 import { parseSpiffeId, pathOf, trustDomainOf, type SpiffeId } from './id.js';
 import { dnsNameProblem } from './dns-name.js';
 import { buildX509SvidTemplate, validateX509Svid, X509_SVID_BACKDATE_MS, X509_SVID_SUBJECT_ORGANIZATION, type X509SvidParams } from './x509-svid.js';
@@ -51,10 +51,10 @@ export interface IssuedX509Svid {
   serialNumber: string;
 }
 
-const OID_EC_PUBLIC_KEY = '2a8648ce3d0201';
-const OID_RSA_ENCRYPTION = '2a864886f70d010101';
-const OID_P256 = '2a8648ce3d030107';
-const OID_P384 = '2b81040022';
+const OID_EC_PUBLIC_KEY = hex('2a8648ce3d0201');
+const OID_RSA_ENCRYPTION = hex('2a864886f70d010101');
+const OID_P256 = hex('2a8648ce3d030107');
+const OID_P384 = hex('2b81040022');
 
 /** A subject key as the template needs it: its kind and the bits the SKID hashes. */
 export interface SubjectKeyInfo {
@@ -77,15 +77,16 @@ export function readSubjectKey(spki: Uint8Array): SubjectKeyInfo | string {
     const bitString = contentsOf(spki, bits);
     if (bitString.length < 2 || bitString[0] !== 0) return 'subjectPublicKey has unused bits';
     const publicKeyBits = bitString.subarray(1);
-    const oidHex = toHex(contentsOf(spki, oid));
-    if (oidHex === OID_EC_PUBLIC_KEY) {
-      const curve = params?.tag === 0x06 ? toHex(contentsOf(spki, params)) : '';
-      const size = curve === OID_P256 ? 32 : curve === OID_P384 ? 48 : 0;
+    // OIDs compared as bytes (this runs up to three times per SVID: no hex strings)
+    const algOid = contentsOf(spki, oid);
+    if (bytesEqual(algOid, OID_EC_PUBLIC_KEY)) {
+      const curve = params?.tag === 0x06 ? contentsOf(spki, params) : undefined;
+      const size = curve && bytesEqual(curve, OID_P256) ? 32 : curve && bytesEqual(curve, OID_P384) ? 48 : 0;
       if (size === 0) return 'unsupported EC curve; use P-256 or P-384';
       if (publicKeyBits.length !== 1 + 2 * size || publicKeyBits[0] !== 0x04) return 'EC public key is not an uncompressed point';
       return { kind: size === 32 ? 'EC P-256' : 'EC P-384', publicKeyBits };
     }
-    if (oidHex === OID_RSA_ENCRYPTION) {
+    if (bytesEqual(algOid, OID_RSA_ENCRYPTION)) {
       if (!params || params.tag !== 0x05 || params.end !== params.contentStart) return 'RSA key parameters must be NULL';
       const rsa = readWhole(publicKeyBits, 0x30);
       const [n] = readChildren(publicKeyBits, rsa);
@@ -206,9 +207,11 @@ async function checkTemplate(t: X509SvidTemplate, now: number): Promise<void> {
 export async function issueFromTemplate(t: X509SvidTemplate, p: X509SvidParams): Promise<IssuedX509Svid> {
   const tbs = await encodeTbs(t, p);
   const raw = new Uint8Array(await crypto.subtle.sign(t.ca.signAlgorithm, t.ca.privateKey, tbs.der));
-  const signature = t.ca.signAlgorithm.name === 'ECDSA' ? ecdsaRawToDer(raw) : raw;
+  // ECDSA: the DER ECDSA-Sig-Value (ecdsaRawToDer's encoding), written in place
+  const ecdsa = t.ca.signAlgorithm.name === 'ECDSA';
+  const signatureLength = ecdsa ? ecdsaDerSize(raw) : raw.length;
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }, in one buffer
-  const bitString = 1 + signature.length;
+  const bitString = 1 + signatureLength;
   const content = tbs.der.length + t.signatureAlgorithm.length + tlvSize(bitString);
   const der = new Uint8Array(tlvSize(content));
   let at = putHeader(der, 0, 0x30, content);
@@ -218,36 +221,31 @@ export async function issueFromTemplate(t: X509SvidTemplate, p: X509SvidParams):
   at += t.signatureAlgorithm.length;
   at = putHeader(der, at, 0x03, bitString);
   der[at++] = 0;
-  der.set(signature, at);
+  if (ecdsa) {
+    at = putEcdsaDer(der, at, raw);
+  } else {
+    at = put(der, at, raw);
+  }
+  if (at !== der.length) throw new Error('X509-SVID template: certificate size mismatch');
   return { der, notAfter: tbs.notAfter, serialNumber: tbs.serialNumber };
 }
 
-/** Size of a DER element with `n` contents octets (tag, length octets, contents). */
-function tlvSize(n: number): number {
-  return n + (n < 0x80 ? 2 : n < 0x100 ? 3 : n < 0x10000 ? 4 : 5);
+/** Writes ASCII `s` at `at` (ascii()'s 7-bit mapping, without the intermediate array); returns the offset after it. */
+function putAscii(out: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i) & 0x7f;
+  return at;
 }
 
-/** Writes a DER tag and length at `at`; returns where the contents start. Same length octets as derLength. */
-function putHeader(out: Uint8Array, at: number, tag: number, n: number): number {
-  out[at++] = tag;
-  if (n < 0x80) {
-    out[at++] = n;
-  } else if (n < 0x100) {
-    out[at++] = 0x81;
-    out[at++] = n;
-  } else if (n < 0x10000) {
-    out[at++] = 0x82;
-    out[at++] = n >> 8;
-    out[at++] = n & 0xff;
-  } else if (n < 0x1000000) {
-    out[at++] = 0x83;
-    out[at++] = n >> 16;
-    out[at++] = (n >> 8) & 0xff;
-    out[at++] = n & 0xff;
-  } else {
-    throw new RangeError('DER value too long');
-  }
-  return at;
+/** Leaf SPIFFE IDs already checked to have a path (a CA signs for the same entries over and over). */
+const leafIds = new Set<string>();
+const LEAF_IDS_MAX = 10_000;
+
+function checkLeafId(spiffeId: string): void {
+  if (leafIds.has(spiffeId)) return;
+  // X509-SVID.md §2: leaf SPIFFE IDs have a non-root path.
+  if (pathOf(parseSpiffeId(spiffeId)) === '') throw new TypeError('a leaf X509-SVID needs a SPIFFE ID with a path');
+  if (leafIds.size >= LEAF_IDS_MAX) leafIds.clear();
+  leafIds.add(spiffeId);
 }
 
 /** Writes `bytes` at `at`; returns the offset after them. */
@@ -266,8 +264,7 @@ const SKID_BYTES = 20;
 
 /** The TBSCertificate (RFC 5280 §4.1) of the SVID, in @peculiar/x509's field and extension order. */
 export async function encodeTbs(t: X509SvidTemplate, p: X509SvidParams): Promise<{ der: Uint8Array; notAfter: number; serialNumber: string }> {
-  // X509-SVID.md §2: leaf SPIFFE IDs have a non-root path.
-  if (pathOf(parseSpiffeId(p.spiffeId)) === '') throw new TypeError('a leaf X509-SVID needs a SPIFFE ID with a path');
+  checkLeafId(p.spiffeId);
   if (!(p.ttlSeconds > 0)) throw new TypeError('ttlSeconds must be positive');
   for (const d of p.dnsNames) {
     const problem = dnsNameProblem(d);
@@ -280,8 +277,8 @@ export async function encodeTbs(t: X509SvidTemplate, p: X509SvidParams): Promise
   if (notAfter <= p.now) throw new TypeError('the signing CA has expired');
   const serialInteger = derUnsignedInteger(p.serialNumber ?? randomSerialNumber());
   const cn = p.dnsNames[0] ? rdn(OID_CN, p.dnsNames[0]) : undefined;
-  const id = ascii(p.spiffeId);
-  const dns = p.dnsNames.map(ascii);
+  const id = p.spiffeId;
+  const dns = p.dnsNames;
   const skid = new Uint8Array(await crypto.subtle.digest('SHA-1', key.publicKeyBits));
   if (skid.length !== SKID_BYTES) throw new Error('SHA-1 digest of unexpected size');
   const validity = derTime(notBefore);
@@ -331,10 +328,10 @@ export async function encodeTbs(t: X509SvidTemplate, p: X509SvidParams): Promise
   at = putHeader(der, at, 0x04, sanOctets);
   at = putHeader(der, at, 0x30, namesContent);
   at = putHeader(der, at, 0x86, id.length);
-  at = put(der, at, id);
+  at = putAscii(der, at, id);
   for (const d of dns) {
     at = putHeader(der, at, 0x82, d.length);
-    at = put(der, at, d);
+    at = putAscii(der, at, d);
   }
   // subjectKeyIdentifier
   at = putHeader(der, at, 0x30, skidContent);
