@@ -32,7 +32,7 @@ export interface MemoryKeeperOptions {
   /** default: process.memoryUsage() */
   memory?: () => { rss: number; heapTotal: number; heapUsed: number };
   /** what one pass did (debug log) */
-  onPass?: (pass: { rssBefore: number; rssAfter: number; gc: boolean }) => void;
+  onPass?: (pass: { rssBefore: number; rssAfter: number; gc: boolean; ms: number }) => void;
 }
 
 /**
@@ -62,6 +62,7 @@ export async function runMemoryKeeper(options: MemoryKeeperOptions, signal: Abor
       rssAfterLastPass = Math.min(rssAfterLastPass, rssBefore);
       return;
     }
+    const started = performance.now();
     const collect = heapTotal - heapUsed > HEAP_SLACK_BYTES || rssBefore - rssAfterLastPass > GC_RSS_GROWTH_BYTES;
     if (collect) gc();
     if (trimming) {
@@ -72,7 +73,7 @@ export async function runMemoryKeeper(options: MemoryKeeperOptions, signal: Abor
       }
     }
     rssAfterLastPass = memory().rss;
-    options.onPass?.({ rssBefore, rssAfter: rssAfterLastPass, gc: collect });
+    options.onPass?.({ rssBefore, rssAfter: rssAfterLastPass, gc: collect, ms: performance.now() - started });
   };
   await new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
