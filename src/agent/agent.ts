@@ -32,6 +32,8 @@ import { createSds } from './sds/handler.js';
 import { createWorkloadApi } from './workload-api/handler.js';
 import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
+import { trimMalloc } from './workload-api/peer.js';
+import { runMemoryKeeper } from './memory.js';
 import { createWorkloadAttestor } from './workload-api/workload-attestors.js';
 import { openExeHashStore } from './workload-api/exe-hash-store.js';
 import { agentVersion, createAgentTelemetry, type AgentTelemetry } from './telemetry/metrics.js';
@@ -125,6 +127,9 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
         await exeHashes?.flush();
         log.info('Workload API closed, socket removed');
       },
+      // freed memory back to the kernel after bursts, when idle (memory.ts)
+      memory: (taskSignal) =>
+        runMemoryKeeper({ trim: trimMalloc, onPass: (p) => log.debug({ rss_before_mb: mb(p.rssBefore), rss_after_mb: mb(p.rssAfter), gc: p.gc, elapsed_ms: Math.round(p.ms * 10) / 10 }, 'memory returned') }, taskSignal),
       // https_spiffe relationships assigned to this agent (none: one cheap call per poll)
       federation: (taskSignal) =>
         runBundleRefresher(
@@ -167,6 +172,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
 async function fetchBundleLazily(options: SpiffeTlsFetchOptions): Promise<string> {
   return (await import('../node/spiffe-bundle-fetch.js')).fetchBundleOverSpiffeTls(options);
 }
+const mb = (bytes: number) => Math.round(bytes / 104_857.6) / 10;
 
 /** A listener that cannot bind (port taken, address not local) is a one-line config error naming the key. */
 async function listenOrExplain(key: string, host: string, port: number, start: () => Promise<Listener>): Promise<Listener> {

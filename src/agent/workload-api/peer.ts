@@ -23,6 +23,8 @@ export interface PeerCredentials {
 
 interface PeerCredAddon {
   getPeerCred(fd: number): PeerCredentials;
+  /** glibc malloc_trim(0) (src/agent/memory.ts); absent in an addon built before it existed */
+  trimMalloc?(): boolean;
 }
 
 /**
@@ -85,4 +87,9 @@ export function peerCredentials(socket: Socket): PeerCredentials {
   if (typeof fd !== 'number' || fd < 0) throw new Error('socket has no file descriptor (closed, or not a Unix socket)');
   const { pid, uid, gid } = loadAddon().getPeerCred(fd);
   return { pid, uid, gid };
+}
+
+/** Returns freed malloc memory to the kernel through the addon (src/agent/memory.ts says why); false when nothing was released or it cannot. */
+export function trimMalloc(): boolean {
+  return loadAddon().trimMalloc?.() ?? false;
 }

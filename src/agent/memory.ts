@@ -1,0 +1,84 @@
+/**
+ * Gives memory back after a burst of work (the first sync of many SVIDs, a wave of Workload API connections).
+ * glibc returns freed malloc memory to the kernel only from the top of the main heap: after 100 connections'
+ * http2 sessions and read buffers are freed, tens of MB stay resident, free but pinned by a few live chunks
+ * (measured: 69 MB of malloc arenas holding 9 MB in use; docs/performance.md, agent memory). V8 likewise keeps
+ * its grown heap until its memory reducer runs, seconds later. So once a second, when the event loop was
+ * mostly idle over that second and the RSS has grown since the last pass, the keeper runs a full GC (only when
+ * the heap holds enough to reclaim) and malloc_trim(0). Busy seconds are skipped: no pause lands in a load.
+ * @module
+ */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** How often the keeper looks, ms. */
+export const MEMORY_KEEPER_INTERVAL_MS = 1000;
+/** Event-loop utilization over the last interval above which it is busy: leave it alone. */
+const BUSY_ELU = 0.25;
+/** RSS growth since the last pass (or the lowest RSS seen since) that makes a pass worth it, bytes. */
+const RSS_GROWTH_BYTES = 2 * 1024 * 1024;
+/** RSS growth since the last pass after which a full GC runs whatever the heap's slack, bytes (it also unmaps V8's pooled pages). */
+const GC_RSS_GROWTH_BYTES = 8 * 1024 * 1024;
+/** Heap committed beyond the used part that makes a full GC worth it, bytes. */
+const HEAP_SLACK_BYTES = 4 * 1024 * 1024;
+
+export interface MemoryKeeperOptions {
+  /** malloc_trim(0) (the addon, workload-api/peer.ts) */
+  trim: () => boolean;
+  /** a full GC; default: V8's, through a context with `gc` exposed */
+  gc?: () => void;
+  intervalMs?: number;
+  /** default: process.memoryUsage() */
+  memory?: () => { rss: number; heapTotal: number; heapUsed: number };
+  /** what one pass did (debug log) */
+  onPass?: (pass: { rssBefore: number; rssAfter: number; gc: boolean; ms: number }) => void;
+}
+
+/**
+ * V8's full GC, without exposing `gc` to the agent's own context (only the throwaway one gets it). The
+ * "last-resort" flavor is V8's memory-reducing collection: it also unmaps the pages the heap kept pooled after
+ * shrinking, which a plain gc() leaves resident until V8's memory reducer runs, 8 s or more later.
+ */
+export function v8FullGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+  return () => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+}
+
+/** Runs until `signal` aborts. */
+export async function runMemoryKeeper(options: MemoryKeeperOptions, signal: AbortSignal): Promise<void> {
+  const gc = options.gc ?? v8FullGc();
+  const memory = options.memory ?? (() => process.memoryUsage());
+  let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+  let rssAfterLastPass = memory().rss;
+  let trimming = true;
+  const tick = () => {
+    const elu = performance.eventLoopUtilization(lastElu);
+    lastElu = performance.eventLoopUtilization();
+    if (elu.utilization > BUSY_ELU) return;
+    const { rss: rssBefore, heapTotal, heapUsed } = memory();
+    if (rssBefore - rssAfterLastPass < RSS_GROWTH_BYTES) {
+      rssAfterLastPass = Math.min(rssAfterLastPass, rssBefore);
+      return;
+    }
+    const started = performance.now();
+    const collect = heapTotal - heapUsed > HEAP_SLACK_BYTES || rssBefore - rssAfterLastPass > GC_RSS_GROWTH_BYTES;
+    if (collect) gc();
+    if (trimming) {
+      try {
+        options.trim();
+      } catch {
+        trimming = false; // no addon (it is also what the Workload API needs): GC only from now on
+      }
+    }
+    rssAfterLastPass = memory().rss;
+    options.onPass?.({ rssBefore, rssAfter: rssAfterLastPass, gc: collect, ms: performance.now() - started });
+  };
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setInterval(tick, options.intervalMs ?? MEMORY_KEEPER_INTERVAL_MS);
+    timer.unref();
+    signal.addEventListener('abort', () => (clearInterval(timer), resolve()), { once: true });
+  });
+}
