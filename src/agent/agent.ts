@@ -28,7 +28,7 @@ import type { SpiffeTlsFetchOptions } from '../node/spiffe-bundle-fetch.js';
 function federationPollMs(syncIntervalSeconds: number): number {
   return Math.min(60, Math.max(syncIntervalSeconds, 12 * syncIntervalSeconds)) * 1000;
 }
-import { createSds } from './sds/handler.js';
+import type { SdsDeps, SdsImpl } from './sds/handler.js';
 import { createWorkloadApi } from './workload-api/handler.js';
 import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
@@ -84,7 +84,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const server = await startWorkloadApiServer({
     socketPath: config.socketPath,
     impl: createWorkloadApi({ attest, source: cache, clock, log, limiter }),
-    ...(config.disableSdsApi ? {} : { sds: createSds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log, limiter }) }),
+    ...(config.disableSdsApi ? {} : { sds: lazySds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log, limiter }) }),
     log,
     ...withTelemetry,
   });
@@ -166,6 +166,18 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
 /** node:https and the SPIFFE-TLS check are loaded with the first https_spiffe relationship, not at start (most agents have none). */
 async function fetchBundleLazily(options: SpiffeTlsFetchOptions): Promise<string> {
   return (await import('../node/spiffe-bundle-fetch.js')).fetchBundleOverSpiffeTls(options);
+}
+
+/** SDS's handler (and with it Envoy's protobuf descriptors) loads with the first SDS call, not at start (most agents serve no Envoy). */
+function lazySds(deps: SdsDeps): SdsImpl {
+  let impl: Promise<SdsImpl> | undefined;
+  const load = () => (impl ??= import('./sds/handler.js').then((m) => m.createSds(deps)));
+  return {
+    fetchSecrets: async (request, ctx) => (await load()).fetchSecrets(request, ctx),
+    async *streamSecrets(requests, ctx) {
+      yield* (await load()).streamSecrets(requests, ctx);
+    },
+  };
 }
 
 /** A listener that cannot bind (port taken, address not local) is a one-line config error naming the key. */
