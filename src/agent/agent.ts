@@ -34,7 +34,8 @@ import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
 import { createWorkloadAttestor } from './workload-api/workload-attestors.js';
 import { openExeHashStore } from './workload-api/exe-hash-store.js';
-import { agentVersion, createAgentTelemetry, type AgentTelemetry } from './telemetry/metrics.js';
+import type { AgentTelemetry } from './telemetry/metrics.js';
+import { agentVersion } from './telemetry/version.js';
 import { startHealthListener, startMetricsListener, type HealthState, type Listener } from './telemetry/listeners.js';
 import { trustDomainId } from '../shared/spiffe/id.js';
 import { WispError } from '../shared/errors.js';
@@ -55,10 +56,10 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const dataDir = await openDataDir(config.dataDir);
-  // metrics on only when configured; every component below gets `telemetry` or nothing (STYLE: wired once, here)
+  // metrics on only when configured (prom-client is loaded only then); every component below gets `telemetry` or nothing (STYLE: wired once, here)
   const prometheus = config.telemetry?.prometheus;
   const telemetry: AgentTelemetry | undefined = prometheus
-    ? createAgentTelemetry({ version: agentVersion(), trustDomainId: trustDomainId(config.trustDomain), startedAt: clock(), clock })
+    ? (await import('./telemetry/metrics.js')).createAgentTelemetry({ version: agentVersion(), trustDomainId: trustDomainId(config.trustDomain), startedAt: clock(), clock })
     : undefined;
   const withTelemetry = telemetry ? { telemetry } : {};
   const holder: { identity?: AgentIdentity } = {};

@@ -13,7 +13,7 @@ import { fetchJwt, fetchJwtBundles, fetchX509, healthcheck, validateJwt, watchX5
 import { configOf, validateAgentFlags, withRunOptions, type RunFlags } from './cli/validate.js';
 import { AGENT_CONFIG_DEFAULTS } from './config.js';
 import { createLogger } from './log.js';
-import { agentVersion } from './telemetry/metrics.js';
+import { agentVersion } from './telemetry/version.js';
 import { normalizeGoFlags } from '../node/go-flags.js';
 import { isGrpcError } from '../node/workload-api/client.js';
 
