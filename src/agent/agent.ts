@@ -28,7 +28,7 @@ import type { SpiffeTlsFetchOptions } from '../node/spiffe-bundle-fetch.js';
 function federationPollMs(syncIntervalSeconds: number): number {
   return Math.min(60, Math.max(syncIntervalSeconds, 12 * syncIntervalSeconds)) * 1000;
 }
-import { createSds } from './sds/handler.js';
+import type { SdsDeps, SdsImpl } from './sds/handler.js';
 import { createWorkloadApi } from './workload-api/handler.js';
 import { createCallerRateLimiter } from './workload-api/rate-limit.js';
 import { startWorkloadApiServer } from './workload-api/server.js';
@@ -36,7 +36,8 @@ import { trimMalloc } from './workload-api/peer.js';
 import { runMemoryKeeper } from './memory.js';
 import { createWorkloadAttestor } from './workload-api/workload-attestors.js';
 import { openExeHashStore } from './workload-api/exe-hash-store.js';
-import { agentVersion, createAgentTelemetry, type AgentTelemetry } from './telemetry/metrics.js';
+import type { AgentTelemetry } from './telemetry/metrics.js';
+import { agentVersion } from './telemetry/version.js';
 import { startHealthListener, startMetricsListener, type HealthState, type Listener } from './telemetry/listeners.js';
 import { trustDomainId } from '../shared/spiffe/id.js';
 import { WispError } from '../shared/errors.js';
@@ -57,10 +58,10 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const dataDir = await openDataDir(config.dataDir);
-  // metrics on only when configured; every component below gets `telemetry` or nothing (STYLE: wired once, here)
+  // metrics on only when configured (prom-client is loaded only then); every component below gets `telemetry` or nothing (STYLE: wired once, here)
   const prometheus = config.telemetry?.prometheus;
   const telemetry: AgentTelemetry | undefined = prometheus
-    ? createAgentTelemetry({ version: agentVersion(), trustDomainId: trustDomainId(config.trustDomain), startedAt: clock(), clock })
+    ? (await import('./telemetry/metrics.js')).createAgentTelemetry({ version: agentVersion(), trustDomainId: trustDomainId(config.trustDomain), startedAt: clock(), clock })
     : undefined;
   const withTelemetry = telemetry ? { telemetry } : {};
   const holder: { identity?: AgentIdentity } = {};
@@ -86,7 +87,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   const server = await startWorkloadApiServer({
     socketPath: config.socketPath,
     impl: createWorkloadApi({ attest, source: cache, clock, log, limiter }),
-    ...(config.disableSdsApi ? {} : { sds: createSds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log, limiter }) }),
+    ...(config.disableSdsApi ? {} : { sds: lazySds({ attest, source: cache, ...(config.sds ? { config: config.sds } : {}), log, limiter }) }),
     log,
     ...withTelemetry,
   });
@@ -173,6 +174,18 @@ async function fetchBundleLazily(options: SpiffeTlsFetchOptions): Promise<string
   return (await import('../node/spiffe-bundle-fetch.js')).fetchBundleOverSpiffeTls(options);
 }
 const mb = (bytes: number) => Math.round(bytes / 104_857.6) / 10;
+
+/** SDS's handler (and with it Envoy's protobuf descriptors) loads with the first SDS call, not at start (most agents serve no Envoy). */
+function lazySds(deps: SdsDeps): SdsImpl {
+  let impl: Promise<SdsImpl> | undefined;
+  const load = () => (impl ??= import('./sds/handler.js').then((m) => m.createSds(deps)));
+  return {
+    fetchSecrets: async (request, ctx) => (await load()).fetchSecrets(request, ctx),
+    async *streamSecrets(requests, ctx) {
+      yield* (await load()).streamSecrets(requests, ctx);
+    },
+  };
+}
 
 /** A listener that cannot bind (port taken, address not local) is a one-line config error naming the key. */
 async function listenOrExplain(key: string, host: string, port: number, start: () => Promise<Listener>): Promise<Listener> {

@@ -13,7 +13,7 @@ import { CLUSTER_NAME } from '../shared/attestation/k8s-psat.js';
 import { WispError } from '../shared/errors.js';
 import { LOOPBACK_IPV4 } from '../shared/net/loopback.js';
 import { parseTrustDomain, type TrustDomain } from '../shared/spiffe/id.js';
-import { SDS_DEFAULTS, type SdsConfig } from './sds/resources.js';
+import { SDS_DEFAULTS, type SdsConfig } from './sds/defaults.js';
 import { RATE_LIMITED_METHODS, type RateLimitKey, type WorkloadRateLimits } from './workload-api/rate-limit.js';
 import type { WorkloadAttestorsConfig } from './workload-api/workload-attestors.js';
 import { resolveWorkloadAttestors, workloadAttestorsObject } from './workload-api/workload-attestors-config.js';

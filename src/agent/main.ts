@@ -4,7 +4,7 @@
  * This is the edge: the only module that reads `process.env`, `process.argv` and installs signal handlers.
  * @module
  */
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -13,7 +13,7 @@ import { fetchJwt, fetchJwtBundles, fetchX509, healthcheck, validateJwt, watchX5
 import { configOf, validateAgentFlags, withRunOptions, type RunFlags } from './cli/validate.js';
 import { AGENT_CONFIG_DEFAULTS } from './config.js';
 import { createLogger } from './log.js';
-import { agentVersion } from './telemetry/metrics.js';
+import { agentVersion } from './telemetry/version.js';
 import { normalizeGoFlags } from '../node/go-flags.js';
 import { isGrpcError } from '../node/workload-api/client.js';
 
@@ -50,38 +50,62 @@ function apiOptions(opts: { socketPath?: string; output?: OutputFormat; timeout?
 }
 
 /** Adds the options every api subcommand shares. */
-function withApiOptions(cmd: Command): Command {
+function withApiOptions(cmd: Command, Option: typeof import('commander').Option): Command {
   return cmd
     .option('--socketPath <path>', 'Workload API socket (or unix:// address); default $SPIFFE_ENDPOINT_SOCKET')
     .addOption(new Option('--output <format>', 'output format').choices(['pretty', 'json']).default('pretty'))
     .option('--timeout <seconds>', 'give up after this long', String(API_TIMEOUT_MS / 1000));
 }
 
-export function buildProgram(): Command {
+/** `run`: the daemon, until SIGINT or SIGTERM. */
+async function runDaemon(opts: RunFlags): Promise<void> {
+  const config = configOf(opts, process.env);
+  capYoungGeneration();
+  const log = createLogger(config.logLevel);
+  const controller = new AbortController();
+  const stop = (sig: string) => {
+    if (controller.signal.aborted) return;
+    log.info({ signal: sig }, 'shutting down');
+    controller.abort();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  try {
+    await runAgent(config, { log, signal: controller.signal });
+  } catch (e) {
+    log.fatal({ err: e instanceof CliError ? undefined : e }, `agent stopped: ${(e as Error).message}`);
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    throw new CliError((e as Error).message);
+  }
+}
+
+/** The `run` flags the fast path takes (withRunOptions's names). */
+const RUN_FLAG_NAMES = new Set<string>(['config', 'serverURL', 'trustDomain', 'dataDir', 'socketPath', 'joinToken', 'logLevel']);
+
+/**
+ * `run` with only known `--name value` flags, each once (the daemon's usual command line), parsed here so the
+ * daemon does not load commander (~8 ms of its start, docs/performance.md, start-up). Anything else (help, an
+ * unknown or repeated flag, `--name=value`, a value starting with `-`) is undefined and goes to commander.
+ */
+export function fastRunFlags(args: readonly string[]): RunFlags | undefined {
+  if (args[0] !== 'run' || args.length % 2 === 0) return undefined;
+  const flags: Record<string, string> = {};
+  for (let i = 1; i < args.length; i += 2) {
+    const flag = args[i]!;
+    const name = flag.startsWith('--') ? flag.slice(2) : '';
+    const value = args[i + 1]!;
+    if (!RUN_FLAG_NAMES.has(name) || name in flags || value.startsWith('-')) return undefined;
+    flags[name] = value;
+  }
+  return flags as RunFlags;
+}
+
+export async function buildProgram(): Promise<Command> {
+  const { Command, Option } = await import('commander');
   const program = new Command('wisp-agent').description('Wisp agent: serves the SPIFFE Workload API on this node').showHelpAfterError().exitOverride();
   program.version(agentVersion(), '--version', 'print the version');
 
-  withRunOptions(program.command('run').description('run the agent daemon'))
-    .action(async (opts: RunFlags) => {
-      const config = configOf(opts, process.env);
-      capYoungGeneration();
-      const log = createLogger(config.logLevel);
-      const controller = new AbortController();
-      const stop = (sig: string) => {
-        if (controller.signal.aborted) return;
-        log.info({ signal: sig }, 'shutting down');
-        controller.abort();
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      try {
-        await runAgent(config, { log, signal: controller.signal });
-      } catch (e) {
-        log.fatal({ err: e instanceof CliError ? undefined : e }, `agent stopped: ${(e as Error).message}`);
-        await new Promise<void>((resolve) => log.flush(() => resolve()));
-        throw new CliError((e as Error).message);
-      }
-    });
+  withRunOptions(program.command('run').description('run the agent daemon')).action(runDaemon);
 
   withRunOptions(program.command('validate').description('check the configuration run would start with (as spire-agent validate); exit 1 and one line if invalid'))
     .action((opts: RunFlags) => {
@@ -104,19 +128,19 @@ export function buildProgram(): Command {
 
   const api = program.command('api').description('call the Workload API like a workload');
   const fetch = api.command('fetch').description('fetch SVIDs or bundles');
-  withApiOptions(fetch.command('x509').description('fetch X509-SVIDs (and write them with --write)'))
+  withApiOptions(fetch.command('x509').description('fetch X509-SVIDs (and write them with --write)'), Option)
     .option('--write <dir>', 'write svid.N.pem, svid.N.key, bundle.N.pem into this directory')
     .action(async (opts) => fetchX509({ ...apiOptions(opts), ...(opts.write ? { writeDir: opts.write as string } : {}) }));
-  withApiOptions(fetch.command('jwt').description('fetch a JWT-SVID'))
+  withApiOptions(fetch.command('jwt').description('fetch a JWT-SVID'), Option)
     .requiredOption('--audience <aud...>', 'audience(s)')
     .option('--spiffeID <id>', 'the SPIFFE ID to fetch a token for (default: all the caller holds)')
     .action(async (opts) => fetchJwt({ ...apiOptions(opts), audience: opts.audience as string[], ...(opts.spiffeID ? { spiffeId: opts.spiffeID as string } : {}) }));
-  withApiOptions(fetch.command('jwtbundles').description('fetch JWT bundles (JWKS per trust domain)')).action(async (opts) => fetchJwtBundles(apiOptions(opts)));
-  withApiOptions(api.command('validate').command('jwt').description('validate a JWT-SVID'))
+  withApiOptions(fetch.command('jwtbundles').description('fetch JWT bundles (JWKS per trust domain)'), Option).action(async (opts) => fetchJwtBundles(apiOptions(opts)));
+  withApiOptions(api.command('validate').command('jwt').description('validate a JWT-SVID'), Option)
     .requiredOption('--audience <aud>', 'expected audience')
     .requiredOption('--svid <token>', 'the JWT-SVID')
     .action(async (opts) => validateJwt({ ...apiOptions(opts), audience: opts.audience as string, svid: opts.svid as string }));
-  withApiOptions(api.command('watch').description('print X509-SVID updates until interrupted')).action(async (opts) => {
+  withApiOptions(api.command('watch').description('print X509-SVID updates until interrupted'), Option).action(async (opts) => {
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     process.once('SIGTERM', () => controller.abort());
@@ -132,10 +156,12 @@ function oneLine(e: unknown): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  // SPIRE's single-dash spellings (-config, -socketPath) as well as --config
+  const args = normalizeGoFlags(argv.slice(2));
   try {
-    // SPIRE's single-dash spellings (-config, -socketPath) as well as --config
-    await program.parseAsync(normalizeGoFlags(argv.slice(2)), { from: 'user' });
+    const run = fastRunFlags(args);
+    if (run) await runDaemon(run);
+    else await (await buildProgram()).parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     const code = (e as { code?: string }).code;

@@ -6,7 +6,7 @@
  * message came" (its text, for the keepalive answer) and "the connection ended".
  * @module
  */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 
 /** Largest message the agent takes; a notifier has no reason to send more. */
 export const MAX_FRAME_BYTES = 4096;
@@ -24,7 +24,9 @@ export interface NotificationSocket {
 }
 
 /** Opens `url` (ws: or wss:) with `headers`; rejects on a refused upgrade (its HTTP status in the message). */
-export function openNotificationSocket(url: URL, headers: Record<string, string>, timeoutMs: number, events: SocketEvents): Promise<NotificationSocket> {
+export async function openNotificationSocket(url: URL, headers: Record<string, string>, timeoutMs: number, events: SocketEvents): Promise<NotificationSocket> {
+  // loaded with the first connection, which comes after the agent serves (ws and node:http cost ~13 ms of its start)
+  const { default: WebSocket } = await import('ws');
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers, handshakeTimeout: timeoutMs, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, followRedirects: false });
     let opened = false;

@@ -2,7 +2,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/agent/main.js';
+import { fastRunFlags, main } from '../../src/agent/main.js';
+import { withRunOptions } from '../../src/agent/cli/validate.js';
+import { normalizeGoFlags } from '../../src/node/go-flags.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -99,5 +101,32 @@ describe('wisp-agent CLI', () => {
       expect(await main(['node', 'wisp-agent', 'validate', '--config', '/nonexistent/agent.json'])).toBe(1);
       expect(err).toEqual(['Wisp agent configuration file is invalid: config file /nonexistent/agent.json: cannot read (ENOENT)\n']);
     });
+  });
+});
+
+describe('wisp-agent run fast path (no commander)', () => {
+  /** what commander gives run's action for `args` (the same options as the real command) */
+  async function commanderFlags(args: string[]): Promise<Record<string, unknown>> {
+    const { Command } = await import('commander');
+    let got: Record<string, unknown> = {};
+    const program = new Command('t').exitOverride();
+    withRunOptions(program.command('run')).action((opts: Record<string, unknown>) => void (got = { ...opts }));
+    await program.parseAsync(args, { from: 'user' });
+    return got;
+  }
+
+  it('takes known --name value pairs exactly as commander does', async () => {
+    for (const argv of [['run'], ['run', '--config', '/etc/wisp/agent.json'], ['run', '-config', 'a.json', '-logLevel', 'debug', '-socketPath', '/tmp/s.sock']]) {
+      const args = normalizeGoFlags(argv);
+      const fast = fastRunFlags(args);
+      expect(fast).toBeDefined();
+      expect(fast).toEqual(await commanderFlags(args));
+    }
+  });
+
+  it('leaves anything else to commander', () => {
+    for (const argv of [['run', '--help'], ['run', '--config'], ['run', '--config=a.json'], ['run', '--bogus', 'x'], ['run', '--config', 'a', '--config', 'b'], ['run', '--config', '-x'], ['validate', '--config', 'a'], ['run', 'extra', 'x']]) {
+      expect(fastRunFlags(normalizeGoFlags(argv))).toBeUndefined();
+    }
   });
 });

@@ -16,7 +16,7 @@ import { SecretDiscoveryService } from '../../src/agent/sds/gen/envoy/service/se
 import { SecretSchema, type Secret } from '../../src/agent/sds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import { SPIFFECertValidatorConfigSchema } from '../../src/agent/sds/gen/envoy/extensions/transport_sockets/tls/v3/tls_spiffe_validator_config_pb.js';
 import { createWorkloadApi } from '../../src/agent/workload-api/handler.js';
-import { startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/workload-api/server.js';
+import { SDS_METHOD_PATHS, startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/workload-api/server.js';
 import { createUnixAttestor } from '../../src/agent/workload-api/unix-attestor.js';
 import { grpcServiceDefinition } from '../../src/node/workload-api/service.js';
 import { createTrustDomain, issueX509Svid, type TestTrustDomain } from '../helpers/node/agent/identity-fixtures.js';
@@ -149,6 +149,14 @@ function openStream() {
     close: () => call.cancel(),
   };
 }
+
+describe('SDS registration', () => {
+  it('registers the paths of the SecretDiscoveryService descriptor (the server registers them before loading it)', () => {
+    const def = grpcServiceDefinition(SecretDiscoveryService);
+    expect(def['fetchSecrets']!.path).toBe(SDS_METHOD_PATHS.fetchSecrets);
+    expect(def['streamSecrets']!.path).toBe(SDS_METHOD_PATHS.streamSecrets);
+  });
+});
 
 describe('FetchSecrets', () => {
   it('serves "default" as the caller\'s first X509-SVID (chain + PKCS#8 key, PEM), without the Workload API header', async () => {

@@ -29,22 +29,9 @@ import type { Node } from './gen/envoy/config/core/v3/base_pb.js';
 import { SecretSchema, type Secret } from './gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import type { CertificateValidationContextSchema } from './gen/envoy/extensions/transport_sockets/tls/v3/common_pb.js';
 import { SPIFFECertValidatorConfigSchema } from './gen/envoy/extensions/transport_sockets/tls/v3/tls_spiffe_validator_config_pb.js';
+import type { SdsConfig } from './defaults.js';
 
-/** The agent's `sds` config block (docs/agent-config.md). */
-export interface SdsConfig {
-  defaultSvidName: string;
-  defaultBundleName: string;
-  defaultAllBundlesName: string;
-  disableSpiffeCertValidation: boolean;
-}
-
-/** SPIRE's defaults. */
-export const SDS_DEFAULTS: SdsConfig = {
-  defaultSvidName: 'default',
-  defaultBundleName: 'ROOTCA',
-  defaultAllBundlesName: 'ALL',
-  disableSpiffeCertValidation: false,
-};
+export { SDS_DEFAULTS, type SdsConfig } from './defaults.js';
 
 export const SPIFFE_VALIDATOR_NAME = 'envoy.tls.cert_validator.spiffe';
 /** Envoy node metadata key that overrides `disableSpiffeCertValidation` for one Envoy (SPIRE's). */

@@ -7,9 +7,7 @@
  * `undefined` and pay one branch. prom-client writes the exposition and the Node process metrics.
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { SEA_ASSETS, seaAsset } from '../sea.js';
 import {
   AGENT_CALLS,
   AGENT_METRICS,
@@ -25,6 +23,8 @@ import {
   type GrpcStatusName,
   type IssuerRoute,
 } from '../../shared/telemetry/names.js';
+
+export { agentVersion } from './version.js';
 
 /** The RPCs on the agent socket that are counted, by gRPC method name. */
 export const COUNTED_RPCS = {
@@ -224,23 +224,4 @@ export function createAgentTelemetry(o: AgentTelemetryOptions): AgentTelemetry {
     },
     metrics: () => registry.metrics(),
   };
-}
-
-/**
- * The package version (the `version` label of `spire_agent_started`, `wisp-agent --version`); "unknown" when
- * Wisp's package.json is not found. Relative to this module (src/agent/telemetry/) or to the agent bundle
- * (dist/agent/agent.cjs); the single executable carries it as an asset.
- */
-export function agentVersion(): string {
-  const embedded = seaAsset(SEA_ASSETS.version); // the single executable has no package.json beside it
-  if (embedded) return new TextDecoder().decode(embedded).trim();
-  for (const rel of ['../../../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'wisp' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not there: the next layout
-    }
-  }
-  return 'unknown';
 }

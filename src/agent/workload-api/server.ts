@@ -14,7 +14,7 @@
  * send the header, and SPIRE does not ask it of SDS callers.
  * @module
  */
-import { create, type DescMessage, type Message, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, type DescMessage, type Message, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   Server,
   ServerCredentials,
@@ -24,6 +24,7 @@ import {
   type ServerErrorResponse,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type ServiceDefinition,
   type UntypedServiceImplementation,
   type sendUnaryData,
 } from '@grpc/grpc-js';
@@ -36,10 +37,9 @@ import { WispError, isWispError } from '../../shared/errors.js';
 import { SpiffeWorkloadAPI } from '../../node/workload-api/gen/workload_pb.js';
 import type { CallContext, WorkloadApiImpl } from './handler.js';
 import { peerCredentials } from './peer.js';
-import { SECURITY_HEADER, SECURITY_HEADER_VALUE, grpcServiceDefinition, workloadApiServiceDefinition } from '../../node/workload-api/service.js';
+import { SECURITY_HEADER, SECURITY_HEADER_VALUE, workloadApiServiceDefinition } from '../../node/workload-api/service.js';
 import type { SdsImpl } from '../sds/handler.js';
-import { DiscoveryResponseSchema, type DiscoveryRequest } from '../sds/gen/envoy/service/discovery/v3/discovery_pb.js';
-import { SecretDiscoveryService } from '../sds/gen/envoy/service/secret/v3/sds_pb.js';
+import type { DiscoveryRequest } from '../sds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { processStartTime, type PeerInfo } from './unix-attestor.js';
 import { connectionKeyOf, shimConnection } from './authority.js';
 import type { CountedRpc, RpcTelemetry } from '../telemetry/metrics.js';
@@ -96,6 +96,49 @@ export interface WorkloadApiServerOptions {
 /** The status a call ended with, as its metric's `status` label. */
 function statusName(err: unknown): GrpcStatusName {
   return isWispError(err) ? grpcCodeOf(err.code) : 'Internal';
+}
+
+/** Envoy SDS's method paths (envoy/service/secret/v3/sds.proto; test/agent/sds.test.ts checks them against the descriptor) */
+export const SDS_METHOD_PATHS = {
+  fetchSecrets: '/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets',
+  streamSecrets: '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets',
+} as const;
+
+type SdsWire = typeof import('../sds/wire.js');
+let sdsWire: SdsWire | undefined;
+let sdsWireLoading: Promise<SdsWire> | undefined;
+/** Envoy's descriptors, loaded by the first SDS call rather than at start (docs/performance.md, start-up). */
+function loadSdsWire(): Promise<SdsWire> {
+  return (sdsWireLoading ??= import('../sds/wire.js').then((w) => (sdsWire = w)));
+}
+
+function decodeDiscoveryRequest(wire: SdsWire, bytes: Buffer): DiscoveryRequest {
+  try {
+    return fromBinary(wire.DiscoveryRequestSchema, bytes);
+  } catch {
+    throw new WispError('ERR_BAD_REQUEST', 'malformed DiscoveryRequest');
+  }
+}
+
+/**
+ * SDS registered by path with requests left as bytes: grpc-js decodes a request before the handler runs, and
+ * the decoder is synchronous, so the handlers decode once the wire is loaded. A response is only written after
+ * that, so it is encoded with the loaded schema.
+ */
+function sdsServiceDefinition(): ServiceDefinition {
+  const raw = (bytes: Buffer) => bytes;
+  const encode = (message: Message) => Buffer.from(toBinary(sdsWire!.DiscoveryResponseSchema as DescMessage, message));
+  const method = (originalName: keyof typeof SDS_METHOD_PATHS, stream: boolean) => ({
+    path: SDS_METHOD_PATHS[originalName],
+    originalName,
+    requestStream: stream,
+    responseStream: stream,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: encode,
+    responseDeserialize: raw,
+  });
+  return { fetchSecrets: method('fetchSecrets', false), streamSecrets: method('streamSecrets', true) };
 }
 
 export interface WorkloadApiServer {
@@ -234,9 +277,12 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   grpcServer.addService(workloadApiServiceDefinition(), implementation);
   if (sds) {
     const sdsImplementation: UntypedServiceImplementation = {
-      fetchSecrets: (call: ServerUnaryCall<DiscoveryRequest, Message>, callback: sendUnaryData<Message>) => {
+      fetchSecrets: (call: ServerUnaryCall<Buffer, Message>, callback: sendUnaryData<Message>) => {
         const t0 = telemetry ? telemetry.now() : 0;
-        runCall(call, async (ctx) => create(DiscoveryResponseSchema, await sds.fetchSecrets(call.request, ctx)), false).then(
+        runCall(call, async (ctx) => {
+          const wire = await loadSdsWire();
+          return create(wire.DiscoveryResponseSchema, await sds.fetchSecrets(decodeDiscoveryRequest(wire, call.request), ctx));
+        }, false).then(
           (response) => {
             telemetry?.rpcDone('FetchSecrets', 'OK', t0);
             callback(null, response);
@@ -247,12 +293,17 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
           },
         );
       },
-      streamSecrets: (call: ServerDuplexStream<DiscoveryRequest, Message>) => {
-        const requests = call as AsyncIterable<DiscoveryRequest>; // the request side, decoded
-        endStream(call, runCall(call, (ctx) => writeAll(call, DiscoveryResponseSchema, sds.streamSecrets(requests, ctx), ctx.signal), false), 'StreamSecrets');
+      streamSecrets: (call: ServerDuplexStream<Buffer, Message>) => {
+        endStream(call, runCall(call, async (ctx) => {
+          const wire = await loadSdsWire();
+          async function* requests(): AsyncIterable<DiscoveryRequest> {
+            for await (const bytes of call as AsyncIterable<Buffer>) yield decodeDiscoveryRequest(wire, bytes);
+          }
+          await writeAll(call, wire.DiscoveryResponseSchema, sds.streamSecrets(requests(), ctx), ctx.signal);
+        }, false), 'StreamSecrets');
       },
     };
-    grpcServer.addService(grpcServiceDefinition(SecretDiscoveryService), sdsImplementation);
+    grpcServer.addService(sdsServiceDefinition(), sdsImplementation);
   }
   const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
 
