@@ -21,6 +21,8 @@ const CHECKED_IDS_MAX = 100_000;
 export interface SignRequestChecks {
   x509(req: SignX509SvidRequest): Result<{ spiffeId: SpiffeId; spki: Uint8Array }>;
   jwt(req: SignJwtSvidRequest): Result<{ spiffeId: SpiffeId; audience: string[]; ttlSeconds: number }>;
+  /** the SPIFFE ID and TTL of a WIT-SVID request (its `cnf` key is checked by shared/spiffe/wit-svid.ts) */
+  wit(req: { spiffeId: unknown; ttlSeconds: unknown }): Result<{ spiffeId: SpiffeId; ttlSeconds: number }>;
 }
 
 export function createSignRequestChecks(trustDomain: TrustDomain): SignRequestChecks {
@@ -87,6 +89,12 @@ export function createSignRequestChecks(trustDomain: TrustDomain): SignRequestCh
       const ttl = checkTtl(ttlSeconds);
       if (!ttl.ok) return ttl;
       return ok({ spiffeId: id.value, audience, ttlSeconds: ttl.value });
+    },
+    wit(req) {
+      const id = checkSpiffeId(req?.spiffeId);
+      if (!id.ok) return id;
+      const ttl = checkTtl(req.ttlSeconds);
+      return ttl.ok ? ok({ spiffeId: id.value, ttlSeconds: ttl.value }) : ttl;
     },
   };
 }
