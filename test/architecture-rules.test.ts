@@ -33,8 +33,9 @@ const RULES: Rule[] = [
   { name: 'the RFC 1123 label pattern', pattern: /\{0,61\}|\{1,63\}/, in: ['src/shared/spiffe/dns-name.ts'] },
   // JWT-SVIDs
   { name: 'the JWT-SVID algorithm list', pattern: /'ES512'|'PS256'/, in: ['src/shared/spiffe/jwt-svid.ts'] },
-  // remote-key-set.ts verifies cloud identity tokens (GCP, Azure) against their issuers' key sets: not JWT-SVIDs
-  { name: 'JWT verification', pattern: /\bjwtVerify\(/, in: ['src/shared/spiffe/jwt-svid.ts', 'src/shared/attestation/remote-key-set.ts'] },
+  // remote-key-set.ts verifies cloud identity tokens (GCP, Azure) against their issuers' key sets: not JWT-SVIDs;
+  // wit-svid.ts verifies WIT-SVIDs and their proof tokens, another profile (WIT-SVID.md) with its own rules
+  { name: 'JWT verification', pattern: /\bjwtVerify\(/, in: ['src/shared/spiffe/jwt-svid.ts', 'src/shared/attestation/remote-key-set.ts', 'src/shared/spiffe/wit-svid.ts'] },
   // X.509 path validation
   { name: 'certificate signature checks (path validation)', pattern: /\.verify\(\{\s*publicKey/, in: ['src/shared/spiffe/x509-path.ts'] },
   { name: 'names compared as strings', pattern: /\.issuer\s*===|===\s*\w+\.subject\b/, in: [] },

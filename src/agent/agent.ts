@@ -74,7 +74,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
   });
   const identity = createAgentIdentity({ client, dataDir, attestor: selectNodeAttestor(config), clock, log, ...withTelemetry });
   holder.identity = identity;
-  const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, log, random });
+  const cache = new SvidCache({ trustDomain: config.trustDomain, clock, jwt: client, wit: client, log, random });
 
   log.info({ server_url: config.serverUrl, trust_domain: config.trustDomain, data_dir: config.dataDir }, 'agent starting');
   // executables hashed by an earlier run (same boot, same file state) are not read again (exe-hash-store.ts)

@@ -22,6 +22,8 @@ import {
   type SubmitFederatedBundleResponse,
   type SyncRequest,
   type SyncResponse,
+  type WitSvidsRequest,
+  type WitSvidsResponse,
   type X509SvidsRequest,
   type X509SvidsResponse,
 } from '../shared/agent-api.js';
@@ -64,6 +66,7 @@ export interface IssuerClient {
   sync(req: SyncRequest): Promise<SyncResponse>;
   signX509Svids(req: X509SvidsRequest): Promise<X509SvidsResponse>;
   mintJwtSvids(req: JwtSvidsRequest): Promise<JwtSvidsResponse>;
+  mintWitSvids(req: WitSvidsRequest): Promise<WitSvidsResponse>;
   fetchBundle(): Promise<BundleResponse>;
   /** the https_spiffe relationships this agent refreshes (docs/federation.md) */
   federationRefreshTasks(): Promise<FederationRefreshTasksResponse>;
@@ -143,6 +146,7 @@ export function createIssuerClient(options: IssuerClientOptions): IssuerClient {
     sync: (req) => call<SyncResponse>('POST', '/sync', req, true),
     signX509Svids: (req) => call<X509SvidsResponse>('POST', '/x509-svids', req, true),
     mintJwtSvids: (req) => call<JwtSvidsResponse>('POST', '/jwt-svids', req, true),
+    mintWitSvids: (req) => call<WitSvidsResponse>('POST', '/wit-svids', req, true),
     fetchBundle: () => call<BundleResponse>('GET', '/bundle', undefined, true),
     federationRefreshTasks: () => call<FederationRefreshTasksResponse>('GET', '/federation/refresh-tasks', undefined, true),
     submitFederatedBundle: (req) => call<SubmitFederatedBundleResponse>('POST', '/federation/bundles', req, true),

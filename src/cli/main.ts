@@ -17,6 +17,7 @@ import { registerJwtCommands } from './jwt.js';
 import { registerLocalAuthorityCommands } from './localauthority.js';
 import { registerTokenCommands } from './token.js';
 import { registerValidateCommand, type IssuerConfigCheck } from './validate.js';
+import { registerWitCommands } from './wit.js';
 import { registerX509Commands } from './x509.js';
 
 export interface CliDeps {
@@ -48,7 +49,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|federation|jwt|x509|localauthority|audit|healthcheck|validate';
+    const names = 'entry|token|agent|bundle|federation|jwt|wit|x509|localauthority|audit|healthcheck|validate';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -59,6 +60,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerBundleCommands(program, leaf);
   registerFederationCommands(program, leaf);
   registerJwtCommands(program, leaf);
+  registerWitCommands(program, leaf);
   registerX509Commands(program, leaf);
   registerAuditCommands(program, leaf);
   registerLocalAuthorityCommands(program, leaf);

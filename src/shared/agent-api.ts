@@ -114,6 +114,17 @@ export interface JwtSvidsResponse {
   svids: Array<{ entryId: string; spiffeId: string; token: string; expiresAt: number }>;
 }
 
+/**
+ * POST /agent/v1/wit-svids: sign WIT-SVIDs (WIT-SVID.md) for authorized entries, each bound to the public JWK
+ * the agent generated for it (`cnf.jwk`, with its `alg`). 501 ERR_UNIMPLEMENTED when the issuer has the profile off.
+ */
+export interface WitSvidsRequest {
+  requests: Array<{ entryId: string; publicKey: Record<string, unknown> }>;
+}
+export interface WitSvidsResponse {
+  svids: Array<{ entryId: string; spiffeId: string; token: string; expiresAt: number }>;
+}
+
 /** GET /agent/v1/bundle */
 export interface BundleResponse {
   bundle: SpiffeBundleJson;
@@ -151,6 +162,7 @@ export const AGENT_API_LIMITS = {
   MAX_CSR_BYTES: 8 * 1024,
   MAX_BATCH_CSRS: 500,
   MAX_BATCH_JWTS: 500,
+  MAX_BATCH_WITS: 500,
   MAX_AUDIENCES: 16,
   MAX_AUDIENCE_BYTES: 512,
   MAX_BODY_BYTES: 4 * 1024 * 1024,

@@ -25,6 +25,8 @@ export interface CaConfig {
   /** `iss` of JWT-SVIDs and the OIDC issuer; https in production, http allowed on a loopback host */
   jwtIssuer: string;
   jwtKeyType: JwtKeyType;
+  /** WIT_SVID_TTL: set, the CA keeps a WIT key (JWT_KEY_TYPE's algorithm) and signs WIT-SVIDs; absent: the profile is off */
+  witSvidTtlSeconds?: number;
   jwksMaxAgeSeconds: number;
   /** ≥ 32 bytes; CA and JWT private keys are encrypted at rest under a key derived from it */
   keyEncryptionSecret: string;
@@ -54,6 +56,8 @@ export interface WorkerConfigEnv extends CloudAttestorsEnv {
   JWT_SVID_TTL?: string;
   JWT_ISSUER?: string;
   JWT_KEY_TYPE?: string;
+  /** WIT-SVID lifetime; setting it turns the (incubating) WIT-SVID profile on */
+  WIT_SVID_TTL?: string;
   JWKS_MAX_AGE?: string;
   KEY_ENCRYPTION_SECRET?: string;
   ADMIN_TOKEN?: string;
@@ -90,6 +94,7 @@ const CA_ENTRIES = {
   CA_TTL: v.optional(v.pipe(durationSeconds(MIN_CA_TTL_SECONDS), v.maxValue(MAX_CA_TTL_SECONDS, 'must be at most 10 years')), CONFIG_DEFAULTS.CA_TTL),
   X509_SVID_TTL: v.optional(durationSeconds(), CONFIG_DEFAULTS.X509_SVID_TTL),
   JWT_SVID_TTL: v.optional(durationSeconds(), CONFIG_DEFAULTS.JWT_SVID_TTL),
+  WIT_SVID_TTL: v.optional(durationSeconds()),
   JWKS_MAX_AGE: v.optional(durationSeconds(0), CONFIG_DEFAULTS.JWKS_MAX_AGE),
   JWT_KEY_TYPE: v.optional(oneOf(['ES256', 'RS256'], 'must be ES256 or RS256'), CONFIG_DEFAULTS.JWT_KEY_TYPE),
   CA_SUBJECT: v.optional(
@@ -136,6 +141,7 @@ function toCaConfig(c: CaInput): CaConfig {
     x509SvidTtlSeconds: c.X509_SVID_TTL,
     jwtSvidTtlSeconds: c.JWT_SVID_TTL,
     jwtKeyType: c.JWT_KEY_TYPE,
+    ...(c.WIT_SVID_TTL !== undefined ? { witSvidTtlSeconds: c.WIT_SVID_TTL } : {}),
     jwksMaxAgeSeconds: c.JWKS_MAX_AGE,
     jwtIssuer: c.JWT_ISSUER,
     keyEncryptionSecret: c.KEY_ENCRYPTION_SECRET,

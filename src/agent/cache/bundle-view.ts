@@ -15,7 +15,7 @@ export function emptyBundle(trustDomain: string): TrustDomainBundle {
 /** Parses a bundle document; throws WispError (ERR_BAD_REQUEST) when it is malformed. */
 export async function bundleFromJson(trustDomain: string, json: SpiffeBundleJson): Promise<TrustDomainBundle> {
   const parsed = await parseBundleJson(json, trustDomain);
-  return { trustDomain, x509Authorities: parsed.x509Authorities, jwtAuthorities: parsed.jwtAuthorities };
+  return { trustDomain, x509Authorities: parsed.x509Authorities, jwtAuthorities: parsed.jwtAuthorities, ...(parsed.witAuthorities ? { witAuthorities: parsed.witAuthorities } : {}) };
 }
 
 /** The `spiffe_sequence` of a bundle, if it has a valid one. */

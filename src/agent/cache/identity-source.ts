@@ -5,6 +5,7 @@
  */
 import type { JWK } from 'jose';
 import type { Selector } from '../../shared/registry/selectors.js';
+import type { MintedWitSvid } from './wit-svid-cache.js';
 
 /** An X509-SVID the agent holds for one registration entry. */
 export interface WorkloadX509Svid {
@@ -28,6 +29,8 @@ export interface TrustDomainBundle {
   x509Authorities: Uint8Array[];
   /** JWT authorities, public JWKs with kid */
   jwtAuthorities: JWK[];
+  /** WIT authorities (`wit-svid` keys), public JWKs with kid; absent: the trust domain issues no WIT-SVIDs */
+  witAuthorities?: JWK[];
 }
 
 export interface BundleSet {
@@ -59,4 +62,8 @@ export interface IdentitySource {
   subscribe(listener: () => void): () => void;
   /** mints (or returns a cached, still fresh) JWT-SVID for an entry the caller holds */
   fetchJwtSvid(entryId: string, audience: string[]): Promise<MintedJwtSvid>;
+  /** WIT-SVIDs (with their private keys) of entries the caller holds, fresh ones from the cache; absent: profile off */
+  fetchWitSvids?(entryIds: string[]): Promise<MintedWitSvid[]>;
+  /** when the earliest of these entries' held WIT-SVIDs should be renewed (ms), if one is held */
+  witRefreshAt?(entryIds: string[]): number | undefined;
 }

@@ -21,6 +21,7 @@ import type { IssuerClient } from '../issuer-client.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import { shouldRotate } from '../rotation-policy.js';
 import { JwtSvidCache } from './jwt-svid-cache.js';
+import { WitSvidCache, type MintedWitSvid } from './wit-svid-cache.js';
 import { bundleFromJson, bundleSequenceOf, emptyBundle } from './bundle-view.js';
 import { NO_REVOCATIONS, readRevocations, type HeldRevocations } from './revocations.js';
 import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from './identity-source.js';
@@ -87,6 +88,8 @@ export interface SvidCacheOptions {
   trustDomain: TrustDomain;
   clock: Clock;
   jwt: Pick<IssuerClient, 'mintJwtSvids'>;
+  /** WIT-SVID minting (the issuer client); absent: FetchWITSVID is Unimplemented */
+  wit?: Pick<IssuerClient, 'mintWitSvids'>;
   log: Logger;
   /** per-SVID rotation jitter source, [0, 1) */
   random?: () => number;
@@ -113,12 +116,14 @@ export class SvidCache implements IdentitySource {
   #stateListeners = new Set<() => void>();
   #listeners = new Set<() => void>();
   readonly #jwts: JwtSvidCache;
+  readonly #wits: WitSvidCache | undefined;
 
   constructor(options: SvidCacheOptions) {
     this.#opts = options;
     this.#random = options.random ?? Math.random;
     this.#bundle = emptyBundle(options.trustDomain);
     this.#jwts = new JwtSvidCache(options.clock, options.jwt, options.jwtBatchWindowMs);
+    this.#wits = options.wit ? new WitSvidCache(options.clock, options.wit) : undefined;
   }
 
   // ---- IdentitySource (the Workload API's view) ----
@@ -159,6 +164,18 @@ export class SvidCache implements IdentitySource {
     if (!entry || !this.#isLive(entry, this.#opts.clock())) throw new WispError('ERR_NO_IDENTITY', 'no identity issued');
     // kept only if the entry was not updated while the JWT-SVID was being minted
     return this.#jwts.fetch(entry, audience, (minted) => this.#entries.get(minted.id)?.revisionNumber === minted.revisionNumber);
+  }
+
+  async fetchWitSvids(entryIds: string[]): Promise<MintedWitSvid[]> {
+    if (!this.#wits) throw new WispError('ERR_UNIMPLEMENTED', 'the WIT-SVID profile is not supported');
+    const now = this.#opts.clock();
+    const entries = entryIds.map((id) => this.#entries.get(id));
+    if (entries.some((e) => !e || !this.#isLive(e, now))) throw new WispError('ERR_NO_IDENTITY', 'no identity issued');
+    return this.#wits.fetch(entries as Entry[], (minted) => this.#entries.get(minted.id)?.revisionNumber === minted.revisionNumber);
+  }
+
+  witRefreshAt(entryIds: string[]): number | undefined {
+    return this.#wits?.refreshAt(entryIds);
   }
 
   // ---- the sync loop's side ----
@@ -321,6 +338,7 @@ export class SvidCache implements IdentitySource {
       }
     }
     this.#jwts.dropExpired(now);
+    this.#wits?.dropExpired(now);
     if (dropped) this.#stateChanged();
     return dropped;
   }
@@ -507,5 +525,6 @@ export class SvidCache implements IdentitySource {
   #dropEntry(id: string, entry: Entry, why: string): void {
     if (this.#svids.delete(id)) this.#opts.log.info({ [LOG_FIELDS.ENTRY_ID]: id, [LOG_FIELDS.SPIFFE_ID]: entry.spiffeId }, `X509-SVID dropped: ${why}`);
     this.#jwts.dropEntry(id);
+    this.#wits?.dropEntry(id);
   }
 }

@@ -9,7 +9,8 @@
  * - caller holds no identity → PermissionDenied "no identity issued" (ValidateJWTSVID excepted: any attested
  *   caller may validate, as spire-agent lets it; SPIFFE_Workload_API.md §6.2.3 asks no identity of the validator)
  * - missing audience / svid, bad spiffe_id → InvalidArgument
- * - WIT-SVID profile → Unimplemented (Workload API §7)
+ * - WIT-SVID profile (Workload API §7): Unimplemented while the own trust domain publishes no wit-svid key or the
+ *   agent cannot mint WIT-SVIDs; else streamed like X509-SVIDs, renewed at half-life
  * @module
  */
 import { create, equals, type DescMessage, type JsonObject, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
@@ -22,6 +23,8 @@ import type { Selector } from '../../shared/registry/selectors.js';
 import { parseSpiffeId, parseTrustDomain, trustDomainId } from '../../shared/spiffe/id.js';
 import {
   JWTBundlesResponseSchema,
+  WITBundlesResponseSchema,
+  WITSVIDResponseSchema,
   X509BundlesResponseSchema,
   X509SVIDResponseSchema,
   type SpiffeWorkloadAPI,
@@ -83,6 +86,22 @@ const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'
 export function jwksJson(bundle: TrustDomainBundle): Uint8Array {
   const keys = bundle.jwtAuthorities.map((k) => Object.fromEntries(Object.entries(k).filter(([name]) => !PRIVATE_JWK_MEMBERS.has(name))));
   return new TextEncoder().encode(JSON.stringify({ keys }));
+}
+
+/** WIT-SVID.md §6.2: a bundle's wit-svid keys as a JWK Set document (WITBundlesResponse.bundles values). */
+export function witJwksJson(bundle: TrustDomainBundle): string {
+  const keys = (bundle.witAuthorities ?? []).map((k) => Object.fromEntries(Object.entries(k).filter(([name]) => !PRIVATE_JWK_MEMBERS.has(name))));
+  return JSON.stringify({ keys });
+}
+
+const witUnsupported = () => new WispError('ERR_UNIMPLEMENTED', 'the WIT-SVID profile is not supported');
+
+/** Resolves true on the feed's next change, false once aborted, or true at `at` (ms on `clock`) if that comes first. */
+function changeOrTime(feed: ReturnType<typeof changeFeed>, at: number | undefined, clock: Clock): Promise<boolean> {
+  if (at === undefined) return feed.next();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const due = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, at - clock()))));
+  return Promise.race([feed.next(), due]).finally(() => clearTimeout(timer));
 }
 
 /** Own bundle plus the federated ones named in `federatesWith` that the agent has, sorted by trust domain. */
@@ -294,14 +313,45 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       }
     },
 
-    // eslint-disable-next-line require-yield
-    async *fetchWITSVID() {
-      throw new WispError('ERR_UNIMPLEMENTED', 'the WIT-SVID profile is not supported');
+    async *fetchWITSVID(request, ctx) {
+      const wanted = request.spiffeId ? parseSpiffeId(request.spiffeId) : undefined;
+      const selectors = await attest(ctx);
+      const fetchWits = source.fetchWitSvids?.bind(source);
+      if (!fetchWits || !source.bundles().own.witAuthorities?.length) throw witUnsupported();
+      // Workload API §7.2.1: every message holds all the caller's WIT-SVIDs; a new one on any change and at
+      // the half-life of the earliest (renewed then, WIT-SVID.md §3.4), and nothing when nothing changed
+      const feed = changeFeed(source, ctx.signal, delayMs);
+      try {
+        let last: MessageShape<typeof WITSVIDResponseSchema> | undefined;
+        let entryIds: string[] = [];
+        do {
+          if (!source.isReady()) throw notReady();
+          const identities = source.identitiesFor(selectors);
+          if (identities.length === 0) throw noIdentity();
+          const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
+          if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
+          entryIds = chosen.map((i) => i.entryId);
+          const svids = uniqueHints(await fetchWits(entryIds), (s) => log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, hint: s.hint }, 'ignoring WIT-SVID with duplicated hint'));
+          const init = { svids: svids.map((s) => ({ spiffeId: s.spiffeId, witSvid: s.token, witSvidKey: JSON.stringify(s.privateJwk), hint: s.hint })) };
+          const message = create(WITSVIDResponseSchema, init);
+          if (!last || !equals(WITSVIDResponseSchema, last, message)) {
+            last = message;
+            yield init;
+          }
+        } while (await changeOrTime(feed, source.witRefreshAt?.(entryIds), clock));
+      } finally {
+        feed.close();
+      }
     },
 
-    // eslint-disable-next-line require-yield
-    async *fetchWITBundles() {
-      throw new WispError('ERR_UNIMPLEMENTED', 'the WIT-SVID profile is not supported');
+    async *fetchWITBundles(_request, ctx) {
+      const selectors = await attest(ctx);
+      if (!source.fetchWitSvids || !source.bundles().own.witAuthorities?.length) throw witUnsupported();
+      yield* watch(WITBundlesResponseSchema, ctx, () => {
+        const identities = verifierIdentities(selectors);
+        const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));
+        return { bundles: Object.fromEntries(bundles.map((b) => [bundleKey(b), witJwksJson(b)])) };
+      });
     },
   };
 }

@@ -13,11 +13,15 @@ import {
   JWTBundlesRequestSchema,
   JWTSVIDRequestSchema,
   ValidateJWTSVIDRequestSchema,
+  WITBundlesRequestSchema,
+  WITSVIDRequestSchema,
   X509BundlesRequestSchema,
   X509SVIDRequestSchema,
   type JWTBundlesResponse,
   type JWTSVIDResponse,
   type ValidateJWTSVIDResponse,
+  type WITBundlesResponse,
+  type WITSVIDResponse,
   type X509BundlesResponse,
   type X509SVIDResponse,
 } from './gen/workload_pb.js';
@@ -86,6 +90,8 @@ export interface WorkloadApiClient {
   fetchX509Bundles(options?: CallOptions): AsyncIterable<X509BundlesResponse>;
   fetchJWTSVID(request: MessageInitShape<typeof JWTSVIDRequestSchema>, options?: CallOptions): Promise<JWTSVIDResponse>;
   fetchJWTBundles(options?: CallOptions): AsyncIterable<JWTBundlesResponse>;
+  fetchWITSVID(request?: MessageInitShape<typeof WITSVIDRequestSchema>, options?: CallOptions): AsyncIterable<WITSVIDResponse>;
+  fetchWITBundles(options?: CallOptions): AsyncIterable<WITBundlesResponse>;
   validateJWTSVID(request: MessageInitShape<typeof ValidateJWTSVIDRequestSchema>, options?: CallOptions): Promise<ValidateJWTSVIDResponse>;
   /** the underlying grpc-js client (methods keyed fetchX509SVID, …) */
   readonly grpc: Client;
@@ -145,6 +151,8 @@ export function createWorkloadApiClient(address: string, options: WorkloadApiCli
     fetchX509Bundles: (opts) => stream('fetchX509Bundles', create(X509BundlesRequestSchema), opts),
     fetchJWTSVID: (request, opts) => unary('fetchJWTSVID', create(JWTSVIDRequestSchema, request), opts),
     fetchJWTBundles: (opts) => stream('fetchJWTBundles', create(JWTBundlesRequestSchema), opts),
+    fetchWITSVID: (request, opts) => stream('fetchWITSVID', create(WITSVIDRequestSchema, request ?? {}), opts),
+    fetchWITBundles: (opts) => stream('fetchWITBundles', create(WITBundlesRequestSchema), opts),
     validateJWTSVID: (request, opts) => unary('validateJWTSVID', create(ValidateJWTSVIDRequestSchema, request), opts),
     grpc: client,
     close: () => client.close(),

@@ -10,8 +10,8 @@ import { DAY_MS } from '../clock.js';
 /** prepared: published, not yet signing; active: signing; old: published until its notAfter, no longer signing */
 export type SlotStatus = 'prepared' | 'active' | 'old';
 
-/** The two kinds of keys, each rotated by the same state machine. */
-export type KeyKind = 'x509' | 'jwt';
+/** The kinds of keys, each rotated by the same state machine; `wit` (WIT-SVID signing) only when WIT_SVID_TTL is set. */
+export type KeyKind = 'x509' | 'jwt' | 'wit';
 
 /** The rotation-relevant part of a key: identity, status and validity (ms since the epoch). */
 export interface KeySlot {

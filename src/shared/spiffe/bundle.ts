@@ -1,6 +1,6 @@
 /**
- * SPIFFE bundles (SPIFFE_Trust_Domain_and_Bundle.md §4, X509-SVID.md §6, JWT-SVID.md §6): the published
- * keys of a trust domain as a JWK Set with `use` x509-svid / jwt-svid, and back. Also the OIDC JWKS
+ * SPIFFE bundles (SPIFFE_Trust_Domain_and_Bundle.md §4, X509-SVID.md §6, JWT-SVID.md §6, WIT-SVID.md §6): the
+ * published keys of a trust domain as a JWK Set with `use` x509-svid / jwt-svid / wit-svid, and back. Also the OIDC JWKS
  * (JWT keys only, `use` sig) served at /keys.
  * @module
  */
@@ -24,6 +24,8 @@ export interface PublishedKeys {
   /** X.509 authorities (roots of trust for X509-SVIDs), base64 DER, one per key */
   x509Authorities: string[];
   jwtAuthorities: PublishedJwk[];
+  /** WIT-SVID signing keys (WIT-SVID.md §6.1); absent: the trust domain does not issue WIT-SVIDs */
+  witAuthorities?: PublishedJwk[];
   /** increases on every change of the published set */
   sequence: number;
   /** seconds; how often relying parties should re-fetch */
@@ -49,6 +51,8 @@ export interface ParsedBundle {
   x509Authorities: Uint8Array[];
   /** public JWKs with kid (jwt-svid keys), `use` removed */
   jwtAuthorities: JWK[];
+  /** public JWKs with kid (wit-svid keys), `use` removed; absent when the bundle has none */
+  witAuthorities?: JWK[];
   sequence?: number;
   refreshHintSeconds?: number;
 }
@@ -78,7 +82,8 @@ export async function buildBundleJson(keys: PublishedKeys): Promise<SpiffeBundle
     }),
   );
   const jwt = keys.jwtAuthorities.map((k) => ({ use: 'jwt-svid', kid: k.kid, ...publicMembers(k) }));
-  return { keys: [...x509, ...jwt], spiffe_sequence: keys.sequence, spiffe_refresh_hint: keys.refreshHintSeconds };
+  const wit = (keys.witAuthorities ?? []).map((k) => ({ use: 'wit-svid', kid: k.kid, ...publicMembers(k) }));
+  return { keys: [...x509, ...jwt, ...wit], spiffe_sequence: keys.sequence, spiffe_refresh_hint: keys.refreshHintSeconds };
 }
 
 /**
@@ -130,6 +135,7 @@ export async function parseBundleJson(json: string | unknown, trustDomain: strin
   if (hint !== undefined && !isNonNegativeInt(hint)) throw malformed(trustDomain, 'spiffe_refresh_hint must be a non-negative integer');
   const x509Authorities: Uint8Array[] = [];
   const jwtAuthorities: JWK[] = [];
+  const witAuthorities: JWK[] = [];
   const kids = new Set<string>();
   for (const [i, key] of doc.keys.entries()) {
     if (!isObject(key)) throw malformed(trustDomain, `keys[${i}] is not an object`);
@@ -137,18 +143,25 @@ export async function parseBundleJson(json: string | unknown, trustDomain: strin
     if (PRIVATE_MEMBERS.some((m) => m in key)) throw malformed(trustDomain, `keys[${i}] contains private key material`);
     if (key.use === 'x509-svid') {
       x509Authorities.push(await x509Authority(key, i, trustDomain));
-    } else if (key.use === 'jwt-svid') {
-      if (typeof key.kid !== 'string' || key.kid === '') throw malformed(trustDomain, `keys[${i}]: a jwt-svid key must have a kid`);
-      if (kids.has(key.kid)) throw malformed(trustDomain, `keys[${i}]: duplicate kid ${key.kid}`);
-      const required = key.kty === 'EC' ? ['crv', 'x', 'y'] : key.kty === 'RSA' ? ['n', 'e'] : undefined;
-      if (!required) continue; // unknown key type: ignored (bundle spec §4.2.1)
-      if (required.some((m) => typeof key[m] !== 'string' || key[m] === '')) throw malformed(trustDomain, `keys[${i}]: ${key.kty} key lacks ${required.join(', ')}`);
-      kids.add(key.kid);
-      const { use: _use, ...jwk } = key;
-      jwtAuthorities.push(jwk as JWK);
+    } else if (key.use === 'jwt-svid' || key.use === 'wit-svid') {
+      // WIT-SVID.md §6.1: a kid is unique across the jwt-svid and wit-svid keys alike
+      const jwk = signingKey(key, i, trustDomain, kids);
+      if (jwk) (key.use === 'jwt-svid' ? jwtAuthorities : witAuthorities).push(jwk);
     }
   }
-  return { trustDomain, x509Authorities, jwtAuthorities, sequence: seq, refreshHintSeconds: hint };
+  return { trustDomain, x509Authorities, jwtAuthorities, ...(witAuthorities.length > 0 ? { witAuthorities } : {}), sequence: seq, refreshHintSeconds: hint };
+}
+
+/** A jwt-svid or wit-svid key: a unique kid and public members; undefined for an unknown key type (ignored, §4.2.1). */
+function signingKey(key: Record<string, unknown>, i: number, trustDomain: string, kids: Set<string>): JWK | undefined {
+  if (typeof key.kid !== 'string' || key.kid === '') throw malformed(trustDomain, `keys[${i}]: a ${String(key.use)} key must have a kid`);
+  if (kids.has(key.kid)) throw malformed(trustDomain, `keys[${i}]: duplicate kid ${key.kid}`);
+  const required = key.kty === 'EC' ? ['crv', 'x', 'y'] : key.kty === 'RSA' ? ['n', 'e'] : undefined;
+  if (!required) return undefined;
+  if (required.some((m) => typeof key[m] !== 'string' || key[m] === '')) throw malformed(trustDomain, `keys[${i}]: ${key.kty} key lacks ${required.join(', ')}`);
+  kids.add(key.kid);
+  const { use: _use, ...jwk } = key;
+  return jwk as JWK;
 }
 
 async function x509Authority(key: Record<string, unknown>, i: number, trustDomain: string): Promise<Uint8Array> {

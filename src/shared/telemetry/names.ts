@@ -108,7 +108,7 @@ export const AGENT_METRICS = {
 } as const;
 
 /** The issuer routes the agent calls (the `route` label). */
-export const ISSUER_ROUTES = ['/attest', '/attest/challenge', '/renew', '/sync', '/x509-svids', '/jwt-svids', '/bundle', '/federation/refresh-tasks', '/federation/bundles'] as const;
+export const ISSUER_ROUTES = ['/attest', '/attest/challenge', '/renew', '/sync', '/x509-svids', '/jwt-svids', '/wit-svids', '/bundle', '/federation/refresh-tasks', '/federation/bundles'] as const;
 export type IssuerRoute = (typeof ISSUER_ROUTES)[number];
 
 /** Bucket bounds of the `_elapsed_time` histograms, ms (Workload API calls are sub-millisecond to a few ms). */

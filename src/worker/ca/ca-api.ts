@@ -48,6 +48,20 @@ export interface SignedJwtSvid {
   expiresAt: number;
 }
 
+export interface SignWitSvidRequest {
+  spiffeId: string;
+  /** the workload's public key for `cnf.jwk`; checked again by the CA (shared/spiffe/wit-svid.ts) */
+  publicJwk: Record<string, unknown>;
+  ttlSeconds: number;
+}
+
+export interface SignedWitSvid {
+  spiffeId: string;
+  token: string;
+  /** seconds since the epoch */
+  expiresAt: number;
+}
+
 /** One authority-management call (SPIRE's LocalAuthority API); `authorityId` for activate, taint and revoke. */
 export interface AuthorityRequest {
   kind: KeyKind;
@@ -69,6 +83,8 @@ export interface TrustDomainCaApi {
   signJwtSvid(request: SignJwtSvidRequest, caller?: string): Promise<Result<SignedJwtSvid>>;
   /** one result per request, in order (at most MAX_SIGN_BATCH per call): one RPC for a whole agent batch */
   signJwtSvids(requests: SignJwtSvidRequest[], caller?: string): Promise<Result<SignedJwtSvid>[]>;
+  /** WIT-SVIDs (counted in the JWT signing bucket); ERR_UNIMPLEMENTED each when WIT_SVID_TTL is unset. Absent: an older CA */
+  signWitSvids?(requests: SignWitSvidRequest[], caller?: string): Promise<Result<SignedWitSvid>[]>;
   /** counts one node attestation attempt from `source` (the client's address); err ERR_RATE_LIMITED when over */
   admitAttestation(source: string): Promise<Result<true>>;
   /** err ERR_CA_NOT_READY when the CA has no usable keys (a failed first generation or rotation) */

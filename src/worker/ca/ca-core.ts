@@ -3,7 +3,9 @@
  * rotation plan (shared/ca/rotation.ts) applied from the alarm and lazily on each call, issuance, and the
  * published view. Storage and clock are parameters (ca-storage.ts: DO SQLite in production, memory in
  * Node and tests); every method returns Result data, so it can sit behind DO RPC as it is. Every rule about
- * what it signs lives in src/shared/spiffe. Nothing here or below imports cloudflare:*.
+ * what it signs lives in src/shared/spiffe. Nothing here or below imports cloudflare:*. It is over 400 lines
+ * because one class owns the three key kinds' slots (x509, jwt, wit) and the calls that sign with them; the
+ * signing pieces already live apart (sign-requests.ts, wit-signing.ts, rate-limits.ts, published-keys.ts).
  * @module
  */
 import 'reflect-metadata';
@@ -18,13 +20,15 @@ import { err, ok, type Result } from '../../shared/result.js';
 import type { PublishedJwk } from '../../shared/spiffe/bundle.js';
 import type { JwtSigningAlgorithm } from '../../shared/spiffe/jwt-svid.js';
 import { createJwtSvidMinter, type JwtSvidMinter } from '../../shared/spiffe/jwt-svid-minter.js';
+import { createWitSvidMinter, type WitSvidMinter } from '../../shared/spiffe/wit-svid.js';
+import { createWitSigner, WIT_OFF } from './wit-signing.js';
 import { issueX509Svid, validateX509Svid } from '../../shared/spiffe/x509-svid.js';
 import { createX509SvidTemplate, issueFromTemplate, type X509SvidTemplate } from '../../shared/spiffe/x509-svid-template.js';
 import { toBase64 } from '../../shared/encoding/base64.js';
 import { signingParams, type SigningCa } from '../../shared/spiffe/x509.js';
 import type { CaConfig } from '../config.js';
 import { logEvent } from '../log.js';
-import { MAX_SIGN_BATCH, type AuthorityRequest, type PublishedKeys, type RevokedSerial, type SignedCrl, type SignedJwtSvid, type SignedX509Svid, type SignJwtSvidRequest, type SignX509SvidRequest, type TrustDomainCaApi } from './ca-api.js';
+import { MAX_SIGN_BATCH, type AuthorityRequest, type PublishedKeys, type RevokedSerial, type SignedCrl, type SignedJwtSvid, type SignedX509Svid, type SignJwtSvidRequest, type SignedWitSvid, type SignWitSvidRequest, type SignX509SvidRequest, type TrustDomainCaApi } from './ca-api.js';
 import { createSlotKey, openSlotKey, type LoadedKey } from './ca-keys.js';
 import { createCrlSigner } from './crl.js';
 import type { CaStorage, SlotWrite, StoredSlot } from './ca-storage.js';
@@ -57,6 +61,7 @@ export interface CaCoreOptions {
 
 /** The CA's RPC surface plus the alarm handler (rotation; sets the next alarm). */
 export interface CaCore extends TrustDomainCaApi {
+  signWitSvids(requests: SignWitSvidRequest[], caller?: string): Promise<Result<SignedWitSvid>[]>;
   alarm(): Promise<void>;
 }
 
@@ -85,6 +90,10 @@ class TrustDomainCaCore implements CaCore {
   #templates = new Map<string, X509SvidTemplate | null>();
   /** per JWT kid */
   #jwtMinters = new Map<string, JwtSvidMinter>();
+  /** per WIT kid */
+  #witMinters = new Map<string, WitSvidMinter>();
+  /** the kinds this CA rotates: WIT keys only with the profile on (WIT_SVID_TTL) */
+  readonly #kinds: readonly KeyKind[];
   readonly #crls = createCrlSigner();
 
   constructor(options: CaCoreOptions) {
@@ -96,6 +105,7 @@ class TrustDomainCaCore implements CaCore {
     this.#checks = createSignRequestChecks(options.config.trustDomain);
     this.#limits = createRateLimiter(options.rateLimits ?? RATE_LIMIT_DEFAULTS, options.storage.buckets, options.clock);
     this.#metrics = createCaMetrics(options.storage.metrics);
+    this.#kinds = options.config.witSvidTtlSeconds !== undefined ? ['x509', 'jwt', 'wit'] : ['x509', 'jwt'];
     const state = options.storage.load();
     this.#slots = state.slots;
     this.#sequence = state.sequence;
@@ -161,6 +171,15 @@ class TrustDomainCaCore implements CaCore {
     });
   }
 
+  signWitSvids(requests: SignWitSvidRequest[], caller?: string): Promise<Result<SignedWitSvid>[]> {
+    if (!this.#kinds.includes('wit')) return Promise.resolve((Array.isArray(requests) ? requests : [0]).map(() => WIT_OFF));
+    return this.#signBatch('wit', requests, caller, async (active, now) => {
+      let minter = this.#witMinters.get(active.kid);
+      if (!minter) this.#witMinters.set(active.kid, (minter = createWitSvidMinter({ kid: active.kid, alg: active.alg as JwtSigningAlgorithm, key: (await this.#loadKey(active)).privateKey })));
+      return createWitSigner(this.#checks, minter, active, now);
+    });
+  }
+
   async getPublishedKeys(): Promise<Result<PublishedKeys>> {
     const now = this.#clock();
     const ready = await this.#ensureCurrent(now);
@@ -175,6 +194,7 @@ class TrustDomainCaCore implements CaCore {
     return ok({
       x509Authorities: upstream ? [toBase64(upstream.root)] : publishedSlots(this.#slotsOf('x509'), now).map((s) => toBase64(s.certDer!)),
       jwtAuthorities: publishedSlots(this.#slotsOf('jwt'), now).map((s) => ({ ...s.publicJwk!, kid: s.kid, alg: s.alg, use: 'sig' }) as PublishedJwk),
+      ...(this.#kinds.includes('wit') ? { witAuthorities: publishedSlots(this.#slotsOf('wit'), now).map((s) => ({ ...s.publicJwk!, kid: s.kid, alg: s.alg, use: 'sig' }) as PublishedJwk) } : {}),
       sequence: this.#sequence,
       refreshHintSeconds: Math.max(1, Math.min(config.jwksMaxAgeSeconds || MAX_REFRESH_HINT_SECONDS, MAX_REFRESH_HINT_SECONDS, Math.floor(config.caTtlSeconds / 10))),
       ...(this.#slots.some((s) => s.tainted) ? { tainted: taintedAuthorities(this.#slots, now) } : {}),
@@ -282,7 +302,7 @@ class TrustDomainCaCore implements CaCore {
 
   #needsRotation(now: number): boolean {
     const lifetimeMs = this.#config.caTtlSeconds * 1000;
-    return planRotation(this.#slotsOf('x509'), now, lifetimeMs).length > 0 || planRotation(this.#slotsOf('jwt'), now, lifetimeMs).length > 0;
+    return this.#kinds.some((kind) => planRotation(this.#slotsOf(kind), now, lifetimeMs).length > 0);
   }
 
   /** Applies due rotations (creating keys on first use); ok when both kinds have an active key. */
@@ -313,7 +333,7 @@ class TrustDomainCaCore implements CaCore {
   async #rotate(now: number): Promise<void> {
     const lifetimeMs = this.#config.caTtlSeconds * 1000;
     let applied = 0;
-    for (const kind of ['x509', 'jwt'] as const) {
+    for (const kind of this.#kinds) {
       for (let round = 0; round < 4; round++) {
         const plan = planRotation(this.#slotsOf(kind), now, lifetimeMs);
         if (plan.length === 0) break;
@@ -326,7 +346,7 @@ class TrustDomainCaCore implements CaCore {
   }
 
   async #scheduleAlarm(now: number, force = false): Promise<void> {
-    const times = (['x509', 'jwt'] as const).map((k) => nextRotationCheck(this.#slotsOf(k), now)).filter((t): t is number => t !== undefined);
+    const times = this.#kinds.map((k) => nextRotationCheck(this.#slotsOf(k), now)).filter((t): t is number => t !== undefined);
     const next = times.length > 0 ? Math.min(...times) : now;
     const current = await this.#storage.getAlarm();
     if (force || current !== next) await this.#storage.setAlarm(next);
@@ -353,6 +373,7 @@ class TrustDomainCaCore implements CaCore {
       this.#keys.delete(action.kid);
       this.#templates.delete(action.kid);
       this.#jwtMinters.delete(action.kid);
+      this.#witMinters.delete(action.kid);
     }
     if (sequence !== undefined) this.#sequence = sequence;
     logEvent('info', 'CA key rotation', { kind, action: action.kind, kid: action.kind === 'prepare' ? created!.kid : action.kid, sequence: this.#sequence });

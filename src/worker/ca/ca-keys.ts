@@ -56,9 +56,9 @@ export async function createSlotKey(kind: KeyKind, options: NewSlotOptions): Pro
     status: 'prepared',
     issuedAt: now,
     notAfter: slotNotAfter,
-    alg: kind === 'jwt' ? config.jwtKeyType : generated.alg,
+    alg: kind === 'x509' ? generated.alg : config.jwtKeyType,
     certDer,
-    publicJwk: kind === 'jwt' ? publicParams(publicJwk) : undefined,
+    publicJwk: kind === 'x509' ? undefined : publicParams(publicJwk),
     keyIv: sealed.iv,
     keyCiphertext: sealed.ciphertext,
   };

@@ -9,6 +9,7 @@
  *   ca_meta(key PK, value)      -- 'sequence': spiffe_sequence of the published set
  *   ca_rate_buckets(kind, key, tokens, updated_at ms; PK kind+key)  -- schema 3: rate-limit buckets (rate-limits.ts)
  *   ca_metrics(name, labels JSON, value; PK name+labels)  -- schema 4: telemetry counters (metrics.ts)
+ *   schema 5: ca_key_slots.kind may also be 'wit' (WIT-SVID signing keys, public_jwk like jwt)
  *   ca_schema(version)          -- one row, the applied schema version
  * @module
  */
@@ -45,6 +46,24 @@ const MIGRATIONS: readonly string[] = [
      value REAL NOT NULL,
      PRIMARY KEY (name, labels)
    ) WITHOUT ROWID;`,
+  // SQLite cannot alter a CHECK: the table is copied into one that also allows 'wit'
+  `CREATE TABLE ca_key_slots_v5 (
+     kid TEXT PRIMARY KEY,
+     kind TEXT NOT NULL CHECK (kind IN ('x509', 'jwt', 'wit')),
+     status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'old')),
+     issued_at INTEGER NOT NULL,
+     not_after INTEGER NOT NULL,
+     alg TEXT NOT NULL,
+     cert_der BLOB,
+     public_jwk TEXT,
+     key_iv BLOB NOT NULL,
+     key_ciphertext BLOB NOT NULL,
+     tainted INTEGER NOT NULL DEFAULT 0
+   );
+   INSERT INTO ca_key_slots_v5 (kid, kind, status, issued_at, not_after, alg, cert_der, public_jwk, key_iv, key_ciphertext, tainted)
+     SELECT kid, kind, status, issued_at, not_after, alg, cert_der, public_jwk, key_iv, key_ciphertext, tainted FROM ca_key_slots;
+   DROP TABLE ca_key_slots;
+   ALTER TABLE ca_key_slots_v5 RENAME TO ca_key_slots;`,
 ];
 
 export const CA_SCHEMA_VERSION = MIGRATIONS.length;

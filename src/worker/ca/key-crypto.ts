@@ -56,9 +56,9 @@ export interface GeneratedKey {
   publicKey: CryptoKey;
 }
 
-/** X.509 CA keys are ECDSA P-256; JWT keys follow JWT_KEY_TYPE (ES256 → P-256, RS256 → RSA-2048). */
+/** X.509 CA keys are ECDSA P-256; JWT and WIT keys follow JWT_KEY_TYPE (ES256 → P-256, RS256 → RSA-2048). */
 export async function generateKey(kind: KeyKind, jwtAlg: JwtSigningAlgorithm): Promise<GeneratedKey> {
-  const alg: KeyAlgorithmName = kind === 'jwt' && jwtAlg === 'RS256' ? 'RSA' : 'EC P-256';
+  const alg: KeyAlgorithmName = kind !== 'x509' && jwtAlg === 'RS256' ? 'RSA' : 'EC P-256';
   const params =
     alg === 'RSA'
       ? { name: 'RSASSA-PKCS1-v1_5', modulusLength: RSA_JWT_MODULUS_BITS, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }

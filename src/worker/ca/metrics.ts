@@ -26,6 +26,7 @@ const WORKER_FAMILIES: ReadonlySet<MetricDef> = new Set([...Object.values(ISSUER
 const AUTHORITY_METRICS: Record<KeyKind, Partial<Record<AuthorityAction['kind'], MetricDef>>> = {
   x509: { prepare: ISSUER_METRICS.x509CaPrepare, activate: ISSUER_METRICS.x509CaActivate, taint: ISSUER_METRICS.x509CaTaint, revoke: ISSUER_METRICS.x509CaRevoke },
   jwt: { prepare: ISSUER_METRICS.jwtKeyPrepare, activate: ISSUER_METRICS.jwtKeyActivate, taint: ISSUER_METRICS.jwtKeyTaint, revoke: ISSUER_METRICS.jwtKeyRevoke },
+  wit: {}, // SPIRE has no WIT metrics to name after
 };
 
 export interface CaMetrics {
@@ -44,6 +45,7 @@ export function createCaMetrics(storage: MetricStorage): CaMetrics {
   };
   return {
     signed(kind, count) {
+      if (kind === 'wit') return;
       const def = kind === 'x509' ? ISSUER_METRICS.x509SvidSigned : ISSUER_METRICS.jwtSvidSigned;
       add(def, count);
       if (count > 0) telemetryEvent(def, { count });

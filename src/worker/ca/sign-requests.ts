@@ -22,6 +22,8 @@ const CHECKED_IDS_MAX = 100_000;
 export interface SignRequestChecks {
   x509(req: SignX509SvidRequest): Result<{ spiffeId: SpiffeId; spki: Uint8Array }>;
   jwt(req: SignJwtSvidRequest): Result<{ spiffeId: SpiffeId; audience: string[]; ttlSeconds: number; extraClaims?: JwtSvidExtraClaims }>;
+  /** the SPIFFE ID and TTL of a WIT-SVID request (its `cnf` key is checked by shared/spiffe/wit-svid.ts) */
+  wit(req: { spiffeId: unknown; ttlSeconds: unknown }): Result<{ spiffeId: SpiffeId; ttlSeconds: number }>;
 }
 
 export function createSignRequestChecks(trustDomain: TrustDomain): SignRequestChecks {
@@ -92,6 +94,12 @@ export function createSignRequestChecks(trustDomain: TrustDomain): SignRequestCh
       const problem = jwtSvidClaimsProblem(extraClaims);
       if (problem) return err({ code: 'ERR_BAD_REQUEST', message: problem });
       return ok({ spiffeId: id.value, audience, ttlSeconds: ttl.value, extraClaims });
+    },
+    wit(req) {
+      const id = checkSpiffeId(req?.spiffeId);
+      if (!id.ok) return id;
+      const ttl = checkTtl(req.ttlSeconds);
+      return ttl.ok ? ok({ spiffeId: id.value, ttlSeconds: ttl.value }) : ttl;
     },
   };
 }

@@ -14,7 +14,7 @@ import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 import { parseCaConfig, parseRateLimitsConfig } from '../config.js';
 import { logEvent } from '../log.js';
 import type { AuthorityResult } from '../../shared/ca/local-authority.js';
-import type { AuthorityRequest, PublishedKeys, RevokedSerial, SignedCrl, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
+import type { AuthorityRequest, PublishedKeys, RevokedSerial, SignedCrl, SignedJwtSvid, SignedX509Svid, SignJwtSvidRequest, SignedWitSvid, SignWitSvidRequest, SignX509SvidRequest, TrustDomainCaApi } from './ca-api.js';
 import { createCaCore, type CaCore } from './ca-core.js';
 import type { CaStorage } from './ca-storage.js';
 import { createDoCaStorage } from './do-ca-storage.js';
@@ -57,6 +57,11 @@ export class TrustDomainCa extends DurableObject<Env> implements TrustDomainCaAp
   async signJwtSvids(requests: SignJwtSvidRequest[], caller?: string): Promise<Result<SignedJwtSvid>[]> {
     const core = this.#coreOrNull();
     return core ? core.signJwtSvids(requests, caller) : notReadyBatch(requests);
+  }
+
+  async signWitSvids(requests: SignWitSvidRequest[], caller?: string): Promise<Result<SignedWitSvid>[]> {
+    const core = this.#coreOrNull();
+    return core ? core.signWitSvids(requests, caller) : notReadyBatch(requests);
   }
 
   async admitAttestation(source: string): Promise<Result<true>> {

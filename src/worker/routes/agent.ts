@@ -45,6 +45,7 @@ import { readCrls, readPublishedKeys } from '../ca/published-keys.js';
 import type { RevocationStore } from '../db/revocations.js';
 import { CRL_RESIGN_AFTER_SECONDS } from '../ca/crl.js';
 import { clientAddress } from '../client-address.js';
+import { signWitSvids } from './agent-wit.js';
 
 /** Body limit of the small agent calls (attest, renew, sync, bundle), bytes. */
 export const AGENT_SMALL_BODY_MAX_BYTES = 64 * 1024;
@@ -337,6 +338,13 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
       svids: results.map(unwrap).map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })),
     };
     return c.json(response);
+  });
+
+  app.post('/wit-svids', large, async (c) => {
+    const items = batchOf(signedJsonBody(c), AGENT_API_LIMITS.MAX_BATCH_WITS);
+    const ids = items.map((r, i) => parseEntryId(r.entryId, `requests[${i}].entryId`));
+    const entries = requireAuthorized(await authorizedEntries(c), ids, c.var.agent.agentId);
+    return c.json(await signWitSvids(deps, entries, items.map((r) => r.publicKey), c.var.agent.agentId));
   });
 
   app.get('/bundle', small, async (c) => {

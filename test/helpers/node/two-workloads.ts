@@ -13,10 +13,12 @@ export interface TwoWorkloadsOptions {
   issuerStateDir: string;
   agentDataDir: string;
   socketPath: string;
+  /** more issuer [vars], e.g. { WIT_SVID_TTL: '1h' } */
+  issuerVars?: Record<string, string>;
 }
 
 export async function startTwoWorkloads(o: TwoWorkloadsOptions): Promise<{ issuer: RunningIssuer; agent: RunningAgent }> {
-  const issuer = await startIssuer({ stateDir: o.issuerStateDir, trustDomain: o.trustDomain, vars: { X509_SVID_TTL: o.x509SvidTtl, CA_TTL: '2h' } });
+  const issuer = await startIssuer({ stateDir: o.issuerStateDir, trustDomain: o.trustDomain, vars: { X509_SVID_TTL: o.x509SvidTtl, CA_TTL: '2h', ...o.issuerVars } });
   try {
     const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', {});
     const agentId = `spiffe://${o.trustDomain}/spire/agent/join_token/${token}`;

@@ -55,6 +55,7 @@ export function createTestCa(trustDomain: string, clock: Clock, overrides: Parti
       signedJwt += okCount(results);
       return results;
     },
+    signWitSvids: (requests, caller) => core.signWitSvids(requests, caller),
     getPublishedKeys: () => core.getPublishedKeys(),
     manageAuthority: (request) => core.manageAuthority(request),
     status: () => core.status(),

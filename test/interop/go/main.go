@@ -5,6 +5,10 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/exp/svid/witsvid"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -34,7 +39,7 @@ func fail(format string, args ...any) {
 }
 
 func main() {
-	mode := flag.String("mode", "x509", "x509 | jwt | serve | dial | watch")
+	mode := flag.String("mode", "x509", "x509 | jwt | wit | serve | dial | watch")
 	socket := flag.String("socket", os.Getenv("SPIFFE_ENDPOINT_SOCKET"), "Workload API address (unix:///path)")
 	audience := flag.String("audience", "interop", "JWT audience")
 	peerID := flag.String("peer", "", "expected SPIFFE ID of the TLS peer")
@@ -85,6 +90,41 @@ func main() {
 			fail("ValidateJWTSVID: %v", err)
 		}
 		emit(map[string]any{"spiffeId": svid.ID.String(), "local": local.ID.String(), "remote": remote.ID.String(), "expiresAt": svid.Expiry.Unix()})
+	case "wit":
+		// go-spiffe's experimental WIT-SVID support (exp/svid/witsvid, v2.9.0): FetchWITSVID and
+		// FetchWITBundles, then its own validation of the token against the WIT bundles.
+		client, err := workloadapi.New(ctx, workloadapi.WithAddr(*socket))
+		if err != nil {
+			fail("client: %v", err)
+		}
+		defer client.Close()
+		svid, err := client.FetchWITSVID(ctx, "")
+		if err != nil {
+			fail("fetch wit svid: %v", err)
+		}
+		bundles, err := client.FetchWITBundles(ctx)
+		if err != nil {
+			fail("fetch wit bundles: %v", err)
+		}
+		validated, err := witsvid.ParseAndValidate(svid.Marshal(), bundles)
+		if err != nil {
+			fail("witsvid.ParseAndValidate: %v", err)
+		}
+		// the private key handed out is the one cnf.jwk names: a signature by it verifies with cnf's key
+		signer, ok := svid.PrivateKey.(crypto.Signer)
+		if !ok {
+			fail("private key is not a signer: %T", svid.PrivateKey)
+		}
+		digest := sha256.Sum256([]byte("wisp proof of possession"))
+		sig, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err != nil {
+			fail("sign: %v", err)
+		}
+		pub, ok := validated.PublicKey.(*ecdsa.PublicKey)
+		if !ok || !ecdsa.VerifyASN1(pub, digest[:], sig) {
+			fail("a signature by the WIT-SVID's private key does not verify with cnf.jwk")
+		}
+		emit(map[string]any{"spiffeId": validated.ID.String(), "kid": validated.KeyID, "expiresAt": validated.Expiry.Unix(), "hint": svid.Hint, "token": svid.Marshal(), "pop": true})
 	case "serve":
 		source, err := workloadapi.NewX509Source(ctx, clientOpt)
 		if err != nil {

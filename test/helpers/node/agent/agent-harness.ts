@@ -107,7 +107,7 @@ async function createHarness(pool: D1Pool, opts: HarnessOptions): Promise<Harnes
     return { identity, client };
   };
   const { identity, client } = wire(opts.attestor ? opts.attestor(joinToken) : createJoinTokenAttestor(joinToken));
-  const cache = new SvidCache({ trustDomain: TRUST_DOMAIN, clock: clock.fn, jwt: client, log, random: () => 0 });
+  const cache = new SvidCache({ trustDomain: TRUST_DOMAIN, clock: clock.fn, jwt: client, wit: client, log, random: () => 0 });
   let closed: Promise<void> | undefined;
   return {
     issuer,
