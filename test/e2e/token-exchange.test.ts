@@ -13,7 +13,7 @@ import { adminCall, startIssuer, type RunningIssuer } from '../../scripts/local-
 import { openssl } from '../helpers/node/agent/openssl-kit.js';
 import { toPem } from '../helpers/node/der.js';
 import { startOidcTokenIssuer, type OidcTokenIssuer } from '../helpers/node/oidc-token-issuer.js';
-import { runWisp, type WispRunOptions } from '../helpers/node/wisp-cli.js';
+import { ONE_LINE_ERROR, runWisp, type WispRunOptions } from '../helpers/node/wisp-cli.js';
 
 const TD = 'exchange.example';
 const AUD = 'https://wisp.exchange.example';
@@ -120,5 +120,23 @@ describe('wisp exchange against wrangler dev', () => {
     expect(wrongAud.code).toBe(1);
     expect(wrongAud.stderr).toMatch(/invalid_grant/);
     expect(issuer.output()).not.toContain(readFileSync(join(root, 'dev.jwt'), 'utf8').trim());
+  });
+
+  it('usage errors and a CSR the issuer refuses: one error line, exit 1', async () => {
+    const file = tokenFile('usage.jwt', await tokens.token(AUD, { repository: 'acme/app', ref: 'refs/heads/main' }));
+    const notCsr = join(root, 'not-a-csr.der');
+    writeFileSync(notCsr, Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]));
+    const cases: [string[], RegExp][] = [
+      [['--token-file', file], /ERR_USAGE: --audience is required/],
+      [['--token-file', file, '--audience', 'a', '--write', join(root, 'w')], /ERR_USAGE: --audience is for a JWT-SVID/],
+      [['--audience', 'a'], /ERR_USAGE: --token-file/],
+      [['--token-file', file, '--csr', notCsr], /ERR_BAD_REQUEST: token exchange refused: invalid_request: csr: /],
+    ];
+    for (const [args, message] of cases) {
+      const run = await exchange(args);
+      expect(run.code, args.join(' ')).toBe(1);
+      expect(run.stderr).toMatch(ONE_LINE_ERROR);
+      expect(run.stderr).toMatch(message);
+    }
   });
 });
