@@ -29,7 +29,7 @@ const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
 let jwtMinter: ReturnType<typeof createJwtSvidMinter> | undefined;
-let state: Promise<{ priv: Key; spki: ArrayBuffer; sig: ArrayBuffer; data: Uint8Array; spkis: Uint8Array[] }> | undefined;
+let state: Promise<{ priv: Key; pub: Key; spki: ArrayBuffer; sig: ArrayBuffer; data: Uint8Array; spkis: Uint8Array[] }> | undefined;
 /** the issuance path's own pieces, for the profile lines of the report (not limits) */
 let parts: Promise<{ template: X509SvidTemplate; csr: Uint8Array; spki: Uint8Array }> | undefined;
 
@@ -56,7 +56,7 @@ async function init() {
     // DER bytes, as the agent API passes them to the DO (SignX509SvidRequest)
     spkis.push(new Uint8Array((await crypto.subtle.exportKey('spki', k.publicKey)) as ArrayBuffer));
   }
-  return { priv: pair.privateKey, spki, sig, data, spkis };
+  return { priv: pair.privateKey, pub: pair.publicKey, spki, sig, data, spkis };
 }
 
 export default {
@@ -72,6 +72,9 @@ export default {
         const key = await crypto.subtle.importKey('spki', s.spki, P256, false, ['verify']);
         if (!(await crypto.subtle.verify(SIGN, key, s.sig, s.data))) throw new Error('verify failed');
       }
+    } else if (url.pathname === '/jwt-verify') {
+      // a subject token's check at token exchange: the issuer's key is imported once and cached (issuer-keys.ts)
+      for (let i = 0; i < n; i++) if (!(await crypto.subtle.verify(SIGN, s.pub, s.sig, s.data))) throw new Error('verify failed');
     } else if (url.pathname === '/ca-batch') {
       const ca = env.CA.get(env.CA.idFromName(env.TRUST_DOMAIN));
       for (let i = 0; i < n; i++) {

@@ -20,6 +20,7 @@ import { benchAgentCpu } from './agent-cpu.js';
 import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, spawnLogged, startRealAgent } from './fleet.js';
 import { benchStartup } from './startup.js';
 import { benchPush } from './push.js';
+import { benchExchange } from './exchange.js';
 
 
 const ROUNDS = QUICK ? 2 : 5;
@@ -382,6 +383,7 @@ async function main(): Promise<void> {
     issuer = await startIssuer(dir);
     await benchCryptoAndIssuance(issuer);
     await benchRegistry(issuer);
+    await benchExchange(issuer);
     await benchAgentCpu(issuer, dir);
     await benchStartup(issuer, dir);
     console.log(`\n== Agent with ${AGENT_SVIDS} SVIDs`);

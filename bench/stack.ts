@@ -13,6 +13,7 @@ import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { createAgentProof, randomJti } from '../src/shared/agent-proof.js';
 import { CONFIG_DEFAULTS } from '../src/worker/config.js';
 import { REPO_ROOT } from '../scripts/local-stack.js';
+import { exchangeBenchVars } from './exchange.js';
 
 export const TD = 'example.org';
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
@@ -73,6 +74,7 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
     ...CONFIG_DEFAULTS,
     ADMIN_TOKEN,
     KEY_ENCRYPTION_SECRET: 'bench-kek-0123456789abcdef0123456789abcdef',
+    ...(await exchangeBenchVars()),
   };
   // Miniflare 5 takes { workers: [{ config }] }; its own converter keeps the v4 shape readable here
   const mf = new Miniflare(convertV4MiniflareOptions({

@@ -10,6 +10,7 @@ import { registerBundleCommands } from './bundle.js';
 import { createLeafBuilder } from './command.js';
 import { CliUsageError, formatErrorLine, type CliIo, type WorkloadApiTokenSource } from './context.js';
 import { registerEntryCommands } from './entry.js';
+import { registerExchangeCommand } from './exchange.js';
 import { registerFederationCommands } from './federation.js';
 import { normalizeSpireArgs } from './flags.js';
 import { registerHealthcheckCommand } from './healthcheck.js';
@@ -49,7 +50,7 @@ export function buildProgram(deps: CliDeps): Command {
       outputError: () => undefined,
     });
   program.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
-    const names = 'entry|token|agent|bundle|federation|jwt|wit|x509|localauthority|audit|healthcheck|validate';
+    const names = 'entry|token|agent|bundle|federation|jwt|wit|x509|localauthority|audit|healthcheck|validate|exchange';
     const sub = cmd.args[0];
     throw new CliUsageError(`${sub === undefined ? 'missing command' : `unknown command '${sub}'`}: wisp ${names} (see wisp --help)`);
   });
@@ -66,6 +67,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerLocalAuthorityCommands(program, leaf);
   registerHealthcheckCommand(program, leaf);
   registerValidateCommand(program, leaf, deps.issuerConfigCheck);
+  registerExchangeCommand(program, leaf);
   return program;
 }
 

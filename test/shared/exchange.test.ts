@@ -5,7 +5,7 @@ import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/shared/config/schema.js';
 import { TOKEN_EXCHANGE_ENTRY, type TokenExchangeConfig } from '../../src/shared/exchange/config.js';
-import { ExchangeError, parseExchangeRequest, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT } from '../../src/shared/exchange/request.js';
+import { ExchangeError, parseExchangeRequest, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TOKEN_TYPE_X509_SVID } from '../../src/shared/exchange/request.js';
 import { exchangeParentId, selectorsOfToken, trustedIssuerOf } from '../../src/shared/exchange/subject-token.js';
 import { parseTrustDomain } from '../../src/shared/spiffe/id.js';
 
@@ -82,6 +82,18 @@ describe('parseExchangeRequest', () => {
     });
   });
 
+  it('a csr (base64url, padding tolerated) asks for an X509-SVID, with no audience', () => {
+    for (const csr of ['MIIB', 'MIIBAA', 'MIIBAA==']) {
+      expect(parseExchangeRequest(FORM, form({ audience: undefined, csr }))).toEqual({
+        subjectToken: 'a.b.c',
+        subjectTokenType: TOKEN_TYPE_ID_TOKEN,
+        requestedTokenType: TOKEN_TYPE_X509_SVID,
+        audience: [],
+        csr: Uint8Array.from(atob(csr.replace(/=+$/, '') + '='.repeat((4 - (csr.replace(/=+$/, '').length % 4)) % 4)), (ch) => ch.charCodeAt(0)),
+      });
+    }
+  });
+
   it.each([
     ['application/json', form(), 'invalid_request'],
     [FORM, form({ grant_type: undefined }), 'invalid_request'],
@@ -96,6 +108,11 @@ describe('parseExchangeRequest', () => {
     [FORM, form({ audience: Array.from({ length: 17 }, (_, i) => `a${i}`) }), 'invalid_target'],
     [FORM, form({ audience: 'x'.repeat(513) }), 'invalid_target'],
     [FORM, form({ scope: 'https://not-a-spiffe-id' }), 'invalid_scope'],
+    [FORM, form({ requested_token_type: TOKEN_TYPE_X509_SVID, audience: undefined }), 'invalid_request'],
+    [FORM, form({ requested_token_type: TOKEN_TYPE_X509_SVID, csr: 'MIIB' }), 'invalid_target'],
+    [FORM, form({ audience: undefined, csr: 'MII*' }), 'invalid_request'],
+    [FORM, form({ audience: undefined, csr: ['MIIB', 'MIIB'] }), 'invalid_request'],
+    [FORM, form({ csr: 'MIIB', requested_token_type: TOKEN_TYPE_JWT }), 'invalid_request'],
   ])('%s %s → %s', (contentType, body, error) => {
     expect(code(contentType, body)).toBe(error);
   });

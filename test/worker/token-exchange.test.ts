@@ -1,9 +1,13 @@
 // Token exchange (POST /exchange/v1/token, issue 19): a token issuer with its own key, made here, trusted by
 // the TOKEN_EXCHANGE config; its tokens are exchanged at the real app (real D1, the real CA core) for
 // JWT-SVIDs that verify against the trust domain's JWKS, and every refusal signs nothing.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { toBase64Url } from '../../src/shared/encoding/base64.js';
+import { fromBase64, toBase64Url } from '../../src/shared/encoding/base64.js';
+import { certificatesFromPem } from '../../src/shared/encoding/pem.js';
+import { makeCsr } from '../helpers/shared/agent-svid.js';
 import { env } from 'cloudflare:workers';
 import { createExchangeJtiStore } from '../../src/worker/db/exchange-jtis.js';
 import { jwksServer } from '../helpers/workerd/attestation-harness.js';
@@ -228,6 +232,73 @@ describe('POST /exchange/v1/token', () => {
       await refusal(await exchange(t, {}, { 'content-type': 'application/json' }), 'invalid_request');
       expect(ca.signedJwt).toBe(signed);
     });
+  });
+});
+
+describe('X509-SVIDs for a CSR (requested_token_type=urn:spiffe:token-type:x509-svid)', () => {
+  const X509 = 'urn:spiffe:token-type:x509-svid';
+  const x509Exchange = (t: string, csr: Uint8Array, extra: Record<string, string | string[]> = {}) => exchange(t, { audience: [], requested_token_type: X509, csr: toBase64Url(csr), ...extra });
+
+  it('signs the CSR key for the entry: the entry ID in the URI SAN, its DNS names, chaining to the bundle; nothing from the CSR', async () => {
+    const repo = `acme/${uniq()}`;
+    const e = await h.createEntry({ spiffeId: `spiffe://${TD}/ci/${uniq()}` as never, parentId: PARENT as never, selectors: [{ type: 'oidc', value: `ci:repository:${repo}` }], dnsNames: ['app.ci.example'] } as never);
+    const csr = await makeCsr({ uri: `spiffe://${TD}/not/the/entry` });
+    const signed = ca.signedX509;
+    const res = await x509Exchange(await token({ repository: repo }), csr.der);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const body = (await res.json()) as { access_token: string; issued_token_type: string; token_type: string; expires_in: number; x509_svid_chain: string[]; x509_bundle: string[] };
+    expect(body.issued_token_type).toBe(X509);
+    expect(body.token_type).toBe('N_A');
+    expect(body.expires_in).toBeGreaterThan(0);
+    expect(ca.signedX509).toBe(signed + 1);
+    const chain = certificatesFromPem(body.access_token);
+    expect(chain.map((d) => toBase64Url(d))).toEqual(body.x509_svid_chain.map((b) => toBase64Url(fromBase64(b))));
+    const leaf = new x509.X509Certificate(chain[0]!);
+    const san = leaf.getExtension(x509.SubjectAlternativeNameExtension)!;
+    expect(san.names.items.filter((n) => n.type === 'url').map((n) => n.value)).toEqual([e.spiffeId]);
+    expect(san.names.items.filter((n) => n.type === 'dns').map((n) => n.value)).toEqual(['app.ci.example']);
+    expect(new Uint8Array(leaf.publicKey.rawData)).toEqual(new Uint8Array((await crypto.subtle.exportKey('spki', csr.keys.publicKey)) as ArrayBuffer));
+    // the bundle in the answer is the trust domain's (as published at /bundle), and the chain builds to it
+    expect(body.x509_bundle).toEqual((await ca.published()).x509Authorities);
+    const roots = body.x509_bundle.map((b) => new x509.X509Certificate(fromBase64(b)));
+    const built = await new x509.X509ChainBuilder({ certificates: [...chain.slice(1).map((d) => new x509.X509Certificate(d)), ...roots] }).build(leaf);
+    expect(roots.some((r) => r.equal(built[built.length - 1]!))).toBe(true);
+    for (let i = 0; i + 1 < built.length; i++) expect(await built[i]!.verify({ publicKey: built[i + 1]!, date: new Date(clock.nowMs) })).toBe(true);
+  });
+
+  it('refuses a CSR whose signature does not verify, and a token no entry authorizes, signing nothing', async () => {
+    const repo = `acme/${uniq()}`;
+    await entry(repo);
+    const csr = await makeCsr();
+    const forged = csr.der.slice();
+    forged[forged.length - 1]! ^= 0x01;
+    const signed = ca.signedX509;
+    expect(await refusal(await x509Exchange(await token({ repository: repo }), forged), 'invalid_request')).toMatch(/csr: .*signature/);
+    expect(await refusal(await x509Exchange(await token({ repository: `acme/${uniq()}` }), csr.der), 'unauthorized_client')).toMatch(/no registration entry/);
+    await refusal(await x509Exchange(await token({ repository: repo }), new Uint8Array([0x30, 0x00])), 'invalid_request');
+    // a spent jti stays unspent when the CSR is refused
+    const once = `acme/${uniq()}`;
+    await entry(once, `/ci/${uniq()}`, [`repository:${once}`], `spiffe://${TD}/spire/exchange/once`);
+    const t = await token({ repository: once }, {}, ONCE_ISSUER);
+    await refusal(await x509Exchange(t, forged), 'invalid_request');
+    expect(ca.signedX509).toBe(signed);
+    expect((await x509Exchange(t, csr.der)).status).toBe(200);
+  });
+
+  it('malformed X.509 requests (invalid_request / invalid_target)', async () => {
+    const repo = `acme/${uniq()}`;
+    await entry(repo);
+    const t = await token({ repository: repo });
+    const csr = (await makeCsr()).der;
+    const signed = ca.signedX509 + ca.signedJwt;
+    expect(await refusal(await exchange(t, { audience: [], requested_token_type: X509 }), 'invalid_request')).toMatch(/csr is required/);
+    expect(await refusal(await exchange(t, { requested_token_type: JWT, csr: toBase64Url(csr) }), 'invalid_request')).toMatch(/csr is only/);
+    expect(await refusal(await exchange(t, { requested_token_type: X509, csr: toBase64Url(csr) }), 'invalid_target')).toMatch(/audience/);
+    expect(await refusal(await x509Exchange(t, csr, { csr: 'not base64url!' }), 'invalid_request')).toMatch(/base64url/);
+    expect(ca.signedX509 + ca.signedJwt).toBe(signed);
+    // a csr without requested_token_type asks for an X509-SVID
+    expect(((await (await exchange(t, { audience: [], requested_token_type: [], csr: toBase64Url(csr) })).json()) as { issued_token_type: string }).issued_token_type).toBe(X509);
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * Token exchange (RFC 8693), mounted at /exchange/v1: `POST /token` turns a platform-signed token (GitHub
- * Actions, GitLab CI, Kubernetes, cloud workload tokens) from a TOKEN_EXCHANGE issuer into a JWT-SVID.
+ * Actions, GitLab CI, Kubernetes, cloud workload tokens) from a TOKEN_EXCHANGE issuer into a JWT-SVID, or,
+ * with a `csr`, an X509-SVID for the CSR's key (verified by parseCsr, as on the agent API).
  *
  * Authorization is the registry's, as for agents: the entries parented by `spiffe://<td>/spire/exchange/<alias>`
  * whose selectors are a subset of the token's `oidc:<alias>:<claim>:<value>` selectors (SPIRE's node-alias
  * match, the registry's `subset` filter). None: nothing is signed. Several: `scope` must name the SPIFFE ID.
- * The SVID's SPIFFE ID and TTL come from the entry, its audience from the request, never from the token.
- * Signing is counted per client address in the CA's jwtSigning buckets. Every exchange is logged (alias,
+ * The SVID's SPIFFE ID, TTL and DNS names come from the entry, a JWT-SVID's audience from the request, never
+ * anything from the token or the CSR's subject or SANs. Signing is counted per client address in the CA's
+ * signing buckets. Every exchange is logged (alias,
  * sub, the SPIFFE ID or the refusal), never the token. Documented in docs/token-exchange.md.
  * @module
  */
@@ -14,9 +16,10 @@ import { Hono, type Context } from 'hono';
 import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
 import type { TrustedTokenIssuer } from '../../shared/exchange/config.js';
-import { ExchangeError, EXCHANGE_LIMITS, exchangeResponse, parseExchangeRequest, type ExchangeRequest } from '../../shared/exchange/request.js';
+import { ExchangeError, EXCHANGE_LIMITS, exchangeResponse, parseExchangeRequest, TOKEN_TYPE_X509_SVID, x509ExchangeResponse, type ExchangeRequest } from '../../shared/exchange/request.js';
 import { exchangeParentId, selectorsOfToken, trustedIssuerOf, verifySubjectToken } from '../../shared/exchange/subject-token.js';
 import type { Entry } from '../../shared/registry/entry.js';
+import { parseCsr, type ParsedCsr } from '../../shared/spiffe/csr.js';
 import { isEntryExpired } from '../../shared/registry/entry-validation.js';
 import type { EntryStore } from '../../shared/registry/ports.js';
 import { unwrap } from '../../shared/result.js';
@@ -24,6 +27,7 @@ import type { TrustDomainCaApi } from '../ca/ca-api.js';
 import { clientAddress } from '../client-address.js';
 import type { WorkerConfig } from '../config.js';
 import type { ExchangeJtiStore } from '../db/exchange-jtis.js';
+import { readPublishedKeys } from '../ca/published-keys.js';
 import type { IssuerKeys } from '../exchange/issuer-keys.js';
 import { readBodyBytes } from '../http-json.js';
 import { logEvent } from '../log.js';
@@ -62,6 +66,7 @@ async function authorizedEntry(deps: ExchangeDeps, issuer: TrustedTokenIssuer, s
 function asExchangeError(e: unknown): ExchangeError | undefined {
   if (e instanceof ExchangeError) return e;
   if (!(e instanceof WispError)) return undefined;
+  if (e.code === 'ERR_CSR_INVALID') return new ExchangeError('invalid_request', `csr: ${e.message}`);
   if (e.code === 'ERR_REQUEST_TOO_LARGE') return new ExchangeError('invalid_request', e.message, 413);
   if (e.code === 'ERR_RATE_LIMITED') return new ExchangeError('temporarily_unavailable', e.message, 429);
   if (e.code === 'ERR_UNAVAILABLE' || e.code === 'ERR_CA_NOT_READY') return new ExchangeError('temporarily_unavailable', e.message);
@@ -82,7 +87,11 @@ export function exchangeRoutes(deps: ExchangeDeps): Hono {
     const { payload } = await verifySubjectToken(req.subjectToken, issuer, deps.issuerKeys.get(issuer.alias)!, deps.clock());
     log.sub = typeof payload.sub === 'string' ? payload.sub.slice(0, 256) : undefined;
     const now = nowSeconds();
+    // the CSR's signature is checked (CPU) while the registry is read; both settle before a jti is spent
+    const verifying: Promise<ParsedCsr> | undefined = req.csr && parseCsr(req.csr);
+    verifying?.catch(() => undefined); // awaited below; a refused authorization must not leave an unhandled rejection
     const entry = await authorizedEntry(deps, issuer, selectorsOfToken(issuer, payload), req, now);
+    const csr = await verifying;
     if (issuer.replay === 'refuse') {
       if (typeof payload.jti !== 'string' || payload.jti === '' || payload.jti.length > 256) throw new ExchangeError('invalid_grant', 'subject_token has no jti, and this issuer refuses replays');
       // kept until the token can no longer pass verification (exp + the clock skew)
@@ -90,6 +99,16 @@ export function exchangeRoutes(deps: ExchangeDeps): Hono {
       if (!fresh) throw new ExchangeError('invalid_grant', 'subject_token was already exchanged (replay)');
     }
     const caller = `exchange:${clientAddress(c.req.raw.headers) ?? 'unknown'}`;
+    if (req.requestedTokenType === TOKEN_TYPE_X509_SVID) {
+      const ca = deps.ca();
+      const [[signed], keys] = await Promise.all([
+        ca.signX509Svids([{ spiffeId: entry.spiffeId, publicKeySpki: csr!.publicKeySpki, dnsNames: entry.dnsNames, ttlSeconds: entry.x509SvidTtl || deps.config.x509SvidTtlSeconds }], caller),
+        readPublishedKeys(ca),
+      ]);
+      const svid = unwrap(signed!);
+      Object.assign(log, { spiffe_id: svid.spiffeId, entry_id: entry.id, token_type: 'x509-svid', serial_number: svid.serialNumber });
+      return c.json(x509ExchangeResponse(svid.certChain, keys.x509Authorities, svid.expiresAt, now));
+    }
     const [result] = await deps.ca().signJwtSvids([{ spiffeId: entry.spiffeId, audience: req.audience, ttlSeconds: entry.jwtSvidTtl || deps.config.jwtSvidTtlSeconds, extraClaims: entry.jwtSvidClaims }], caller);
     const svid = unwrap(result!);
     Object.assign(log, { spiffe_id: svid.spiffeId, entry_id: entry.id, audience: req.audience });
