@@ -25,6 +25,7 @@ import {
   X509BundlesResponseSchema,
   X509SVIDResponseSchema,
   type SpiffeWorkloadAPI,
+  type X509SVIDResponse,
 } from '../../node/workload-api/gen/workload_pb.js';
 import { validateWorkloadJwt, type JwtSvidValidator } from './jwt-validate.js';
 import type { CallerRateLimiter, RateLimitedMethod } from './rate-limit.js';
@@ -75,6 +76,14 @@ const notReady = () => new WispError('ERR_UNAVAILABLE', 'agent is not ready');
 /** The key of every bundle map: the SPIFFE ID of the trust domain (Workload API §4.6). */
 const bundleKey = (b: TrustDomainBundle): string => trustDomainId(parseTrustDomain(b.trustDomain));
 
+
+/** Entry sets whose X509SVIDResponse is kept for reuse; past this the map starts over (no unbounded growth). */
+const X509_RESPONSES_MAX = 256;
+
+/** The same objects, in the same order. */
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
 
 /** Public members of a JWK only: a private parameter in a bundle must never reach a workload. */
 const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
@@ -198,7 +207,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
         const init = build();
         if (init === undefined) continue;
         const message = create(schema, init);
-        if (last && equals(schema, last, message)) continue;
+        if (last && (last === message || equals(schema, last, message))) continue;
         last = message;
         yield init;
       } while (await feed.next());
@@ -214,7 +223,10 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     return identities;
   }
 
-  function x509SvidResponse(selectors: Selector[], pid: number): MessageInitShape<typeof X509SVIDResponseSchema> | undefined {
+  /** the last X509SVIDResponse built per entry set (entry ids in order), with what it was built from */
+  const x509Responses = new Map<string, { svids: readonly WorkloadX509Svid[]; own: TrustDomainBundle; federated: readonly TrustDomainBundle[]; crl: Uint8Array[]; message: X509SVIDResponse }>();
+
+  function x509SvidResponse(selectors: Selector[], pid: number): X509SVIDResponse | undefined {
     const svids: WorkloadX509Svid[] = uniqueHints(source.x509SvidsFor(selectors), (s) =>
       log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, [LOG_FIELDS.ENTRY_ID]: s.entryId, hint: s.hint, pid }, 'ignoring X509-SVID with duplicated hint'),
     );
@@ -224,9 +236,15 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       throw noIdentity();
     }
     const bundles = source.bundles();
-    const ownBundle = concatBytes(bundles.own.x509Authorities);
     const federated = bundlesFor(bundles, svids.flatMap((s) => s.federatesWith)).slice(1);
-    return {
+    const crl = source.crls();
+    // the same SVIDs, bundles and CRLs (the very objects the cache holds) give the same response: one
+    // message, encoded once (server.ts), for every caller whose own selectors resolved to this entry set
+    const key = svids.map((s) => s.entryId).join('\n');
+    const hit = x509Responses.get(key);
+    if (hit && hit.own === bundles.own && hit.crl === crl && sameItems(hit.svids, svids) && sameItems(hit.federated, federated)) return hit.message;
+    const ownBundle = concatBytes(bundles.own.x509Authorities);
+    const message = create(X509SVIDResponseSchema, {
       svids: svids.map((s) => ({
         spiffeId: s.spiffeId,
         x509Svid: concatBytes(s.certChain),
@@ -236,8 +254,11 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       })),
       federatedBundles: Object.fromEntries(federated.map((b) => [bundleKey(b), concatBytes(b.x509Authorities)])),
       // decoded once per change of the revocations (cache/revocations.ts), not per call
-      crl: source.crls(),
-    };
+      crl,
+    });
+    if (x509Responses.size >= X509_RESPONSES_MAX && !hit) x509Responses.clear();
+    x509Responses.set(key, { svids, own: bundles.own, federated, crl, message });
+    return message;
   }
 
   return {

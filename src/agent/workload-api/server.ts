@@ -24,6 +24,7 @@ import {
   type ServerErrorResponse,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type ServiceDefinition,
   type UntypedServiceImplementation,
   type sendUnaryData,
 } from '@grpc/grpc-js';
@@ -93,6 +94,31 @@ export interface WorkloadApiServerOptions {
   telemetry?: RpcTelemetry;
 }
 
+/**
+ * The reason of a call the client cancelled: one object, because `abort()` without a reason builds a
+ * DOMException with its stack for every call (4.5% of the agent's CPU at 32 concurrent FetchX509SVID callers).
+ */
+const CANCELLED = Object.freeze({ name: 'AbortError', message: 'the client cancelled the call' });
+
+/**
+ * The service with each server-streaming response encoded once per message object: handler.ts hands every
+ * caller of one entry set the same X509SVIDResponse until the cache changes (grpc-js copies the bytes into
+ * its own frame, so sharing them is safe). Messages are never modified after they are built.
+ */
+function withSharedEncodings(definition: ServiceDefinition): ServiceDefinition {
+  const encoded = new WeakMap<object, Buffer>();
+  for (const method of Object.values(definition)) {
+    if (!method.responseStream || method.requestStream) continue;
+    const serialize = method.responseSerialize;
+    method.responseSerialize = (message: object) => {
+      let bytes = encoded.get(message);
+      if (!bytes) encoded.set(message, (bytes = serialize(message)));
+      return bytes;
+    };
+  }
+  return definition;
+}
+
 /** The status a call ended with, as its metric's `status` label. */
 function statusName(err: unknown): GrpcStatusName {
   return isWispError(err) ? grpcCodeOf(err.code) : 'Internal';
@@ -148,7 +174,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   function runCall<T>(call: AnyCall, body: (ctx: CallContext) => Promise<T>, securityHeader = true): Promise<T> {
     const controller = new AbortController();
     calls.add(controller);
-    call.on('cancelled', () => controller.abort());
+    call.on('cancelled', () => controller.abort(CANCELLED));
     return (async () => {
       if (securityHeader) checkSecurityHeader(call.metadata);
       const key = connectionKeyOf(call);
@@ -231,7 +257,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
       };
     }
   }
-  grpcServer.addService(workloadApiServiceDefinition(), implementation);
+  grpcServer.addService(withSharedEncodings(workloadApiServiceDefinition()), implementation);
   if (sds) {
     const sdsImplementation: UntypedServiceImplementation = {
       fetchSecrets: (call: ServerUnaryCall<DiscoveryRequest, Message>, callback: sendUnaryData<Message>) => {
