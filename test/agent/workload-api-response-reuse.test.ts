@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApi, type CallContext } from '../../src/agent/workload-api/handler.js';
 import type { PeerInfo } from '../../src/agent/workload-api/unix-attestor.js';
+import type { MintedJwtSvid } from '../../src/agent/cache/identity-source.js';
 import type { Selector } from '../../src/shared/registry/selectors.js';
 import { createTrustDomain, issueX509Svid, type TestTrustDomain } from '../helpers/node/agent/identity-fixtures.js';
 import { MemoryIdentitySource } from '../helpers/node/agent/memory-identity-source.js';
@@ -91,5 +92,33 @@ describe('X509SVIDResponse reuse', () => {
     const afterBundle = await firstResponse(api, ctx(14, 1000));
     expect(afterBundle).not.toBe(afterCrl);
     expect((afterBundle as unknown as { svids: { bundle: Uint8Array }[] }).svids[0]!.bundle).toEqual(next.bundle.x509Authorities[0]);
+  });
+
+  it('reuses a FetchJWTSVID response only for the same cached JWT-SVID', async () => {
+    // a source that keeps each JWT-SVID, as the agent's cache does (cache/jwt-svid-cache.ts)
+    class HoldingSource extends MemoryIdentitySource {
+      readonly held = new Map<string, Promise<MintedJwtSvid>>();
+      override fetchJwtSvid(entryId: string, audience: string[]): Promise<MintedJwtSvid> {
+        const key = `${entryId} ${audience.join(' ')}`;
+        if (!this.held.has(key)) this.held.set(key, super.fetchJwtSvid(entryId, audience));
+        return this.held.get(key)!;
+      }
+    }
+    const source = new HoldingSource(own);
+    const api = createWorkloadApi({ attest: countingAttestor().attest, source });
+    await put(source, 'web', 1000);
+    await put(source, 'db', 2000);
+    const web1 = await api.fetchJWTSVID({ audience: ['a'], spiffeId: '' } as never, ctx(11, 1000));
+    const db = await api.fetchJWTSVID({ audience: ['a'], spiffeId: '' } as never, ctx(12, 2000));
+    const webOther = await api.fetchJWTSVID({ audience: ['b'], spiffeId: '' } as never, ctx(13, 1000));
+    expect(await api.fetchJWTSVID({ audience: ['a'], spiffeId: '' } as never, ctx(14, 1000))).toBe(web1);
+    expect(db).not.toBe(web1);
+    expect((db as { svids: { spiffeId: string }[] }).svids.map((s) => s.spiffeId)).toEqual([`spiffe://${TD}/db`]);
+    expect(webOther).not.toBe(web1);
+    source.held.clear(); // the cache mints a new JWT-SVID: a new response
+    const web2 = await api.fetchJWTSVID({ audience: ['a'], spiffeId: '' } as never, ctx(15, 1000));
+    expect(web2).not.toBe(web1);
+    expect((web2 as { svids: { svid: string }[] }).svids[0]!.svid).not.toBe((web1 as { svids: { svid: string }[] }).svids[0]!.svid);
+    expect(JSON.parse(Buffer.from((webOther as { svids: { svid: string }[] }).svids[0]!.svid.split('.')[1]!, 'base64url').toString()).aud).toEqual(['b']);
   });
 });

@@ -14,7 +14,7 @@
  */
 import { create, equals, type DescMessage, type JsonObject, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { LOG_FIELDS, type Logger } from '../log.js';
-import type { BundleSet, IdentitySource, TrustDomainBundle, WorkloadX509Svid } from '../cache/identity-source.js';
+import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from '../cache/identity-source.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { concatBytes } from '../../shared/encoding/bytes.js';
 import { WispError, isWispError } from '../../shared/errors.js';
@@ -22,7 +22,9 @@ import type { Selector } from '../../shared/registry/selectors.js';
 import { parseSpiffeId, parseTrustDomain, trustDomainId } from '../../shared/spiffe/id.js';
 import {
   JWTBundlesResponseSchema,
+  JWTSVIDResponseSchema,
   X509BundlesResponseSchema,
+  type JWTSVIDResponse,
   X509SVIDResponseSchema,
   type SpiffeWorkloadAPI,
   type X509SVIDResponse,
@@ -223,6 +225,8 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     return identities;
   }
 
+  /** the FetchJWTSVID response of one JWT-SVID, while the cache holds that JWT-SVID */
+  const jwtResponses = new WeakMap<MintedJwtSvid, JWTSVIDResponse>();
   /** the last X509SVIDResponse built per entry set (entry ids in order), with what it was built from */
   const x509Responses = new Map<string, { svids: readonly WorkloadX509Svid[]; own: TrustDomainBundle; federated: readonly TrustDomainBundle[]; crl: Uint8Array[]; message: X509SVIDResponse }>();
 
@@ -298,6 +302,14 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
       if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
       const svids = await Promise.all(chosen.map((i) => source.fetchJwtSvid(i.entryId, audience)));
+      if (svids.length === 1) {
+        // the cache hands out one object per JWT-SVID until it mints another: its response is built (and
+        // encoded, server.ts) once
+        const svid = svids[0]!;
+        let message = jwtResponses.get(svid);
+        if (!message) jwtResponses.set(svid, (message = create(JWTSVIDResponseSchema, { svids: [{ spiffeId: svid.spiffeId, svid: svid.token, hint: svid.hint }] })));
+        return message;
+      }
       const unique = uniqueHints(svids, (s) => log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, hint: s.hint }, 'ignoring JWT-SVID with duplicated hint'));
       return { svids: unique.map((s) => ({ spiffeId: s.spiffeId, svid: s.token, hint: s.hint })) };
     },
