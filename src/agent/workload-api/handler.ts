@@ -82,9 +82,11 @@ const bundleKey = (b: TrustDomainBundle): string => trustDomainId(parseTrustDoma
 /** Entry sets whose X509SVIDResponse is kept for reuse; past this the map starts over (no unbounded growth). */
 const X509_RESPONSES_MAX = 256;
 
-/** The same objects, in the same order. */
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+/** The same objects, in the same order: identity, not contents (the cache's objects are replaced on change, never modified). */
+function sameObjects<T extends object>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Public members of a JWK only: a private parameter in a bundle must never reach a workload. */
@@ -246,7 +248,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     // message, encoded once (server.ts), for every caller whose own selectors resolved to this entry set
     const key = svids.map((s) => s.entryId).join('\n');
     const hit = x509Responses.get(key);
-    if (hit && hit.own === bundles.own && hit.crl === crl && sameItems(hit.svids, svids) && sameItems(hit.federated, federated)) return hit.message;
+    if (hit && hit.own === bundles.own && hit.crl === crl && sameObjects(hit.svids, svids) && sameObjects(hit.federated, federated)) return hit.message;
     const ownBundle = concatBytes(bundles.own.x509Authorities);
     const message = create(X509SVIDResponseSchema, {
       svids: svids.map((s) => ({
