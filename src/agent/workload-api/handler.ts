@@ -79,9 +79,6 @@ const notReady = () => new WispError('ERR_UNAVAILABLE', 'agent is not ready');
 const bundleKey = (b: TrustDomainBundle): string => trustDomainId(parseTrustDomain(b.trustDomain));
 
 
-/** Entry sets whose X509SVIDResponse is kept for reuse; past this the map starts over (no unbounded growth). */
-const X509_RESPONSES_MAX = 256;
-
 /** The same objects, in the same order: identity, not contents (the cache's objects are replaced on change, never modified). */
 function sameObjects<T extends object>(a: readonly T[], b: readonly T[]): boolean {
   if (a.length !== b.length) return false;
@@ -229,8 +226,12 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
 
   /** the FetchJWTSVID response of one JWT-SVID, while the cache holds that JWT-SVID */
   const jwtResponses = new WeakMap<MintedJwtSvid, JWTSVIDResponse>();
-  /** the last X509SVIDResponse built per entry set (entry ids in order), with what it was built from */
-  const x509Responses = new Map<string, { svids: readonly WorkloadX509Svid[]; own: TrustDomainBundle; federated: readonly TrustDomainBundle[]; crl: Uint8Array[]; message: X509SVIDResponse }>();
+  /**
+   * the last X509SVIDResponse built for an entry set, with what it was built from, keyed by the set's first
+   * SVID object: once the cache replaces that SVID (rotation, removal), the response and the key material in it
+   * go with it
+   */
+  const x509Responses = new WeakMap<WorkloadX509Svid, { svids: readonly WorkloadX509Svid[]; own: TrustDomainBundle; federated: readonly TrustDomainBundle[]; crl: Uint8Array[]; message: X509SVIDResponse }>();
 
   function x509SvidResponse(selectors: Selector[], pid: number): X509SVIDResponse | undefined {
     const svids: WorkloadX509Svid[] = uniqueHints(source.x509SvidsFor(selectors), (s) =>
@@ -246,8 +247,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     const crl = source.crls();
     // the same SVIDs, bundles and CRLs (the very objects the cache holds) give the same response: one
     // message, encoded once (server.ts), for every caller whose own selectors resolved to this entry set
-    const key = svids.map((s) => s.entryId).join('\n');
-    const hit = x509Responses.get(key);
+    const hit = x509Responses.get(svids[0]!);
     if (hit && hit.own === bundles.own && hit.crl === crl && sameObjects(hit.svids, svids) && sameObjects(hit.federated, federated)) return hit.message;
     const ownBundle = concatBytes(bundles.own.x509Authorities);
     const message = create(X509SVIDResponseSchema, {
@@ -262,8 +262,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       // decoded once per change of the revocations (cache/revocations.ts), not per call
       crl,
     });
-    if (x509Responses.size >= X509_RESPONSES_MAX && !hit) x509Responses.clear();
-    x509Responses.set(key, { svids, own: bundles.own, federated, crl, message });
+    x509Responses.set(svids[0]!, { svids, own: bundles.own, federated, crl, message });
     return message;
   }
 
