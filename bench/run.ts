@@ -5,19 +5,19 @@
  * latency client (bench/latency-client, built with `go build`).
  * Fixed sizes, warm-up before measuring, bounded loops; writes bench/results.json. Never part of `npm test`.
  */
-import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { REPO_ROOT, stopProcess, waitFor } from '../scripts/local-stack.js';
-import { callOnNewConnection, jwtSvidRequest, latenciesAtRate, maxRate, methodPath, newClient, type RawTarget } from './grpc-raw.js';
+import { callOnNewConnection, latenciesAtRate, maxRate, newClient, type RawTarget } from './grpc-raw.js';
+import { benchConcurrency, buildLatencyClient, goLatency, startEchoServer, workloadTargets } from './concurrency.js';
 import { attestAgent, b64, fetchRetry, makeCsr, startIssuer, TD, type Issuer } from './stack.js';
 import { JWT_BATCH_MAX } from '../src/agent/cache/jwt-batcher.js';
 import { median, percentile, pool, round, sleep } from './stats.js';
 import { record, results, rows } from './report.js';
 import { benchAgentCpu } from './agent-cpu.js';
-import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, spawnLogged, startRealAgent } from './fleet.js';
+import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, startRealAgent } from './fleet.js';
 import { benchStartup } from './startup.js';
 import { benchPush } from './push.js';
 import { benchExchange } from './exchange.js';
@@ -209,59 +209,16 @@ async function benchRegistry(issuer: Issuer): Promise<void> {
 
 
 
-/**
- * Builds bench/latency-client (Go, grpc-go): the open-loop client of the p99 measurements. A grpc-js client in
- * this process pauses for 3-10 ms scavenges under that load, and an open-loop measurement counts the client's
- * pauses as server latency; Go's collector does not stop the client that long.
- */
-function buildLatencyClient(dir: string): string {
-  const bin = join(dir, 'latency-client');
-  try {
-    execFileSync('go', ['build', '-o', bin, '.'], { cwd: join(REPO_ROOT, 'bench', 'latency-client'), stdio: 'pipe', env: { ...process.env, CGO_ENABLED: '0' } });
-  } catch (e) {
-    const err = e as { stderr?: Buffer; message: string };
-    throw new Error(`building bench/latency-client needs the Go toolchain (go build): ${err.stderr?.toString() || err.message}`, { cause: e });
-  }
-  return bin;
-}
-
-const execFileAsync = promisify(execFile);
-
-interface LatencyResult {
-  calls: number;
-  errors: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  firstError?: string;
-}
-
 /** One open-loop round of the Go latency client: `rate` calls/s for HALF_LOAD_MS, over 100 connected clients or a new connection per call. */
-async function goLatency(bin: string, t: RawTarget, rate: number, newConnection = false): Promise<LatencyResult> {
-  const args = ['-socket', t.socketPath, '-method', methodPath(t), '-kind', t.kind, '-req', t.request.toString('hex'), '-rate', String(rate), '-duration', `${HALF_LOAD_MS}ms`, '-clients', String(WORKLOAD_CLIENTS)];
-  const { stdout } = await execFileAsync(bin, newConnection ? [...args, '-new-connection'] : args, { timeout: HALF_LOAD_MS + 60_000 });
-  const r = JSON.parse(stdout) as LatencyResult;
-  if (r.errors > 0) throw new Error(`${methodPath(t)}: ${r.errors} of ${r.calls} calls failed (${r.firstError})`);
-  return r;
-}
+const halfLoadLatency = (bin: string, t: RawTarget, rate: number, newConnection = false) => goLatency(bin, t, rate, HALF_LOAD_MS, WORKLOAD_CLIENTS, newConnection);
 
 async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socketPath: string }): Promise<void> {
   console.log('\n== Workload API: FetchX509SVID / FetchJWTSVID vs a bare grpc-js echo server');
   const latencyClient = buildLatencyClient(dir);
-  const echoSocket = join(dir, 'run', 'echo.sock');
-  const echo = spawnLogged([join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(REPO_ROOT, 'bench', 'echo-server.ts'), echoSocket], 'echo-server');
+  const echo = await startEchoServer(dir);
   try {
-    await waitFor('the echo server', async () => (existsSync(echoSocket) ? true : undefined), 30_000, 100);
-    // tsx runs the script in a child process; the echo server's own pid is its only child
-    const echoPid = await waitFor('the echo server pid', async () => {
-      const kids = readFileSync(`/proc/${echo.child.pid}/task/${echo.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      return kids[0] ?? echo.child.pid;
-    });
-    const x509: RawTarget = { socketPath: agent.socketPath, kind: 'stream', method: 'stream', request: Buffer.alloc(0) };
-    const echoStream: RawTarget = { socketPath: echoSocket, kind: 'stream', method: 'echoStream', request: Buffer.alloc(700) };
-    const jwt: RawTarget = { socketPath: agent.socketPath, kind: 'unary', method: 'unary', request: jwtSvidRequest('bench-audience') };
-    const echoUnary: RawTarget = { socketPath: echoSocket, kind: 'unary', method: 'echoUnary', request: Buffer.alloc(700) };
+    const echoPid = echo.pid;
+    const { x509, echoStream, jwt, echoUnary } = workloadTargets(agent.socketPath, echo.socketPath);
     const agentPid = agent.child.pid!;
     // warm-up; the JWT audience is then one the agent has seen before
     for (const t of [x509, echoStream, jwt, echoUnary]) await maxRate(t, 200, WORKLOAD_CLIENTS);
@@ -306,12 +263,12 @@ async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socke
     const connected = Array.from({ length: WORKLOAD_CLIENTS }, () => newClient(agent.socketPath));
     try {
       for (let i = 0; i < P99_ROUNDS; i++) {
-        p99.echoX.push((await goLatency(latencyClient, echoStream, x509Half)).p99);
-        p99.x.push((await goLatency(latencyClient, x509, x509Half)).p99);
-        p99.echoJ.push((await goLatency(latencyClient, echoUnary, jwtHalf)).p99);
-        p99.j.push((await goLatency(latencyClient, jwt, jwtHalf)).p99);
-        p99.xNew.push((await goLatency(latencyClient, x509, x509Half, true)).p99);
-        p99.jNew.push((await goLatency(latencyClient, jwt, jwtHalf, true)).p99);
+        p99.echoX.push((await halfLoadLatency(latencyClient, echoStream, x509Half)).p99);
+        p99.x.push((await halfLoadLatency(latencyClient, x509, x509Half)).p99);
+        p99.echoJ.push((await halfLoadLatency(latencyClient, echoUnary, jwtHalf)).p99);
+        p99.j.push((await halfLoadLatency(latencyClient, jwt, jwtHalf)).p99);
+        p99.xNew.push((await halfLoadLatency(latencyClient, x509, x509Half, true)).p99);
+        p99.jNew.push((await halfLoadLatency(latencyClient, jwt, jwtHalf, true)).p99);
         p99.xNode.push(percentile(await latenciesAtRate(x509, x509Half, HALF_LOAD_MS, connected), 99));
         p99.jNode.push(percentile(await latenciesAtRate(jwt, jwtHalf, HALF_LOAD_MS, connected), 99));
         console.log(`  round ${i + 1}: p99 FetchX509SVID ${round(p99.x.at(-1)!)} ms (echo ${round(p99.echoX.at(-1)!)}), FetchJWTSVID ${round(p99.j.at(-1)!)} ms (echo ${round(p99.echoJ.at(-1)!)})`);
@@ -329,8 +286,9 @@ async function benchWorkloadApi(dir: string, agent: { child: ChildProcess; socke
     record('workload_jwt_p99_ms_half_load_new_connection', round(median(p99.jNew)), { limit: 'connect + call' });
     record('workload_x509_p99_ms_half_load_grpcjs_client', round(median(p99.xNode)), { limit: 'grpc-js clients in the bench process' });
     record('workload_jwt_p99_ms_half_load_grpcjs_client', round(median(p99.jNode)), { limit: 'grpc-js clients in the bench process' });
+    await benchConcurrency({ socketPath: agent.socketPath, pid: agentPid }, echo, latencyClient);
   } finally {
-    await stopProcess(echo.child);
+    await echo.stop();
   }
 }
 

@@ -8,8 +8,12 @@
 //
 //	[-duration 3s] [-clients 100] [-new-connection]
 //
+// or, closed loop, -concurrency N instead of -rate: N callers, each calling again as soon as its call ends,
+// each on its own connection (or a new connection per call with -new-connection), for -duration.
+//
 // Prints one JSON object: latency percentiles in ms, counted from each call's scheduled start
-// (no coordinated omission), and the number of failed calls.
+// (no coordinated omission; in the closed loop from the call's start), the number of failed calls, and in
+// the closed loop the calls per second.
 package main
 
 import (
@@ -46,6 +50,8 @@ type result struct {
 	Max    float64 `json:"max"`
 	// FirstError describes one failed call, if any
 	FirstError string `json:"firstError,omitempty"`
+	// PerSecond is the closed loop's rate: completed calls per second
+	PerSecond float64 `json:"perSecond,omitempty"`
 }
 
 func main() {
@@ -57,10 +63,11 @@ func main() {
 	duration := flag.Duration("duration", 3*time.Second, "how long to send calls")
 	clients := flag.Int("clients", 100, "connected clients the calls go round-robin over")
 	newConnection := flag.Bool("new-connection", false, "each call opens and closes its own connection")
+	concurrency := flag.Int("concurrency", 0, "closed loop: this many callers instead of a fixed rate")
 	flag.Parse()
 	req, err := hex.DecodeString(*reqHex)
-	if *socket == "" || *method == "" || *rate <= 0 || err != nil || (*kind != "stream" && *kind != "unary") {
-		fmt.Fprintln(os.Stderr, "usage: latency-client -socket PATH -method /Service/Method [-kind stream|unary] [-req HEX] -rate N")
+	if *socket == "" || *method == "" || (*rate <= 0) == (*concurrency <= 0) || err != nil || (*kind != "stream" && *kind != "unary") {
+		fmt.Fprintln(os.Stderr, "usage: latency-client -socket PATH -method /Service/Method [-kind stream|unary] [-req HEX] -rate N | -concurrency N")
 		os.Exit(2)
 	}
 	dial := func() *grpc.ClientConn {
@@ -93,6 +100,11 @@ func main() {
 			err = s.RecvMsg(&out)
 		}
 		return err
+	}
+
+	if *concurrency > 0 {
+		closedLoop(dial, call, *concurrency, *duration, *newConnection)
+		return
 	}
 
 	var conns []*grpc.ClientConn
@@ -147,13 +159,83 @@ func main() {
 	for _, c := range conns {
 		c.Close()
 	}
+	r := summarize(latencies, errors.Load())
+	if e, ok := firstError.Load().(string); ok {
+		r.FirstError = e
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// summarize sorts the latencies and takes nearest-rank percentiles, as bench/stats.ts.
+func summarize(latencies []float64, errors int64) result {
+	total := len(latencies)
+	if total == 0 {
+		return result{Errors: errors}
+	}
 	sort.Float64s(latencies)
-	// nearest-rank percentile, as bench/stats.ts
 	percentile := func(p float64) float64 {
 		rank := int(math.Ceil(p/100*float64(total))) - 1
 		return latencies[max(0, min(total-1, rank))]
 	}
-	r := result{Calls: total, Errors: errors.Load(), P50: percentile(50), P90: percentile(90), P99: percentile(99), Max: latencies[total-1]}
+	return result{Calls: total, Errors: errors, P50: percentile(50), P90: percentile(90), P99: percentile(99), Max: latencies[total-1]}
+}
+
+// closedLoop runs n callers for d, each on its own connection (or a new one per call), after one warm-up
+// call each, and prints the rate and the latencies of the calls.
+func closedLoop(dial func() *grpc.ClientConn, call func(*grpc.ClientConn) error, n int, d time.Duration, newConnection bool) {
+	conns := make([]*grpc.ClientConn, n)
+	if !newConnection {
+		var wg sync.WaitGroup
+		for i := range conns {
+			conns[i] = dial()
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = call(conns[i]) }()
+		}
+		wg.Wait()
+	}
+	perCaller := make([][]float64, n)
+	var errors atomic.Int64
+	var firstError atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]float64, 0, 4096)
+			for time.Now().Before(end) {
+				t0 := time.Now()
+				var err error
+				if newConnection {
+					c := dial()
+					err = call(c)
+					c.Close()
+				} else {
+					err = call(conns[i])
+				}
+				lat = append(lat, float64(time.Since(t0).Nanoseconds())/1e6)
+				if err != nil {
+					errors.Add(1)
+					firstError.CompareAndSwap(nil, err.Error())
+				}
+			}
+			perCaller[i] = lat
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	var all []float64
+	for _, l := range perCaller {
+		all = append(all, l...)
+	}
+	r := summarize(all, errors.Load())
+	r.PerSecond = float64(len(all)) / elapsed.Seconds()
 	if e, ok := firstError.Load().(string); ok {
 		r.FirstError = e
 	}

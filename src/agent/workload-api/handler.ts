@@ -15,7 +15,7 @@
  */
 import { create, equals, type DescMessage, type JsonObject, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { LOG_FIELDS, type Logger } from '../log.js';
-import type { BundleSet, IdentitySource, TrustDomainBundle, WorkloadX509Svid } from '../cache/identity-source.js';
+import type { BundleSet, IdentitySource, MintedJwtSvid, TrustDomainBundle, WorkloadX509Svid } from '../cache/identity-source.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { concatBytes } from '../../shared/encoding/bytes.js';
 import { WispError, isWispError } from '../../shared/errors.js';
@@ -25,9 +25,12 @@ import {
   JWTBundlesResponseSchema,
   WITBundlesResponseSchema,
   WITSVIDResponseSchema,
+  JWTSVIDResponseSchema,
   X509BundlesResponseSchema,
+  type JWTSVIDResponse,
   X509SVIDResponseSchema,
   type SpiffeWorkloadAPI,
+  type X509SVIDResponse,
 } from '../../node/workload-api/gen/workload_pb.js';
 import { validateWorkloadJwt, type JwtSvidValidator } from './jwt-validate.js';
 import type { CallerRateLimiter, RateLimitedMethod } from './rate-limit.js';
@@ -78,6 +81,13 @@ const notReady = () => new WispError('ERR_UNAVAILABLE', 'agent is not ready');
 /** The key of every bundle map: the SPIFFE ID of the trust domain (Workload API §4.6). */
 const bundleKey = (b: TrustDomainBundle): string => trustDomainId(parseTrustDomain(b.trustDomain));
 
+
+/** The same objects, in the same order: identity, not contents (the cache's objects are replaced on change, never modified). */
+function sameObjects<T extends object>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** Public members of a JWK only: a private parameter in a bundle must never reach a workload. */
 const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
@@ -217,7 +227,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
         const init = build();
         if (init === undefined) continue;
         const message = create(schema, init);
-        if (last && equals(schema, last, message)) continue;
+        if (last && (last === message || equals(schema, last, message))) continue;
         last = message;
         yield init;
       } while (await feed.next());
@@ -233,7 +243,16 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     return identities;
   }
 
-  function x509SvidResponse(selectors: Selector[], pid: number): MessageInitShape<typeof X509SVIDResponseSchema> | undefined {
+  /** the FetchJWTSVID response of one JWT-SVID, while the cache holds that JWT-SVID */
+  const jwtResponses = new WeakMap<MintedJwtSvid, JWTSVIDResponse>();
+  /**
+   * the last X509SVIDResponse built for an entry set, with what it was built from, keyed by the set's first
+   * SVID object: once the cache replaces that SVID (rotation, removal), the response and the key material in it
+   * go with it
+   */
+  const x509Responses = new WeakMap<WorkloadX509Svid, { svids: readonly WorkloadX509Svid[]; own: TrustDomainBundle; federated: readonly TrustDomainBundle[]; crl: Uint8Array[]; message: X509SVIDResponse }>();
+
+  function x509SvidResponse(selectors: Selector[], pid: number): X509SVIDResponse | undefined {
     const svids: WorkloadX509Svid[] = uniqueHints(source.x509SvidsFor(selectors), (s) =>
       log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, [LOG_FIELDS.ENTRY_ID]: s.entryId, hint: s.hint, pid }, 'ignoring X509-SVID with duplicated hint'),
     );
@@ -243,9 +262,14 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       throw noIdentity();
     }
     const bundles = source.bundles();
-    const ownBundle = concatBytes(bundles.own.x509Authorities);
     const federated = bundlesFor(bundles, svids.flatMap((s) => s.federatesWith)).slice(1);
-    return {
+    const crl = source.crls();
+    // the same SVIDs, bundles and CRLs (the very objects the cache holds) give the same response: one
+    // message, encoded once (server.ts), for every caller whose own selectors resolved to this entry set
+    const hit = x509Responses.get(svids[0]!);
+    if (hit && hit.own === bundles.own && hit.crl === crl && sameObjects(hit.svids, svids) && sameObjects(hit.federated, federated)) return hit.message;
+    const ownBundle = concatBytes(bundles.own.x509Authorities);
+    const message = create(X509SVIDResponseSchema, {
       svids: svids.map((s) => ({
         spiffeId: s.spiffeId,
         x509Svid: concatBytes(s.certChain),
@@ -255,8 +279,10 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       })),
       federatedBundles: Object.fromEntries(federated.map((b) => [bundleKey(b), concatBytes(b.x509Authorities)])),
       // decoded once per change of the revocations (cache/revocations.ts), not per call
-      crl: source.crls(),
-    };
+      crl,
+    });
+    x509Responses.set(svids[0]!, { svids, own: bundles.own, federated, crl, message });
+    return message;
   }
 
   return {
@@ -296,6 +322,14 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
       if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
       const svids = await Promise.all(chosen.map((i) => source.fetchJwtSvid(i.entryId, audience)));
+      if (svids.length === 1) {
+        // the cache hands out one object per JWT-SVID until it mints another: its response is built (and
+        // encoded, server.ts) once
+        const svid = svids[0]!;
+        let message = jwtResponses.get(svid);
+        if (!message) jwtResponses.set(svid, (message = create(JWTSVIDResponseSchema, { svids: [{ spiffeId: svid.spiffeId, svid: svid.token, hint: svid.hint }] })));
+        return message;
+      }
       const unique = uniqueHints(svids, (s) => log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, hint: s.hint }, 'ignoring JWT-SVID with duplicated hint'));
       return { svids: unique.map((s) => ({ spiffeId: s.spiffeId, svid: s.token, hint: s.hint })) };
     },
