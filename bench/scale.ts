@@ -32,6 +32,10 @@ const SHARDS = 4;
 const OPS_PER_MEASURE = QUICK ? 200 : 1000;
 const IN_FLIGHT = 16;
 const SIM_SECONDS = QUICK ? 15 : 60;
+/** requests the run's driver keeps waiting at most (past it the issuer has fallen behind: requests are dropped, counted) */
+const SIM_IN_FLIGHT = 256;
+/** the run's load: this share of the issuer's measured unchanged-sync rate (the driver signs every proof on the same cores) */
+const SIM_LOAD = 0.25;
 /** one DO's soft limit (Cloudflare: ~1,000 requests/s per object) */
 const DO_RPS_LIMIT = 1000;
 /** one thread: 1,000 ms of work per second (a DO; a D1 database, which runs one query at a time) */
@@ -198,11 +202,10 @@ async function measureOps(issuer: MeteredIssuer, measured: Partial<Record<Op, Me
 /** the time-compressed runs, on one CA object and on SHARDS; returns the busiest object's share of the sharded run */
 async function validate(issuer: MeteredIssuer, real: SeededAgent[], sharded: SeededAgent[], costs: Record<Op, OpCost>, rates: Record<Op, number>): Promise<number> {
   const perAgent = (Object.keys(rates) as Op[]).filter((op) => op !== 'push').reduce((t, op) => t + rates[op], 0);
-  const compression = Math.max(1, Math.floor((0.4 * (results.scale_issuer_sync_unchanged_per_s as number)) / (REAL_AGENTS * perAgent)));
+  const compression = Math.max(1, Math.floor((SIM_LOAD * (results.scale_issuer_sync_unchanged_per_s as number)) / (REAL_AGENTS * perAgent)));
   const simulate = async (agents: SeededAgent[], shards: number) => {
     await issuer.setShards(shards);
-    await issuer.reset();
-    const sim = await runSim(issuer, agents, { compression, seconds: SIM_SECONDS, changesPerSecond: ASSUMPTIONS.changesPerSecond, jwtPairsPerAgent: ASSUMPTIONS.jwtPairsPerAgent, maxInFlight: 256, shards, shardOf: (a) => shardOf(a.token, shards) });
+    const sim = await runSim(issuer, agents, { beforeStart: () => issuer.reset(), compression, seconds: SIM_SECONDS, changesPerSecond: ASSUMPTIONS.changesPerSecond, jwtPairsPerAgent: ASSUMPTIONS.jwtPairsPerAgent, maxInFlight: SIM_IN_FLIGHT, shards, shardOf: (a) => shardOf(a.token, shards) });
     const c = await issuer.counters();
     const equivalent = agents.length * compression;
     // the model at the change rate that happened (a few Poisson changes in a short run)
@@ -210,7 +213,7 @@ async function validate(issuer: MeteredIssuer, real: SeededAgent[], sharded: See
     const agentDo = (m: Record<string, { calls: number }>) => Object.entries(m).filter(([k]) => k !== 'recordTelemetry').reduce((t, [, v]) => t + v.calls, 0);
     const measuredDo = (doCalls(c) - doCalls(c, 'recordTelemetry')) / sim.seconds;
     const perObject = Object.entries(c.do).map(([name, m]) => [name, agentDo(m) / sim.seconds] as const).filter(([, r]) => r > 0);
-    console.log(`  ${equivalent} agent-equivalents for ${round(sim.seconds, 1)} s; ${sim.changes} admin changes; sent ${JSON.stringify(sim.sent)}, ${sim.failed} failed, late p99 ${sim.lateP99Ms} ms`);
+    console.log(`  ${equivalent} agent-equivalents for ${round(sim.seconds, 1)} s; ${sim.changes} admin changes; sent ${JSON.stringify(sim.sent)}, ${sim.failed} failed ${JSON.stringify(sim.failures)}${sim.firstFailure ? ` (first: ${sim.firstFailure})` : ''}, ${sim.dropped} not sent (${SIM_IN_FLIGHT} already waiting), late p99 ${sim.lateP99Ms} ms`);
     console.log(`    DO requests/s ${round(measuredDo, 1)} (model ${round(predicted.doRequestsPerSecond, 1)}); per object ${perObject.map(([n, r]) => `${n}: ${round(r, 1)}`).join(', ')}`);
     console.log(`    D1 queries/s ${round(c.d1.statements / sim.seconds, 1)} (model ${round(predicted.d1StatementsPerSecond, 1)}); rows read/s ${round(c.d1.rowsRead / sim.seconds)} (${round(predicted.d1RowsReadPerSecond)}), written/s ${round(c.d1.rowsWritten / sim.seconds)} (${round(predicted.d1RowsWrittenPerSecond)})`);
     return { sim, measuredDo, predicted, perObject, d1: c.d1.statements / sim.seconds };
@@ -222,12 +225,14 @@ async function validate(issuer: MeteredIssuer, real: SeededAgent[], sharded: See
   record('scale_sim_do_model_ratio', round(v1.measuredDo / v1.predicted.doRequestsPerSecond), { limit: 'measured / model' });
   record('scale_sim_d1_model_ratio', round(v1.d1 / v1.predicted.d1StatementsPerSecond), { limit: 'measured / model' });
   record('scale_sim_failed_requests', v1.sim.failed, { target: '0', met: v1.sim.failed === 0 });
+  record('scale_sim_dropped_requests', v1.sim.dropped, { limit: 'not sent: the local issuer fell behind' });
 
   console.log(`\n== The same on ${SHARDS} CA objects`);
   const vN = await simulate(sharded, SHARDS);
   const share = Math.max(...vN.perObject.map(([, r]) => r)) / Math.max(1e-9, vN.measuredDo);
   record(`scale_sim_${SHARDS}_shards_do_requests_per_s`, round(vN.measuredDo, 1), { limit: `model: ${round(vN.predicted.doRequestsPerSecond, 1)}; busiest object ${round(share * 100, 1)} % (even: ${round(100 / SHARDS, 1)} %)` });
   record(`scale_sim_${SHARDS}_shards_failed_requests`, vN.sim.failed, { target: '0', met: vN.sim.failed === 0 });
+  record(`scale_sim_${SHARDS}_shards_dropped_requests`, vN.sim.dropped, { limit: 'not sent: the local issuer fell behind' });
   // at fleet size the hash spreads agents more evenly than over the run's few: the busiest shard of FLEET join tokens
   const counts = new Array<number>(SHARDS).fill(0);
   for (let i = 0; i < FLEET; i++) counts[shardOf(randomUUID(), SHARDS)]!++;

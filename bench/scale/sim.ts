@@ -17,7 +17,12 @@ export interface SimResult {
   /** admin changes made (Poisson: the model is checked against the rate that happened) */
   changes: number;
   sent: Record<Op, number>;
+  /** requests answered with an error, by status, and the first error's text */
   failed: number;
+  failures: Record<string, number>;
+  firstFailure?: string;
+  /** requests not sent: the driver already had maxInFlight waiting (the issuer fell behind) */
+  dropped: number;
   /** 99th percentile of how late requests left (the driver keeping up), ms */
   lateP99Ms: number;
 }
@@ -30,12 +35,20 @@ interface SyncState {
 export async function runSim(
   issuer: Issuer,
   agents: SeededAgent[],
-  opts: { compression: number; seconds: number; changesPerSecond: number; jwtPairsPerAgent: number; maxInFlight: number; shards: number; shardOf: (a: SeededAgent) => number },
+  opts: { compression: number; seconds: number; /** called after the agents' first syncs, right before the run (the meter's reset) */ beforeStart: () => Promise<void>; changesPerSecond: number; jwtPairsPerAgent: number; maxInFlight: number; shards: number; shardOf: (a: SeededAgent) => number },
 ): Promise<SimResult> {
   const F = opts.compression;
   const csrs = await Promise.all(Array.from({ length: 16 }, () => makeCsr()));
   const sent: Record<Op, number> = { sync_unchanged: 0, sync_changed: 0, x509_batch: 0, jwt_batch: 0, renew: 0, federation_tasks: 0, push: 0 };
   let failed = 0;
+  let dropped = 0;
+  const failures: Record<string, number> = {};
+  let firstFailure: string | undefined;
+  const fail = (why: string, text: string) => {
+    failed++;
+    failures[why] = (failures[why] ?? 0) + 1;
+    firstFailure ??= text.slice(0, 300);
+  };
   let inFlight = 0;
   const late: number[] = [];
   const q = (a: SeededAgent) => (opts.shards > 1 ? `?shard=${opts.shardOf(a)}` : '');
@@ -52,7 +65,7 @@ export async function runSim(
 
   const send = async (op: Op, a: SeededAgent, path: string, body: unknown, method: 'POST' | 'GET' = 'POST') => {
     if (inFlight >= opts.maxInFlight) {
-      failed++;
+      dropped++;
       return undefined;
     }
     inFlight++;
@@ -61,12 +74,12 @@ export async function runSim(
       const res = await (await a.agent.prepare(`${path}${q(a)}`, body, method))();
       const text = await res.text();
       if (!res.ok) {
-        failed++;
+        fail(`${op} ${res.status}`, `${op}: ${res.status} ${text}`);
         return undefined;
       }
       return text;
-    } catch {
-      failed++;
+    } catch (e) {
+      fail(`${op} network`, `${op}: ${String(e)}`);
       return undefined;
     } finally {
       inFlight--;
@@ -117,12 +130,13 @@ export async function runSim(
     if (t >= T) break;
     const a = agents[n % agents.length]!;
     events.push([t, async () => {
-      await issuer.admin('POST', '/entries/batch-update', { entries: [{ id: a.entryIds[0], ...entry(`/agent/x/workload/${a.agent.agentId.slice(-12)}-0`, a.agent.agentId, 'uid:1000', { hint: `change-${n}` }) }] }).catch(() => failed++);
+      await issuer.admin('POST', '/entries/batch-update', { entries: [{ id: a.entryIds[0], ...entry(`/agent/x/workload/${a.agent.agentId.slice(-12)}-0`, a.agent.agentId, 'uid:1000', { hint: `change-${n}` }) }] }).catch((e: unknown) => fail('admin change', String(e)));
       registry++;
       await sync(a, 'push');
     }]);
   }
   events.sort((x, y) => x[0] - y[0]);
+  await opts.beforeStart();
   const t0 = performance.now();
   const pending: Promise<unknown>[] = [];
   for (const [at, action] of events) {
@@ -133,5 +147,5 @@ export async function runSim(
   }
   await Promise.all(pending);
   late.sort((x, y) => x - y);
-  return { seconds: (performance.now() - t0) / 1000, changes: registry, sent, failed, lateP99Ms: Math.round(late[Math.floor(late.length * 0.99)] ?? 0) };
+  return { seconds: (performance.now() - t0) / 1000, changes: registry, sent, failed, failures, firstFailure, dropped, lateP99Ms: Math.round(late[Math.floor(late.length * 0.99)] ?? 0) };
 }
