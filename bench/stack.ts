@@ -61,8 +61,11 @@ export interface D1Like {
   prepare(sql: string): { bind(...v: unknown[]): { run(): Promise<unknown>; first<T>(): Promise<T | null> } };
 }
 
-/** `inspectorPort`: expose workerd's DevTools protocol (profiling the issuer under load). */
-export async function startIssuer(dir: string, options: { inspectorPort?: number } = {}): Promise<Issuer> {
+/**
+ * `inspectorPort`: expose workerd's DevTools protocol (profiling the issuer under load). `mainModule`: a module
+ * in `dir` run as the Worker instead of the bundle, which it imports as `./worker/index.js` (bench/scale's meter).
+ */
+export async function startIssuer(dir: string, options: { inspectorPort?: number; mainModule?: string } = {}): Promise<Issuer> {
   const state = join(dir, 'state');
   mkdirSync(state, { recursive: true });
   run(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--outdir', join(dir, 'worker')]);
@@ -89,9 +92,10 @@ export async function startIssuer(dir: string, options: { inspectorPort?: number
     workers: [
       {
         name: 'wisp',
-        modules: true,
         modulesRoot: dir,
-        scriptPath: join(dir, 'worker', 'index.js'),
+        ...(options.mainModule
+          ? { modules: [{ type: 'ESModule' as const, path: join(dir, options.mainModule) }, { type: 'ESModule' as const, path: join(dir, 'worker', 'index.js') }] }
+          : { modules: true, scriptPath: join(dir, 'worker', 'index.js') }),
         compatibilityDate: COMPATIBILITY_DATE,
         bindings,
         d1Databases: { DB: D1_ID },
@@ -162,8 +166,8 @@ export const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 export interface BenchAgent {
   agentId: string;
   call<T = unknown>(path: string, body: unknown): Promise<T>;
-  /** prepares a signed request (proof made beforehand) and returns a function that sends it */
-  prepare(path: string, body: unknown): Promise<() => Promise<Response>>;
+  /** prepares a signed request (proof made beforehand) and returns a function that sends it; a GET has no body */
+  prepare(path: string, body: unknown, method?: 'POST' | 'GET'): Promise<() => Promise<Response>>;
 }
 
 /** `direct`: the agent's signed calls go to `issuer.directUrl` (attestation still goes through `url`). */
@@ -181,10 +185,10 @@ export async function attestAgent(issuer: Issuer, options: { direct?: boolean } 
   const chain = svid.certChain.map((c) => new Uint8Array(Buffer.from(c, 'base64')));
   const agent: BenchAgent = {
     agentId: svid.spiffeId,
-    async prepare(path, body) {
-      const raw = JSON.stringify(body);
+    async prepare(path, body, method = 'POST') {
+      const raw = method === 'GET' ? '' : JSON.stringify(body);
       const authorization = await createAgentProof({
-        method: 'POST',
+        method,
         pathAndQuery: path,
         body: raw,
         certChainDer: chain,
@@ -192,6 +196,7 @@ export async function attestAgent(issuer: Issuer, options: { direct?: boolean } 
         now: Date.now() / 1000,
         jti: randomJti(),
       });
+      if (method === 'GET') return () => fetchRetry(`${base}${path}`, { headers: { authorization } });
       return () => fetchRetry(`${base}${path}`, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: raw });
     },
     async call<T>(path: string, body: unknown): Promise<T> {
