@@ -7,10 +7,9 @@
  * TOKEN_EXCHANGE, set by stack.ts's startIssuer through `exchangeBenchVars`).
  */
 import { createTokenSigner, type TokenSigner } from '../test/helpers/node/oidc-token-issuer.js';
-import { QUICK } from './fleet.js';
 import { record } from './report.js';
 import { b64, fetchRetry, makeCsr, TD, type Issuer } from './stack.js';
-import { median, pool, round } from './stats.js';
+import { median, pool, QUICK, round } from './stats.js';
 
 const ALIAS = 'bench';
 const TOKEN_ISSUER = 'https://token.bench.example';

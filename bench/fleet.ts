@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, waitFor } from '../scripts/local-stack.js';
 import { TD, type Issuer } from './stack.js';
-import { pool } from './stats.js';
+import { pool, QUICK } from './stats.js';
 
-export const QUICK = process.argv.includes('--quick');
+export { QUICK };
 export const ADMIN_BATCH = 500;
 export const AGENT_SVIDS = QUICK ? 200 : 1000;
 const uid = process.getuid?.() ?? 0;

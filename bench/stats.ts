@@ -1,4 +1,7 @@
-/** Small statistics for the benchmarks: medians of rounds, percentiles of latency samples. */
+/** Small statistics for the benchmarks: medians of rounds, percentiles of latency samples; the run's size. */
+
+/** `npm run bench -- --quick`: smaller sizes and fewer rounds, to check the harness (numbers not comparable) */
+export const QUICK = process.argv.includes('--quick');
 
 export function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
