@@ -48,9 +48,9 @@ function workloadApi(cache: SvidCache = h.cache) {
 }
 const ctx = () => ({ peer: { pid: 1, uid: 1000, gid: 1000 }, signal: new AbortController().signal });
 
-async function fetchOnce(cache: SvidCache = h.cache) {
+async function fetchOnce(cache: SvidCache = h.cache, api = workloadApi(cache)) {
   const controller = new AbortController();
-  const it = workloadApi(cache).fetchX509SVID({} as never, { ...ctx(), signal: controller.signal })[Symbol.asyncIterator]();
+  const it = api.fetchX509SVID({} as never, { ...ctx(), signal: controller.signal })[Symbol.asyncIterator]();
   const first = await it.next();
   controller.abort();
   await it.return?.();
@@ -98,9 +98,12 @@ describe('agents and per-SVID revocation', () => {
     await stream.return?.();
 
     // the CRL: DER, signed by a CA of the bundle, listing the revoked serial and not the fresh one
-    const res = await fetchOnce();
+    const api = workloadApi();
+    const res = await fetchOnce(h.cache, api);
     expect(res.crl.length).toBeGreaterThan(0);
-    expect(res.crl).toBe(h.cache.crls()); // precomputed once per change, the same array on every call
+    // precomputed once per change: the cache's CRLs, in one response (handler.ts) reused for every call
+    expect(res.crl).toEqual(h.cache.crls());
+    expect((await fetchOnce(h.cache, api)).crl).toBe(res.crl);
     const crl = new x509.X509Crl(res.crl[0]!);
     const cas = h.cache.bundles().own.x509Authorities.map((d) => new x509.X509Certificate(d));
     const verified = await Promise.all(cas.map((ca) => crl.verify({ publicKey: ca.publicKey })));
