@@ -3,7 +3,7 @@
 import hpack, { type HpackHeader } from 'hpack.js';
 import http2 from 'node:http2';
 import { describe, expect, it } from 'vitest';
-import { AuthorityRewriter, REWRITTEN_AUTHORITY, isAcceptedAuthority } from '../../src/agent/workload-api/authority.js';
+import { AuthorityRewriter, EMPTY_SETTINGS, REWRITTEN_AUTHORITY, acceptConnection, isAcceptedAuthority } from '../../src/agent/workload-api/authority.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const SETTINGS = frame(0x4, 0, 0, Buffer.alloc(0));
@@ -69,9 +69,9 @@ function parse(out: Buffer) {
   return { frames, blocks };
 }
 
-function run(chunks: Buffer[], chunkSize?: number) {
+function run(chunks: Buffer[], chunkSize?: number, options?: { ownSettingsSent?: boolean }) {
   const out: Buffer[] = [];
-  const rw = new AuthorityRewriter((c) => out.push(Buffer.from(c)));
+  const rw = new AuthorityRewriter((c) => out.push(Buffer.from(c)), options);
   const all = Buffer.concat(chunks);
   const step = chunkSize ?? all.length;
   for (let at = 0; at < all.length; at += step) rw.write(all.subarray(at, at + step));
@@ -173,5 +173,111 @@ describe('AuthorityRewriter', () => {
       ['/a', REWRITTEN_AUTHORITY],
       ['/b', REWRITTEN_AUTHORITY],
     ]);
+  });
+
+  it("drops the client's first SETTINGS ACK (the ACK of the agent's own SETTINGS), before or after the first header block, and only that one", () => {
+    const enc = clientEncoder();
+    const ackFrame = frame(0x4, 0x1, 0, Buffer.alloc(0));
+    const headers = frame(0x1, 0x4, 1, enc(request('localhost')));
+    const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
+    // grpc-go: ACK, then HEADERS; a client that does not wait: HEADERS, then the ACK; the second ACK is nghttp2's
+    for (const input of [[PREFACE, SETTINGS, ackFrame, headers, data, ackFrame], [PREFACE, SETTINGS, headers, data, ackFrame, ackFrame]]) {
+      for (const size of [undefined, 1, 4]) {
+        const { out, rw } = run(input, size, { ownSettingsSent: true });
+        expect(out.equals(Buffer.concat(input.filter((f, i) => f !== ackFrame || i !== input.indexOf(ackFrame))))).toBe(true);
+        expect(rw.passing).toBe(true);
+      }
+    }
+    // before its ACK the rewriter keeps reading, even past an acceptable block
+    const { rw } = run([PREFACE, SETTINGS, headers, data], undefined, { ownSettingsSent: true });
+    expect(rw.passing).toBe(false);
+    // a rewritten connection drops it too, and forwards later ACKs
+    const path = '/run/agent.sock';
+    const enc2 = clientEncoder();
+    const { out } = run([PREFACE, SETTINGS, frame(0x1, 0x4, 1, enc2(request(path))), ackFrame, ackFrame], undefined, { ownSettingsSent: true });
+    expect(parse(out).frames.map((f) => [f.type, f.flags])).toEqual([[0x4, 0], [0x1, 0x4], [0x4, 0x1]]);
+  });
+});
+
+describe('acceptConnection: the first header block read by the agent, then the connection to nghttp2', () => {
+  /** an HTTP/2 server behind acceptConnection on a Unix socket; answers each stream with the class of its session socket's handle */
+  async function serve(dir: string) {
+    const { createServer } = await import('node:net');
+    const h2 = http2.createServer();
+    const keys: string[] = [];
+    h2.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200, 'x-handle': String((stream.session!.socket as unknown as { _handle?: object })._handle?.constructor.name), 'x-authority': String(headers[':authority']) });
+      stream.end();
+    });
+    const path = `${dir}/h2.sock`;
+    const server = createServer((socket) => {
+      keys.push('k');
+      acceptConnection(socket, `k${keys.length}`, (connection) => h2.emit('connection', connection));
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    return { path, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+
+  async function get(path: string, authority: string) {
+    const { connect } = await import('node:net');
+    const session = http2.connect('http://localhost', { createConnection: () => connect(path) });
+    session.on('error', () => undefined);
+    try {
+      return await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/x', ':authority': authority });
+        req.on('response', resolve);
+        req.on('error', reject);
+        req.end();
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  it('an acceptable :authority gets the native socket (a Pipe handle), a path gets the rewriting shim (a JSStream handle) and localhost', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const server = await serve(mkdtempSync(`${tmpdir()}/wisp-authority-`));
+    try {
+      expect(await get(server.path, 'localhost')).toMatchObject({ ':status': 200, 'x-handle': 'Pipe', 'x-authority': 'localhost' });
+      expect(await get(server.path, '/run/agent.sock')).toMatchObject({ ':status': 200, 'x-handle': 'JSStream', 'x-authority': REWRITTEN_AUTHORITY });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('serves a client that sends HEADERS only after the server SETTINGS (as grpc-go and grpc-java do)', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { connect } = await import('node:net');
+    const server = await serve(mkdtempSync(`${tmpdir()}/wisp-authority-`));
+    try {
+      const socket = connect(server.path);
+      const got: Buffer[] = [];
+      socket.on('data', (d: Buffer) => got.push(d));
+      socket.write(Buffer.concat([PREFACE, SETTINGS]));
+      const until = async (test: (all: Buffer) => boolean) => {
+        for (let i = 0; i < 200 && !test(Buffer.concat(got)); i++) await new Promise((r) => setTimeout(r, 10));
+        return Buffer.concat(got);
+      };
+      // nothing but the agent's own SETTINGS until the client speaks again
+      expect((await until((all) => all.length >= 9)).subarray(0, 9).equals(EMPTY_SETTINGS)).toBe(true);
+      const enc = clientEncoder();
+      socket.write(Buffer.concat([frame(0x4, 0x1, 0, Buffer.alloc(0)), frame(0x1, 0x5, 1, enc(request('localhost')))]));
+      // nghttp2's own SETTINGS (ACKed here), then a response HEADERS frame on stream 1 with :status 200
+      const all = await until((b) => {
+        for (let at = 0; at + 9 <= b.length; at += 9 + b.readUIntBE(at, 3)) if (b[at + 3] === 0x1 && b.readUInt32BE(at + 5) === 1) return true;
+        return false;
+      });
+      const types: number[] = [];
+      for (let at = 0; at + 9 <= all.length; at += 9 + all.readUIntBE(at, 3)) types.push(all[at + 3]!);
+      expect(types[0]).toBe(0x4);
+      expect(types.filter((t) => t === 0x4).length).toBeGreaterThanOrEqual(2); // ours, nghttp2's (and its ACK of the client's)
+      expect(types).toContain(0x1);
+      expect(types).not.toContain(0x7); // no GOAWAY: nghttp2 saw no unexpected ACK
+      socket.destroy();
+    } finally {
+      await server.close();
+    }
   });
 });

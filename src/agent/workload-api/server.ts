@@ -4,9 +4,10 @@
  * (STYLE G16); the methods themselves live in handler.ts.
  *
  * Our own `net.Server` accepts connections, reads SO_PEERCRED once per connection (plus the process start
- * time, against pid reuse), and hands the socket, wrapped in authority.ts's shim (grpc-java's `:authority`)
- * and named by a private key, to a grpc-js Server through `createConnectionInjector` (measured here: ~0.26 ms
- * CPU per unary call, as a bare grpc-js server). A call finds its caller again through `connectionKeyOf(call)`.
+ * time, against pid reuse), and hands the socket, named by a private key, to a grpc-js Server through
+ * `createConnectionInjector` once authority.ts has read the client's first header block (grpc-java's
+ * `:authority`: such a connection stays behind a rewriting shim; every other goes to nghttp2 natively).
+ * A call finds its caller again through `connectionKeyOf(call)`.
  *
  * Every Workload API call must carry the metadata `workload.spiffe.io: true` (Workload Endpoint §3, §6:
  * InvalidArgument otherwise); this is checked in one place, before any handler runs, as SPIRE's middleware
@@ -41,7 +42,7 @@ import { SECURITY_HEADER, SECURITY_HEADER_VALUE, workloadApiServiceDefinition } 
 import type { SdsImpl } from '../sds/handler.js';
 import type { DiscoveryRequest } from '../sds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { processStartTime, type PeerInfo } from './unix-attestor.js';
-import { connectionKeyOf, shimConnection } from './authority.js';
+import { acceptConnection, connectionKeyOf } from './authority.js';
 import type { CountedRpc, RpcTelemetry } from '../telemetry/metrics.js';
 import type { GrpcStatusName } from '../../shared/telemetry/names.js';
 
@@ -354,8 +355,8 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
       telemetry?.connectionClosed();
     });
     log?.debug({ pid: peer.pid, uid: peer.uid, gid: peer.gid }, 'Workload API connection');
-    // nghttp2 reads the client through a shim, so a path as `:authority` (grpc-java) passes (authority.ts)
-    injector.injectConnection(shimConnection(socket, key));
+    // read up to the first header block, so a path as `:authority` (grpc-java) passes, then to nghttp2 (authority.ts)
+    acceptConnection(socket, key, (connection) => injector.injectConnection(connection));
   });
 
   prepareSocketPath(socketPath);
