@@ -280,4 +280,33 @@ describe('acceptConnection: the first header block read by the agent, then the c
       await server.close();
     }
   });
+
+  it('closes a connection that sends more than 256 KiB before its first header block, or breaks the framing before it', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { connect } = await import('node:net');
+    const server = await serve(mkdtempSync(`${tmpdir()}/wisp-authority-`));
+    const closedAfter = async (bytes: Buffer) => {
+      const socket = connect(server.path);
+      socket.on('error', () => undefined);
+      socket.on('data', () => undefined);
+      socket.write(bytes);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 3000);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      }).finally(() => socket.destroy());
+    };
+    try {
+      const ping = frame(0x6, 0, 0, Buffer.alloc(8));
+      expect(await closedAfter(Buffer.concat([PREFACE, SETTINGS, ...Array.from({ length: 16_000 }, () => ping)]))).toBe(true);
+      expect(await closedAfter(Buffer.concat([PREFACE, SETTINGS, frame(0x1, 0, 1, Buffer.from([0x82])), ping]))).toBe(true); // a PING inside a header block
+      // a few frames before the first block are fine: the connection stays open
+      expect(await closedAfter(Buffer.concat([PREFACE, SETTINGS, ping, ping]))).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
 });
