@@ -9,6 +9,7 @@
  * size where one trust-domain DO saturates, each figure recorded (report.ts) beside its limit. `--quick`: a
  * smaller fleet and shorter runs (harness check). Never part of `npm test`.
  */
+import 'reflect-metadata'; // before @peculiar/x509 loads (the issuer's agent-auth.ts, for its cache constant)
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

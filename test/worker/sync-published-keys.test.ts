@@ -1,8 +1,9 @@
 // /sync's bundle comes from the isolate's published-keys cache (middleware/agent-auth.ts), not from a CA call
-// per sync: repeat syncs ask the CA nothing, concurrent syncs on an expired cache share one read, a rotation
-// step made elsewhere (the CA itself, another isolate's admin call: here the CA directly) reaches the first
-// sync that starts PUBLISHED_AUTHORITIES_CACHE_MS after it and none later, and one made through this app's
-// admin API reaches the very next sync. CA calls are counted on the CA the app is given.
+// per sync: repeat syncs ask the CA nothing, concurrent syncs on an expired cache share one read, an agent
+// holding a newer bundle is not sent an older one, a rotation step made elsewhere (the CA itself, another
+// isolate's admin call: here the CA directly) reaches the first sync that starts PUBLISHED_AUTHORITIES_CACHE_MS
+// after it and none later, and one made through this app's admin API reaches the very next sync. CA calls
+// are counted on the CA the app is given.
 import { describe, expect, it } from 'vitest';
 import type { SyncResponse } from '../../src/shared/agent-api.js';
 import type { AuthorityRequest } from '../../src/worker/ca/ca-api.js';
@@ -50,7 +51,27 @@ describe('/sync and the published-keys cache', () => {
 
     clock.nowMs += PUBLISHED_AUTHORITIES_CACHE_MS;
     const answers = await Promise.all(Array.from({ length: 8 }, () => sync(h, agent, known)));
-    expect(answers).toEqual(Array.from({ length: 8 }, () => ({ revision: first.revision })));
+    expect(answers.map((r) => r.bundle)).toEqual(Array.from({ length: 8 }, () => undefined));
+    expect(counter.reads).toBe(1);
+  });
+
+  it('an agent holding a newer bundle than the cache (attested after a change) is not sent back the older one', async () => {
+    const { real, counter, h } = setup();
+    const a = await h.attestFresh();
+    const first = await sync(h, a, {});
+    const before = first.bundle!.spiffe_sequence!;
+    await elsewhere(real, { kind: 'x509', op: 'prepare' });
+    const b = await h.attestFresh(); // /attest reads the keys from the CA: b holds the new bundle
+    const { sequence } = await real.published();
+    expect(sequence).toBeGreaterThan(before);
+    counter.reads = 0;
+    const forB = await sync(h, b, { bundleSequence: sequence });
+    expect(forB.bundle).toBeUndefined();
+    expect(forB.taintedAuthorities).toBeUndefined();
+    expect(counter.reads).toBe(1); // the re-read the newer sequence asked for, which the cache keeps
+    const forA = await sync(h, a, { revision: first.revision, bundleSequence: before });
+    expect(forA.bundle!.spiffe_sequence).toBe(sequence);
+    expect(x509Keys(forA)).toHaveLength(2);
     expect(counter.reads).toBe(1);
   });
 
@@ -69,7 +90,7 @@ describe('/sync and the published-keys cache', () => {
 
     // within the bound, the cached view (read before the change) is still served
     clock.nowMs = changedAt + PUBLISHED_AUTHORITIES_CACHE_MS - 1;
-    expect(await sync(h, agent, known)).toEqual({ revision: first.revision });
+    expect((await sync(h, agent, known)).bundle).toBeUndefined();
     clock.nowMs = changedAt + PUBLISHED_AUTHORITIES_CACHE_MS;
     counter.reads = 0;
     const tainted = await sync(h, agent, known);

@@ -156,6 +156,14 @@ export async function cachedPublishedKeys(deps: PublishedKeysDeps): Promise<Publ
   return (await publishedAuthorities(deps, false)).keys;
 }
 
+/**
+ * The published keys read again now, unless a forced re-read happened less than FORCED_REFRESH_MIN_INTERVAL_MS
+ * ago (then the cached ones): for a caller that has seen a newer sequence than the cache holds.
+ */
+export async function refreshedPublishedKeys(deps: PublishedKeysDeps): Promise<PublishedKeys> {
+  return (await publishedAuthorities(deps, true)).keys;
+}
+
 function authFailed(reason: string, fields: Record<string, unknown> = {}): WispError {
   logEvent('warn', 'agent authentication failed', { reason, ...fields });
   return new WispError('ERR_AGENT_AUTH_FAILED', AGENT_AUTH_FAILED_MESSAGE);

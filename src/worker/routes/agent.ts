@@ -38,7 +38,7 @@ import { MAX_SIGN_BATCH, type SignedX509Svid, type SignX509SvidRequest, type Tru
 import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
-import { agentAuth, cachedPublishedKeys, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
+import { agentAuth, cachedPublishedKeys, refreshedPublishedKeys, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
 import { noStore } from '../middleware/no-store.js';
 import type { NodeAttestor } from '../attestation/types.js';
 import { readCrls, readPublishedKeys } from '../ca/published-keys.js';
@@ -275,7 +275,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     // complete set for the agent's entries), only the registry part sends entries, the registry or revocation
     // part the revocations and CRLs. The bundle is this isolate's cached read of the CA's published keys (at
     // most PUBLISHED_AUTHORITIES_CACHE_MS old, agent-auth.ts), so an unchanged sync costs agentAuth's D1 batch only.
-    const keys = await cachedPublishedKeys(deps);
+    let keys = await cachedPublishedKeys(deps);
+    // the agent holds a newer bundle (from /attest, or another isolate read after a change): not sent back an
+    // older one while a re-read is allowed (at most one a second, shared with agentAuth's)
+    if (typeof bundleSequence === 'number' && bundleSequence > keys.sequence) keys = await refreshedPublishedKeys(deps);
     const registryRevision = c.var.revisions.registry;
     const federationRevision = deps.federation ? c.var.revisions.federation : '0';
     const revocationRevision = deps.revocations ? revocationPart(c.var.revisions.revocation, agentId, nowSeconds()) : '0';
