@@ -253,11 +253,11 @@ function extrapolate(rates: Record<Op, number>, costs: Record<Op, OpCost>, doMsP
   console.log(`\n== Steady state per agent (X509-SVID TTL ${X509_TTL_S} s, sync every ${SYNC_S} s, ${ASSUMPTIONS.svidsPerAgent} SVIDs, ${ASSUMPTIONS.jwtPairsPerAgent} JWT-SVID in use, ${round(ASSUMPTIONS.changesPerSecond * 60, 1)} admin change/min fleet-wide), extrapolated to ${FLEET} agents`);
   for (const op of Object.keys(rates) as Op[]) console.log(`  ${op}: ${round(rates[op], 5)}/s per agent`);
   record('scale_agent_requests_per_s', round(one.requestsPerSecond, 4));
-  record('scale_agent_do_requests_per_s', round(one.doRequestsPerSecond, 4));
+  record('scale_agent_do_requests_per_s', round(one.doRequestsPerSecond, 4), { limit: `${DO_RPS_LIMIT}/s per object (soft), shared by the fleet` });
   record('scale_fleet_10k_requests_per_s', Math.round(fleet.requestsPerSecond));
   record('scale_fleet_10k_do_requests_per_s', Math.round(fleet.doRequestsPerSecond), { limit: `${DO_RPS_LIMIT}/s per object (soft)`, target: `≤ ${DO_RPS_LIMIT}`, met: fleet.doRequestsPerSecond <= DO_RPS_LIMIT });
   record('scale_fleet_10k_do_busy_ms_per_s', Math.round(fleet.doMsPerSecond), { limit: `${THREAD_MS_PER_S} ms/s (one object's thread)`, target: `≤ ${THREAD_MS_PER_S}`, met: fleet.doMsPerSecond <= THREAD_MS_PER_S });
-  record('scale_fleet_10k_d1_queries_per_s', Math.round(fleet.d1StatementsPerSecond));
+  record('scale_fleet_10k_d1_queries_per_s', Math.round(fleet.d1StatementsPerSecond), { limit: 'one at a time: their time is scale_fleet_10k_d1_busy_ms_per_s' });
   record('scale_fleet_10k_d1_rows_read_per_s', Math.round(fleet.d1RowsReadPerSecond), { limit: `${round((fleet.d1RowsReadPerSecond * 86400 * 30) / 1e9, 1)} billion rows/month` });
   record('scale_fleet_10k_d1_rows_written_per_s', Math.round(fleet.d1RowsWrittenPerSecond), { limit: `${round((fleet.d1RowsWrittenPerSecond * 86400 * 30) / 1e9, 1)} billion rows/month` });
   record('scale_fleet_10k_d1_busy_ms_per_s', round(fleet.d1MsPerSecond, 1), { limit: `${THREAD_MS_PER_S} ms/s (D1 runs one query at a time)`, target: `≤ ${THREAD_MS_PER_S}`, met: fleet.d1MsPerSecond <= THREAD_MS_PER_S });
