@@ -21,6 +21,7 @@ import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb,
 import { benchStartup } from './startup.js';
 import { benchPush } from './push.js';
 import { benchExchange } from './exchange.js';
+import { benchScale } from './scale-section.js';
 
 
 const ROUNDS = QUICK ? 2 : 5;
@@ -361,6 +362,7 @@ async function main(): Promise<void> {
     await issuer?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+  await benchScale(); // its own metered issuer, after the others stopped
   const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000) };
   writeFileSync(join(REPO_ROOT, 'bench', 'results.json'), `${JSON.stringify({ machine, ...results }, null, 2)}\n`);
   console.log(`\n| key | value | limit / baseline | target | met |\n| --- | --- | --- | --- | --- |`);

@@ -24,6 +24,11 @@ export interface Assumptions {
   agentsPerChange: number;
 }
 
+/** one DO's soft limit (Cloudflare: ~1,000 requests/s per object) */
+export const DO_RPS_LIMIT = 1000;
+/** one thread: 1,000 ms of work per second (a DO; a D1 database, which runs one query at a time) */
+export const THREAD_MS_PER_S = 1000;
+
 export const X509_TTL_S = parseDurationSeconds(CONFIG_DEFAULTS.X509_SVID_TTL)!;
 export const JWT_TTL_S = parseDurationSeconds(CONFIG_DEFAULTS.JWT_SVID_TTL)!;
 export const SYNC_S = AGENT_CONFIG_DEFAULTS.syncIntervalSeconds;

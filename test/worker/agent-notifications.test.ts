@@ -5,13 +5,13 @@
 import 'reflect-metadata';
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { HOUR_MS } from '../../src/shared/clock.js';
 import { unwrap } from '../../src/shared/result.js';
 import { KEEPALIVE_PING, KEEPALIVE_PONG, SYNC_NOTICE, type NoticeTarget } from '../../src/shared/agent-notifications.js';
 import { CLOSE_CODE_ENDED } from '../../src/worker/notifier/agent-notifier.js';
 import { createDoNotifier, NOTIFIER_AGENT_HEADER, NOTIFIER_CONNECT_URL, type AgentNotifierApi } from '../../src/worker/notifier/notifier-api.js';
-import { AGENT_AUTH_FAILED_MESSAGE } from '../../src/worker/middleware/agent-auth.js';
+import { AGENT_AUTH_FAILED_MESSAGE, PUBLISHED_AUTHORITIES_CACHE_MS } from '../../src/worker/middleware/agent-auth.js';
 import { createHarness, expectError, TD, type Harness, type TestAgent } from '../helpers/workerd/agent-client.js';
 import { createTestCa } from '../helpers/workerd/test-ca.js';
 import { freshCa, setCaClock } from '../helpers/workerd/ca.js';
@@ -194,6 +194,29 @@ describe('which agents an admin write notifies', () => {
     const res = await admin(h, 'POST', '/entries', entryBody(agent.agentId));
     expect(res.status).toBe(201);
     expect(rec.targets).toEqual([{ agents: [agent.agentId] }]);
+  });
+});
+
+describe('an authority step and the other isolates\' published-keys caches', () => {
+  it('tells every agent again once no isolate can answer from keys read before the step (where waitUntil keeps it)', async () => {
+    const rec = recorder();
+    const h = harnessWith(rec.notifier);
+    const pending: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p), passThroughOnException: () => undefined, props: {} } as unknown as ExecutionContext;
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    try {
+      const res = await h.app.request('http://issuer.test/admin/v1/localauthority/x509/prepare', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }, env, ctx);
+      expect(res.status).toBe(200);
+      await Promise.resolve();
+      expect(rec.targets).toEqual([{ all: true }]);
+      await vi.advanceTimersByTimeAsync(PUBLISHED_AUTHORITIES_CACHE_MS - 1);
+      expect(rec.targets).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      await Promise.all(pending);
+      expect(rec.targets).toEqual([{ all: true }, { all: true }]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

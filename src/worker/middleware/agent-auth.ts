@@ -23,6 +23,7 @@ import type { WorkerConfig } from '../config.js';
 import { parseJsonBytes, readBodyBytes } from '../http-json.js';
 import { logEvent } from '../log.js';
 import { readPublishedKeys } from '../ca/published-keys.js';
+import type { PublishedKeys } from '../ca/ca-api.js';
 
 /** The one message every agent authentication failure carries on the wire. */
 export const AGENT_AUTH_FAILED_MESSAGE = 'agent authentication failed';
@@ -64,18 +65,29 @@ export interface AgentAuthOptions {
 
 /**
  * Agent authentication needs the trust domain's published X.509 authorities (the CA DO holds them) to verify
- * the agent's chain. It does not ask the DO per request: the set is reused for PUBLISHED_AUTHORITIES_CACHE_MS.
- * A key published meanwhile is picked up early (a proof that fails against the cached set is checked again
- * against a fresh one, at most once per FORCED_REFRESH_MIN_INTERVAL_MS, so bad proofs cannot turn into a DO
- * call each); a key withdrawn from the bundle still authenticates agents for at most the cache time.
- * Rotation never needs the early pick-up: a CA key is published at least a third of CA_TTL (>= 20 s) before
- * it signs, longer than the cache lives; it is there for key sets replaced outside rotation.
+ * the agent's chain, and /sync the whole published view (the bundle's sequence, X.509 and JWT authorities,
+ * the tainted list). Neither asks the DO per request: this isolate's read is reused while it is younger than
+ * PUBLISHED_AUTHORITIES_CACHE_MS (its age counted from when the read began, so a change the CA stored after
+ * that is seen by every request that starts at most that long after the change), and one read in flight
+ * serves every request that needs one meanwhile.
+ * A key published meanwhile is picked up early by authentication (a proof that fails against the cached set
+ * is checked again against a fresh one, at most once per FORCED_REFRESH_MIN_INTERVAL_MS, so bad proofs cannot
+ * turn into a DO call each); a key withdrawn from the bundle still authenticates agents for at most the cache
+ * time. Rotation never needs the early pick-up: a CA key is published at least a third of CA_TTL (>= 20 s)
+ * before it signs, longer than the cache lives; it is there for key sets replaced outside rotation.
+ * A change made through this isolate (the admin API's authority steps) is seen by it at once:
+ * `forgetPublishedKeys`. The bound for agents is in docs/agent-api.md ("How fresh the bundle is").
  */
 export const PUBLISHED_AUTHORITIES_CACHE_MS = 5_000;
 export const FORCED_REFRESH_MIN_INTERVAL_MS = 1_000;
 
 interface CachedAuthorities {
+  /** when the read began */
   fetchedAt: number;
+  /** the cache's generation at that time (forgetPublishedKeys bumps it) */
+  generation: number;
+  /** the published view as read (/sync's bundle) */
+  keys: PublishedKeys;
   /** the authorities as published (base64 DER), to tell a changed set */
   key: string;
   authorities: Uint8Array[];
@@ -83,28 +95,73 @@ interface CachedAuthorities {
   chains: AgentChainCache;
 }
 
-/** The published authorities one app verifies agent proofs against (see createAppDeps). */
+/** The published keys one app verifies agent proofs against and syncs agents to (see createAppDeps). */
 export interface PublishedAuthoritiesCache {
   current?: CachedAuthorities;
   /** when the last forced (failure-driven) re-read happened */
   forcedAt?: number;
+  /** bumped by forgetPublishedKeys: a read begun before is not reused */
+  generation: number;
+  /** the read in flight, for requests of the same generation */
+  reading?: { generation: number; value: Promise<CachedAuthorities> };
 }
 
 export function createPublishedAuthoritiesCache(): PublishedAuthoritiesCache {
-  return {};
+  return { generation: 0 };
 }
 
-async function publishedAuthorities(deps: AgentAuthDeps, fresh: boolean): Promise<CachedAuthorities> {
+/** Makes the next read ask the CA again (a change this isolate just made); verified chains are kept if the set is unchanged. */
+export function forgetPublishedKeys(slot: PublishedAuthoritiesCache): void {
+  slot.generation++;
+  slot.reading = undefined;
+}
+
+type PublishedKeysDeps = Pick<AgentAuthDeps, 'ca' | 'clock' | 'authorities'>;
+
+async function publishedAuthorities(deps: PublishedKeysDeps, fresh: boolean): Promise<CachedAuthorities> {
   const slot = deps.authorities;
   const now = deps.clock();
   const cached = slot.current;
-  const reusable = cached && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS;
+  const reusable = cached && cached.generation === slot.generation && now >= cached.fetchedAt && now - cached.fetchedAt < PUBLISHED_AUTHORITIES_CACHE_MS;
   if (reusable && (!fresh || (slot.forcedAt !== undefined && now >= slot.forcedAt && now - slot.forcedAt < FORCED_REFRESH_MIN_INTERVAL_MS))) return cached;
   if (fresh) slot.forcedAt = now;
-  const { x509Authorities } = await readPublishedKeys(deps.ca());
-  const key = x509Authorities.join(',');
-  slot.current = cached?.key === key ? { ...cached, fetchedAt: now } : { fetchedAt: now, key, authorities: x509Authorities.map((b64) => fromBase64(b64, 'ERR_INTERNAL', 'X.509 authority')), chains: createAgentChainCache() };
-  return slot.current;
+  // a read begun after the cached one (or with none cached) is as fresh as a new one would be
+  if (slot.reading && slot.reading.generation === slot.generation) return slot.reading.value;
+  const generation = slot.generation;
+  const value = (async () => {
+    const keys = await readPublishedKeys(deps.ca());
+    const key = keys.x509Authorities.join(',');
+    const previous = slot.current;
+    const read: CachedAuthorities =
+      previous?.key === key
+        ? { ...previous, fetchedAt: now, generation, keys }
+        : { fetchedAt: now, generation, keys, key, authorities: keys.x509Authorities.map((b64) => fromBase64(b64, 'ERR_INTERNAL', 'X.509 authority')), chains: createAgentChainCache() };
+    // a read begun before a forget is still this request's answer, but not kept for the next one
+    if (generation === slot.generation && (!slot.current || slot.current.fetchedAt <= now)) slot.current = read;
+    return read;
+  })();
+  slot.reading = { generation, value };
+  try {
+    return await value;
+  } finally {
+    if (slot.reading?.value === value) slot.reading = undefined;
+  }
+}
+
+/**
+ * The trust domain's published keys as this isolate last read them, read again once older than
+ * PUBLISHED_AUTHORITIES_CACHE_MS: /sync's bundle and tainted list. A CA that is not ready is ERR_CA_NOT_READY.
+ */
+export async function cachedPublishedKeys(deps: PublishedKeysDeps): Promise<PublishedKeys> {
+  return (await publishedAuthorities(deps, false)).keys;
+}
+
+/**
+ * The published keys read again now, unless a forced re-read happened less than FORCED_REFRESH_MIN_INTERVAL_MS
+ * ago (then the cached ones): for a caller that has seen a newer sequence than the cache holds.
+ */
+export async function refreshedPublishedKeys(deps: PublishedKeysDeps): Promise<PublishedKeys> {
+  return (await publishedAuthorities(deps, true)).keys;
 }
 
 function authFailed(reason: string, fields: Record<string, unknown> = {}): WispError {

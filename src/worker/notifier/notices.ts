@@ -11,6 +11,7 @@ import { mergeNotices, type NoticeTarget } from '../../shared/agent-notification
 import { logEvent } from '../log.js';
 import { waitUntilOf } from '../telemetry.js';
 import type { AgentNotifierApi } from './notifier-api.js';
+import { PUBLISHED_AUTHORITIES_CACHE_MS } from '../middleware/agent-auth.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -33,6 +34,17 @@ export function sendNotice(notifier: AgentNotifierApi, target: NoticeTarget, wai
   );
   waitUntil?.(sending);
   return sending;
+}
+
+/**
+ * After a change of the CA's published keys made through this isolate: every agent is told once more when
+ * no other isolate can still answer a sync from keys read before the change (PUBLISHED_AUTHORITIES_CACHE_MS,
+ * docs/agent-api.md "How fresh the bundle is"). Only where the runtime keeps the work alive (waitUntil);
+ * a single app in plain Node has no other isolate.
+ */
+export function noteKeysChangedAgain(notifier: AgentNotifierApi, waitUntil: ((p: Promise<unknown>) => void) | undefined): void {
+  if (!waitUntil) return;
+  waitUntil(new Promise((resolve) => setTimeout(resolve, PUBLISHED_AUTHORITIES_CACHE_MS)).then(() => sendNotice(notifier, { all: true })));
 }
 
 export function agentNotices(notifier: AgentNotifierApi): MiddlewareHandler {

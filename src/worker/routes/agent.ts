@@ -38,7 +38,7 @@ import { MAX_SIGN_BATCH, type SignedX509Svid, type SignX509SvidRequest, type Tru
 import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
-import { agentAuth, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
+import { agentAuth, cachedPublishedKeys, refreshedPublishedKeys, signedJsonBody, type AgentAuthEnv, type PublishedAuthoritiesCache } from '../middleware/agent-auth.js';
 import { noStore } from '../middleware/no-store.js';
 import type { NodeAttestor } from '../attestation/types.js';
 import { readCrls, readPublishedKeys } from '../ca/published-keys.js';
@@ -76,7 +76,7 @@ export interface AgentApiDeps {
   revocations?: RevocationStore;
   /** the node attestors accepted, by type (createAppDeps makes them from the config) */
   nodeAttestors: Record<string, NodeAttestor>;
-  /** the app's published-authorities cache for agent authentication */
+  /** the app's published-keys cache: agent authentication and /sync's bundle */
   authorities: PublishedAuthoritiesCache;
 }
 
@@ -273,8 +273,12 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     // at least as new, so a concurrent write only causes a refetch. The sync revision is
     // "<registry>.<federation>.<revocations>-<CRL epoch>"; any part changing sends the federated bundles (the
     // complete set for the agent's entries), only the registry part sends entries, the registry or revocation
-    // part the revocations and CRLs. An unchanged sync costs agentAuth's D1 batch and one CA call (the keys).
-    const keys = await readPublishedKeys(deps.ca());
+    // part the revocations and CRLs. The bundle is this isolate's cached read of the CA's published keys (at
+    // most PUBLISHED_AUTHORITIES_CACHE_MS old, agent-auth.ts), so an unchanged sync costs agentAuth's D1 batch only.
+    let keys = await cachedPublishedKeys(deps);
+    // the agent holds a newer bundle (from /attest, or another isolate read after a change): not sent back an
+    // older one while a re-read is allowed (at most one a second, shared with agentAuth's)
+    if (typeof bundleSequence === 'number' && bundleSequence > keys.sequence) keys = await refreshedPublishedKeys(deps);
     const registryRevision = c.var.revisions.registry;
     const federationRevision = deps.federation ? c.var.revisions.federation : '0';
     const revocationRevision = deps.revocations ? revocationPart(c.var.revisions.revocation, agentId, nowSeconds()) : '0';

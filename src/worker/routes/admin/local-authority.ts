@@ -13,7 +13,9 @@ import { unwrap } from '../../../shared/result.js';
 import type { AppDeps } from '../../deps.js';
 import { asObject, parseJsonBytes, readBodyBytes } from '../../http-json.js';
 import { noteAudit } from '../../middleware/audit.js';
-import { noteAgents } from '../../notifier/notices.js';
+import { forgetPublishedKeys } from '../../middleware/agent-auth.js';
+import { noteAgents, noteKeysChangedAgain } from '../../notifier/notices.js';
+import { waitUntilOf } from '../../telemetry.js';
 import { onlyFields } from './params.js';
 
 /** The request bodies are one short field. */
@@ -50,7 +52,9 @@ export function localAuthorityRoutes(deps: AppDeps): Hono {
       if (typeof authorityId === 'string') noteAudit(c, { objectIds: [authorityId.slice(0, 128)] });
       const result = unwrap(await deps.ca().manageAuthority({ kind, op: op satisfies AuthorityOp, ...(authorityId !== undefined ? { authorityId } : {}) }));
       if (op === 'prepare' && result.op !== 'show') noteAudit(c, { objectIds: [result.authority.authorityId] });
+      forgetPublishedKeys(deps.caches.agentAuthorities); // this isolate's next sync sees the change at once
       noteAgents(c, { all: true }); // the bundle or the tainted list changed
+      noteKeysChangedAgain(deps.notifier, waitUntilOf(c)); // once other isolates' caches have it too
       return c.json(result.op === 'show' ? {} : { [RESULT_FIELD[op]]: result.authority });
     });
   }
