@@ -119,8 +119,11 @@ function isEntryPoint() {
 if (isEntryPoint()) main(process.argv).then((code) => process.exit(code));
 `;
 
-/** esbuild options of every bundle: one CommonJS file, dependencies inlined (see the comments below). */
-function bundleOptions(entry, out) {
+/**
+ * esbuild options of every bundle: one CommonJS file, dependencies inlined (see the comments below). Exported for
+ * test/agent/lazy-x509.test.ts, which builds the agent's bundle elsewhere and checks what its start evaluates.
+ */
+export function bundleOptions(entry, out) {
   return {
     absWorkingDir: root,
     entryPoints: [entry],

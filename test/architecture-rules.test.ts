@@ -40,6 +40,8 @@ const RULES: Rule[] = [
   { name: 'certificate signature checks (path validation)', pattern: /\.verify\(\{\s*publicKey/, in: ['src/shared/spiffe/x509-path.ts'] },
   { name: 'names compared as strings', pattern: /\.issuer\s*===|===\s*\w+\.subject\b/, in: [] },
   { name: 'the signing-certificate rule', pattern: /function validateSigningCert\b/, in: ['src/shared/spiffe/ca-cert.ts'] },
+  // which key algorithms are accepted: the issuer's and the agent's certificate readers only name the key
+  { name: 'the key-algorithm rule', pattern: /function classifyKeyAlgorithm\b|MIN_RSA_MODULUS_BITS\s*=/, in: ['src/shared/spiffe/key-algorithm.ts'] },
   // base64
   { name: 'the base64 alphabet', pattern: /ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/, in: ['src/shared/encoding/base64.ts'] },
   { name: 'base64 codec functions', pattern: /function (toBase64|toBase64Url|fromBase64|decodeBase64|decodeBase64Url|base64ToBytes)\b/, in: ['src/shared/encoding/base64.ts'] },

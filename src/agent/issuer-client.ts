@@ -5,7 +5,6 @@
  * `{"error":{"code","message"}}` keeps its code; a network failure or timeout is `ERR_UNAVAILABLE`.
  * @module
  */
-import 'reflect-metadata'; // before agent-proof.ts loads @peculiar/x509 (tsyringe)
 import {
   AGENT_API_PREFIX,
   type AttestChallengeRequest,

@@ -16,8 +16,6 @@
  * X509Certificate checks used here take no such lock.
  * @module
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { normalizeSerialNumber } from '../shared/agent-proof.js';
 import { p256Csr, p256CsrInfo, p256SpkiFromPkcs8 } from '../shared/spiffe/csr-template.js';
@@ -34,9 +32,6 @@ export interface KeyPair {
 const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 /** OpenSSL's name of P-256 (KeyObject.asymmetricKeyDetails.namedCurve) */
 const P256 = 'prime256v1';
-
-// what @peculiar/x509 uses where no provider is passed (certificate public keys in src/shared)
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 export function generateKeyPair(): KeyPair {
   return generateKeyPairSync('ec', { namedCurve: P256 });

@@ -13,6 +13,7 @@ import { toPem } from '../shared/encoding/pem.js';
 import { WispError } from '../shared/errors.js';
 import { parseBundleEndpointUrl } from '../shared/federation/relationship.js';
 import { MAX_BUNDLE_BYTES, parseBundleJson, type SpiffeBundleJson } from '../shared/spiffe/bundle.js';
+import { certificateKey } from './certificate-key.js';
 
 export interface SpiffeTlsFetchOptions {
   url: string;
@@ -44,7 +45,7 @@ export function checkEndpointSpiffeId(cert: PeerCertificate, expected: string): 
 }
 
 async function rootsOf(bundle: SpiffeBundleJson, trustDomain: string): Promise<string[]> {
-  const parsed = await parseBundleJson(bundle, trustDomain);
+  const parsed = await parseBundleJson(bundle, trustDomain, certificateKey);
   if (parsed.x509Authorities.length === 0) throw new WispError('ERR_BAD_REQUEST', `the stored bundle of "${trustDomain}" has no X.509 authority to authenticate its endpoint`);
   return parsed.x509Authorities.map((der) => toPem('CERTIFICATE', der));
 }

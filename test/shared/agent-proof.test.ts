@@ -8,10 +8,9 @@ import {
   createAgentProof,
   normalizeSerialNumber,
   randomJti,
-  verifyAgentProof,
   type CreateAgentProofOptions,
-  type VerifyAgentProofOptions,
 } from '../../src/shared/agent-proof.js';
+import { verifyAgentProof, type VerifyAgentProofOptions } from '../../src/shared/agent-proof-verify.js';
 import { parseTrustDomain } from '../../src/shared/spiffe/id.js';
 import { makeIntermediateCa, makeRootCa, makeSvid, toBase64, type KeyPair, type TestCert } from '../helpers/shared/agent-svid.js';
 

@@ -6,16 +6,26 @@
  * The private key never leaves this module: only the certificates and the signature are sent.
  * @module
  */
-import 'reflect-metadata';
 import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { X509Certificate } from '@peculiar/x509';
-import { importX509popKey, signX509popProof, X509POP_TYPE } from '../../shared/attestation/x509pop.js';
 import { toBase64 } from '../../shared/encoding/base64.js';
 import { certificatesFromPem } from '../../shared/encoding/pem.js';
 import { WispError } from '../../shared/errors.js';
 import type { X509popAgentConfig } from '../config.js';
-import type { NodeAttestor } from './types.js';
+import type { NodeAttestor, NodeAttestorType } from './types.js';
+
+/** `X509POP_TYPE` of shared/attestation/x509pop.ts (the type checks it), named here so that only an attestation loads that module */
+const X509POP_TYPE = 'x509pop' satisfies NodeAttestorType & typeof import('../../shared/attestation/x509pop.js').X509POP_TYPE;
+
+/**
+ * The proof's code: @peculiar/x509 (with reflect-metadata, for tsyringe) and the shared scheme, loaded with
+ * the first attestation, not at start (docs/performance.md, start-up).
+ */
+async function proofModules() {
+  await import('reflect-metadata');
+  const [{ X509Certificate }, { importX509popKey, signX509popProof }] = await Promise.all([import('@peculiar/x509'), import('../../shared/attestation/x509pop.js')]);
+  return { X509Certificate, importX509popKey, signX509popProof };
+}
 
 async function readPem(path: string, what: string): Promise<string> {
   try {
@@ -39,6 +49,7 @@ export function createX509popAttestor(config: X509popAgentConfig): NodeAttestor 
     singleUse: false,
     async payload(attempt) {
       if (!attempt) throw new WispError('ERR_INTERNAL', 'x509pop: needs the attestation attempt (CSR key and challenge)');
+      const { X509Certificate, importX509popKey, signX509popProof } = await proofModules();
       const chain = certificates(await readPem(config.certificatePath, 'certificate'), config.certificatePath);
       if (config.intermediatesPath) chain.push(...certificates(await readPem(config.intermediatesPath, 'intermediates'), config.intermediatesPath));
       const leaf = new X509Certificate(chain[0]!.slice());

@@ -16,7 +16,6 @@ import { WispError } from '../../shared/errors.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import { selectorsMatch, type Selector } from '../../shared/registry/selectors.js';
 import { serverId, type TrustDomain } from '../../shared/spiffe/id.js';
-import { chainSignedByAny } from '../../shared/ca/authority-id.js';
 import type { IssuerClient } from '../issuer-client.js';
 import { LOG_FIELDS, type Logger } from '../log.js';
 import { shouldRotate } from '../rotation-policy.js';
@@ -112,6 +111,8 @@ export class SvidCache implements IdentitySource {
   #federatedJson = new Map<string, SpiffeBundleJson>();
   /** authority IDs of the own bundle's tainted X.509 authorities (the last sync that sent the bundle) */
   #taintedX509 = new Set<string>();
+  /** true when one of `#taintedX509` signed the chain (set with it, `#setTaintedX509`) */
+  #signedByTainted: (chain: readonly Uint8Array[]) => boolean = () => false;
   #revocations: HeldRevocations = NO_REVOCATIONS;
   #stateListeners = new Set<() => void>();
   #listeners = new Set<() => void>();
@@ -237,7 +238,7 @@ export class SvidCache implements IdentitySource {
     const revisionChanged = typeof res.revision === 'string' && res.revision !== this.#revision;
     if (typeof res.revision === 'string') this.#revision = res.revision;
     const bundleChanged = res.bundle ? await this.setBundle(res.bundle) : false;
-    if (res.taintedAuthorities) this.#applyTaint(res.taintedAuthorities);
+    if (res.taintedAuthorities) await this.#applyTaint(res.taintedAuthorities);
     const revocationsChanged = res.revocations !== undefined && this.#applyRevocations(res.revocations);
     let federatedChanged = false;
     if (res.federatedBundles) {
@@ -291,7 +292,19 @@ export class SvidCache implements IdentitySource {
 
   /** true when a tainted X.509 authority of the own bundle signed `chain` (the agent's own SVID too) */
   signedByTaintedAuthority(chain: readonly Uint8Array[]): boolean {
-    return chainSignedByAny(chain, this.#taintedX509);
+    return this.#signedByTainted(chain);
+  }
+
+  /**
+   * Sets the tainted X.509 authorities. Their check (shared/ca/authority-id.ts) reads a chain's authority key
+   * IDs with @peculiar/x509 (node:crypto does not show them), so it is loaded only while one is tainted: an
+   * agent without a taint never loads @peculiar/x509 (docs/performance.md, start-up).
+   */
+  async #setTaintedX509(ids: readonly string[]): Promise<void> {
+    const tainted = new Set(ids.map((id) => id.toLowerCase()));
+    const signedByAny = tainted.size === 0 ? undefined : (await import('../../shared/ca/authority-id.js')).chainSignedByAny;
+    this.#taintedX509 = tainted;
+    this.#signedByTainted = signedByAny ? (chain) => signedByAny(chain, tainted) : () => false;
   }
 
   /** stores freshly issued SVIDs of entries still present; returns how many were stored */
@@ -391,7 +404,7 @@ export class SvidCache implements IdentitySource {
     }
     this.#entries = new Map(snap.entries.map((e) => [e.id, e]));
     if (snap.revision !== undefined) this.#revision = snap.revision;
-    if (snap.taintedX509) this.#taintedX509 = new Set(snap.taintedX509.map((id) => id.toLowerCase()));
+    if (snap.taintedX509) await this.#setTaintedX509(snap.taintedX509);
     if (snap.revocations) this.#applyRevocations(snap.revocations);
     let served = 0;
     let expired = 0;
@@ -402,7 +415,7 @@ export class SvidCache implements IdentitySource {
         expired++;
         continue;
       }
-      if (this.#revocations.index.isRevoked({ serialNumber: s.serialNumber, spiffeId: s.spiffeId, notBeforeMs: s.notBefore }) || chainSignedByAny(s.certChain, this.#taintedX509)) {
+      if (this.#revocations.index.isRevoked({ serialNumber: s.serialNumber, spiffeId: s.spiffeId, notBeforeMs: s.notBefore }) || this.#signedByTainted(s.certChain)) {
         revoked++;
         continue;
       }
@@ -490,9 +503,9 @@ export class SvidCache implements IdentitySource {
   }
 
   /** SPIRE's taint: what a tainted authority signed is replaced at once, JWT-SVIDs minted again on demand */
-  #applyTaint(tainted: NonNullable<SyncResponse['taintedAuthorities']>): void {
-    this.#taintedX509 = new Set(Array.isArray(tainted.x509) ? tainted.x509.filter((id) => typeof id === 'string').map((id) => id.toLowerCase()) : []);
-    const marked = this.renewMatching((svid) => chainSignedByAny(svid.certChain, this.#taintedX509));
+  async #applyTaint(tainted: NonNullable<SyncResponse['taintedAuthorities']>): Promise<void> {
+    await this.#setTaintedX509(Array.isArray(tainted.x509) ? tainted.x509.filter((id) => typeof id === 'string') : []);
+    const marked = this.renewMatching((svid) => this.#signedByTainted(svid.certChain));
     const dropped = this.#jwts.dropSignedBy(new Set(Array.isArray(tainted.jwt) ? tainted.jwt : []));
     if (marked + dropped > 0) this.#opts.log.warn({ [LOG_FIELDS.COUNT]: marked + dropped }, 'SVIDs signed by a tainted authority: replacing them now');
   }

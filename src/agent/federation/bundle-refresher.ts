@@ -15,6 +15,7 @@ import { FEDERATION_REFRESH_DEFAULT_SECONDS, refreshIntervalSeconds } from '../.
 import type { SpiffeBundleJson } from '../../shared/spiffe/bundle.js';
 import type { IssuerClient } from '../issuer-client.js';
 import type { Logger } from '../log.js';
+import { certificateKey } from '../../node/certificate-key.js';
 import type { SpiffeTlsFetchOptions } from '../../node/spiffe-bundle-fetch.js';
 
 /** Timeout of one bundle endpoint fetch, ms. */
@@ -41,7 +42,7 @@ export async function refreshTask(deps: BundleRefresherDeps, task: FederationRef
   try {
     if (!task.bundle) throw new WispError('ERR_BUNDLE_NOT_FOUND', `no stored bundle of "${td}" to authenticate its endpoint`);
     text = await deps.fetchBundle({ url: task.bundleEndpointUrl, endpointSpiffeId: task.endpointSpiffeId, trustBundle: task.bundle, trustDomain: td, timeoutMs: FEDERATION_FETCH_TIMEOUT_MS });
-    hint = (await parseForeignBundle(text, td as never)).parsed.refreshHintSeconds;
+    hint = (await parseForeignBundle(text, td as never, certificateKey)).parsed.refreshHintSeconds;
   } catch (e) {
     deps.log.warn({ trust_domain: td, err: describe(e) }, 'federated bundle refresh failed');
     try {

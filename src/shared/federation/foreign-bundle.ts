@@ -5,11 +5,11 @@
  * @module
  */
 import { WispError } from '../errors.js';
-import { parseBundleJson, MAX_BUNDLE_BYTES, type ParsedBundle, type SpiffeBundleJson } from '../spiffe/bundle.js';
+import { certificateKeyReader, parseBundleJson, MAX_BUNDLE_BYTES, type ParsedBundle, type SpiffeBundleJson } from '../spiffe/bundle.js';
 import type { TrustDomain } from '../spiffe/id.js';
 import { toBase64 } from '../encoding/base64.js';
 import { certificatesFromPem, looksLikePem } from '../encoding/pem.js';
-import { parseCertificate, publicJwkFromSpki } from '../spiffe/x509.js';
+import { publicJwkOf, readCertificateKey, type CertificateKeyReader } from '../spiffe/key-algorithm.js';
 
 /** A foreign bundle as stored. */
 export interface ForeignBundle {
@@ -34,19 +34,20 @@ function malformed(trustDomain: string, message: string): WispError {
   return new WispError('ERR_BAD_REQUEST', `bundle of "${trustDomain}": ${message}`);
 }
 
-async function fromPem(pem: string, trustDomain: TrustDomain): Promise<SpiffeBundleJson> {
+async function fromPem(pem: string, trustDomain: TrustDomain, readKey: CertificateKeyReader | undefined): Promise<SpiffeBundleJson> {
   let ders: Uint8Array[];
   try {
     ders = certificatesFromPem(pem, 'PEM bundle');
   } catch (e) {
     throw malformed(trustDomain, e instanceof Error ? e.message : 'not PEM');
   }
+  const read = await certificateKeyReader(readKey);
   const keys = await Promise.all(
     ders.map(async (der, i) => {
-      const cert = parseCertificate(der, 'ERR_BAD_REQUEST', `certificate ${i + 1} of the PEM bundle`);
+      const certKey = readCertificateKey(read, der, 'ERR_BAD_REQUEST', `certificate ${i + 1} of the PEM bundle`);
       let jwk: Record<string, string>;
       try {
-        jwk = await publicJwkFromSpki(new Uint8Array(cert.publicKey.rawData));
+        jwk = await publicJwkOf(certKey);
       } catch {
         throw malformed(trustDomain, `certificate ${i + 1}: unsupported public key`);
       }
@@ -58,21 +59,22 @@ async function fromPem(pem: string, trustDomain: TrustDomain): Promise<SpiffeBun
 
 /**
  * Parses a foreign bundle given as SPIFFE JSON (an object, or text starting with `{`) or as PEM
- * certificates (text). Throws WispError ERR_BAD_REQUEST when it is malformed or holds no authority.
+ * certificates (text). Throws WispError ERR_BAD_REQUEST when it is malformed or holds no authority. `readKey`:
+ * as for `parseBundleJson`.
  * @example const { bundle } = await parseForeignBundle(pemText, 'partner.example');
  */
-export async function parseForeignBundle(input: unknown, trustDomain: TrustDomain): Promise<ParsedForeignBundle> {
+export async function parseForeignBundle(input: unknown, trustDomain: TrustDomain, readKey?: CertificateKeyReader): Promise<ParsedForeignBundle> {
   let doc: unknown = input;
   if (typeof input === 'string') {
     if (input.length > MAX_BUNDLE_BYTES) throw malformed(trustDomain, `larger than ${MAX_BUNDLE_BYTES} bytes`);
     const text = input.trim();
-    if (looksLikePem(text)) doc = await fromPem(text, trustDomain);
+    if (looksLikePem(text)) doc = await fromPem(text, trustDomain, readKey);
     else if (text.startsWith('{')) doc = text;
     else throw malformed(trustDomain, 'must be SPIFFE bundle JSON or PEM certificates');
   } else if (typeof input !== 'object' || input === null) {
     throw malformed(trustDomain, 'must be SPIFFE bundle JSON or PEM certificates');
   }
-  const parsed = await parseBundleJson(doc, trustDomain);
+  const parsed = await parseBundleJson(doc, trustDomain, readKey);
   const bundle = (typeof doc === 'string' ? JSON.parse(doc) : doc) as SpiffeBundleJson;
   if (bundle.keys.length > FOREIGN_BUNDLE_MAX_KEYS) throw malformed(trustDomain, `more than ${FOREIGN_BUNDLE_MAX_KEYS} keys`);
   if (parsed.x509Authorities.length === 0 && parsed.jwtAuthorities.length === 0) throw malformed(trustDomain, 'has no X.509 or JWT authority');

@@ -11,7 +11,7 @@
  */
 import { normalizeSerialNumber } from '../agent-proof.js';
 import { WispError } from '../errors.js';
-import { X509_SVID_BACKDATE_MS } from '../spiffe/x509-svid.js';
+import { X509_SVID_BACKDATE_MS } from '../spiffe/x509-svid-backdate.js';
 
 /** Longest reason text kept with a revocation. */
 export const MAX_REVOCATION_REASON_CHARS = 256;

@@ -4,11 +4,10 @@
  * (JWT keys only, `use` sig) served at /keys.
  * @module
  */
-import 'reflect-metadata';
 import type { JWK } from 'jose';
 import { WispError } from '../errors.js';
 import { fromBase64 } from '../encoding/base64.js';
-import { parseCertificate, publicJwkFromSpki } from './x509.js';
+import { publicJwkOf, readCertificateKey, type CertificateKeyReader } from './key-algorithm.js';
 
 /** A JWT authority as published: a public JWK with kid, alg and use. */
 export interface PublishedJwk {
@@ -57,6 +56,14 @@ export interface ParsedBundle {
   refreshHintSeconds?: number;
 }
 
+/**
+ * `read` when given, else the issuer's reader (x509.ts `certificateKeyOf`, @peculiar/x509), loaded only now:
+ * the agent passes its own and never loads @peculiar/x509 for bundles.
+ */
+export async function certificateKeyReader(read?: CertificateKeyReader): Promise<CertificateKeyReader> {
+  return read ?? (await import('./x509.js')).certificateKeyOf;
+}
+
 /** Largest bundle document parsed from text. */
 export const MAX_BUNDLE_BYTES = 1024 * 1024;
 
@@ -72,13 +79,15 @@ function publicMembers(jwk: Record<string, unknown>): Record<string, unknown> {
 /**
  * Builds the SPIFFE bundle document for `keys`: one x509-svid JWK per CA certificate (public key members
  * plus exactly one certificate in x5c, no kid), one jwt-svid JWK per JWT key (with kid).
+ * `readKey` reads a certificate's key (default: @peculiar/x509's, see `certificateKeyReader`).
  * @example const doc = await buildBundleJson(await ca.getPublishedKeys());
  */
-export async function buildBundleJson(keys: PublishedKeys): Promise<SpiffeBundleJson> {
+export async function buildBundleJson(keys: PublishedKeys, readKey?: CertificateKeyReader): Promise<SpiffeBundleJson> {
+  const read = await certificateKeyReader(readKey);
   const x509 = await Promise.all(
     keys.x509Authorities.map(async (b64) => {
-      const cert = parseCertificate(fromBase64(b64, 'ERR_INTERNAL', 'X.509 authority'), 'ERR_INTERNAL', 'X.509 authority');
-      return { use: 'x509-svid', ...(await publicJwkFromSpki(new Uint8Array(cert.publicKey.rawData))), x5c: [b64] };
+      const key = readCertificateKey(read, fromBase64(b64, 'ERR_INTERNAL', 'X.509 authority'), 'ERR_INTERNAL', 'X.509 authority');
+      return { use: 'x509-svid', ...(await publicJwkOf(key)), x5c: [b64] };
     }),
   );
   const jwt = keys.jwtAuthorities.map((k) => ({ use: 'jwt-svid', kid: k.kid, ...publicMembers(k) }));
@@ -114,10 +123,11 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
  * Parses a SPIFFE bundle document (text or already-parsed JSON) with go-spiffe's strictness: `keys` must be
  * an array; an x509-svid key must carry exactly one x5c certificate, which must parse and match the key's
  * public members when present; a jwt-svid key must have a unique kid and public members only. Keys with a
- * missing or unknown `use` are ignored (bundle spec §4.2.2). Throws WispError ERR_BAD_REQUEST.
+ * missing or unknown `use` are ignored (bundle spec §4.2.2). Throws WispError ERR_BAD_REQUEST. `readKey` reads
+ * a certificate's key (default: @peculiar/x509's; the agent passes node:crypto's, see `certificateKeyReader`).
  * @example const { x509Authorities, jwtAuthorities } = await parseBundleJson(text, 'example.org');
  */
-export async function parseBundleJson(json: string | unknown, trustDomain: string): Promise<ParsedBundle> {
+export async function parseBundleJson(json: string | unknown, trustDomain: string, readKey?: CertificateKeyReader): Promise<ParsedBundle> {
   let doc: unknown = json;
   if (typeof json === 'string') {
     if (json.length > MAX_BUNDLE_BYTES) throw malformed(trustDomain, `larger than ${MAX_BUNDLE_BYTES} bytes`);
@@ -137,12 +147,14 @@ export async function parseBundleJson(json: string | unknown, trustDomain: strin
   const jwtAuthorities: JWK[] = [];
   const witAuthorities: JWK[] = [];
   const kids = new Set<string>();
+  let read: CertificateKeyReader | undefined;
   for (const [i, key] of doc.keys.entries()) {
     if (!isObject(key)) throw malformed(trustDomain, `keys[${i}] is not an object`);
     if (typeof key.kty !== 'string' || key.kty === '') throw malformed(trustDomain, `keys[${i}] has no kty`);
     if (PRIVATE_MEMBERS.some((m) => m in key)) throw malformed(trustDomain, `keys[${i}] contains private key material`);
     if (key.use === 'x509-svid') {
-      x509Authorities.push(await x509Authority(key, i, trustDomain));
+      read ??= await certificateKeyReader(readKey);
+      x509Authorities.push(await x509Authority(key, i, trustDomain, read));
     } else if (key.use === 'jwt-svid' || key.use === 'wit-svid') {
       // WIT-SVID.md §6.1: a kid is unique across the jwt-svid and wit-svid keys alike
       const jwk = signingKey(key, i, trustDomain, kids);
@@ -164,17 +176,17 @@ function signingKey(key: Record<string, unknown>, i: number, trustDomain: string
   return jwk as JWK;
 }
 
-async function x509Authority(key: Record<string, unknown>, i: number, trustDomain: string): Promise<Uint8Array> {
+async function x509Authority(key: Record<string, unknown>, i: number, trustDomain: string, read: CertificateKeyReader): Promise<Uint8Array> {
   if ('kid' in key) throw malformed(trustDomain, `keys[${i}]: an x509-svid key must not have a kid`);
   const x5c = key.x5c;
   if (!Array.isArray(x5c) || x5c.length !== 1 || typeof x5c[0] !== 'string') {
     throw malformed(trustDomain, `keys[${i}]: an x509-svid key must have exactly one certificate in x5c`);
   }
   const der = fromBase64(x5c[0], 'ERR_BAD_REQUEST', `keys[${i}].x5c[0]`);
-  const cert = parseCertificate(der, 'ERR_BAD_REQUEST', `keys[${i}].x5c[0]`);
+  const certKey = readCertificateKey(read, der, 'ERR_BAD_REQUEST', `keys[${i}].x5c[0]`);
   let expected: Record<string, string>;
   try {
-    expected = await publicJwkFromSpki(new Uint8Array(cert.publicKey.rawData));
+    expected = await publicJwkOf(certKey);
   } catch (e) {
     throw malformed(trustDomain, `keys[${i}]: unsupported certificate public key`, e);
   }

@@ -23,6 +23,7 @@ import { err, ok, type Result } from '../result.js';
 import { dnsNameProblem } from './dns-name.js';
 import { parseSpiffeId, pathOf, type SpiffeId } from './id.js';
 import { validateX509Path } from './x509-path.js';
+import { X509_SVID_BACKDATE_MS } from './x509-svid-backdate.js';
 import {
   authorityKeyIdentifierOf,
   classifyKeyAlgorithm,
@@ -34,8 +35,8 @@ import {
   type SigningCa,
 } from './x509.js';
 
-/** notBefore is set this far before `now` to absorb clock skew between issuer and relying parties (SPIRE: 10 s). */
-export const X509_SVID_BACKDATE_MS = 10_000;
+// defined apart so that revocation cutoffs need not load this module (x509-svid-backdate.ts)
+export { X509_SVID_BACKDATE_MS };
 /** Organization in the subject of leaf SVIDs (SPIRE uses O=SPIRE). */
 export const X509_SVID_SUBJECT_ORGANIZATION = 'Wisp';
 

@@ -8,13 +8,13 @@ import {
   AuthorityKeyIdentifierExtension,
   type Extension,
   type Name,
-  PublicKey,
   SubjectKeyIdentifierExtension,
   X509Certificate,
   X509CertificateGenerator,
 } from '@peculiar/x509';
 import type { CryptoKey } from 'jose';
 import { WispError, type WispErrorCode } from '../errors.js';
+import type { CertificateKey, KeyAlgorithmInfo, SignAlgorithm } from './key-algorithm.js';
 
 /** Parses a DER certificate; garbage becomes WispError `code`. */
 export function parseCertificate(der: Uint8Array, code: WispErrorCode, what = 'certificate'): X509Certificate {
@@ -25,63 +25,13 @@ export function parseCertificate(der: Uint8Array, code: WispErrorCode, what = 'c
   }
 }
 
-/** A key algorithm as WebCrypto / @peculiar/x509 describe it (the DOM `Algorithm` type is not in our libs). */
-export interface KeyAlgorithmInfo {
-  name: string;
-  namedCurve?: string;
-  modulusLength?: number;
-}
+// the key algorithms live in key-algorithm.ts (free of @peculiar/x509, for the agent); re-exported for the issuer's modules
+export { classifyKeyAlgorithm, MIN_RSA_MODULUS_BITS, signingParams, type ImportAlgorithm, type KeyAlgorithmInfo, type KeyAlgorithmName, type SignAlgorithm } from './key-algorithm.js';
 
-/** WebCrypto import parameters for the keys Wisp uses. */
-export type ImportAlgorithm = { name: 'ECDSA'; namedCurve: 'P-256' | 'P-384' } | { name: 'RSASSA-PKCS1-v1_5'; hash: 'SHA-256' };
-/** WebCrypto signature parameters for the keys Wisp uses. */
-export type SignAlgorithm = { name: 'ECDSA'; hash: 'SHA-256' | 'SHA-384' } | { name: 'RSASSA-PKCS1-v1_5'; hash: 'SHA-256' };
-
-/** The public key algorithms Wisp issues for and signs with. */
-export type KeyAlgorithmName = 'EC P-256' | 'EC P-384' | 'RSA';
-
-/** Smallest RSA modulus accepted anywhere (subject keys and upstream keys). */
-export const MIN_RSA_MODULUS_BITS = 2048;
-
-/**
- * Classifies a WebCrypto algorithm of a public key (as @peculiar/x509's `PublicKey.algorithm` reports it):
- * EC P-256 / P-384 or RSA PKCS#1 v1.5 with a modulus of at least 2048 bits; a reason string otherwise.
- */
-export function classifyKeyAlgorithm(algorithm: KeyAlgorithmInfo): KeyAlgorithmName | string {
-  const a = algorithm;
-  if (a.name === 'ECDSA' || a.name === 'ECDH') {
-    if (a.namedCurve === 'P-256') return 'EC P-256';
-    if (a.namedCurve === 'P-384') return 'EC P-384';
-    return `unsupported EC curve ${a.namedCurve ?? '(unknown)'}; use P-256 or P-384`;
-  }
-  if (a.name === 'RSASSA-PKCS1-v1_5' || a.name === 'RSA-OAEP') {
-    if ((a.modulusLength ?? 0) < MIN_RSA_MODULUS_BITS) return `RSA key of ${a.modulusLength ?? 0} bits is too small; at least ${MIN_RSA_MODULUS_BITS} bits required`;
-    return 'RSA';
-  }
-  return `unsupported public key algorithm ${a.name}; use EC P-256, EC P-384 or RSA ≥ ${MIN_RSA_MODULUS_BITS} bits`;
-}
-
-/** WebCrypto parameters to import or sign with a key of the given kind (SHA-256 for P-256/RSA, SHA-384 for P-384). */
-export function signingParams(kind: KeyAlgorithmName): { importAlg: ImportAlgorithm; signAlg: SignAlgorithm } {
-  switch (kind) {
-    case 'EC P-256':
-      return { importAlg: { name: 'ECDSA', namedCurve: 'P-256' }, signAlg: { name: 'ECDSA', hash: 'SHA-256' } };
-    case 'EC P-384':
-      return { importAlg: { name: 'ECDSA', namedCurve: 'P-384' }, signAlg: { name: 'ECDSA', hash: 'SHA-384' } };
-    case 'RSA':
-      return { importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, signAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } };
-  }
-}
-
-/** The public JWK members (kty, crv, x, y or kty, n, e) of a DER SubjectPublicKeyInfo. */
-export async function publicJwkFromSpki(spki: Uint8Array): Promise<{ kty: string; [member: string]: string }> {
-  const kind = classifyKeyAlgorithm(new PublicKey(spki.slice()).algorithm as KeyAlgorithmInfo);
-  if (kind !== 'EC P-256' && kind !== 'EC P-384' && kind !== 'RSA') throw new TypeError(kind);
-  const key = await crypto.subtle.importKey('spki', spki.slice(), signingParams(kind).importAlg, true, ['verify']);
-  const jwk = (await crypto.subtle.exportKey('jwk', key)) as { kty?: string; crv?: string; x?: string; y?: string; n?: string; e?: string };
-  return jwk.kty === 'EC'
-    ? { kty: 'EC', crv: jwk.crv!, x: jwk.x!, y: jwk.y! }
-    : { kty: 'RSA', n: jwk.n!, e: jwk.e! };
+/** The subject public key of a DER certificate, read by @peculiar/x509 (the issuer's `CertificateKeyReader`); throws on garbage. */
+export function certificateKeyOf(der: Uint8Array): CertificateKey {
+  const { publicKey } = new X509Certificate(der);
+  return { spki: new Uint8Array(publicKey.rawData), algorithm: publicKey.algorithm as KeyAlgorithmInfo };
 }
 
 /** The signing side of an issuance: the CA certificate and its private key (kept inside the CA object). */

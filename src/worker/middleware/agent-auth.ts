@@ -11,7 +11,8 @@
  */
 import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
-import { AGENT_PROOF_SCHEME, createAgentChainCache, normalizeSerialNumber, verifyAgentProof, type AgentChainCache } from '../../shared/agent-proof.js';
+import { AGENT_PROOF_SCHEME, normalizeSerialNumber } from '../../shared/agent-proof.js';
+import { createAgentChainCache, verifyAgentProof, type AgentChainCache } from '../../shared/agent-proof-verify.js';
 import { fromBase64 } from '../../shared/encoding/base64.js';
 import { WispError } from '../../shared/errors.js';
 import type { AgentRequestStore, AgentStore, AttestedAgent } from '../../shared/registry/ports.js';
