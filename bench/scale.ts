@@ -1,6 +1,6 @@
 /**
  * `npm run bench:scale`: the scale section (scale-section.ts) alone, as `npm run bench` runs it, with its
- * per-operation costs and the model's assumptions beside the figures in bench/scale-results.json (gitignored).
+ * per-operation costs and the model's assumptions beside the figures, into a gitignored results file next to this one.
  * `--quick`: a reduced fleet (harness check). Never part of `npm test`.
  */
 import { writeFileSync } from 'node:fs';
