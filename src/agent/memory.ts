@@ -17,7 +17,7 @@ export const MEMORY_KEEPER_INTERVAL_MS = 1000;
 /** Event-loop utilization over the last interval above which it is busy: leave it alone. */
 const BUSY_ELU = 0.25;
 /** RSS growth since the last pass (or the lowest RSS seen since) that makes a pass worth it, bytes. */
-const RSS_GROWTH_BYTES = 2 * 1024 * 1024;
+const RSS_GROWTH_BYTES = 1 * 1024 * 1024;
 /** RSS growth since the last pass after which a full GC runs whatever the heap's slack, bytes (it also unmaps V8's pooled pages). */
 const GC_RSS_GROWTH_BYTES = 8 * 1024 * 1024;
 /** Heap committed beyond the used part that makes a full GC worth it, bytes. */
