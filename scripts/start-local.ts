@@ -8,7 +8,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { DATA_FILES } from '../src/agent/data-dir.js';
+import { hasReusableAgentSvid } from '../src/agent/node-attestation.js';
 import { closedAncestors, prepareLocalLayout } from './local-layout.js';
 import { adminCall, agentCli, REPO_ROOT, startAgent, startIssuer, type RunningAgent, type RunningIssuer } from './local-stack.js';
 
@@ -62,7 +62,8 @@ async function main(): Promise<void> {
     });
     const agentDataDir = LAYOUT.agentDataDir;
     let joinToken: string | undefined;
-    if (!state.agentId || !existsSync(join(agentDataDir, DATA_FILES.AGENT_IDENTITY))) {
+    // a .wisp-local of an earlier day holds an expired agent SVID: the agent must attest again, with a new token
+    if (!state.agentId || !(await hasReusableAgentSvid(agentDataDir, Date.now()))) {
       const created = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', { ttlSeconds: 600 });
       joinToken = created.token;
       state.agentId = `spiffe://${TRUST_DOMAIN}/spire/agent/join_token/${joinToken}`;

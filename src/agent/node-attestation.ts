@@ -11,7 +11,7 @@ import type { Clock } from '../shared/clock.js';
 import { fromBase64, toBase64 } from '../shared/encoding/base64.js';
 import { WispError } from '../shared/errors.js';
 import type { NodeAttestor } from './attestor/node-attestor.js';
-import type { DataDir } from './data-dir.js';
+import { openDataDir, type DataDir, type StoredAgentState } from './data-dir.js';
 import type { AgentCredentials, IssuerClient } from './issuer-client.js';
 import {
   createCsr,
@@ -23,7 +23,7 @@ import {
   type CryptoKey,
   type KeyObject,
 } from './keys.js';
-import { LOG_FIELDS, type Logger } from './log.js';
+import { LOG_FIELDS, silentLogger, type Logger } from './log.js';
 import { shouldRotate } from './rotation-policy.js';
 import { countedCall } from './telemetry/calls.js';
 import type { WorkTelemetry } from './telemetry/metrics.js';
@@ -66,6 +66,52 @@ export interface AgentIdentity {
 /** Attestation failures no retry can fix. */
 const FATAL_ATTESTATION_CODES = new Set(['ERR_JOIN_TOKEN_INVALID', 'ERR_ATTESTATION_FAILED', 'ERR_AGENT_BANNED', 'ERR_AGENT_ALREADY_ATTESTED', 'ERR_BAD_REQUEST', 'ERR_CSR_INVALID']);
 
+/** What the data dir holds of the agent's identity: the SVID when key and leaf load and match. */
+interface StoredIdentity {
+  svid?: AgentSvid;
+  bundle?: SpiffeBundleJson;
+}
+
+async function loadStoredIdentity(dataDir: DataDir, log: Pick<Logger, 'warn'>): Promise<StoredIdentity> {
+  let stored: StoredAgentState;
+  try {
+    stored = await dataDir.load();
+  } catch (e) {
+    // a PEM block that is not base64 (a torn or hand-edited file): as unusable as a key that does not match
+    if (!(e instanceof WispError)) throw e;
+    log.warn(`stored agent identity is unreadable (${e.message}); attesting again`);
+    return {};
+  }
+  const leaf = stored.agentSvidChain?.[0];
+  if (!stored.agentKey || !stored.agentSvidChain || !leaf) return stored.bundle ? { bundle: stored.bundle } : {};
+  let privateKey: KeyObject | undefined;
+  try {
+    privateKey = importPkcs8(stored.agentKey);
+  } catch {
+    privateKey = undefined;
+  }
+  const info = privateKey ? matchingCertificateInfo(leaf, privateKey) : undefined;
+  if (!privateKey || !info) {
+    log.warn('stored agent key does not match the stored SVID (left by an older agent\'s interrupted renewal?); attesting again');
+    return stored.bundle ? { bundle: stored.bundle } : {};
+  }
+  const loaded: AgentSvid = { privateKey: await toSigningCryptoKey(privateKey), certChain: stored.agentSvidChain, spiffeId: info.spiffeId ?? '', notBefore: info.notBefore, notAfter: info.notAfter };
+  return { svid: loaded, ...(stored.bundle ? { bundle: stored.bundle } : {}) };
+}
+
+/** The rule of a restart: the stored SVID is reused while it is valid at `now`, else the agent attests. */
+function reusableSvid(stored: StoredIdentity, now: number): AgentSvid | undefined {
+  return stored.svid && now < stored.svid.notAfter ? stored.svid : undefined;
+}
+
+/**
+ * Whether an agent started now over the data dir at `path` would run from its stored identity, without
+ * attesting (the same rule as `start()`). `npm start` (scripts/start-local.ts) mints a join token when not.
+ */
+export async function hasReusableAgentSvid(path: string, now: number): Promise<boolean> {
+  return reusableSvid(await loadStoredIdentity(await openDataDir(path), silentLogger()), now) !== undefined;
+}
+
 export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
   const { client, dataDir, attestor, clock, log } = deps;
   let svid: AgentSvid | undefined;
@@ -78,25 +124,6 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     const info = matchingCertificateInfo(leaf, privateKey);
     if (!info) throw new WispError('ERR_INTERNAL', 'issuer returned an agent SVID for another key');
     return { privateKey: await toSigningCryptoKey(privateKey), certChain, spiffeId: info.spiffeId ?? wire.spiffeId, notBefore: info.notBefore, notAfter: info.notAfter };
-  }
-
-  async function loadStored(): Promise<{ svid?: AgentSvid; bundle?: SpiffeBundleJson }> {
-    const stored = await dataDir.load();
-    const leaf = stored.agentSvidChain?.[0];
-    if (!stored.agentKey || !stored.agentSvidChain || !leaf) return stored.bundle ? { bundle: stored.bundle } : {};
-    let privateKey: KeyObject | undefined;
-    try {
-      privateKey = importPkcs8(stored.agentKey);
-    } catch {
-      privateKey = undefined;
-    }
-    const info = privateKey ? matchingCertificateInfo(leaf, privateKey) : undefined;
-    if (!privateKey || !info) {
-      log.warn('stored agent key does not match the stored SVID (left by an older agent\'s interrupted renewal?); attesting again');
-      return stored.bundle ? { bundle: stored.bundle } : {};
-    }
-    const loaded: AgentSvid = { privateKey: await toSigningCryptoKey(privateKey), certChain: stored.agentSvidChain, spiffeId: info.spiffeId ?? '', notBefore: info.notBefore, notAfter: info.notAfter };
-    return { svid: loaded, ...(stored.bundle ? { bundle: stored.bundle } : {}) };
   }
 
   async function attest(reason: string): Promise<AttestResponse & { agent: AgentSvid }> {
@@ -145,9 +172,10 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     current: () => svid,
 
     async start() {
-      const stored = await loadStored();
-      if (stored.svid && clock() < stored.svid.notAfter) {
-        svid = stored.svid;
+      const stored = await loadStoredIdentity(dataDir, log);
+      const reusable = reusableSvid(stored, clock());
+      if (reusable) {
+        svid = reusable;
         log.info({ [LOG_FIELDS.AGENT_ID]: svid.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(svid.notAfter).toISOString() }, 'reusing stored agent SVID');
         return { svid, bundle: stored.bundle };
       }

@@ -1,7 +1,7 @@
 // The whole daemon (runAgent) against the real issuer in process (test/helpers/node/agent/test-issuer.ts),
 // with the real Workload API server on a Unix socket in a tmpdir, driven through the same functions the
 // `wisp-agent api` and `healthcheck` commands use. Agent and issuer share the system clock.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,20 +11,10 @@ import { parseAgentConfig } from '../../src/agent/config.js';
 import { silentLogger } from '../../src/agent/log.js';
 import { RATE_LIMIT_EXCEEDED } from '../../src/agent/workload-api/rate-limit.js';
 import { createWorkloadApiClient, isGrpcError } from '../../src/node/workload-api/client.js';
+import { startRunningAgent, until, useStops } from '../helpers/node/agent/running-agent.js';
 import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
 
-const stops: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const stop of stops.splice(0)) await stop();
-});
-
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const stops = useStops();
 
 describe('wisp-agent run', () => {
   it('attests, serves X509 and JWT SVIDs on its socket, shuts down cleanly, and restarts without a token', async () => {
@@ -79,24 +69,7 @@ describe('wisp-agent run', () => {
   });
 
   it('wires rateLimit from the config into the Workload API: a flood of FetchJWTSVID is refused, the healthcheck stays healthy', async () => {
-    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
-    stops.push(() => issuer.close());
-    const token = await issuer.createJoinToken();
-    await issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }], { parentId: issuer.agentIdOf(token) });
-    const dir = mkdtempSync(join(tmpdir(), 'wisp-run-rl-'));
-    const socketPath = join(dir, 'api.sock');
-    const config = parseAgentConfig(
-      { path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1, rateLimit: { fetch_jwt_svid: 1, fetch_x509_bundles: 1 } } },
-      {},
-      { joinToken: token },
-    );
-    const controller = new AbortController();
-    const done = runAgent(config, { log: silentLogger(), signal: controller.signal });
-    stops.push(async () => {
-      controller.abort();
-      await done;
-    });
-    await until(async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy);
+    const { socketPath } = await startRunningAgent(stops, { agentConfig: { rateLimit: { fetch_jwt_svid: 1, fetch_x509_bundles: 1 } }, dirPrefix: 'wisp-run-rl-' });
     const client = createWorkloadApiClient(`unix://${socketPath}`);
     try {
       await until(async () => (await client.fetchX509SVID()[Symbol.asyncIterator]().next()).value?.svids.length === 1);

@@ -1,21 +1,10 @@
 // `wisp audit list` in process against the real issuer app (test/helpers/node/in-process-issuer.ts): it
 // lists what the admin writes left, filters by action, turns -since durations into RFC 3339, and prints JSON.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseSinceFlag } from '../../src/cli/audit.js';
-import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
-import { runWispInProcess } from '../helpers/node/wisp-cli.js';
+import { useInProcessWisp } from '../helpers/node/in-process-wisp.js';
 
-let issuer: InProcessIssuer;
-
-beforeAll(async () => {
-  issuer = await startInProcessIssuer();
-});
-
-afterAll(async () => {
-  await issuer?.close();
-});
-
-const wisp = (args: string[]) => runWispInProcess(args, issuer);
+const { wisp } = useInProcessWisp();
 
 describe('wisp audit list', () => {
   it('lists admin writes, filters by action and prints JSON', async () => {

@@ -4,22 +4,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseSpireEntry } from '../../src/cli/spire-format.js';
-import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
-import { ONE_LINE_ERROR, runWispInProcess } from '../helpers/node/wisp-cli.js';
+import { useInProcessWisp } from '../helpers/node/in-process-wisp.js';
+import { ONE_LINE_ERROR } from '../helpers/node/wisp-cli.js';
 
-let issuer: InProcessIssuer;
-
-beforeAll(async () => {
-  issuer = await startInProcessIssuer();
-});
-
-afterAll(async () => {
-  await issuer?.close();
-});
-
-const wisp = (args: string[]) => runWispInProcess(args, issuer);
+const { wisp } = useInProcessWisp();
 const parent = 'spiffe://example.org/spire/agent/join_token/claims';
 const fields = (name: string) => ['-parentID', parent, '-spiffeID', `spiffe://example.org/claims/${name}`, '-selector', 'unix:uid:1'];
 

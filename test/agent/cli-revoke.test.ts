@@ -1,23 +1,13 @@
 // `wisp x509 revoke` and `wisp entry revoke` in process against the real issuer app
 // (test/helpers/node/in-process-issuer.ts): what they send lands as revocations the admin API lists.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SvidRevocation } from '../../src/shared/registry/revocation.js';
-import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
-import { runWispInProcess } from '../helpers/node/wisp-cli.js';
+import { useInProcessWisp } from '../helpers/node/in-process-wisp.js';
 
-let issuer: InProcessIssuer;
+const cli = useInProcessWisp();
+const { wisp } = cli;
 
-beforeAll(async () => {
-  issuer = await startInProcessIssuer();
-});
-
-afterAll(async () => {
-  await issuer?.close();
-});
-
-const wisp = (args: string[]) => runWispInProcess(args, issuer);
-
-const listed = async () => (await issuer.admin<{ revocations: SvidRevocation[] }>('GET', '/revocations')).revocations;
+const listed = async () => (await cli.issuer.admin<{ revocations: SvidRevocation[] }>('GET', '/revocations')).revocations;
 
 describe('wisp x509 revoke / wisp entry revoke', () => {
   it('x509 revoke --serial records the serial in the issuer\'s form; --spiffeID a cutoff', async () => {

@@ -4,25 +4,15 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parseExpiresBeforeFlag } from '../../src/cli/agent.js';
 import { parseSpiffeId } from '../../src/shared/spiffe/id.js';
-import { startInProcessIssuer, type InProcessIssuer } from '../helpers/node/in-process-issuer.js';
-import { runWispInProcess } from '../helpers/node/wisp-cli.js';
+import { useInProcessWisp } from '../helpers/node/in-process-wisp.js';
 
-let issuer: InProcessIssuer;
+const cli = useInProcessWisp();
+const { wisp } = cli;
 const DAY = 86_400;
 const now = () => Math.floor(Date.now() / 1000);
-
-beforeAll(async () => {
-  issuer = await startInProcessIssuer();
-});
-
-afterAll(async () => {
-  await issuer?.close();
-});
-
-const wisp = (args: string[]) => runWispInProcess(args, issuer);
 const ids = (stdout: string) => [...stdout.matchAll(/^SPIFFE ID\s+: (\S+)$/gm)].map((m) => m[1]!.split('/').pop()).sort();
 
 describe('wisp entry show / count: -federatesWith, -matchFederatesWithOn, -hint, -downstream', () => {
@@ -61,7 +51,7 @@ describe('wisp entry show / count: -federatesWith, -matchFederatesWithOn, -hint,
 });
 
 describe('wisp agent list / count / purge', () => {
-  const agents = () => issuer.deps.stores.agents;
+  const agents = () => cli.issuer.deps.stores.agents;
   const seed = async (name: string, type: string, expiresAt: number, selectors: { type: string; value: string }[] = []) => {
     const spiffeId = parseSpiffeId(`spiffe://example.org/spire/agent/${type}/${name}`);
     await agents().upsertAttested({ spiffeId, attestationType: type, serialNumber: '0a', expiresAt, nodeSelectors: selectors }, now());

@@ -1,54 +1,20 @@
 // An entry's jwtSvidClaims through a real agent (runAgent against the real issuer in process,
 // test/helpers/node/agent/test-issuer.ts): a workload's FetchJWTSVID carries them, and after the entry's
 // claims change the agent drops the JWT-SVID it holds and hands out one with the new claims.
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
-import { runAgent } from '../../src/agent/agent.js';
-import { fetchJwt, healthcheck, validateJwt, type ApiCommandOptions } from '../../src/agent/cli/api.js';
-import { parseAgentConfig } from '../../src/agent/config.js';
-import { silentLogger } from '../../src/agent/log.js';
-import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
+import { fetchJwt, validateJwt, type ApiCommandOptions } from '../../src/agent/cli/api.js';
+import { startRunningAgent, until, useStops } from '../helpers/node/agent/running-agent.js';
 
-const stops: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const stop of stops.splice(0)) await stop();
-});
-
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const stops = useStops();
 
 describe('jwtSvidClaims through the agent', () => {
   it('reach the workload, and a change of them replaces the held JWT-SVID', async () => {
-    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock: Date.now });
-    stops.push(() => issuer.close());
-    const token = await issuer.createJoinToken();
     const selectors = [{ type: 'unix', value: `uid:${process.getuid!()}` }];
+    const { issuer, token, socketPath } = await startRunningAgent(stops, { entry: { id: 'e-claims', path: '/claims', extra: { jwtSvidClaims: { tenant: 'acme', groups: ['ops'] } } }, dirPrefix: 'wisp-claims-' });
     const parentId = issuer.agentIdOf(token);
-    await issuer.addEntry('e-claims', '/claims', selectors, { parentId, jwtSvidClaims: { tenant: 'acme', groups: ['ops'] } });
-    const dir = mkdtempSync(join(tmpdir(), 'wisp-claims-'));
-    const socketPath = join(dir, 'api.sock');
-    const config = parseAgentConfig(
-      { path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1 } },
-      {},
-      { joinToken: token },
-    );
-    const controller = new AbortController();
-    const done = runAgent(config, { log: silentLogger(), signal: controller.signal });
-    stops.push(async () => {
-      controller.abort();
-      await done;
-    });
     const lines: string[] = [];
     const api: ApiCommandOptions = { address: socketPath, output: 'json', timeoutMs: 5_000, print: (l) => lines.push(l) };
-    await until(async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy);
 
     const fetchClaims = async () => {
       await fetchJwt({ ...api, audience: ['aud-x'] });

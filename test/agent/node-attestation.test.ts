@@ -3,9 +3,11 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAttestor } from '../../src/agent/attestor/node-attestor.js';
 import { selectNodeAttestor } from '../../src/agent/attestor/node-attestor.js';
+import { createJoinTokenAttestor } from '../../src/agent/attestor/join-token.js';
 import { syncOnce } from '../../src/agent/cache/sync.js';
 import { DATA_FILES } from '../../src/agent/data-dir.js';
 import { silentLogger } from '../../src/agent/log.js';
+import { hasReusableAgentSvid } from '../../src/agent/node-attestation.js';
 import { runRotator } from '../../src/agent/rotator.js';
 import { TTL, useAgentHarness, type Harness } from '../helpers/node/agent/agent-harness.js';
 
@@ -129,5 +131,37 @@ describe('node attestation', () => {
         controller.signal,
       ),
     ).rejects.toThrow(/already used by this process; create a new join token and restart with --joinToken/);
+  });
+});
+
+// `npm start` (scripts/start-local.ts) mints a join token exactly when this says the agent must attest
+describe("npm start's check of the stored identity (hasReusableAgentSvid)", () => {
+  it('none, then valid, then expired (a .wisp-local of an earlier day): the agent attests again with a fresh token', async () => {
+    h = await createHarness();
+    expect(await hasReusableAgentSvid(h.dataDirPath, h.clock.now)).toBe(false);
+    await h.identity.start();
+    expect(await hasReusableAgentSvid(h.dataDirPath, h.clock.now)).toBe(true);
+    h.clock.advance(TTL.agent * 1000);
+    expect(await hasReusableAgentSvid(h.dataDirPath, h.clock.now)).toBe(false);
+    const fresh = await h.issuer.createJoinToken();
+    const { svid } = await (await h.restart(createJoinTokenAttestor(fresh))).identity.start();
+    expect(svid.spiffeId).toBe(`spiffe://example.org/spire/agent/join_token/${fresh}`);
+    expect(h.issuer.callsTo('/attest').length).toBe(2);
+    expect(await hasReusableAgentSvid(h.dataDirPath, h.clock.now)).toBe(true);
+  });
+
+  it.each([
+    ['a PEM body that is not base64', '-----BEGIN PRIVATE KEY-----\n%%%%\n-----END PRIVATE KEY-----\n'],
+    ['a key and a certificate that are not DER', `-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`],
+  ])('an unreadable identity file (%s) is not reusable, and the agent attests instead of stopping', async (_, text) => {
+    h = await createHarness();
+    await h.identity.start();
+    writeFileSync(join(h.dataDirPath, DATA_FILES.AGENT_IDENTITY), text);
+    expect(await hasReusableAgentSvid(h.dataDirPath, h.clock.now)).toBe(false);
+    await expect((await h.restart(undefined)).identity.start()).rejects.toThrow(/must attest \(first start\) but no node attestor is configured/);
+    const fresh = await h.issuer.createJoinToken();
+    const { svid } = await (await h.restart(createJoinTokenAttestor(fresh))).identity.start();
+    expect(svid.spiffeId).toBe(`spiffe://example.org/spire/agent/join_token/${fresh}`);
+    expect(await hasReusableAgentSvid(h.dataDirPath, h.clock.now)).toBe(true);
   });
 });

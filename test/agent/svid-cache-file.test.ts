@@ -19,6 +19,7 @@ import { TRUST_DOMAIN, TTL, useAgentHarness, type Harness } from '../helpers/nod
 import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
 import type { SpiffeId } from '../../src/shared/spiffe/id.js';
 import { makeEntry } from '../helpers/shared/entry.js';
+import { until } from '../helpers/node/agent/running-agent.js';
 
 const UID = { type: 'unix', value: 'uid:1000' };
 const GID = { type: 'unix', value: 'gid:50' };
@@ -200,14 +201,6 @@ describe('workload SVID cache file', () => {
     expect((await restart(h)).loaded).toBeUndefined();
   });
 });
-
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('wisp-agent run, restarted while the issuer is down', () => {
   it('serves the SVIDs it cached before the restart, straight away', async () => {

@@ -20,19 +20,12 @@ import { RATE_LIMIT_EXCEEDED } from '../../src/agent/workload-api/rate-limit.js'
 import { createWorkloadApiClient, isGrpcError } from '../../src/node/workload-api/client.js';
 import { startAgentTestIssuer, type AgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
 import { checkMetrics, findPrometheusTool } from '../helpers/node/promtool.js';
+import { until } from '../helpers/node/agent/running-agent.js';
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
 });
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A clock both the agent and the issuer read: real time plus an offset the test moves forward. */
 function offsetClock() {

@@ -4,31 +4,13 @@
 // profile off. Each token is validated against the streamed bundle and used for a proof of possession.
 import { status } from '@grpc/grpc-js';
 import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT, type JWK } from 'jose';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { runAgent } from '../../src/agent/agent.js';
-import { healthcheck } from '../../src/agent/cli/api.js';
-import { parseAgentConfig } from '../../src/agent/config.js';
-import { silentLogger } from '../../src/agent/log.js';
+import { describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { validateWitSvid, verifyWorkloadProofToken, witHash } from '../../src/shared/spiffe/wit-svid.js';
-import { startAgentTestIssuer } from '../helpers/node/agent/test-issuer.js';
+import { startRunningAgent, until, useStops } from '../helpers/node/agent/running-agent.js';
 
 const TD = 'example.org';
-const stops: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const stop of stops.splice(0).reverse()) await stop();
-});
-
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const stops = useStops();
 
 async function grpcCode(p: Promise<unknown>): Promise<string> {
   const e = await p.then(() => undefined, (x: unknown) => x);
@@ -37,20 +19,7 @@ async function grpcCode(p: Promise<unknown>): Promise<string> {
 
 /** An issuer (WIT_SVID_TTL from `witTtl`, none: off), an entry for this uid, and a running agent; its client. */
 async function agentWith(witTtl: string | undefined): Promise<WorkloadApiClient> {
-  const issuer = await startAgentTestIssuer({ trustDomain: TD, clock: Date.now, ...(witTtl ? { config: { WIT_SVID_TTL: witTtl } } : {}) });
-  stops.push(() => issuer.close());
-  const token = await issuer.createJoinToken();
-  await issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }], { parentId: issuer.agentIdOf(token), hint: 'internal' });
-  const dir = mkdtempSync(join(tmpdir(), 'wisp-wit-'));
-  const socketPath = join(dir, 'api.sock');
-  const config = parseAgentConfig({ path: 'test', content: { serverUrl: issuer.url, trustDomain: TD, dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1 } }, {}, { joinToken: token });
-  const controller = new AbortController();
-  const done = runAgent(config, { log: silentLogger(), signal: controller.signal });
-  stops.push(async () => {
-    controller.abort();
-    await done;
-  });
-  await until(async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy);
+  const { socketPath } = await startRunningAgent(stops, { trustDomain: TD, ...(witTtl ? { issuerConfig: { WIT_SVID_TTL: witTtl } } : {}), entry: { extra: { hint: 'internal' } }, dirPrefix: 'wisp-wit-' });
   const client = createWorkloadApiClient(`unix://${socketPath}`);
   stops.push(async () => client.close());
   // entitled once the first sync brought the entry in

@@ -1,13 +1,14 @@
 // A hostile corpus against the real issuer under wrangler dev (issue 20, "Done when"): every endpoint hit
 // with malformed and oversize input, wrong types, bad SPIFFE IDs, CSR tricks, forged and replayed agent
-// proofs, bad admin credentials, join-token reuse, dot entry IDs, method confusion and huge headers.
+// proofs, bad admin credentials, join-token reuse, dot entry IDs, method confusion and huge headers; token
+// exchange (TOKEN_EXCHANGE trusting a loopback OIDC issuer), the notification upgrade, WIT-SVIDs (WIT_SVID_TTL).
 // Every answer must be < 500 (429 counts as an allowed refusal), every 4xx must carry
-// {"error":{"code","message"}}, and every certificate or JWT in a 2xx answer must verify against the
+// {"error":{"code","message"}} (the token exchange's POST: RFC 6749's {"error","error_description"}), and every certificate or JWT in a 2xx answer must verify against the
 // trust domain's published keys and name only a SPIFFE ID an entry authorizes for that caller (the table
 // `allowed` per case). docs/hardening.md lists what the corpus covers.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { CompactSign, decodeJwt, type CryptoKey } from 'jose';
+import { CompactSign, decodeJwt, decodeProtectedHeader, type CryptoKey, type JWK } from 'jose';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_PROOF_TYP } from '../../src/shared/agent-proof.js';
 import { AGENT_API_LIMITS } from '../../src/shared/agent-api.js';
 import { toBase64Url } from '../../src/shared/encoding/base64.js';
+import { certificatesFromPem } from '../../src/shared/encoding/pem.js';
+import { EXCHANGE_LIMITS, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_JWT, TOKEN_TYPE_X509_SVID } from '../../src/shared/exchange/request.js';
 import { MAX_BUNDLE_BYTES, parseBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { validateJwtSvid } from '../../src/shared/spiffe/jwt-svid.js';
+import { validateWitSvid, WIT_TYP } from '../../src/shared/spiffe/wit-svid.js';
 import { validateX509Svid } from '../../src/shared/spiffe/x509-svid.js';
 import { MAX_JSON_BODY_BYTES } from '../../src/worker/http-json.js';
 import { ADMIN_BATCH_MAX_BODY_BYTES } from '../../src/worker/routes/admin/params.js';
@@ -25,6 +29,7 @@ import { adminCall, startIssuer, type RunningIssuer } from '../../scripts/local-
 import { agentProof, attestWithJoinToken, rawRequest, type AgentCredential, type RawAnswer } from '../helpers/node/agent-api-client.js';
 import { fromBase64, generateKeys, makeCsr, makeRootCa, makeSvid, toBase64, type KeyPair } from '../helpers/shared/agent-svid.js';
 import { generateKeys as generateAnyKeys, signingAlgorithmOf, type KeyKind } from '../helpers/shared/pki.js';
+import { createTokenSigner, startOidcTokenIssuer, type OidcTokenIssuer } from '../helpers/node/oidc-token-issuer.js';
 
 const TD = 'hostile.test';
 const ID = (path: string) => `spiffe://${TD}${path}`;
@@ -32,6 +37,12 @@ const MiB = 1024 * 1024;
 
 let root: string;
 let issuer: RunningIssuer;
+/** the OIDC issuer TOKEN_EXCHANGE trusts (alias `ci`); its tokens with repository acme/app get EXCHANGED_ID */
+let oidc: OidcTokenIssuer;
+const EXCHANGE_AUD = 'https://wisp.hostile.test';
+const EXCHANGED_ID = ID('/hostile/exchanged');
+/** a public key a workload would hold for a WIT-SVID (cnf.jwk) */
+let witKey: JWK;
 /** agents A and B (own entries), C (for cases that may change its state) */
 const agents: Record<'A' | 'B', AgentCredential> = {} as never;
 /** entry IDs and their SPIFFE IDs */
@@ -50,7 +61,14 @@ const ledger = { answers: 0, signed: 0, refusals429: 0, statuses: new Map<number
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'wisp-hostile-'));
-  issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD });
+  oidc = await startOidcTokenIssuer();
+  // as test/e2e/token-exchange.test.ts configures it, with replays refused (a row replays a token)
+  const TOKEN_EXCHANGE = JSON.stringify({ allowLoopbackHttp: true, issuers: [{ alias: 'ci', issuer: oidc.url, audiences: [EXCHANGE_AUD], claims: ['repository'], replay: 'refuse' }] });
+  issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD, vars: { TOKEN_EXCHANGE, WIT_SVID_TTL: '1h' } });
+  await adminCall(issuer, 'POST', '/entries', { spiffeId: EXCHANGED_ID, parentId: ID('/spire/exchange/ci'), selectors: [{ type: 'oidc', value: 'ci:repository:acme/app' }] });
+  const witPair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as unknown as KeyPair;
+  const { kty, crv, x, y } = (await crypto.subtle.exportKey('jwk', witPair.publicKey)) as JWK;
+  witKey = { kty, crv, x, y, alg: 'ES256' };
   for (const name of ['A', 'B'] as const) {
     const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', {});
     agents[name] = await attestWithJoinToken(issuer.url, token);
@@ -75,6 +93,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await issuer?.stop();
+  await oidc?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
@@ -91,6 +110,8 @@ interface Call {
   authorization?: string;
   headers?: Record<string, string>;
   chunked?: boolean;
+  /** the endpoint refuses a POST in RFC 6749 §5.2's shape (token exchange), not Wisp's */
+  oauthErrors?: boolean;
 }
 
 function rawBodyOf(body: unknown): string | Uint8Array | undefined {
@@ -135,17 +156,35 @@ async function signedIdentities(answer: RawAnswer): Promise<string[]> {
         if (!checked.ok) throw new Error(`a signed certificate does not validate as an X509-SVID of the bundle: ${checked.error.message}`);
         found.push(checked.value.spiffeId);
       }
-      if (typeof o.token === 'string' && o.token.split('.').length === 3) {
-        const aud = decodeJwt(o.token).aud;
-        const checked = await validateJwtSvid(o.token, jwks as never, { audience: Array.isArray(aud) ? aud[0]! : String(aud), now: Date.now(), trustDomain: TD });
-        if (!checked.ok) throw new Error(`a signed JWT does not validate against /keys: ${checked.error.message}`);
-        found.push(checked.value.spiffeId);
+      if (typeof o.token === 'string' && o.token.split('.').length === 3) found.push(await verifiedJwt(o.token));
+      // a token exchange's answer: a JWT-SVID, or an X509-SVID chain in PEM
+      if (typeof o.access_token === 'string') {
+        if (o.access_token.split('.').length === 3) found.push(await verifiedJwt(o.access_token));
+        else {
+          const checked = await validateX509Svid(certificatesFromPem(o.access_token), { now: Date.now(), roots });
+          if (!checked.ok) throw new Error(`an exchanged certificate does not validate as an X509-SVID of the bundle: ${checked.error.message}`);
+          found.push(checked.value.spiffeId);
+        }
       }
       for (const x of Object.values(o)) await walk(x);
     }
   };
   await walk(json);
   return found;
+}
+
+/** The SPIFFE ID of a JWT-SVID (verified against /keys) or a WIT-SVID (against the bundle's WIT authorities, read now: made on first use). */
+async function verifiedJwt(token: string): Promise<string> {
+  if (decodeProtectedHeader(token).typ === WIT_TYP) {
+    const bundle = await parseBundleJson(JSON.parse((await rawRequest(issuer.url, { method: 'GET', path: '/bundle' })).text), TD);
+    const checked = await validateWitSvid(token, bundle.witAuthorities ?? [], { now: Date.now(), trustDomain: TD });
+    if (!checked.ok) throw new Error(`a signed WIT-SVID does not validate against the bundle: ${checked.error.message}`);
+    return checked.value.spiffeId;
+  }
+  const aud = decodeJwt(token).aud;
+  const checked = await validateJwtSvid(token, jwks as never, { audience: Array.isArray(aud) ? aud[0]! : String(aud), now: Date.now(), trustDomain: TD });
+  if (!checked.ok) throw new Error(`a signed JWT does not validate against /keys: ${checked.error.message}`);
+  return checked.value.spiffeId;
 }
 
 /** One row of a table: a request, the IDs it may sign, and the outcome wanted where it matters. */
@@ -164,7 +203,7 @@ async function runRow(row: Row): Promise<void> {
   await checkAnswer(row, call, answer);
 }
 
-async function checkAnswer(row: Pick<Row, 'name' | 'allowed' | 'want'>, call: Pick<Call, 'method'>, answer: RawAnswer): Promise<string[]> {
+async function checkAnswer(row: Pick<Row, 'name' | 'allowed' | 'want'>, call: Pick<Call, 'method' | 'oauthErrors'>, answer: RawAnswer): Promise<string[]> {
   ledger.answers++;
   ledger.statuses.set(answer.status, (ledger.statuses.get(answer.status) ?? 0) + 1);
   const what = `${row.name}: ${answer.status} ${answer.text.slice(0, 300)}`;
@@ -176,9 +215,15 @@ async function checkAnswer(row: Pick<Row, 'name' | 'allowed' | 'want'>, call: Pi
   }
   if (answer.status >= 400 && call.method !== 'HEAD') {
     expect(String(answer.headers['content-type']), what).toMatch(/^application\/json/);
-    const body = JSON.parse(answer.text) as { error?: { code?: unknown; message?: unknown } };
-    expect(body.error?.code, what).toMatch(/^ERR_[A-Z0-9_]+$/);
-    expect(typeof body.error?.message === 'string' && body.error.message.length > 0, what).toBe(true);
+    if (call.oauthErrors && call.method === 'POST') {
+      const body = JSON.parse(answer.text) as { error?: unknown; error_description?: unknown };
+      expect(body.error, what).toMatch(/^(invalid_request|invalid_grant|unauthorized_client|invalid_target|invalid_scope|unsupported_grant_type|temporarily_unavailable)$/);
+      expect(typeof body.error_description === 'string' && body.error_description.length > 0, what).toBe(true);
+    } else {
+      const body = JSON.parse(answer.text) as { error?: { code?: unknown; message?: unknown } };
+      expect(body.error?.code, what).toMatch(/^ERR_[A-Z0-9_]+$/);
+      expect(typeof body.error?.message === 'string' && body.error.message.length > 0, what).toBe(true);
+    }
   }
   if (row.want) expect(row.want, what).toContain(answer.status);
   const ids = await signedIdentities(answer);
@@ -197,6 +242,7 @@ interface Endpoint {
   path: string;
   /** body limit, bytes (POST/PUT only) */
   limit?: number;
+  oauthErrors?: boolean;
 }
 
 const GET_ENDPOINTS: Endpoint[] = [
@@ -230,6 +276,8 @@ const BODY_ENDPOINTS: Endpoint[] = [
   { name: 'mint jwt', caller: 'admin', method: 'POST', path: '/admin/v1/jwt-svids/mint', limit: MAX_JSON_BODY_BYTES },
   { name: 'federation create', caller: 'admin', method: 'POST', path: '/admin/v1/federation', limit: MAX_BUNDLE_BYTES + 64 * 1024 },
   { name: 'foreign bundle put', caller: 'admin', method: 'PUT', path: '/admin/v1/bundles/foreign.test', limit: MAX_BUNDLE_BYTES + 64 * 1024 },
+  { name: 'wit-svids', caller: 'A', method: 'POST', path: '/agent/v1/wit-svids', limit: AGENT_API_LIMITS.MAX_BODY_BYTES },
+  { name: 'token exchange', caller: 'none', method: 'POST', path: '/exchange/v1/token', limit: EXCHANGE_LIMITS.MAX_BODY_BYTES, oauthErrors: true },
 ];
 
 /** The IDs a request to this endpoint may be signed for, whatever its body (admin mint: only the mint ID below). */
@@ -321,6 +369,7 @@ const TYPED_BODIES: { endpoint: Endpoint; body: () => Record<string, unknown>; f
     fields: ['trustDomain', 'bundleEndpointUrl', 'bundleEndpointProfile', 'endpointSpiffeId', 'refreshAgentId', 'trustDomainBundle'],
   },
   { endpoint: BODY_ENDPOINTS[14]!, body: () => ({ bundle: { keys: [] } }), fields: ['bundle'] },
+  { endpoint: BODY_ENDPOINTS[15]!, body: () => ({ requests: [{ entryId: entries.a1.id, publicKey: { ...witKey } }] }), fields: ['requests', 'requests.0', 'requests.0.entryId', 'requests.0.publicKey', 'requests.0.publicKey.alg', 'requests.0.publicKey.x'] },
 ];
 
 function spoil(body: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
@@ -555,6 +604,104 @@ describe('forged and replayed agent proofs', () => {
       { name: 'B submits a bundle it does not refresh', call: () => ({ caller: 'B', method: 'POST', path: '/agent/v1/federation/bundles', body: { trustDomain: 'foreign.test', error: 'x' } }), want: [403] },
     ];
     for (const r of rowsB) await runRow(r);
+  });
+});
+
+// ---------------------------------------------------------------- notification upgrades and WIT-SVIDs
+
+const NOTIFY = { method: 'GET', path: '/agent/v1/notifications', body: '' };
+const UPGRADE = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+
+describe('the notification upgrade (GET /agent/v1/notifications)', () => {
+  const rows: Row[] = [
+    { name: 'no proof, no upgrade', call: () => ({ caller: 'none', method: NOTIFY.method, path: NOTIFY.path }), want: [401] },
+    { name: 'no proof, an upgrade', call: () => ({ caller: 'none', method: NOTIFY.method, path: NOTIFY.path, headers: UPGRADE }), want: [401] },
+    // every forged proof of the agent API, with the upgrade asked for: refused before any upgrade ("for another
+    // method" signs GET, this route's own method: a valid proof, replaced by one for POST)
+    ...FORGERIES.filter(([label]) => label !== 'for another method').map(([label, forge]): Row => ({ name: `${label}, an upgrade`, call: async () => ({ caller: 'none', method: NOTIFY.method, path: NOTIFY.path, headers: UPGRADE, authorization: await forge(NOTIFY) }), want: [401] })),
+    { name: 'a proof for POST, an upgrade', call: async () => ({ caller: 'none', method: NOTIFY.method, path: NOTIFY.path, headers: UPGRADE, authorization: await agentProof(agents.A, 'POST', NOTIFY.path, '') }), want: [401] },
+    { name: 'a valid proof, no Upgrade header', call: () => ({ caller: 'A', method: NOTIFY.method, path: NOTIFY.path }), want: [400] },
+    { name: 'a valid proof, Upgrade: h2c', call: () => ({ caller: 'A', method: NOTIFY.method, path: NOTIFY.path, headers: { upgrade: 'h2c', connection: 'Upgrade' } }), want: [400] },
+    { name: 'a valid proof over a body', call: () => ({ caller: 'A', method: NOTIFY.method, path: NOTIFY.path, headers: UPGRADE, body: '{}' }), want: [400, 401, 413] },
+  ];
+  it.each(rows)('$name', runRow);
+});
+
+describe('WIT-SVIDs (POST /agent/v1/wit-svids; garbage and oversize bodies are in the tables above)', () => {
+  const WIT = '/agent/v1/wit-svids';
+  const request = (entryId: string, publicKey: unknown = witKey) => ({ entryId, publicKey });
+  const rows: Row[] = [
+    { name: 'A for a1 and a1child (control)', call: () => ({ caller: 'A', method: 'POST', path: WIT, body: { requests: [request(entries.a1.id), request(entries.a1child.id)] } }), want: [200], allowed: () => authorizedFor('A') },
+    { name: 'unsigned', call: () => ({ caller: 'none', method: 'POST', path: WIT, body: { requests: [request(entries.a1.id)] } }), want: [401] },
+    { name: 'unsigned, garbage', call: () => ({ caller: 'none', method: 'POST', path: WIT, body: '{"requests":[' }), want: [401] },
+    { name: 'B for a1', call: () => ({ caller: 'B', method: 'POST', path: WIT, body: { requests: [request(entries.a1.id)] } }), want: [403], allowed: () => authorizedFor('B') },
+    { name: 'a private key as publicKey', call: () => ({ caller: 'A', method: 'POST', path: WIT, body: { requests: [request(entries.a1.id, { ...witKey, d: witKey.x })] } }), want: [400] },
+    { name: 'one good key and one off the curve', call: () => ({ caller: 'A', method: 'POST', path: WIT, body: { requests: [request(entries.a1.id), request(entries.a1child.id, { ...witKey, y: witKey.x })] } }), want: [400] },
+    { name: 'ES384 named over a P-256 key', call: () => ({ caller: 'A', method: 'POST', path: WIT, body: { requests: [request(entries.a1.id, { ...witKey, alg: 'ES384' })] } }), want: [400] },
+    { name: 'a batch over MAX_BATCH_WITS', call: () => ({ caller: 'A', method: 'POST', path: WIT, body: { requests: Array.from({ length: AGENT_API_LIMITS.MAX_BATCH_WITS + 1 }, () => request(entries.a1.id)) } }), want: [400, 413] },
+  ];
+  it.each(rows)('$name', runRow);
+});
+
+// ---------------------------------------------------------------- token exchange (RFC 8693)
+
+const EXCHANGE: Call = { caller: 'none', method: 'POST', path: '/exchange/v1/token', contentType: 'application/x-www-form-urlencoded', oauthErrors: true };
+const RP = 'https://rp.hostile.test';
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+/** a token TOKEN_EXCHANGE trusts, with claims the entry EXCHANGED_ID authorizes unless `claims` says otherwise */
+const subjectToken = (claims: Record<string, unknown> = {}, aud = EXCHANGE_AUD) => oidc.token(aud, { repository: 'acme/app', ...claims });
+
+/** A JWT-SVID exchange's form: `over` replaces fields (null drops one), `extra` appends (a field again). */
+function exchangeForm(token: string, over: Record<string, string | null> = {}, extra: [string, string][] = []): string {
+  const fields = Object.entries({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: token, subject_token_type: TOKEN_TYPE_JWT, audience: RP, ...over }).filter((f): f is [string, string] => f[1] !== null);
+  return new URLSearchParams([...fields, ...extra]).toString();
+}
+/** `over` for an X509-SVID exchange of a fresh CSR (base64url DER) */
+const x509Over = async (csr?: Uint8Array) => ({ audience: null, requested_token_type: TOKEN_TYPE_X509_SVID, csr: toBase64Url(csr ?? (await makeCsr()).der) });
+
+const EXCHANGE_ROWS: [string, () => Promise<string>, number[]][] = [
+  ['a JWT-SVID (control)', async () => exchangeForm(await subjectToken()), [200]],
+  ['an X509-SVID for a CSR (control)', async () => exchangeForm(await subjectToken(), await x509Over()), [200]],
+  ['no grant_type', async () => exchangeForm(await subjectToken(), { grant_type: null }), [400]],
+  ['grant_type authorization_code', async () => exchangeForm(await subjectToken(), { grant_type: 'authorization_code' }), [400]],
+  ['grant_type twice', async () => exchangeForm(await subjectToken(), {}, [['grant_type', TOKEN_EXCHANGE_GRANT]]), [400]],
+  ['no subject_token', async () => exchangeForm('', { subject_token: null }), [400]],
+  ['a 17 KB subject_token', async () => exchangeForm('a'.repeat(17 * 1024)), [400]],
+  ['a subject_token that is no JWT', async () => exchangeForm('not.a.jwt'), [400]],
+  ['subject_token_type access_token', async () => exchangeForm(await subjectToken(), { subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' }), [400]],
+  ['an actor_token (delegation)', async () => exchangeForm(await subjectToken(), {}, [['actor_token', await subjectToken()]]), [400]],
+  ['alg none with the trusted iss', async () => exchangeForm(`${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify({ iss: oidc.url, aud: EXCHANGE_AUD, sub: 'x', repository: 'acme/app', iat: nowSeconds(), exp: nowSeconds() + 300, jti: crypto.randomUUID() }))}.`), [400]],
+  ['the trusted iss and kid, another key', async () => exchangeForm(await (await createTokenSigner(oidc.kid)).sign({ iss: oidc.url, aud: EXCHANGE_AUD, sub: 'x', repository: 'acme/app' })), [400]],
+  ['an untrusted issuer', async () => exchangeForm(await (await createTokenSigner()).sign({ iss: 'https://evil.hostile.test', aud: EXCHANGE_AUD, sub: 'x', repository: 'acme/app' })), [400]],
+  ['another audience', async () => exchangeForm(await subjectToken({}, 'https://other.hostile.test')), [400]],
+  ['an expired token', async () => exchangeForm(await subjectToken({ iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 })), [400]],
+  ['a token older than maxTokenAgeSeconds', async () => exchangeForm(await subjectToken({ iat: nowSeconds() - 7200, exp: nowSeconds() + 300 })), [400]],
+  ['a token no entry authorizes', async () => exchangeForm(await subjectToken({ repository: 'acme/other' })), [400]],
+  ['a scope that is no SPIFFE ID', async () => exchangeForm(await subjectToken(), { scope: 'openid' }), [400]],
+  ["a scope of agent B's entry", async () => exchangeForm(await subjectToken(), { scope: entries.b1.spiffeId }), [400]],
+  ['no audience', async () => exchangeForm(await subjectToken(), { audience: null }), [400]],
+  ['17 audiences', async () => exchangeForm(await subjectToken(), {}, Array.from({ length: 16 }, (_, i): [string, string] => ['audience', `${RP}/${i}`])), [400]],
+  ['a 600-character audience', async () => exchangeForm(await subjectToken(), { audience: `${RP}/${'a'.repeat(600)}` }), [400]],
+  ['an X509-SVID without csr', async () => exchangeForm(await subjectToken(), { ...(await x509Over()), csr: null }), [400]],
+  ['a csr that is no base64url', async () => exchangeForm(await subjectToken(), { ...(await x509Over()), csr: '!!not base64!!' }), [400]],
+  ['a csr of random bytes', async () => exchangeForm(await subjectToken(), await x509Over(crypto.getRandomValues(new Uint8Array(300)))), [400]],
+  ['a csr with a broken signature', async () => {
+    const der = (await makeCsr()).der;
+    der[der.length - 2] = der[der.length - 2]! ^ 0x55;
+    return exchangeForm(await subjectToken(), await x509Over(der));
+  }, [400]],
+  ['a csr and an audience', async () => exchangeForm(await subjectToken(), { ...(await x509Over()), audience: RP }), [400]],
+];
+
+describe('token exchange (POST /exchange/v1/token; content types, oversize and method confusion are in the tables above)', () => {
+  const rows: Row[] = EXCHANGE_ROWS.map(([name, body, want]): Row => ({ name, call: async () => ({ ...EXCHANGE, body: await body() }), want, allowed: () => [EXCHANGED_ID] }));
+  it.each(rows)('$name', runRow);
+
+  it('a replayed subject token is refused the second time (replay: refuse)', async () => {
+    const token = await subjectToken();
+    await checkAnswer({ name: 'first use', want: [200], allowed: () => [EXCHANGED_ID] }, EXCHANGE, await send({ ...EXCHANGE, body: exchangeForm(token) }));
+    await checkAnswer({ name: 'replay', want: [400] }, EXCHANGE, await send({ ...EXCHANGE, body: exchangeForm(token) }));
+    await checkAnswer({ name: 'replay as an X509-SVID', want: [400] }, EXCHANGE, await send({ ...EXCHANGE, body: exchangeForm(token, await x509Over()) }));
   });
 });
 

@@ -82,6 +82,56 @@ function invalid(message: string): Result<never, WispErrorData> {
   return err({ code: 'ERR_JWT_INVALID', message });
 }
 
+/**
+ * What JWT-SVIDs and WIT-SVIDs (wit-svid.ts) check alike before any key is used: a non-empty compact JWS of
+ * at most MAX_JWT_BYTES whose header and claims decode. Returns the protected header.
+ */
+export function decodeCompactJwt(token: string): Result<Record<string, unknown>, WispErrorData> {
+  if (typeof token !== 'string' || token.length === 0) return invalid('token is empty');
+  if (token.length > MAX_JWT_BYTES) return invalid(`token is larger than ${MAX_JWT_BYTES} bytes`);
+  if (token.split('.').length !== 3) return invalid('token is not a JWS in compact serialization');
+  let header: Record<string, unknown>;
+  try {
+    header = decodeProtectedHeader(token) as Record<string, unknown>;
+  } catch {
+    return invalid('token header cannot be decoded');
+  }
+  try {
+    decodeJwt(token);
+  } catch {
+    return invalid('token claims cannot be decoded');
+  }
+  return ok(header);
+}
+
+/** JWK members only a private or secret key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
+export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/**
+ * The one authority named by `kid` among `keys`, as key material for `alg` (without use, key_ops, alg): it
+ * must be public, and its `alg`, when it has one, the token's. `kind` names the authorities in messages.
+ */
+export function authorityKey(keys: readonly JWK[], kid: string, alg: string, kind: 'JWT' | 'WIT'): Result<JWK, WispErrorData> {
+  const matches = keys.filter((k) => k.kid === kid);
+  if (matches.length !== 1) return invalid(matches.length === 0 ? `no ${kind} authority with kid ${kid}` : `several ${kind} authorities with kid ${kid}`);
+  const { use: _use, key_ops: _ops, alg: keyAlg, ...material } = matches[0]!;
+  if (PRIVATE_JWK_MEMBERS.some((m) => m in material)) return invalid(`${kind} authority is not a public key`);
+  if (keyAlg !== undefined && keyAlg !== alg) return invalid(`token alg ${alg} does not match the key's alg ${keyAlg}`);
+  return ok(material);
+}
+
+/** A verified token's `sub` as a SPIFFE ID, in `trustDomain` when given. */
+export function subjectSpiffeId(sub: unknown, trustDomain: string | undefined): Result<SpiffeId, WispErrorData> {
+  let spiffeId: SpiffeId;
+  try {
+    spiffeId = parseSpiffeId(sub);
+  } catch (e) {
+    return invalid(`token sub is not a SPIFFE ID: ${e instanceof Error ? e.message : ''}`);
+  }
+  if (trustDomain !== undefined && trustDomainOf(spiffeId) !== trustDomain) return invalid(`token sub ${spiffeId} is not in trust domain ${trustDomain}`);
+  return ok(spiffeId);
+}
+
 /** JWT authorities: JWKs, a JWK Set, or a loader of them (called only once the token is well formed). */
 export type JwtAuthorities = readonly JWK[] | { keys: readonly JWK[] } | (() => Promise<readonly JWK[]>);
 
@@ -94,15 +144,9 @@ export type JwtAuthorities = readonly JWK[] | { keys: readonly JWK[] } | (() => 
  * @example const r = await validateJwtSvid(token, bundle.jwtAuthorities, { audience: 'reports', now: Date.now() });
  */
 export async function validateJwtSvid(token: string, jwks: JwtAuthorities, options: ValidateJwtSvidOptions): Promise<Result<ValidatedJwtSvid>> {
-  if (typeof token !== 'string' || token.length === 0) return invalid('token is empty');
-  if (token.length > MAX_JWT_BYTES) return invalid(`token is larger than ${MAX_JWT_BYTES} bytes`);
-  if (token.split('.').length !== 3) return invalid('token is not a JWS in compact serialization');
-  let header: Record<string, unknown>;
-  try {
-    header = decodeProtectedHeader(token) as Record<string, unknown>;
-  } catch {
-    return invalid('token header cannot be decoded');
-  }
+  const decoded = decodeCompactJwt(token);
+  if (!decoded.ok) return decoded;
+  const header = decoded.value;
   const extra = Object.keys(header).filter((k) => !ALLOWED_HEADERS.has(k));
   if (extra.length > 0) return invalid(`token header has parameters not allowed in a JWT-SVID: ${extra.join(', ')}`);
   const alg = header.alg;
@@ -110,20 +154,12 @@ export async function validateJwtSvid(token: string, jwks: JwtAuthorities, optio
   if (header.typ !== undefined && header.typ !== 'JWT' && header.typ !== 'JOSE') return invalid('token typ must be JWT or JOSE');
   const kid = header.kid;
   if (typeof kid !== 'string' || kid === '') return invalid('token header has no kid');
-  try {
-    decodeJwt(token);
-  } catch {
-    return invalid('token claims cannot be decoded');
-  }
   const keys = typeof jwks === 'function' ? await jwks() : Array.isArray(jwks) ? (jwks as readonly JWK[]) : (jwks as { keys: readonly JWK[] }).keys;
-  const matches = keys.filter((k) => k.kid === kid);
-  if (matches.length !== 1) return invalid(matches.length === 0 ? `no JWT authority with kid ${kid}` : `several JWT authorities with kid ${kid}`);
-  const { use: _use, key_ops: _ops, alg: keyAlg, ...material } = matches[0]!;
-  if ('d' in material) return invalid('JWT authority is not a public key');
-  if (keyAlg !== undefined && keyAlg !== alg) return invalid(`token alg ${alg} does not match the key's alg ${keyAlg}`);
+  const material = authorityKey(keys, kid, alg, 'JWT');
+  if (!material.ok) return material;
   let payload: JWTPayload;
   try {
-    const key = await importJWK(material, alg);
+    const key = await importJWK(material.value, alg);
     ({ payload } = await jwtVerify(token, key, {
       algorithms: [alg],
       audience: options.audience,
@@ -137,16 +173,9 @@ export async function validateJwtSvid(token: string, jwks: JwtAuthorities, optio
   }
   // JWT-SVID.md §3.2: aud has one or more values.
   if (Array.isArray(payload.aud) && payload.aud.length === 0) return invalid('token aud is empty');
-  let spiffeId: SpiffeId;
-  try {
-    spiffeId = parseSpiffeId(payload.sub);
-  } catch (e) {
-    return invalid(`token sub is not a SPIFFE ID: ${e instanceof Error ? e.message : ''}`);
-  }
-  if (options.trustDomain !== undefined && trustDomainOf(spiffeId) !== options.trustDomain) {
-    return invalid(`token sub ${spiffeId} is not in trust domain ${options.trustDomain}`);
-  }
-  return ok({ spiffeId, claims: payload, expiresAt: (payload.exp as number) * 1000 });
+  const spiffeId = subjectSpiffeId(payload.sub, options.trustDomain);
+  if (!spiffeId.ok) return spiffeId;
+  return ok({ spiffeId: spiffeId.value, claims: payload, expiresAt: (payload.exp as number) * 1000 });
 }
 
 function describeJoseError(e: unknown): string {

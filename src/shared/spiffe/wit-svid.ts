@@ -5,12 +5,12 @@
  * and the CLI use these; every WIT rule lives here once.
  * @module
  */
-import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { calculateJwkThumbprint, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import type { WispErrorData } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
 import { toBase64Url } from '../encoding/base64.js';
-import { parseSpiffeId, trustDomainOf, type SpiffeId } from './id.js';
-import { JWT_SVID_ALGORITHMS, MAX_JWT_BYTES } from './jwt-svid.js';
+import type { SpiffeId } from './id.js';
+import { authorityKey, decodeCompactJwt, JWT_SVID_ALGORITHMS, MAX_JWT_BYTES, PRIVATE_JWK_MEMBERS, subjectSpiffeId } from './jwt-svid.js';
 
 /** WIT-SVID.md §2.3 and §3.2: the same RS/ES/PS list as JWT-SVIDs (no EdDSA), for `alg` and `cnf.jwk.alg`. */
 export const WIT_SVID_ALGORITHMS = JWT_SVID_ALGORITHMS;
@@ -24,7 +24,6 @@ export const WPT_TYP = 'wpt+jwt';
 const EC_CURVES: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
 /** Smallest RSA modulus accepted in `cnf.jwk`, bits. */
 const MIN_RSA_BITS = 2048;
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 /** Longest member value of a `cnf.jwk` (an RSA-8192 modulus is 1366 characters). */
 const MAX_MEMBER_CHARS = 2048;
 
@@ -39,7 +38,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export async function parseWitPublicJwk(value: unknown, what = 'publicKey'): Promise<Result<JWK>> {
   if (!isObject(value)) return bad(`${what} must be a JWK object`);
-  if (PRIVATE_MEMBERS.some((m) => m in value)) return bad(`${what} must not contain private key members`);
+  if (PRIVATE_JWK_MEMBERS.some((m) => m in value)) return bad(`${what} must not contain private key members`);
   const alg = value.alg;
   if (typeof alg !== 'string' || !(WIT_SVID_ALGORITHMS as readonly string[]).includes(alg)) return bad(`${what}.alg must be one of ${WIT_SVID_ALGORITHMS.join(', ')}`);
   const str = (m: string) => (typeof value[m] === 'string' && value[m] !== '' && (value[m] as string).length <= MAX_MEMBER_CHARS ? (value[m] as string) : undefined);
@@ -131,29 +130,19 @@ export interface ValidatedWitSvid {
  * acceptance: §4 requires a proof of possession as well (`verifyWorkloadProofToken`).
  */
 export async function validateWitSvid(token: string, authorities: readonly JWK[], options: ValidateWitSvidOptions): Promise<Result<ValidatedWitSvid>> {
-  if (typeof token !== 'string' || token.length === 0) return invalid('token is empty');
-  if (token.length > MAX_JWT_BYTES) return invalid(`token is larger than ${MAX_JWT_BYTES} bytes`);
-  if (token.split('.').length !== 3) return invalid('token is not a JWS in compact serialization');
-  let header: Record<string, unknown>;
-  try {
-    header = decodeProtectedHeader(token) as Record<string, unknown>;
-    decodeJwt(token);
-  } catch {
-    return invalid('token header or claims cannot be decoded');
-  }
+  const decoded = decodeCompactJwt(token);
+  if (!decoded.ok) return decoded;
+  const header = decoded.value;
   if (header.typ !== WIT_TYP) return invalid(`token typ must be ${WIT_TYP}`);
   const alg = header.alg;
   if (typeof alg !== 'string' || !(WIT_SVID_ALGORITHMS as readonly string[]).includes(alg)) return invalid(`token alg ${String(alg)} is not allowed`);
   const kid = header.kid;
   if (typeof kid !== 'string' || kid === '') return invalid('token header has no kid');
-  const matches = authorities.filter((k) => k.kid === kid);
-  if (matches.length !== 1) return invalid(matches.length === 0 ? `no WIT authority with kid ${kid}` : `several WIT authorities with kid ${kid}`);
-  const { use: _use, key_ops: _ops, alg: keyAlg, ...material } = matches[0]!;
-  if (PRIVATE_MEMBERS.some((m) => m in material)) return invalid('WIT authority is not a public key');
-  if (keyAlg !== undefined && keyAlg !== alg) return invalid(`token alg ${alg} does not match the key's alg ${keyAlg}`);
+  const material = authorityKey(authorities, kid, alg, 'WIT');
+  if (!material.ok) return material;
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, await importJWK(material, alg), {
+    ({ payload } = await jwtVerify(token, await importJWK(material.value, alg), {
       algorithms: [alg],
       typ: WIT_TYP,
       currentDate: new Date(options.now),
@@ -164,17 +153,12 @@ export async function validateWitSvid(token: string, authorities: readonly JWK[]
     return invalid(`token rejected: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (payload.aud !== undefined) return invalid('a WIT-SVID must not carry aud');
-  let spiffeId: SpiffeId;
-  try {
-    spiffeId = parseSpiffeId(payload.sub);
-  } catch (e) {
-    return invalid(`token sub is not a SPIFFE ID: ${e instanceof Error ? e.message : ''}`);
-  }
-  if (options.trustDomain !== undefined && trustDomainOf(spiffeId) !== options.trustDomain) return invalid(`token sub ${spiffeId} is not in trust domain ${options.trustDomain}`);
+  const spiffeId = subjectSpiffeId(payload.sub, options.trustDomain);
+  if (!spiffeId.ok) return spiffeId;
   const cnf = payload.cnf;
   const cnfJwk = await parseWitPublicJwk(isObject(cnf) ? cnf.jwk : undefined, 'cnf.jwk');
   if (!cnfJwk.ok) return invalid(`token ${cnfJwk.error.message}`);
-  return ok({ spiffeId, claims: payload, cnfJwk: cnfJwk.value, expiresAt: (payload.exp as number) * 1000 });
+  return ok({ spiffeId: spiffeId.value, claims: payload, cnfJwk: cnfJwk.value, expiresAt: (payload.exp as number) * 1000 });
 }
 
 /** draft-ietf-wimse-wpt: `wth`, the base64url SHA-256 of the WIT the proof is bound to. */

@@ -17,20 +17,33 @@ import type { KeyKind, SlotStatus } from '../../shared/ca/key-slot.js';
 import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 import { metricLabelKey, type CaStorage, type StoredSlot } from './ca-storage.js';
 
+/**
+ * ca_key_slots, one definition for the tables of schema 1 (`kinds` x509 and jwt, no `tainted`: schema 2 adds
+ * the column) and schema 5 (the copy that also allows 'wit'). The text is byte for byte the one those
+ * migrations always ran. Never edit it: a new column or kind is a new migration (as schema 5 is).
+ */
+function keySlotsTable(name: string, kinds: readonly KeyKind[], tainted: boolean): string {
+  const columns = [
+    'kid TEXT PRIMARY KEY',
+    `kind TEXT NOT NULL CHECK (kind IN (${kinds.map((k) => `'${k}'`).join(', ')}))`,
+    "status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'old'))",
+    'issued_at INTEGER NOT NULL',
+    'not_after INTEGER NOT NULL',
+    'alg TEXT NOT NULL',
+    'cert_der BLOB',
+    'public_jwk TEXT',
+    'key_iv BLOB NOT NULL',
+    'key_ciphertext BLOB NOT NULL',
+    ...(tainted ? ['tainted INTEGER NOT NULL DEFAULT 0'] : []),
+  ];
+  return `CREATE TABLE ${name} (\n     ${columns.join(',\n     ')}\n   );`;
+}
+
+const SLOT_COLUMNS = 'kid, kind, status, issued_at, not_after, alg, cert_der, public_jwk, key_iv, key_ciphertext, tainted';
+
 /** Ordered migrations; index + 1 is the schema version. Append only. */
 const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE ca_key_slots (
-     kid TEXT PRIMARY KEY,
-     kind TEXT NOT NULL CHECK (kind IN ('x509', 'jwt')),
-     status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'old')),
-     issued_at INTEGER NOT NULL,
-     not_after INTEGER NOT NULL,
-     alg TEXT NOT NULL,
-     cert_der BLOB,
-     public_jwk TEXT,
-     key_iv BLOB NOT NULL,
-     key_ciphertext BLOB NOT NULL
-   );
+  `${keySlotsTable('ca_key_slots', ['x509', 'jwt'], false)}
    CREATE TABLE ca_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
   `ALTER TABLE ca_key_slots ADD COLUMN tainted INTEGER NOT NULL DEFAULT 0;`,
   `CREATE TABLE ca_rate_buckets (
@@ -47,21 +60,9 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (name, labels)
    ) WITHOUT ROWID;`,
   // SQLite cannot alter a CHECK: the table is copied into one that also allows 'wit'
-  `CREATE TABLE ca_key_slots_v5 (
-     kid TEXT PRIMARY KEY,
-     kind TEXT NOT NULL CHECK (kind IN ('x509', 'jwt', 'wit')),
-     status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'old')),
-     issued_at INTEGER NOT NULL,
-     not_after INTEGER NOT NULL,
-     alg TEXT NOT NULL,
-     cert_der BLOB,
-     public_jwk TEXT,
-     key_iv BLOB NOT NULL,
-     key_ciphertext BLOB NOT NULL,
-     tainted INTEGER NOT NULL DEFAULT 0
-   );
-   INSERT INTO ca_key_slots_v5 (kid, kind, status, issued_at, not_after, alg, cert_der, public_jwk, key_iv, key_ciphertext, tainted)
-     SELECT kid, kind, status, issued_at, not_after, alg, cert_der, public_jwk, key_iv, key_ciphertext, tainted FROM ca_key_slots;
+  `${keySlotsTable('ca_key_slots_v5', ['x509', 'jwt', 'wit'], true)}
+   INSERT INTO ca_key_slots_v5 (${SLOT_COLUMNS})
+     SELECT ${SLOT_COLUMNS} FROM ca_key_slots;
    DROP TABLE ca_key_slots;
    ALTER TABLE ca_key_slots_v5 RENAME TO ca_key_slots;`,
 ];
