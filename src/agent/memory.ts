@@ -4,8 +4,10 @@
  * http2 sessions and read buffers are freed, tens of MB stay resident, free but pinned by a few live chunks
  * (measured: 69 MB of malloc arenas holding 9 MB in use; docs/performance.md, agent memory). V8 likewise keeps
  * its grown heap until its memory reducer runs, seconds later. So once a second, when the event loop was
- * mostly idle over that second and the RSS has grown since the last pass, the keeper runs a full GC (only when
- * the heap holds enough to reclaim) and malloc_trim(0). Busy seconds are skipped: no pause lands in a load.
+ * mostly idle over that second, no workload called, and the RSS has grown since the last pass, the keeper runs
+ * a full GC (only when the heap holds enough to reclaim) and malloc_trim(0). Busy seconds are skipped, and so
+ * is any second with Workload API calls, however light: the GC pauses the loop for 100-200 ms, which would
+ * land on a caller (a light, steady load leaves the loop mostly idle, so idleness alone does not tell).
  * @module
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
@@ -31,6 +33,8 @@ export interface MemoryKeeperOptions {
   intervalMs?: number;
   /** default: process.memoryUsage() */
   memory?: () => { rss: number; heapTotal: number; heapUsed: number };
+  /** a count that moves while workloads are calling (the Workload API's calls and connections): no pass while it does */
+  activity?: () => number;
   /** what one pass did (debug log) */
   onPass?: (pass: { rssBefore: number; rssAfter: number; gc: boolean; ms: number }) => void;
 }
@@ -53,10 +57,14 @@ export async function runMemoryKeeper(options: MemoryKeeperOptions, signal: Abor
   let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
   let rssAfterLastPass = memory().rss;
   let trimming = true;
+  let lastActivity = options.activity?.();
   const tick = () => {
     const elu = performance.eventLoopUtilization(lastElu);
     lastElu = performance.eventLoopUtilization();
-    if (elu.utilization > BUSY_ELU) return;
+    const activity = options.activity?.();
+    const called = activity !== lastActivity;
+    lastActivity = activity;
+    if (elu.utilization > BUSY_ELU || called) return;
     const { rss: rssBefore, heapTotal, heapUsed } = memory();
     if (rssBefore - rssAfterLastPass < RSS_GROWTH_BYTES) {
       rssAfterLastPass = Math.min(rssAfterLastPass, rssBefore);

@@ -74,6 +74,30 @@ describe('runMemoryKeeper', () => {
     expect(calls).toEqual({ trim: 1, gc: 1 });
   });
 
+  it('leaves an idle loop alone while workloads call (activity moves), and acts in the first interval without calls', async () => {
+    let rss = 80 * MB;
+    let activity = 0;
+    const controller = new AbortController();
+    const calls = { trim: 0, gc: 0 };
+    const done = runMemoryKeeper(
+      { trim: () => (calls.trim++, true), gc: () => void calls.gc++, intervalMs: 20, memory: () => ({ rss, heapTotal: 20 * MB, heapUsed: 19 * MB }), activity: () => activity },
+      controller.signal,
+    );
+    // a light load: one call every 5 ms leaves the loop idle, but no interval passes without a call
+    rss += 12 * MB;
+    const until = Date.now() + 300;
+    while (Date.now() < until) {
+      activity++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const whileCalled = { ...calls };
+    await new Promise((r) => setTimeout(r, 150));
+    controller.abort();
+    await done;
+    expect(whileCalled).toEqual({ trim: 0, gc: 0 });
+    expect(calls).toEqual({ trim: 1, gc: 1 });
+  });
+
   it('keeps collecting when trim throws (no addon), and stops calling it', async () => {
     let rss = 80 * MB;
     let trims = 0;

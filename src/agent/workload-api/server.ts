@@ -172,6 +172,8 @@ export interface WorkloadApiServer {
   readonly socketPath: string;
   /** open Unix connections (for diagnostics and tests) */
   connectionCount(): number;
+  /** calls and connections accepted so far: a count that moves while workloads are calling (memory.ts waits for it to rest) */
+  activity(): number;
   /** stops accepting, ends open calls (streams are cancelled), closes connections, removes the socket */
   close(graceMs?: number): Promise<void>;
 }
@@ -210,6 +212,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   const sockets = new Set<net.Socket>();
   const calls = new Set<AbortController>();
   let nextConnection = 0;
+  let activity = 0;
   let shuttingDown = false;
 
   /** What runCall needs of a unary, server-streaming or bidi call. */
@@ -217,6 +220,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
 
   /** One call: the security header (Workload API only), the caller's credentials, cancellation; tracked so close() can end it. */
   function runCall<T>(call: AnyCall, body: (ctx: CallContext) => Promise<T>, securityHeader = true): Promise<T> {
+    activity++;
     const controller = new AbortController();
     calls.add(controller);
     call.on('cancelled', () => controller.abort(CANCELLED));
@@ -346,6 +350,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
       return;
     }
     const key = `wisp-uds-${++nextConnection}`;
+    activity++;
     peers.set(key, peer);
     sockets.add(socket);
     telemetry?.connectionOpened();
@@ -375,6 +380,7 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
   return {
     socketPath,
     connectionCount: () => sockets.size,
+    activity: () => activity,
     close(graceMs = DEFAULT_SHUTDOWN_GRACE_MS) {
       closing ??= (async () => {
         shuttingDown = true;
