@@ -1,7 +1,10 @@
 // The `:authority` shim below nghttp2 (src/agent/workload-api/authority.ts), byte for byte: header blocks are
 // made and read back with hpack.js, framed per RFC 9113; the java-spiffe e2e test runs it against grpc-java.
 import hpack, { type HpackHeader } from 'hpack.js';
+import { mkdtempSync } from 'node:fs';
 import http2 from 'node:http2';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { AuthorityRewriter, EMPTY_SETTINGS, REWRITTEN_AUTHORITY, acceptConnection, isAcceptedAuthority } from '../../src/agent/workload-api/authority.js';
 
@@ -156,7 +159,6 @@ describe('AuthorityRewriter', () => {
 
   it('what Node HTTP/2 client sends with a path :authority comes out as localhost', async () => {
     // a real encoder (nghttp2's, in Node's client) instead of hpack.js'
-    const { createServer, connect } = await import('node:net');
     const captured: Buffer[] = [];
     const server = createServer((s) => s.on('data', (d: Buffer) => captured.push(d)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -201,8 +203,8 @@ describe('AuthorityRewriter', () => {
 
 describe('acceptConnection: the first header block read by the agent, then the connection to nghttp2', () => {
   /** an HTTP/2 server behind acceptConnection on a Unix socket; answers each stream with the class of its session socket's handle */
-  async function serve(dir: string) {
-    const { createServer } = await import('node:net');
+  async function serve() {
+    const dir = mkdtempSync(`${tmpdir()}/wisp-authority-`);
     const h2 = http2.createServer();
     const keys: string[] = [];
     h2.on('stream', (stream, headers) => {
@@ -219,7 +221,6 @@ describe('acceptConnection: the first header block read by the agent, then the c
   }
 
   async function get(path: string, authority: string) {
-    const { connect } = await import('node:net');
     const session = http2.connect('http://localhost', { createConnection: () => connect(path) });
     session.on('error', () => undefined);
     try {
@@ -235,9 +236,7 @@ describe('acceptConnection: the first header block read by the agent, then the c
   }
 
   it('an acceptable :authority gets the native socket (a Pipe handle), a path gets the rewriting shim (a JSStream handle) and localhost', async () => {
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const server = await serve(mkdtempSync(`${tmpdir()}/wisp-authority-`));
+    const server = await serve();
     try {
       expect(await get(server.path, 'localhost')).toMatchObject({ ':status': 200, 'x-handle': 'Pipe', 'x-authority': 'localhost' });
       expect(await get(server.path, '/run/agent.sock')).toMatchObject({ ':status': 200, 'x-handle': 'JSStream', 'x-authority': REWRITTEN_AUTHORITY });
@@ -247,10 +246,7 @@ describe('acceptConnection: the first header block read by the agent, then the c
   });
 
   it('serves a client that sends HEADERS only after the server SETTINGS (as grpc-go and grpc-java do)', async () => {
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { connect } = await import('node:net');
-    const server = await serve(mkdtempSync(`${tmpdir()}/wisp-authority-`));
+    const server = await serve();
     try {
       const socket = connect(server.path);
       const got: Buffer[] = [];
@@ -282,10 +278,7 @@ describe('acceptConnection: the first header block read by the agent, then the c
   });
 
   it('closes a connection that sends more than 256 KiB before its first header block, or breaks the framing before it', async () => {
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { connect } = await import('node:net');
-    const server = await serve(mkdtempSync(`${tmpdir()}/wisp-authority-`));
+    const server = await serve();
     const closedAfter = async (bytes: Buffer) => {
       const socket = connect(server.path);
       socket.on('error', () => undefined);

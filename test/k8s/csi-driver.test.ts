@@ -193,7 +193,8 @@ describe.skipIf(!runs)(`wisp-csi-driver on the testbed${skipReason ? ` (skipped:
   it('registers with the kubelet, publishes a read-only bind of the agent socket dir into a Running pod, survives a restart, and unpublishes on delete', async () => {
     const first = await startKubeletDriver();
     await waitFor('the kubelet to register the driver (CSINode)', async () => (csinodeDrivers().some((d) => d.name === PLUGIN && d.nodeID === env.TESTBED_NODE_NAME) ? true : undefined), 60_000, 500);
-    expect(first.output()).toMatch(/registered with the kubelet/);
+    // the kubelet tells the plugin (NotifyRegistrationStatus) after it has written CSINode, so this can come a moment later
+    await waitFor('the kubelet to notify the driver of its registration', async () => (/registered with the kubelet/.test(first.output()) ? true : undefined), 15_000, 100);
 
     kubectl(env, ['apply', '-f', '-'], pod('workload', true));
     const running = await waitFor('the pod to reach Running', async () => {
