@@ -21,6 +21,7 @@ import { concatBytes } from '../../shared/encoding/bytes.js';
 import { WispError, isWispError } from '../../shared/errors.js';
 import type { Selector } from '../../shared/registry/selectors.js';
 import { parseSpiffeId, parseTrustDomain, trustDomainId } from '../../shared/spiffe/id.js';
+import { publicJwkMembers } from '../../shared/spiffe/jwk.js';
 import {
   JWTBundlesResponseSchema,
   WITBundlesResponseSchema,
@@ -89,19 +90,19 @@ function sameObjects<T extends object>(a: readonly T[], b: readonly T[]): boolea
   return true;
 }
 
-/** Public members of a JWK only: a private parameter in a bundle must never reach a workload. */
-const PRIVATE_JWK_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
+/** A JWK Set document of public members only: a private parameter in a bundle must never reach a workload. */
+function publicJwkSetJson(keys: readonly object[]): string {
+  return JSON.stringify({ keys: keys.map(publicJwkMembers) });
+}
 
 /** JWT-SVID §5: a bundle's JWT authorities as a JWK Set document. */
 export function jwksJson(bundle: TrustDomainBundle): Uint8Array {
-  const keys = bundle.jwtAuthorities.map((k) => Object.fromEntries(Object.entries(k).filter(([name]) => !PRIVATE_JWK_MEMBERS.has(name))));
-  return new TextEncoder().encode(JSON.stringify({ keys }));
+  return new TextEncoder().encode(publicJwkSetJson(bundle.jwtAuthorities));
 }
 
 /** WIT-SVID.md §6.2: a bundle's wit-svid keys as a JWK Set document (WITBundlesResponse.bundles values). */
 export function witJwksJson(bundle: TrustDomainBundle): string {
-  const keys = (bundle.witAuthorities ?? []).map((k) => Object.fromEntries(Object.entries(k).filter(([name]) => !PRIVATE_JWK_MEMBERS.has(name))));
-  return JSON.stringify({ keys });
+  return publicJwkSetJson(bundle.witAuthorities ?? []);
 }
 
 const witUnsupported = () => new WispError('ERR_UNIMPLEMENTED', 'the WIT-SVID profile is not supported');
@@ -236,6 +237,18 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     }
   }
 
+  /** The caller's identities, or only the one named `wanted`: none issued (for `wanted`) is PermissionDenied. */
+  function issuedIdentities(selectors: Selector[], wanted: string | undefined) {
+    const identities = source.identitiesFor(selectors);
+    if (identities.length === 0) throw noIdentity();
+    const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
+    if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
+    return chosen;
+  }
+
+  /** Whether the WIT-SVID profile is on: the agent can mint WIT-SVIDs and the own trust domain publishes a wit-svid key. */
+  const witProfileOn = () => source.fetchWitSvids !== undefined && (source.bundles().own.witAuthorities?.length ?? 0) > 0;
+
   /** Selectors of a caller who must hold an identity unless verifiers may be unauthenticated. */
   function verifierIdentities(selectors: Selector[]) {
     const identities = source.identitiesFor(selectors);
@@ -317,10 +330,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
       }
       const wanted = request.spiffeId ? parseSpiffeId(request.spiffeId) : undefined;
       const selectors = await attest(ctx, 'FetchJWTSVID');
-      const identities = source.identitiesFor(selectors);
-      if (identities.length === 0) throw noIdentity();
-      const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
-      if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
+      const chosen = issuedIdentities(selectors, wanted);
       const svids = await Promise.all(chosen.map((i) => source.fetchJwtSvid(i.entryId, audience)));
       if (svids.length === 1) {
         // the cache hands out one object per JWT-SVID until it mints another: its response is built (and
@@ -350,8 +360,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
     async *fetchWITSVID(request, ctx) {
       const wanted = request.spiffeId ? parseSpiffeId(request.spiffeId) : undefined;
       const selectors = await attest(ctx);
-      const fetchWits = source.fetchWitSvids?.bind(source);
-      if (!fetchWits || !source.bundles().own.witAuthorities?.length) throw witUnsupported();
+      if (!witProfileOn()) throw witUnsupported();
       // Workload API §7.2.1: every message holds all the caller's WIT-SVIDs; a new one on any change and at
       // the half-life of the earliest (renewed then, WIT-SVID.md §3.4), and nothing when nothing changed
       const feed = changeFeed(source, ctx.signal, delayMs);
@@ -360,12 +369,8 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
         let entryIds: string[] = [];
         do {
           if (!source.isReady()) throw notReady();
-          const identities = source.identitiesFor(selectors);
-          if (identities.length === 0) throw noIdentity();
-          const chosen = wanted ? identities.filter((i) => i.spiffeId === wanted) : identities;
-          if (chosen.length === 0) throw new WispError('ERR_PERMISSION_DENIED', `no identity issued for ${wanted}`);
-          entryIds = chosen.map((i) => i.entryId);
-          const svids = uniqueHints(await fetchWits(entryIds), (s) => log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, hint: s.hint }, 'ignoring WIT-SVID with duplicated hint'));
+          entryIds = issuedIdentities(selectors, wanted).map((i) => i.entryId);
+          const svids = uniqueHints(await source.fetchWitSvids!(entryIds), (s) => log?.warn({ [LOG_FIELDS.SPIFFE_ID]: s.spiffeId, hint: s.hint }, 'ignoring WIT-SVID with duplicated hint'));
           const init = { svids: svids.map((s) => ({ spiffeId: s.spiffeId, witSvid: s.token, witSvidKey: JSON.stringify(s.privateJwk), hint: s.hint })) };
           const message = create(WITSVIDResponseSchema, init);
           if (!last || !equals(WITSVIDResponseSchema, last, message)) {
@@ -380,7 +385,7 @@ export function createWorkloadApi(deps: WorkloadApiDeps): WorkloadApiImpl {
 
     async *fetchWITBundles(_request, ctx) {
       const selectors = await attest(ctx);
-      if (!source.fetchWitSvids || !source.bundles().own.witAuthorities?.length) throw witUnsupported();
+      if (!witProfileOn()) throw witUnsupported();
       yield* watch(WITBundlesResponseSchema, ctx, () => {
         const identities = verifierIdentities(selectors);
         const bundles = bundlesFor(source.bundles(), identities.flatMap((i) => i.federatesWith));

@@ -7,6 +7,7 @@
 import type { JWK } from 'jose';
 import { WispError } from '../errors.js';
 import { fromBase64 } from '../encoding/base64.js';
+import { hasPrivateJwkMembers } from './jwk.js';
 import { publicJwkOf, readCertificateKey, type CertificateKeyReader } from './key-algorithm.js';
 
 /** A JWT authority as published: a public JWK with kid, alg and use. */
@@ -117,7 +118,6 @@ function malformed(trustDomain: string, message: string, cause?: unknown): WispE
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isNonNegativeInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 /**
  * Parses a SPIFFE bundle document (text or already-parsed JSON) with go-spiffe's strictness: `keys` must be
@@ -151,7 +151,7 @@ export async function parseBundleJson(json: string | unknown, trustDomain: strin
   for (const [i, key] of doc.keys.entries()) {
     if (!isObject(key)) throw malformed(trustDomain, `keys[${i}] is not an object`);
     if (typeof key.kty !== 'string' || key.kty === '') throw malformed(trustDomain, `keys[${i}] has no kty`);
-    if (PRIVATE_MEMBERS.some((m) => m in key)) throw malformed(trustDomain, `keys[${i}] contains private key material`);
+    if (hasPrivateJwkMembers(key)) throw malformed(trustDomain, `keys[${i}] contains private key material`);
     if (key.use === 'x509-svid') {
       read ??= await certificateKeyReader(readKey);
       x509Authorities.push(await x509Authority(key, i, trustDomain, read));

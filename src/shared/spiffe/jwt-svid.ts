@@ -8,6 +8,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, importJWK, jwtV
 import type { WispErrorData } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
 import { parseSpiffeId, trustDomainOf, type SpiffeId } from './id.js';
+import { hasPrivateJwkMembers } from './jwk.js';
 
 /** JWT-SVID.md §2.1: `alg` must be one of RFC 7518 §3.3 (RS*), §3.4 (ES*), §3.5 (PS*). */
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
@@ -104,9 +105,6 @@ export function decodeCompactJwt(token: string): Result<Record<string, unknown>,
   return ok(header);
 }
 
-/** JWK members only a private or secret key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
-export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-
 /**
  * The one authority named by `kid` among `keys`, as key material for `alg` (without use, key_ops, alg): it
  * must be public, and its `alg`, when it has one, the token's. `kind` names the authorities in messages.
@@ -115,7 +113,7 @@ export function authorityKey(keys: readonly JWK[], kid: string, alg: string, kin
   const matches = keys.filter((k) => k.kid === kid);
   if (matches.length !== 1) return invalid(matches.length === 0 ? `no ${kind} authority with kid ${kid}` : `several ${kind} authorities with kid ${kid}`);
   const { use: _use, key_ops: _ops, alg: keyAlg, ...material } = matches[0]!;
-  if (PRIVATE_JWK_MEMBERS.some((m) => m in material)) return invalid(`${kind} authority is not a public key`);
+  if (hasPrivateJwkMembers(material)) return invalid(`${kind} authority is not a public key`);
   if (keyAlg !== undefined && keyAlg !== alg) return invalid(`token alg ${alg} does not match the key's alg ${keyAlg}`);
   return ok(material);
 }

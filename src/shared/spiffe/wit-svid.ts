@@ -10,7 +10,8 @@ import type { WispErrorData } from '../errors.js';
 import { err, ok, type Result } from '../result.js';
 import { toBase64Url } from '../encoding/base64.js';
 import type { SpiffeId } from './id.js';
-import { authorityKey, decodeCompactJwt, JWT_SVID_ALGORITHMS, MAX_JWT_BYTES, PRIVATE_JWK_MEMBERS, subjectSpiffeId } from './jwt-svid.js';
+import { authorityKey, decodeCompactJwt, JWT_SVID_ALGORITHMS, MAX_JWT_BYTES, subjectSpiffeId } from './jwt-svid.js';
+import { hasPrivateJwkMembers } from './jwk.js';
 
 /** WIT-SVID.md §2.3 and §3.2: the same RS/ES/PS list as JWT-SVIDs (no EdDSA), for `alg` and `cnf.jwk.alg`. */
 export const WIT_SVID_ALGORITHMS = JWT_SVID_ALGORITHMS;
@@ -38,7 +39,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export async function parseWitPublicJwk(value: unknown, what = 'publicKey'): Promise<Result<JWK>> {
   if (!isObject(value)) return bad(`${what} must be a JWK object`);
-  if (PRIVATE_JWK_MEMBERS.some((m) => m in value)) return bad(`${what} must not contain private key members`);
+  if (hasPrivateJwkMembers(value)) return bad(`${what} must not contain private key members`);
   const alg = value.alg;
   if (typeof alg !== 'string' || !(WIT_SVID_ALGORITHMS as readonly string[]).includes(alg)) return bad(`${what}.alg must be one of ${WIT_SVID_ALGORITHMS.join(', ')}`);
   const str = (m: string) => (typeof value[m] === 'string' && value[m] !== '' && (value[m] as string).length <= MAX_MEMBER_CHARS ? (value[m] as string) : undefined);
