@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runAgent } from './agent.js';
 import { fetchJwt, fetchJwtBundles, fetchX509, healthcheck, validateJwt, watchX509, type ApiCommandOptions, type OutputFormat } from './cli/api.js';
-import { configOf, validateAgentFlags, withRunOptions, type RunFlags } from './cli/validate.js';
+import { configOf, RUN_OPTIONS, validateAgentFlags, withRunOptions, type RunFlags } from './cli/validate.js';
 import { AGENT_CONFIG_DEFAULTS } from './config.js';
 import { createLogger } from './log.js';
 import { agentVersion } from './telemetry/version.js';
@@ -79,8 +79,8 @@ async function runDaemon(opts: RunFlags): Promise<void> {
   }
 }
 
-/** The `run` flags the fast path takes (withRunOptions's names). */
-const RUN_FLAG_NAMES = new Set<string>(['config', 'serverURL', 'trustDomain', 'dataDir', 'socketPath', 'joinToken', 'logLevel']);
+/** The `run` flags the fast path takes: withRunOptions's. */
+const RUN_FLAG_NAMES = new Set<string>(RUN_OPTIONS.map(([name]) => name));
 
 /**
  * `run` with only known `--name value` flags, each once (the daemon's usual command line), parsed here so the
