@@ -23,9 +23,14 @@ export function shouldRotate(notBefore: number, notAfter: number, now: number, j
   return now >= notBefore + lifetime * (0.5 - ROTATION_JITTER_FRACTION * clamp01(jitter));
 }
 
+/** When a JWT-SVID (or WIT-SVID) stops being handed out again: at half of its lifetime. */
+export function jwtSvidFreshUntil(issuedAt: number, expiresAt: number): number {
+  return issuedAt + (expiresAt - issuedAt) / 2;
+}
+
 /** True while a JWT-SVID may be handed out again: more than half of its lifetime remains. */
 export function isJwtSvidFresh(issuedAt: number, expiresAt: number, now: number): boolean {
-  return now < issuedAt + (expiresAt - issuedAt) / 2;
+  return now < jwtSvidFreshUntil(issuedAt, expiresAt);
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Clock } from '../../shared/clock.js';
 import { WispError } from '../../shared/errors.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import type { IssuerClient } from '../issuer-client.js';
-import { isJwtSvidFresh } from '../rotation-policy.js';
+import { isJwtSvidFresh, jwtSvidFreshUntil } from '../rotation-policy.js';
 
 /** A WIT-SVID and the private key of its `cnf`. */
 export interface MintedWitSvid {
@@ -69,7 +69,7 @@ export class WitSvidCache {
     for (const id of entryIds) {
       const held = this.#held.get(id);
       if (!held) continue;
-      const half = held.issuedAt + (held.expiresAt - held.issuedAt) / 2;
+      const half = jwtSvidFreshUntil(held.issuedAt, held.expiresAt);
       at = at === undefined ? half : Math.min(at, half);
     }
     return at;
