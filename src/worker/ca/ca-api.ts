@@ -5,12 +5,24 @@
  */
 import type { KeyKind } from '../../shared/ca/key-slot.js';
 import type { AuthorityOp, AuthorityResult } from '../../shared/ca/local-authority.js';
-import type { Result } from '../../shared/result.js';
+import { unwrap, type Result } from '../../shared/result.js';
 import type { JwtSvidExtraClaims } from '../../shared/registry/jwt-svid-claims.js';
 import type { MetricSample } from '../../shared/telemetry/issuer-names.js';
 
 /** Most SVIDs signed in one signX509Svids / signJwtSvids call (callers split larger batches). */
 export const MAX_SIGN_BATCH = 256;
+
+/**
+ * `requests` signed in calls of at most MAX_SIGN_BATCH (the agent API allows larger batches), in parallel, each
+ * by `sign`: the results in order, unwrapped, so any refused item fails the whole call with its WispError.
+ */
+export async function signInBatches<Req, Res>(requests: readonly Req[], sign: (batch: Req[]) => Promise<Result<Res>[]>): Promise<Res[]> {
+  const batches: Req[][] = [];
+  for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) batches.push(requests.slice(i, i + MAX_SIGN_BATCH));
+  const results = (await Promise.all(batches.map((batch) => sign(batch)))).flat();
+  if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
+  return results.map(unwrap);
+}
 
 export interface SignX509SvidRequest {
   spiffeId: string;

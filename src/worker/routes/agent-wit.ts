@@ -10,7 +10,7 @@ import { WispError } from '../../shared/errors.js';
 import type { Entry } from '../../shared/registry/entry.js';
 import { unwrap } from '../../shared/result.js';
 import { parseWitPublicJwk } from '../../shared/spiffe/wit-svid.js';
-import { MAX_SIGN_BATCH, type SignWitSvidRequest, type TrustDomainCaApi } from '../ca/ca-api.js';
+import { signInBatches, type SignWitSvidRequest, type TrustDomainCaApi } from '../ca/ca-api.js';
 import type { WorkerConfig } from '../config.js';
 
 export async function signWitSvids(
@@ -28,9 +28,6 @@ export async function signWitSvids(
   if (refused && !refused.ok) throw new WispError('ERR_BAD_REQUEST', refused.error.message);
   // an entry's own TTL is for X509-SVIDs; WIT-SVIDs take the issuer's WIT_SVID_TTL, like SPIRE's default per type
   const requests: SignWitSvidRequest[] = entries.map((entry, i) => ({ spiffeId: entry.spiffeId, publicJwk: unwrap(keys[i]!) as Record<string, unknown>, ttlSeconds: ttl }));
-  const chunks: SignWitSvidRequest[][] = [];
-  for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
-  const results = (await Promise.all(chunks.map((chunk) => ca.signWitSvids!(chunk, caller)))).flat();
-  if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
-  return { svids: results.map(unwrap).map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })) };
+  const signed = await signInBatches(requests, (batch) => ca.signWitSvids!(batch, caller));
+  return { svids: signed.map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })) };
 }

@@ -34,7 +34,7 @@ import { buildBundleJson, type SpiffeBundleJson } from '../../shared/spiffe/bund
 import { parseCsr } from '../../shared/spiffe/csr.js';
 import type { SpiffeId } from '../../shared/spiffe/id.js';
 import { fromBase64, toBase64 } from '../../shared/encoding/base64.js';
-import { MAX_SIGN_BATCH, type SignedX509Svid, type SignX509SvidRequest, type TrustDomainCaApi } from '../ca/ca-api.js';
+import { signInBatches, type SignedX509Svid, type SignX509SvidRequest, type TrustDomainCaApi } from '../ca/ca-api.js';
 import type { WorkerConfig } from '../config.js';
 import { asObject, readJsonBody } from '../http-json.js';
 import { logEvent } from '../log.js';
@@ -130,11 +130,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
    */
   async function signX509(requests: SignX509SvidRequest[], caller?: SpiffeId): Promise<SignedX509Svid[]> {
     const ca = deps.ca();
-    const chunks: SignX509SvidRequest[][] = [];
-    for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
-    const results = (await Promise.all(chunks.map((chunk) => ca.signX509Svids(chunk, caller)))).flat();
-    if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
-    return results.map(unwrap);
+    return signInBatches(requests, (batch) => ca.signX509Svids(batch, caller));
   }
 
   async function agentSvid(agentId: SpiffeId, csrDer: Uint8Array): Promise<SignedX509Svid> {
@@ -333,13 +329,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<AgentAuthEnv> {
     const entries = requireAuthorized(await authorizedEntries(c), parsed.map((p) => p.entryId), c.var.agent.agentId);
     const ca = deps.ca();
     const requests = entries.map((entry, i) => ({ spiffeId: entry.spiffeId, audience: parsed[i]!.audience, ttlSeconds: entry.jwtSvidTtl || config.jwtSvidTtlSeconds, extraClaims: entry.jwtSvidClaims }));
-    const chunks: (typeof requests)[] = [];
-    for (let i = 0; i < requests.length; i += MAX_SIGN_BATCH) chunks.push(requests.slice(i, i + MAX_SIGN_BATCH));
-    // one DO call per chunk, not one per JWT
-    const results = (await Promise.all(chunks.map((chunk) => ca.signJwtSvids(chunk, c.var.agent.agentId)))).flat();
-    if (results.length !== requests.length) throw new Error('CA returned a batch of the wrong size');
+    // one DO call per batch, not one per JWT
+    const signed = await signInBatches(requests, (batch) => ca.signJwtSvids(batch, c.var.agent.agentId));
     const response: JwtSvidsResponse = {
-      svids: results.map(unwrap).map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })),
+      svids: signed.map((s, i) => ({ entryId: entries[i]!.id, spiffeId: s.spiffeId, token: s.token, expiresAt: s.expiresAt })),
     };
     return c.json(response);
   });
