@@ -6,16 +6,16 @@
  * Fixed sizes, warm-up before measuring, bounded loops; writes bench/results.json. Never part of `npm test`.
  */
 import { type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, stopProcess, waitFor } from '../scripts/local-stack.js';
+import { stopProcess, waitFor } from '../scripts/local-stack.js';
 import { callOnNewConnection, latenciesAtRate, maxRate, newClient, type RawTarget } from './grpc-raw.js';
 import { benchConcurrency, buildLatencyClient, goLatency, startEchoServer, workloadTargets } from './concurrency.js';
 import { attestAgent, b64, fetchRetry, makeCsr, startIssuer, TD, type Issuer } from './stack.js';
 import { JWT_BATCH_MAX } from '../src/agent/cache/jwt-batcher.js';
 import { median, percentile, pool, round, sleep } from './stats.js';
-import { record, results, rows } from './report.js';
+import { record, writeResults } from './report.js';
 import { benchAgentCpu } from './agent-cpu.js';
 import { ADMIN_BATCH, AGENT_SVIDS, cpuTicks, createEntries, entry, QUICK, rssMb, startRealAgent } from './fleet.js';
 import { benchStartup } from './startup.js';
@@ -367,11 +367,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   await benchScale(); // its own metered issuer, after the others stopped
-  const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000) };
-  writeFileSync(join(REPO_ROOT, 'bench', 'results.json'), `${JSON.stringify({ machine, ...results }, null, 2)}\n`);
-  console.log(`\n| key | value | limit / baseline | target | met |\n| --- | --- | --- | --- | --- |`);
-  for (const r of rows) console.log(`| \`${r.key}\` | ${r.value} | ${r.limit ?? ''} | ${r.target ?? 'report'} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`);
-  console.log(`\n${machine.cores} cores, ${machine.cpu}, Node ${machine.node}; ${machine.seconds} s; written to bench/results.json`);
+  writeResults('results.json', started);
 }
 
 main().then(
