@@ -130,7 +130,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
       },
       // freed memory back to the kernel after bursts, when idle (memory.ts)
       memory: (taskSignal) =>
-        runMemoryKeeper({ trim: trimMalloc, activity: () => server.activity(), onPass: (p) => log.debug({ rss_before_mb: mb(p.rssBefore), rss_after_mb: mb(p.rssAfter), gc: p.gc, elapsed_ms: Math.round(p.ms * 10) / 10 }, 'memory returned') }, taskSignal),
+        runMemoryKeeper({ trim: trimMalloc, activity: () => server.activity(), connections: () => server.connectionCount(), onPass: (p) => log.debug({ rss_before_mb: mb(p.rssBefore), rss_after_mb: mb(p.rssAfter), gc: p.gc, elapsed_ms: Math.round(p.ms * 10) / 10 }, 'memory returned') }, taskSignal),
       // https_spiffe relationships assigned to this agent (none: one cheap call per poll)
       federation: (taskSignal) =>
         runBundleRefresher(

@@ -98,6 +98,46 @@ describe('runMemoryKeeper', () => {
     expect(calls).toEqual({ trim: 1, gc: 1 });
   });
 
+  it('runs a pass with a GC once connections closed since the last pass, though the RSS did not grow, and none for a few', async () => {
+    let rss = 80 * MB;
+    let open = 0;
+    const controller = new AbortController();
+    const calls = { trim: 0, gc: 0 };
+    const passes: number[] = [];
+    const done = runMemoryKeeper(
+      {
+        trim: () => (calls.trim++, true),
+        gc: () => void calls.gc++,
+        intervalMs: 20,
+        memory: () => ({ rss, heapTotal: 20 * MB, heapUsed: 19 * MB }),
+        connections: () => open,
+        onPass: (p) => passes.push(p.rssBefore),
+      },
+      controller.signal,
+    );
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // 20 connections open and their memory grows the RSS: one pass, taken with them still open
+    open = 20;
+    rss += 3 * MB;
+    await wait(100);
+    const whileOpen = { ...calls };
+    // they close; what they free does not show as growth (the RSS reads the same)
+    open = 0;
+    await wait(100);
+    const afterClose = { ...calls };
+    // three connections come and go: not worth a pass
+    open = 3;
+    await wait(60);
+    open = 0;
+    await wait(100);
+    controller.abort();
+    await done;
+    expect(whileOpen).toEqual({ trim: 1, gc: 0 });
+    expect(afterClose).toEqual({ trim: 2, gc: 1 });
+    expect(calls).toEqual({ trim: 2, gc: 1 });
+    expect(passes).toEqual([83 * MB, 83 * MB]);
+  });
+
   it('keeps collecting when trim throws (no addon), and stops calling it', async () => {
     let rss = 80 * MB;
     let trims = 0;
