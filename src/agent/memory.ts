@@ -8,9 +8,9 @@
  * a full GC (only when the heap holds enough to reclaim) and malloc_trim(0). Connections that closed since the
  * last pass also make one due, with a GC: a pass taken while they were open (between a fan-out's rounds, say)
  * set the baseline with their memory in it, and what they free shows as no growth at all (measured: the RSS
- * stayed at 103 MB after 1,000 streams on 20 connections closed, 87 MB with this pass). Busy seconds are skipped, and so
- * is any second with Workload API calls, however light: the GC pauses the loop for 100-200 ms, which would
- * land on a caller (a light, steady load leaves the loop mostly idle, so idleness alone does not tell).
+ * stayed at 103 MB after 1,000 streams on 20 connections closed, 87 MB with this pass). Busy seconds are
+ * skipped, and so is any second with Workload API calls, however light: the GC pauses the loop for 100-200 ms,
+ * which would land on a caller (a light, steady load leaves the loop mostly idle, so idleness alone does not tell).
  * @module
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
