@@ -138,10 +138,26 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
           taskSignal,
         ),
       agent: async (taskSignal) => {
-        const bundle = await startIdentity(identity, { log, random, signal: taskSignal });
+        // the stored agent SVID expired and the issuer cannot be reached to attest again: the workload SVIDs
+        // cached under it that are still valid are served meanwhile, as a running agent serves them through
+        // an outage (rotator.ts); its owner check is the stored SVID's ID
+        let servedWhileAttesting = false;
+        let triedWhileAttesting = false;
+        const serveCachedWhileAttesting = async () => {
+          const stored = identity.stored();
+          if (!stored || triedWhileAttesting) return;
+          triedWhileAttesting = true;
+          if (stored.bundle) await cache.setBundle(stored.bundle);
+          const loaded = await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId: stored.spiffeId, log });
+          servedWhileAttesting = loaded !== undefined;
+          if (loaded) log.warn({ [LOG_FIELDS.AGENT_ID]: stored.spiffeId, [LOG_FIELDS.COUNT]: loaded.served }, 'stored agent SVID expired and the issuer is unreachable: serving the cached X509-SVIDs still valid until the agent attests again');
+        };
+        const bundle = await startIdentity(identity, { log, random, signal: taskSignal, onUnreachable: serveCachedWhileAttesting });
         if (taskSignal.aborted) return;
         if (bundle) await cache.setBundle(bundle);
         const agentId = identity.current()?.spiffeId ?? '';
+        // attested anew (maybe as another agent): the first sync fetches every entry, which replaces what was loaded
+        if (servedWhileAttesting) cache.resetRevision();
         const persister = createCachePersister({
           write: (text) => dataDir.writeSvidCache(text),
           encode: () => {
@@ -152,7 +168,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
         });
         const unwatch = cache.onStateChange(() => persister.schedule());
         try {
-          await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId, log });
+          if (!servedWhileAttesting) await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId, log });
           // the poll's sleep, cut short by the issuer's notices (notifications.ts)
           const trigger = createSyncTrigger(clock);
           await Promise.all([
@@ -211,10 +227,10 @@ function healthState(o: { serving: boolean; svid: { notAfter: number } | undefin
   return { live: o.serving && (o.svid === undefined || svidValid), ready: o.serving && svidValid && bundle && cacheReady, checks };
 }
 
-/** Attests (or loads the stored identity), retrying while the issuer is unreachable. */
+/** Attests (or loads the stored identity), retrying while the issuer is unreachable; `onUnreachable` after each such failure. */
 async function startIdentity(
   identity: AgentIdentity,
-  o: { log: Logger; random: () => number; signal: AbortSignal },
+  o: { log: Logger; random: () => number; signal: AbortSignal; onUnreachable: () => Promise<void> },
 ): Promise<SpiffeBundleJson | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -225,6 +241,7 @@ async function startIdentity(
       if (!isTransientIssuerError(e)) throw e;
       const delay = backoffDelayMs(attempt, o.random());
       o.log.warn({ [LOG_FIELDS.RETRY_IN_MS]: delay, attempts: attempt }, `cannot reach the issuer to attest: ${(e as Error).message}`);
+      await o.onUnreachable();
       await abortableSleep(delay, o.signal);
       if (o.signal.aborted) return undefined;
     }

@@ -57,6 +57,11 @@ export interface AgentIdentity {
    * with (from the attestation, or the stored one).
    */
   start(): Promise<{ svid: AgentSvid; bundle: SpiffeBundleJson | undefined }>;
+  /**
+   * What the last `start()` found in the data dir: the stored agent SVID's SPIFFE ID, expired or not (the
+   * owner of the SVID cache file), and the stored bundle; undefined before it, or with no usable stored SVID.
+   */
+  stored(): { spiffeId: string; bundle: SpiffeBundleJson | undefined } | undefined;
   /** renews at half-life, or now when `force` (a tainted signer); re-attests instead if the SVID has expired */
   renewIfDue(force?: boolean): Promise<boolean>;
   /** attests again (the issuer rejected the SVID); fatal WispError if no attestor can */
@@ -115,6 +120,7 @@ export async function hasReusableAgentSvid(path: string, now: number): Promise<b
 export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
   const { client, dataDir, attestor, clock, log } = deps;
   let svid: AgentSvid | undefined;
+  let stored: StoredIdentity | undefined;
   let attestorUsed = false;
 
   async function fromWire(wire: X509SvidWire, privateKey: KeyObject): Promise<AgentSvid> {
@@ -172,7 +178,7 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
     current: () => svid,
 
     async start() {
-      const stored = await loadStoredIdentity(dataDir, log);
+      stored = await loadStoredIdentity(dataDir, log);
       const reusable = reusableSvid(stored, clock());
       if (reusable) {
         svid = reusable;
@@ -203,6 +209,10 @@ export function createAgentIdentity(deps: AgentIdentityDeps): AgentIdentity {
       svid = next;
       log.info({ [LOG_FIELDS.AGENT_ID]: next.spiffeId, [LOG_FIELDS.EXPIRES_AT]: new Date(next.notAfter).toISOString() }, 'agent SVID renewed');
       return true;
+    },
+
+    stored() {
+      return stored?.svid?.spiffeId ? { spiffeId: stored.svid.spiffeId, bundle: stored.bundle } : undefined;
     },
 
     async reattest(reason) {

@@ -245,4 +245,63 @@ describe('wisp-agent run, restarted while the issuer is down', () => {
     second.controller.abort();
     await second.done;
   });
+
+  it('its own SVID expired meanwhile: serves the cached SVIDs still valid while it cannot attest; attested again as another agent, the first sync replaces them', async () => {
+    let now = Date.now();
+    const clock = () => now;
+    const issuer = await startAgentTestIssuer({ trustDomain: 'example.org', clock });
+    stops.push(() => issuer.close());
+    const token = await issuer.createJoinToken();
+    const { token: token2 } = await issuer.admin<{ token: string }>('POST', '/join-tokens', { ttlSeconds: 3 * 3600 }); // outlives the clock's jump
+    // the agent SVID lives X509_SVID_TTL (1 h by default); this workload's SVID 3 h
+    await issuer.addEntry('e-me', '/me', [{ type: 'unix', value: `uid:${process.getuid!()}` }], { parentId: issuer.agentIdOf(token), x509SvidTtl: 3 * 3600 });
+    const dir = mkdtempSync(join(tmpdir(), 'wisp-cache-expired-'));
+    const socketPath = join(dir, 'api.sock');
+    const configWith = (joinToken: string) =>
+      parseAgentConfig({ path: 'test', content: { serverUrl: issuer.url, trustDomain: 'example.org', dataDir: join(dir, 'data'), socketPath, syncIntervalSeconds: 1 } }, {}, { joinToken });
+    const start = (joinToken: string, log: Logger = silentLogger()) => {
+      const controller = new AbortController();
+      const done = runAgent(configWith(joinToken), { log, signal: controller.signal, clock });
+      return { controller, done };
+    };
+    const lines: string[] = [];
+    const api: ApiCommandOptions = { address: socketPath, output: 'json', timeoutMs: 2_000, print: (l) => lines.push(l) };
+    const fetched = (out: string) => async () => {
+      try {
+        await fetchX509({ ...api, writeDir: join(dir, out) });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    const first = start(token);
+    await until(async () => (await healthcheck({ address: socketPath, timeoutMs: 1_000 })).healthy);
+    await fetchX509({ ...api, writeDir: join(dir, 'out-1') });
+    first.controller.abort();
+    await first.done;
+
+    now += 90 * 60_000; // the agent SVID has expired, the workload SVID has not
+    issuer.down = true;
+    const { log, lines: logged } = capturingLogger();
+    const second = start(token, log);
+    await until(fetched('out-2'), 10_000);
+    for (const f of ['svid.0.pem', 'svid.0.key']) expect(readFileSync(join(dir, 'out-2', f), 'utf8')).toBe(readFileSync(join(dir, 'out-1', f), 'utf8'));
+    expect(logged.some((l) => l.level === 40 && /stored agent SVID expired and the issuer is unreachable: serving the cached X509-SVIDs/.test(l.msg))).toBe(true);
+    expect(issuer.callsTo('/attest').length).toBe(1); // nothing reached the issuer
+    second.controller.abort();
+    await second.done;
+
+    // started with another join token: it serves the old cache until it attests, then syncs every entry as
+    // the new agent, for which /me is not authorized (its parent is the first agent)
+    const third = start(token2);
+    await until(fetched('out-3'), 10_000);
+    issuer.down = false;
+    await until(async () => issuer.callsTo('/sync').some((c) => c.status === 200 && c.agentId === issuer.agentIdOf(token2)), 10_000);
+    await until(async () => !(await fetched('out-4')()), 10_000);
+    const sync = issuer.callsTo('/sync').find((c) => c.agentId === issuer.agentIdOf(token2))!;
+    expect((sync.body as { revision?: string }).revision).toBeUndefined(); // a full sync, not one from the old identity's revision
+    third.controller.abort();
+    await third.done;
+  });
 });
