@@ -147,8 +147,14 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
           const stored = identity.stored();
           if (!stored || triedWhileAttesting) return;
           triedWhileAttesting = true;
-          if (stored.bundle) await cache.setBundle(stored.bundle);
-          const loaded = await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId: stored.spiffeId, log });
+          let loaded: Awaited<ReturnType<typeof loadSvidCacheFile>>;
+          try {
+            if (stored.bundle) await cache.setBundle(stored.bundle);
+            loaded = await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId: stored.spiffeId, log });
+          } catch (e) {
+            log.warn({ err: e }, 'cannot serve the SVID cache before attesting; waiting for the issuer');
+            return; // only a head start: the attestation and first sync proceed as without it
+          }
           servedWhileAttesting = loaded !== undefined;
           if (loaded) log.warn({ [LOG_FIELDS.AGENT_ID]: stored.spiffeId, [LOG_FIELDS.COUNT]: loaded.served }, 'stored agent SVID expired and the issuer is unreachable: serving the cached X509-SVIDs still valid until the agent attests again');
         };
