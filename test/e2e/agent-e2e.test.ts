@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, agentCli, REPO_ROOT, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { certsOf, toPem, uriSans } from '../helpers/node/der.js';
+import { nodeForOtherUids, otherUidCannotRead } from '../helpers/node/other-uid.js';
 
 const TD = 'example.org';
 const ID_A = `spiffe://${TD}/workload/a`;
@@ -28,6 +29,9 @@ let agent: RunningAgent;
 let agentId: string;
 let client: WorkloadApiClient;
 let socketPath: string;
+/** the Node binary other uids run (other-uid.ts), and why they cannot run the CLI, when they cannot */
+let otherUidNode: string;
+let otherUidBlocked: string | undefined;
 const uid = process.getuid?.() ?? 0;
 const gid = process.getgid?.() ?? 0;
 
@@ -46,7 +50,7 @@ async function firstX509(c: WorkloadApiClient = client) {
 
 /** Runs the agent CLI as another uid (a different workload, as the kernel sees it). */
 function cliAs(runAsUid: number, args: string[]) {
-  return spawnSync('setpriv', [`--reuid=${runAsUid}`, `--regid=${runAsUid}`, '--clear-groups', process.execPath, TSX, AGENT_MAIN, ...args], {
+  return spawnSync('setpriv', [`--reuid=${runAsUid}`, `--regid=${runAsUid}`, '--clear-groups', otherUidNode, TSX, AGENT_MAIN, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, HOME: '/tmp', SPIFFE_ENDPOINT_SOCKET: `unix://${socketPath}` },
     encoding: 'utf8',
@@ -57,6 +61,10 @@ function cliAs(runAsUid: number, args: string[]) {
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'wisp-e2e-'));
   chmodSync(root, 0o755); // other uids must reach the socket directory
+  if (isRoot) {
+    otherUidNode = nodeForOtherUids(root);
+    otherUidBlocked = otherUidCannotRead(OTHER_UID, otherUidNode, [TSX, AGENT_MAIN]);
+  }
   socketPath = join(root, 'run', 'agent.sock');
   issuer = await startIssuer({ stateDir: join(root, 'issuer'), trustDomain: TD, vars: { X509_SVID_TTL: '30s', CA_TTL: '2h' } });
   const { token } = await adminCall<{ token: string }>(issuer, 'POST', '/join-tokens', { ttlSeconds: 300 });
@@ -130,7 +138,8 @@ describe('a workload on the agent socket', () => {
     expect(createPublicKey(key).export({ format: 'der', type: 'spki' })).toEqual(leaf.publicKey.export({ format: 'der', type: 'spki' }));
   });
 
-  it.skipIf(!isRoot)('completes mutual TLS between two workloads (different uids), each checking the peer SPIFFE ID', async () => {
+  it.skipIf(!isRoot)('completes mutual TLS between two workloads (different uids), each checking the peer SPIFFE ID', async (ctx) => {
+    if (otherUidBlocked) ctx.skip(otherUidBlocked);
     const msg = await firstX509();
     const a = msg.svids.find((s) => s.spiffeId === ID_A)!;
     const outDir = join(root, 'workload-b');
@@ -194,7 +203,8 @@ describe('a workload on the agent socket', () => {
     }
   });
 
-  it.skipIf(!isRoot)('answers PermissionDenied to a uid with no entry', () => {
+  it.skipIf(!isRoot)('answers PermissionDenied to a uid with no entry', (ctx) => {
+    if (otherUidBlocked) ctx.skip(otherUidBlocked);
     const res = cliAs(UID_WITHOUT_ENTRY, ['api', 'fetch', 'x509']);
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/PermissionDenied|permission denied|no identity/i);
