@@ -13,7 +13,7 @@ import { selectNodeAttestor } from './attestor/node-attestor.js';
 import { createCachePersister, encodeCacheFileParts, loadSvidCacheFile } from './cache/cache-file.js';
 import { SvidCache } from './cache/svid-cache.js';
 import type { AgentConfig } from './config.js';
-import { openDataDir } from './data-dir.js';
+import { openDataDir, type DataDir } from './data-dir.js';
 import { createIssuerClient, isTransientIssuerError } from './issuer-client.js';
 import { LOG_FIELDS, type Logger } from './log.js';
 import { createAgentIdentity, type AgentIdentity } from './node-attestation.js';
@@ -138,27 +138,14 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions): P
           taskSignal,
         ),
       agent: async (taskSignal) => {
-        // the stored agent SVID expired and the issuer cannot be reached to attest again: the workload SVIDs
-        // cached under it that are still valid are served meanwhile, as a running agent serves them through
-        // an outage (rotator.ts); its owner check is the stored SVID's ID
-        let servedWhileAttesting = false;
-        let triedWhileAttesting = false;
-        const serveCachedWhileAttesting = async () => {
-          const stored = identity.stored();
-          if (!stored || triedWhileAttesting) return;
-          triedWhileAttesting = true;
-          let loaded: Awaited<ReturnType<typeof loadSvidCacheFile>>;
-          try {
-            if (stored.bundle) await cache.setBundle(stored.bundle);
-            loaded = await loadSvidCacheFile({ dataDir, cache, trustDomain: config.trustDomain, agentId: stored.spiffeId, log });
-          } catch (e) {
-            log.warn({ err: e }, 'cannot serve the SVID cache before attesting; waiting for the issuer');
-            return; // only a head start: the attestation and first sync proceed as without it
-          }
-          servedWhileAttesting = loaded !== undefined;
-          if (loaded) log.warn({ [LOG_FIELDS.AGENT_ID]: stored.spiffeId, [LOG_FIELDS.COUNT]: loaded.served }, 'stored agent SVID expired and the issuer is unreachable: serving the cached X509-SVIDs still valid until the agent attests again');
+        // the first attestation that cannot reach the issuer loads the cache file, once (cacheBeforeAttesting)
+        let early: Promise<boolean> | undefined;
+        const onUnreachable = async () => {
+          early ??= cacheBeforeAttesting({ identity, cache, dataDir, trustDomain: config.trustDomain, log });
+          await early;
         };
-        const bundle = await startIdentity(identity, { log, random, signal: taskSignal, onUnreachable: serveCachedWhileAttesting });
+        const bundle = await startIdentity(identity, { log, random, signal: taskSignal, onUnreachable });
+        const servedWhileAttesting = (await early) ?? false;
         if (taskSignal.aborted) return;
         if (bundle) await cache.setBundle(bundle);
         const agentId = identity.current()?.spiffeId ?? '';
@@ -231,6 +218,26 @@ function healthState(o: { serving: boolean; svid: { notAfter: number } | undefin
   const cacheReady = o.cache.isReady();
   const checks = { serving: o.serving, agent_svid_valid: svidValid, bundle, cache_ready: cacheReady };
   return { live: o.serving && (o.svid === undefined || svidValid), ready: o.serving && svidValid && bundle && cacheReady, checks };
+}
+
+/**
+ * The stored agent SVID expired and the issuer cannot be reached to attest again: loads the workload SVID
+ * cache written under that agent ID, so the SVIDs still valid are served meanwhile, as a running agent
+ * serves them through an outage (rotator.ts). True when it loaded; a failure only loses the head start.
+ */
+async function cacheBeforeAttesting(o: { identity: AgentIdentity; cache: SvidCache; dataDir: DataDir; trustDomain: string; log: Logger }): Promise<boolean> {
+  const stored = o.identity.stored();
+  if (!stored) return false;
+  try {
+    if (stored.bundle) await o.cache.setBundle(stored.bundle);
+    const loaded = await loadSvidCacheFile({ dataDir: o.dataDir, cache: o.cache, trustDomain: o.trustDomain, agentId: stored.spiffeId, log: o.log });
+    if (!loaded) return false;
+    o.log.warn({ [LOG_FIELDS.AGENT_ID]: stored.spiffeId, [LOG_FIELDS.COUNT]: loaded.served }, 'stored agent SVID expired and the issuer is unreachable: serving the cached X509-SVIDs still valid until the agent attests again');
+    return true;
+  } catch (e) {
+    o.log.warn({ err: e }, 'cannot serve the SVID cache before attesting; waiting for the issuer');
+    return false;
+  }
 }
 
 /** Attests (or loads the stored identity), retrying while the issuer is unreachable; `onUnreachable` after each such failure. */
