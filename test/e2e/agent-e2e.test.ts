@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, agentCli, REPO_ROOT, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { certsOf, toPem, uriSans } from '../helpers/node/der.js';
-import { nodeForOtherUids, otherUidCannotRead } from '../helpers/node/other-uid.js';
+import { otherUidCannotRead, runnableByOtherUids } from '../helpers/node/other-uid.js';
 
 const TD = 'example.org';
 const ID_A = `spiffe://${TD}/workload/a`;
@@ -62,7 +62,7 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'wisp-e2e-'));
   chmodSync(root, 0o755); // other uids must reach the socket directory
   if (isRoot) {
-    otherUidNode = nodeForOtherUids(root);
+    otherUidNode = runnableByOtherUids(process.execPath, root);
     otherUidBlocked = otherUidCannotRead(OTHER_UID, otherUidNode, [TSX, AGENT_MAIN]);
   }
   socketPath = join(root, 'run', 'agent.sock');

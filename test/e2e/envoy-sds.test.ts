@@ -4,11 +4,12 @@
 // SPIFFE ID. A renewed SVID reaches the listener without restarting Envoy (a new serial is served).
 //   client (uid 65534) ──http──► client Envoy ──mTLS (default / ALL)──► server Envoy (uid 0; ID_SERVER / ROOTCA)
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, stopProcess, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
+import { runnableByOtherUids } from '../helpers/node/other-uid.js';
 import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
 
 const ENVOY_VERSION = '1.40.0';
@@ -204,10 +205,8 @@ describe.skipIf(!hasPython)('Envoy SDS against wisp-agent', () => {
     const installed = installEnvoy();
     root = mkdtempSync(join(tmpdir(), 'wisp-envoy-'));
     chmodSync(root, 0o755);
-    // the cache under $HOME may be out of reach of the client's uid: run a copy
-    envoyBin = join(root, 'envoy');
-    copyFileSync(installed, envoyBin);
-    chmodSync(envoyBin, 0o755);
+    // the cache under $HOME may be out of reach of the client's uid: run it from here (other-uid.ts)
+    envoyBin = runnableByOtherUids(installed, root);
     mkdirSync(join(root, 'run'));
     socket = join(root, 'run', 'agent.sock');
     [serverPort, clientPort, clientAdminPort] = [await freePort(), await freePort(), await freePort()];

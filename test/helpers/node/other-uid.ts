@@ -1,21 +1,28 @@
 // For tests that run a process as another uid (setpriv): that uid must reach what it runs. The pinned Node
-// lives under ~/.cache/wisp, and a fresh root home is 0700, so a test runs a copy of the binary from its own
-// temporary directory (as envoy-sds.test.ts does for Envoy) and says why it skips when even that cannot work
-// (a checkout under a closed home, for one).
+// lives under ~/.cache/wisp and Envoy in a venv under ~/.cache, and a fresh root home is 0700, so a test runs
+// the binary from its own temporary directory, and says why it skips when even that cannot work (a checkout
+// under a closed home, for one).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, linkSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, linkSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 
-/** A hard link (or, across file systems, a copy) of this process's Node binary in `dir`, mode 0755. */
-export function nodeForOtherUids(dir: string): string {
-  const node = join(dir, 'node');
-  try {
-    linkSync(process.execPath, node);
-  } catch {
-    copyFileSync(process.execPath, node);
+/**
+ * `binary` as `dir/<its name>`, executable by every uid: a hard link when it already is (no 120 MB copy), else
+ * (another file system, or a mode closed to others) a copy made 0755, leaving the original's mode alone.
+ */
+export function runnableByOtherUids(binary: string, dir: string): string {
+  const target = join(dir, basename(binary));
+  if ((statSync(binary).mode & 0o005) === 0o005) {
+    try {
+      linkSync(binary, target);
+      return target;
+    } catch {
+      // another file system: copy
+    }
   }
-  chmodSync(node, 0o755);
-  return node;
+  copyFileSync(binary, target);
+  chmodSync(target, 0o755);
+  return target;
 }
 
 /** Why `uid` cannot read `files` through `node` (the reason a test skips with), or undefined when it can. */
