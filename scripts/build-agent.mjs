@@ -148,6 +148,8 @@ export function bundleOptions(entry, out) {
     supported: { 'dynamic-import': false },
     // the addon is loaded at run time by path (peer.ts), never bundled
     external: ['*.node'],
+    // grpc-js' channelz and ORCA only (off in Wisp): see the stub
+    alias: { '@grpc/proto-loader': './scripts/bundle-stubs/grpc-proto-loader.cjs' },
     logLevel: 'warning',
     metafile: true,
   };

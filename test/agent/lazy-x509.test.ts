@@ -84,6 +84,18 @@ describe('the agent bundle', () => {
   });
 });
 
+describe('the agent bundle leaves out grpc-js\' proto loader', () => {
+  it('holds no @grpc/proto-loader nor protobufjs (channelz and ORCA only, both off), only the stub that says so', () => {
+    const files = Object.keys(metafile.inputs);
+    expect(files.filter((f) => /node_modules\/(@grpc\/proto-loader|protobufjs|long)\//.test(f))).toEqual([]);
+    // grpc-js' two lazy requires of it are still there, and lead to the stub
+    const stub = files.find((f) => f.endsWith('scripts/bundle-stubs/grpc-proto-loader.cjs'));
+    expect(stub).toBeDefined();
+    const importers = files.filter((f) => metafile.inputs[f]!.imports.some((i) => i.path === stub));
+    expect(importers.map((f) => f.replace(/^.*node_modules\//, ''))).toEqual(['@grpc/grpc-js/build/src/channelz.js', '@grpc/grpc-js/build/src/orca.js']);
+  });
+});
+
 describe('wisp-agent run (the built bundle)', () => {
   let issuer: AgentTestIssuer;
   let dir: string;
