@@ -59,7 +59,9 @@ export function v8FullGc(): () => void {
 
 /** Runs until `signal` aborts. */
 export async function runMemoryKeeper(options: MemoryKeeperOptions, signal: AbortSignal): Promise<void> {
-  const gc = options.gc ?? v8FullGc();
+  // V8's collector is set up at the first pass that collects, not at start: a new context costs a restart ~3 ms
+  let v8Gc: (() => void) | undefined;
+  const gc = options.gc ?? (() => (v8Gc ??= v8FullGc())());
   const memory = options.memory ?? (() => process.memoryUsage());
   let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
   let rssAfterLastPass = memory().rss;
