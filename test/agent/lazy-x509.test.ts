@@ -5,6 +5,7 @@
 // issuer in process, with a probe that reports whether reflect-metadata (which @peculiar/x509 cannot load
 // without) ever ran: after attesting and serving, after a restart over its data dir, and, as the control
 // that the probe sees a lazy load, after a taint makes the agent load the authority-ID check.
+// Beside them, one check that grpc-js' proto loader (channelz and ORCA only) stays out of the bundle.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
