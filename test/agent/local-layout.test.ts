@@ -13,6 +13,7 @@ import { startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/
 import { createUnixAttestor } from '../../src/agent/workload-api/unix-attestor.js';
 import { createTrustDomain, issueX509Svid } from '../helpers/node/agent/identity-fixtures.js';
 import { MemoryIdentitySource } from '../helpers/node/agent/memory-identity-source.js';
+import { asUid } from '../helpers/node/other-uid.js';
 
 const OTHER_UID = 65534;
 const OTHER_ID = 'spiffe://example.org/other-user';
@@ -60,9 +61,9 @@ describe("npm start's layout", () => {
     let server: WorkloadApiServer | undefined;
     try {
       server = await startWorkloadApiServer({ socketPath: layout.socketPath, impl: createWorkloadApi({ attest: createUnixAttestor(), source }) });
-      const asOther = (args: string[]) => spawnSync('setpriv', [`--reuid=${OTHER_UID}`, `--regid=${OTHER_UID}`, '--clear-groups', ...args], { encoding: 'utf8', timeout: 60_000 });
+      const asOther = (args: string[]) => spawnSync(...asUid(OTHER_UID, args), { encoding: 'utf8', timeout: 60_000 });
       const client = await new Promise<string>((done, fail) => {
-        const child = spawn('setpriv', [`--reuid=${OTHER_UID}`, `--regid=${OTHER_UID}`, '--clear-groups', resolve('node_modules/.bin/tsx'), resolve('test/helpers/node/agent/workload-client-script.ts'), `unix://${layout.socketPath}`], {
+        const child = spawn(...asUid(OTHER_UID, [resolve('node_modules/.bin/tsx'), resolve('test/helpers/node/agent/workload-client-script.ts'), `unix://${layout.socketPath}`]), {
           env: { ...process.env, HOME: layout.socketDir, TSX_DISABLE_CACHE: '1' },
         });
         let out = '';

@@ -16,6 +16,7 @@ import { startWorkloadApiServer, type WorkloadApiServer } from '../../src/agent/
 import { createUnixAttestor } from '../../src/agent/workload-api/unix-attestor.js';
 import { createTrustDomain, issueX509Svid, signJwtSvid, type TestTrustDomain } from '../helpers/node/agent/identity-fixtures.js';
 import { MemoryIdentitySource } from '../helpers/node/agent/memory-identity-source.js';
+import { asUid } from '../helpers/node/other-uid.js';
 
 const UID = process.getuid!();
 const OWN = 'example.org';
@@ -395,7 +396,7 @@ describe('Workload API as another uid', () => {
   it.skipIf(!isRoot || !hasSetpriv)('denies a uid with no entry (client run as 65534 via setpriv), serves this uid', async () => {
     await start();
     await webEntry();
-    const other = await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', tsx, script, `unix://${socketPath}`]);
+    const other = await run(asUid(65534, [tsx, script, `unix://${socketPath}`]).flat());
     const results = other.trim().split('\n').map((l) => JSON.parse(l) as { method: string; ok: boolean; code?: number });
     expect(results).toEqual([
       { method: 'FetchX509SVID', ok: false, code: status.PERMISSION_DENIED },
@@ -417,7 +418,7 @@ describe('Workload API as another uid', () => {
     // this process's selector set takes each method's one token, and a second client of the same set is refused
     expect(parse(await run([tsx, script, `unix://${socketPath}`])).every((r) => r.ok)).toBe(true);
     expect(parse(await run([tsx, script, `unix://${socketPath}`])).map((r) => r.code)).toEqual([status.UNAVAILABLE, status.UNAVAILABLE, status.UNAVAILABLE]);
-    const other = parse(await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', tsx, script, `unix://${socketPath}`]));
+    const other = parse(await run(asUid(65534, [tsx, script, `unix://${socketPath}`]).flat()));
     expect(other).toEqual([
       { method: 'FetchX509SVID', ok: true, spiffeIds: [`spiffe://${OWN}/nobody`] },
       { method: 'FetchJWTSVID', ok: true, spiffeIds: [`spiffe://${OWN}/nobody`] },

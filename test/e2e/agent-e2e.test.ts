@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkloadApiClient, isGrpcError, type WorkloadApiClient } from '../../src/node/workload-api/client.js';
 import { adminCall, agentCli, REPO_ROOT, startAgent, startIssuer, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { certsOf, toPem, uriSans } from '../helpers/node/der.js';
-import { otherUidCannotRead, runnableByOtherUids } from '../helpers/node/other-uid.js';
+import { asUid, otherUidCannotRead, runnableByOtherUids } from '../helpers/node/other-uid.js';
 
 const TD = 'example.org';
 const ID_A = `spiffe://${TD}/workload/a`;
@@ -50,7 +50,7 @@ async function firstX509(c: WorkloadApiClient = client) {
 
 /** Runs the agent CLI as another uid (a different workload, as the kernel sees it). */
 function cliAs(runAsUid: number, args: string[]) {
-  return spawnSync('setpriv', [`--reuid=${runAsUid}`, `--regid=${runAsUid}`, '--clear-groups', otherUidNode, TSX, AGENT_MAIN, ...args], {
+  return spawnSync(...asUid(runAsUid, [otherUidNode, TSX, AGENT_MAIN, ...args]), {
     cwd: REPO_ROOT,
     env: { ...process.env, HOME: '/tmp', SPIFFE_ENDPOINT_SOCKET: `unix://${socketPath}` },
     encoding: 'utf8',

@@ -9,7 +9,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, stopProcess, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
-import { runnableByOtherUids } from '../helpers/node/other-uid.js';
+import { asUid, runnableByOtherUids } from '../helpers/node/other-uid.js';
 import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
 
 const ENVOY_VERSION = '1.40.0';
@@ -171,10 +171,7 @@ function startEnvoy(name: string, bootstrap: unknown, uid?: number) {
   writeFileSync(config, JSON.stringify(bootstrap));
   chmodSync(config, 0o644);
   const args = ['-c', config, '--disable-hot-restart', '--log-level', 'info', '--use-dynamic-base-id'];
-  const child =
-    uid === undefined
-      ? spawn(envoyBin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', envoyBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...asUid(uid, [envoyBin, ...args]), { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output = (output + String(d)).slice(-200_000)));
   child.stderr!.on('data', (d) => (output = (output + String(d)).slice(-200_000)));

@@ -12,6 +12,7 @@ import { parseBundleJson } from '../../src/shared/spiffe/bundle.js';
 import { validateWitSvid } from '../../src/shared/spiffe/wit-svid.js';
 import { REPO_ROOT, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
+import { asUid } from '../helpers/node/other-uid.js';
 
 const TD = 'interop.example';
 const ID_SERVER = `spiffe://${TD}/svc/server`;
@@ -25,11 +26,9 @@ let issuer: RunningIssuer;
 let agent: RunningAgent;
 let socket: string;
 
-function run(args: string[], asUid?: number) {
+function run(args: string[], uid?: number) {
   const withSocket = ['-socket', `unix://${socket}`, ...args];
-  const res = asUid === undefined
-    ? spawnSync(bin, withSocket, { encoding: 'utf8', timeout: 90_000 })
-    : spawnSync('setpriv', [`--reuid=${asUid}`, `--regid=${asUid}`, '--clear-groups', bin, ...withSocket], { encoding: 'utf8', timeout: 90_000 });
+  const res = spawnSync(...asUid(uid, [bin, ...withSocket]), { encoding: 'utf8', timeout: 90_000 });
   if (res.status !== 0) throw new Error(`go-spiffe client ${args.join(' ')} failed (${res.status}): ${res.stderr}`);
   return res.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
+import { asUid } from '../helpers/node/other-uid.js';
 
 const TD = 'interop.example';
 const ID_SERVER = `spiffe://${TD}/svc/server`;
@@ -30,10 +31,8 @@ function javaArgs(args: string[]): string[] {
   return ['-cp', classpath, 'wisp.interop.Main', '-socket', `unix:${socket}`, ...args];
 }
 
-function run(args: string[], asUid?: number) {
-  const res = asUid === undefined
-    ? spawnSync('java', javaArgs(args), { encoding: 'utf8', timeout: 90_000 })
-    : spawnSync('setpriv', [`--reuid=${asUid}`, `--regid=${asUid}`, '--clear-groups', 'java', ...javaArgs(args)], { encoding: 'utf8', timeout: 90_000 });
+function run(args: string[], uid?: number) {
+  const res = spawnSync(...asUid(uid, ['java', ...javaArgs(args)]), { encoding: 'utf8', timeout: 90_000 });
   if (res.status !== 0) throw new Error(`java-spiffe client ${args.join(' ')} failed (${res.status}): ${res.stderr}`);
   return res.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }

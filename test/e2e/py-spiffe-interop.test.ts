@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareLocalLayout } from '../../scripts/local-layout.js';
 import { REPO_ROOT, waitFor, type RunningAgent, type RunningIssuer } from '../../scripts/local-stack.js';
 import { startTwoWorkloads } from '../helpers/node/two-workloads.js';
+import { asUid } from '../helpers/node/other-uid.js';
 
 const PY_SPIFFE_VERSIONS = { spiffe: '0.3.2', 'spiffe-tls': '0.4.0' } as const;
 
@@ -56,10 +57,6 @@ let issuer: RunningIssuer;
 let agent: RunningAgent;
 let socket: string;
 
-function asUid(uid: number | undefined, args: string[]): [string, string[]] {
-  return uid === undefined ? [args[0]!, args.slice(1)] : ['setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...args]];
-}
-
 function check(args: string[], uid?: number): Record<string, unknown>[] {
   const [cmd, argv] = asUid(uid, [python, CHECK, '--socket', `unix://${socket}`, ...args]);
   const res = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 90_000, env: { ...process.env, HOME: tmpdir() } });
@@ -70,7 +67,7 @@ function check(args: string[], uid?: number): Record<string, unknown>[] {
 /** Why another uid cannot run the venv's python (e.g. a home directory closed to others), else undefined. */
 function otherUidBlocked(): string | undefined {
   if (!isRoot || !hasSetpriv) return 'needs root and setpriv to run workloads as other uids';
-  const r = spawnSync('setpriv', [`--reuid=${CLIENT_UID}`, `--regid=${CLIENT_UID}`, '--clear-groups', python, '-c', 'import spiffe, spiffetls'], { encoding: 'utf8' });
+  const r = spawnSync(...asUid(CLIENT_UID, [python, '-c', 'import spiffe, spiffetls']), { encoding: 'utf8' });
   return r.status === 0 ? undefined : `uid ${CLIENT_UID} cannot run the venv's python: ${r.stderr.trim() || r.error}`;
 }
 
